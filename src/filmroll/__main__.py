@@ -1,0 +1,3 @@
+from filmroll.cli.main import main
+
+main()

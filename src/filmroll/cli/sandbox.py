@@ -1,0 +1,81 @@
+"""``filmroll sandbox``: run the offline Instagram Platform in the foreground."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from filmroll.sandbox.server import serve
+from filmroll.sandbox.state import DEFAULT_REDIRECT_URIS, SandboxConfig
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def sandbox(
+    host: Annotated[str, typer.Option(envvar="FILMROLL_SANDBOX__HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="FILMROLL_SANDBOX__PORT", min=0, max=65535)] = 8700,
+    seed: Annotated[int, typer.Option(envvar="FILMROLL_SANDBOX__SEED", help="Same seed, same world.")] = 0,
+    accounts: Annotated[int, typer.Option(envvar="FILMROLL_SANDBOX__ACCOUNTS", min=1, max=10_000_000,
+                                          help="Accounts generated lazily from the seed.")] = 100_000,
+    auto_consent: Annotated[bool, typer.Option("--auto-consent", envvar="FILMROLL_SANDBOX__AUTO_CONSENT",
+                                               help="Skip the consent page: the authorize URL redirects straight "
+                                                    "back with a code for account 0.")] = False,
+    redirect_uri: Annotated[list[str] | None, typer.Option(
+        "--redirect-uri", envvar="FILMROLL_SANDBOX__REDIRECT_URIS",
+        help="A redirect URI the sandbox app accepts (repeatable). Matched byte for byte.")] = None,
+    app_id: Annotated[str | None, typer.Option(envvar="FILMROLL_SANDBOX__APP_ID")] = None,
+    app_secret: Annotated[str | None, typer.Option(envvar="FILMROLL_SANDBOX__APP_SECRET")] = None,
+) -> None:
+    """Run a faithful offline Instagram Platform: OAuth, tokens, Graph reads, CDN, webhooks."""
+    console = Console(stderr=False, highlight=False)
+    uris = tuple(redirect_uri) if redirect_uri else DEFAULT_REDIRECT_URIS
+    for uri in uris:
+        if not uri.startswith("https://"):
+            raise typer.BadParameter(f"{uri!r}: Instagram accepts only https:// redirect URIs, even for localhost",
+                                     param_hint="--redirect-uri")
+    config = SandboxConfig(seed=seed, accounts=accounts, redirect_uris=uris, app_id=app_id, app_secret=app_secret,
+                           auto_consent=auto_consent)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+        console.print(f"[red]error:[/red] {host}:{port} {reason}; choose another with --port.")
+        raise typer.Exit(2) from None
+    port = sock.getsockname()[1]
+    base = f"http://{host if family == socket.AF_INET else f'[{host}]'}:{port}"
+
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("Listening on", base)
+    table.add_row("Instagram app ID", config.resolved_app_id())
+    table.add_row("Instagram app secret", config.resolved_app_secret())
+    table.add_row("Redirect URIs", "\n".join(uris))
+    table.add_row("Accounts", f"{accounts:,} (log in as golden_… see {base}/_sandbox, password: password)")
+    table.add_row("Consent", "automatic, as account 0" if auto_consent else "login + Allow/Cancel page")
+    table.add_row("Control API", f"{base}/_sandbox")
+    console.print("[bold]filmroll sandbox[/bold]: an offline Instagram Platform (nothing here talks to Meta)")
+    console.print(table)
+    console.print("Point filmroll at it:")
+    console.print(f"  FILMROLL_INSTAGRAM__AUTHORIZE_URL={base}/oauth/authorize")
+    console.print(f"  FILMROLL_INSTAGRAM__TOKEN_URL={base}/oauth/access_token")
+    console.print(f"  FILMROLL_INSTAGRAM__GRAPH_URL={base}")
+    if not _is_loopback(host):
+        console.print("[yellow]warning:[/yellow] the control API has no authentication; "
+                      "keep the sandbox on a loopback address.")
+    serve(config, host, port, sock)

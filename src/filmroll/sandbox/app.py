@@ -1,0 +1,154 @@
+"""The sandbox as one Starlette application: Instagram's surface, its CDN, and the ``/_sandbox/`` control API.
+
+Real Instagram spreads these over www.instagram.com, api.instagram.com, graph.instagram.com and the CDN hosts; their
+paths do not collide, so one server plays every host and filmroll's settings point all base URLs at it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from filmroll.sandbox import control, delivery, graph, oauth
+from filmroll.sandbox.cdn import PATH_PREFIX, VIDEO_PLACEHOLDER, CdnError
+from filmroll.sandbox.state import Sandbox, SandboxConfig
+from filmroll.sandbox.traffic import ConnectionReset
+from filmroll.sandbox.wire import WireError, graph_error, json_response
+
+TRANSPORT_KEY = "filmroll.transport"
+
+
+async def cdn(request: Request) -> Response:
+    sandbox: Sandbox = request.app.state.sandbox
+    name = request.path_params["name"]
+    request.state.call = ("cdn", None, None)
+    await sandbox.traffic.gate("cdn", None)
+    try:
+        sandbox.cdn.verify(name, request.query_params.get("oh"), request.query_params.get("oe"), sandbox.now())
+    except CdnError as exc:
+        return PlainTextResponse(exc.text, exc.status)
+    headers = {"Cache-Control": "max-age=1209600, no-transform", "Access-Control-Allow-Origin": "*"}
+    if name.endswith(".mp4"):
+        return Response(VIDEO_PLACEHOLDER, headers=headers, media_type="video/mp4")
+    size = 150 if name.endswith("_profile.jpg") else 480
+    return Response(sandbox.cdn.image(name, size), headers=headers, media_type="image/jpeg")
+
+
+async def _wire_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, WireError)
+    return exc.response
+
+
+async def _control_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, control.ControlError)
+    return json_response({"error": str(exc)}, exc.status)
+
+
+async def _reset(request: Request, exc: Exception) -> Response:
+    transport = request.scope.get("extensions", {}).get(TRANSPORT_KEY)
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0 turns close() into a TCP RST: the client sees "connection reset by peer".
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    return Response(status_code=500)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # A sandbox bug must still look like Instagram's own internal error, and be visible in the call log.
+    return graph_error("An unexpected error has occurred. Please retry your request later.", 2, status=500,
+                       is_transient=True)
+
+
+class CallRecorder:
+    """Logs every Instagram-surface call with its outcome; the control API is not logged."""
+
+    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
+        self.app = app
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
+            await self.app(scope, receive, send)
+            return
+        started = time.time()
+        sandbox_time = self.sandbox.now()
+        scope.setdefault("state", {})
+        status = 0
+        error_body = bytearray()
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status >= 400 and len(error_body) < 4096:
+                error_body.extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            call = scope["state"].get("call") or ("unknown", None, None)
+            endpoint, account, app_id = call
+            self.sandbox.traffic.record(
+                started=started, ended=time.time(), sandbox_time=sandbox_time, method=scope["method"],
+                endpoint=endpoint, account=account, app_id=app_id, status=status,
+                outcome=_outcome(status, bytes(error_body)),
+            )
+
+
+def _outcome(status: int, body: bytes) -> str:
+    if status == 0 or (status == 500 and not body):
+        return "reset"
+    if status < 400:
+        return "ok"
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return f"http {status}"
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        sub = error.get("error_subcode")
+        return f"error {error.get('code')}" + (f"/{sub}" if sub else "")
+    if isinstance(data, dict) and "error_message" in data:
+        return f"error {data.get('code')}: {str(data['error_message'])[:60]}"
+    return f"http {status}"
+
+
+def create_app(config: SandboxConfig | None = None) -> Starlette:
+    sandbox = Sandbox(config or SandboxConfig())
+    routes = [
+        *control.routes,
+        *delivery.routes,
+        Route("/oauth/authorize", oauth.authorize, methods=["GET", "POST"]),
+        Route("/oauth/access_token", oauth.exchange_code, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/access_token", oauth.exchange_long_lived, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/refresh_access_token", oauth.refresh, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route(PATH_PREFIX + "{name}", cdn, methods=["GET", "HEAD"]),
+        Route("/{path:path}", graph.dispatch, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            WireError: _wire_error,
+            control.ControlError: _control_error,
+            ConnectionReset: _reset,
+            Exception: _unexpected,
+        },
+    )
+    app.state.sandbox = sandbox
+    app.state.templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    app.add_middleware(CallRecorder, sandbox=sandbox)
+    return app
