@@ -132,6 +132,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
     routes = [
         *control.routes,
         *delivery.routes,
+        Route("/_sandbox/{rest:path}", control.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/oauth/authorize", oauth.authorize, methods=["GET", "POST"]),
         Route("/oauth/access_token", oauth.exchange_code, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/access_token", oauth.exchange_long_lived, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),

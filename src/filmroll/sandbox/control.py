@@ -102,7 +102,7 @@ class FaultSpec(_Body):
     account: str | None = None
     times: int | None = Field(default=None, ge=1)
     probability: float = Field(default=1.0, gt=0, le=1)
-    status: int = Field(default=500, ge=400, le=599)
+    status: int | None = Field(default=None, ge=400, le=599)
     code: int = 2
     subcode: int | None = None
     message: str | None = Field(default=None, max_length=500)
@@ -151,6 +151,10 @@ def account_json(sandbox: Sandbox, account: Account) -> dict[str, Any]:
     data = dataclasses.asdict(account)
     data["media_count"] = sandbox.world.media_count(account.index)
     return data
+
+
+async def unknown(request: Request) -> Response:
+    raise ControlError(f"no control endpoint {request.method} {request.url.path[:100]}", 404)
 
 
 async def summary(request: Request) -> Response:
@@ -404,6 +408,8 @@ async def faults(request: Request) -> Response:
         spec = await _body(request, FaultSpec)
         data = spec.model_dump()
         data["remaining"] = data.pop("times")
+        if data["status"] is None:
+            data["status"] = 500 if spec.kind == "status" else 400
         return json_response(traffic.add_fault(**data).public(), 201)
     if request.method == "DELETE":
         traffic.clear_faults()
@@ -437,6 +443,7 @@ async def rate_limits(request: Request) -> Response:
 
 routes = [
     Route("/_sandbox", summary, methods=["GET"]),
+    Route("/_sandbox/", summary, methods=["GET"]),
     Route("/_sandbox/reset", reset, methods=["POST"]),
     Route("/_sandbox/clock", clock, methods=["GET", "POST"]),
     Route("/_sandbox/switches", switches, methods=["GET", "PATCH"]),

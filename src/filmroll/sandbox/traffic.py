@@ -16,7 +16,7 @@ import itertools
 import json
 import random
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from filmroll.sandbox.wire import WireError, graph_error, json_response
@@ -70,8 +70,7 @@ class Fault:
     released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def public(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("released")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "released"}
         data["held"] = self.kind == "hang" and not self.released.is_set()
         return data
 

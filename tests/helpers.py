@@ -1,0 +1,51 @@
+"""Helpers shared by the sandbox tests: the OAuth dance and error-envelope checks."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from filmroll.sandbox import RunningSandbox
+
+
+def authorize_params(sandbox: RunningSandbox, **extra: str) -> dict[str, str]:
+    params = {"client_id": sandbox.app_id, "redirect_uri": sandbox.redirect_uri, "response_type": "code",
+              "scope": "instagram_business_basic,instagram_business_manage_insights", "state": "st4te"}
+    params.update(extra)
+    return params
+
+
+def consent_code(http: httpx.Client, sandbox: RunningSandbox, account: int = 0, **extra: str) -> str:
+    """Walk the real consent page: GET authorize, POST username/password + Allow, read the code."""
+    page = http.get("/oauth/authorize", params=authorize_params(sandbox, **extra))
+    assert page.status_code == 200, page.text
+    request_id = re.search(r'name="request_id" value="([^"]+)"', page.text).group(1)
+    username = sandbox.control.account(account)["username"]
+    done = http.post("/oauth/authorize", data={"request_id": request_id, "username": username,
+                                               "password": "password", "action": "allow"})
+    assert done.status_code == 302, done.text
+    return parse_qs(urlsplit(done.headers["location"]).query)["code"][0]
+
+
+def exchange(http: httpx.Client, sandbox: RunningSandbox, authorization_code: str,
+             **overrides: str) -> httpx.Response:
+    form = {"client_id": sandbox.app_id, "client_secret": sandbox.app_secret, "grant_type": "authorization_code",
+            "redirect_uri": sandbox.redirect_uri, "code": authorization_code}
+    form.update(overrides)
+    return http.post("/oauth/access_token", data=form)
+
+
+def long_lived(http: httpx.Client, sandbox: RunningSandbox, account: int = 0) -> str:
+    return sandbox.control.mint_token(account, kind="long", age_seconds=0,
+                                      permissions=["instagram_business_basic",
+                                                   "instagram_business_manage_insights"])["access_token"]
+
+
+def graph_error(response: httpx.Response) -> dict:
+    assert response.status_code == 400, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert {"message", "type", "code", "fbtrace_id"} <= set(body["error"]), body
+    return body["error"]
