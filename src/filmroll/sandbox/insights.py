@@ -82,9 +82,10 @@ def _title(metric: str) -> str:
 
 
 def _metric_list(raw: str | None) -> list[str]:
-    if raw is None or not raw.strip():
+    metrics = [m.strip() for m in (raw or "").split(",") if m.strip()]
+    if not metrics:
         raise WireError(graph_error("(#100) The parameter metric is required", 100))
-    return [m.strip() for m in raw.split(",") if m.strip()]
+    return metrics
 
 
 def _breakdown(dimension: str, total: int, salt: int) -> dict[str, Any]:

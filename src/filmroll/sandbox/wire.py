@@ -57,7 +57,8 @@ def flat_error(message: str, status: int = 400) -> Response:
 
 
 def _header_safe(text: str) -> str:
-    return text.replace('"', "'").encode("ascii", "replace").decode()[:200]
+    printable = "".join(c if 32 <= ord(c) < 127 and c != '"' else "?" for c in text)
+    return printable[:200]
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
