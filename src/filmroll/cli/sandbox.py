@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import sys
 from typing import Annotated
 
 import typer
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from filmroll.sandbox.server import serve
 from filmroll.sandbox.state import DEFAULT_REDIRECT_URIS, SandboxConfig
+from filmroll.sandbox.world import World
 
 
 def _is_loopback(host: str) -> bool:
@@ -61,21 +63,26 @@ def sandbox(
     port = sock.getsockname()[1]
     base = f"http://{host if family == socket.AF_INET else f'[{host}]'}:{port}"
 
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_row("Listening on", base)
-    table.add_row("Instagram app ID", config.resolved_app_id())
-    table.add_row("Instagram app secret", config.resolved_app_secret())
-    table.add_row("Redirect URIs", "\n".join(uris))
-    table.add_row("Accounts", f"{accounts:,} (log in as golden_… see {base}/_sandbox, password: password)")
-    table.add_row("Consent", "automatic, as account 0" if auto_consent else "login + Allow/Cancel page")
-    table.add_row("Control API", f"{base}/_sandbox")
-    console.print("[bold]filmroll sandbox[/bold]: an offline Instagram Platform (nothing here talks to Meta)")
-    console.print(table)
-    console.print("Point filmroll at it:")
-    console.print(f"  FILMROLL_INSTAGRAM__AUTHORIZE_URL={base}/oauth/authorize")
-    console.print(f"  FILMROLL_INSTAGRAM__TOKEN_URL={base}/oauth/access_token")
-    console.print(f"  FILMROLL_INSTAGRAM__GRAPH_URL={base}")
-    if not _is_loopback(host):
-        console.print("[yellow]warning:[/yellow] the control API has no authentication; "
-                      "keep the sandbox on a loopback address.")
-    serve(config, host, port, sock)
+    def announce() -> None:
+        table = Table(show_header=False, box=None, padding=(0, 2))
+        table.add_row("Listening on", base)
+        table.add_row("Instagram app ID", config.resolved_app_id())
+        table.add_row("Instagram app secret", config.resolved_app_secret())
+        table.add_row("Redirect URIs", "\n".join(uris))
+        first = World(seed, accounts, 0, {}).account(0)
+        assert first is not None
+        table.add_row("Accounts", f"{accounts:,}; log in as {first.username} (or any other) with password 'password'")
+        table.add_row("Consent", "automatic, as account 0" if auto_consent else "login + Allow/Cancel page")
+        table.add_row("Control API", f"{base}/_sandbox")
+        console.print("[bold]filmroll sandbox[/bold]: an offline Instagram Platform (nothing here talks to Meta)")
+        console.print(table)
+        console.print("Point filmroll at it:")
+        console.print(f"  FILMROLL_INSTAGRAM__AUTHORIZE_URL={base}/oauth/authorize")
+        console.print(f"  FILMROLL_INSTAGRAM__TOKEN_URL={base}/oauth/access_token")
+        console.print(f"  FILMROLL_INSTAGRAM__GRAPH_URL={base}")
+        if not _is_loopback(host):
+            console.print("[yellow]warning:[/yellow] the control API has no authentication; "
+                          "keep the sandbox on a loopback address.")
+        sys.stdout.flush()  # a supervisor reading a pipe must see the address before the server blocks
+
+    serve(config, host, port, sock, announce)

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -129,15 +129,20 @@ def _outcome(status: int, body: bytes) -> str:
 
 def create_app(config: SandboxConfig | None = None) -> Starlette:
     sandbox = Sandbox(config or SandboxConfig())
-    routes = [
+    control_routes = [
         *control.routes,
         *delivery.routes,
-        Route("/_sandbox/{rest:path}", control.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/{rest:path}", control.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    ]
+    # Instagram's surface first: a Graph read must not be matched against every control route on its way.
+    routes = [
         Route("/oauth/authorize", oauth.authorize, methods=["GET", "POST"]),
         Route("/oauth/access_token", oauth.exchange_code, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/access_token", oauth.exchange_long_lived, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/refresh_access_token", oauth.refresh, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route(PATH_PREFIX + "{name}", cdn, methods=["GET", "HEAD"]),
+        Route("/_sandbox", control.summary, methods=["GET"]),
+        Mount("/_sandbox", routes=control_routes),
         Route("/{path:path}", graph.dispatch, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]),
     ]
     app = Starlette(

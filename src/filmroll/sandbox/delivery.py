@@ -129,7 +129,7 @@ async def signed_request(request: Request) -> Response:
 
 
 routes = [
-    Route("/_sandbox/deliver/webhook", webhook, methods=["POST"]),
-    Route("/_sandbox/deliver/verify", verify, methods=["POST"]),
-    Route("/_sandbox/deliver/signed-request", signed_request, methods=["POST"]),
+    Route("/deliver/webhook", webhook, methods=["POST"]),
+    Route("/deliver/verify", verify, methods=["POST"]),
+    Route("/deliver/signed-request", signed_request, methods=["POST"]),
 ]

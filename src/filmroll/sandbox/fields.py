@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -21,7 +22,9 @@ class FieldSpec:
     subfields: list[FieldSpec] | None = None
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_fields(text: str) -> list[FieldSpec]:
+    """Parse once per distinct expression; callers treat the result as read-only."""
     specs, position = _parse_list(text, 0, 0)
     if position != len(text):
         raise FieldSyntaxError(_syntax(text, position, "end of string"))

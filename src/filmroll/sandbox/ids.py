@@ -39,6 +39,7 @@ class _Permutation:
     space: int
     multiplier: int
     offset: int
+    inverse: int
 
     @classmethod
     def keyed(cls, prefix: int, space: int, seed: int, purpose: str) -> _Permutation:
@@ -48,7 +49,8 @@ class _Permutation:
         multiplier |= 1
         if multiplier % 5 == 0:
             multiplier += 2
-        return cls(prefix, space, multiplier, int.from_bytes(digest[8:16], "big") % space)
+        offset = int.from_bytes(digest[8:16], "big") % space
+        return cls(prefix, space, multiplier, offset, pow(multiplier, -1, space))
 
     def encode(self, index: int) -> str:
         return str(self.prefix + (self.multiplier * index + self.offset) % self.space)
@@ -59,7 +61,7 @@ class _Permutation:
         n = int(value) - self.prefix
         if not 0 <= n < self.space:
             return None
-        return (n - self.offset) * pow(self.multiplier, -1, self.space) % self.space
+        return (n - self.offset) * self.inverse % self.space
 
 
 class IdScheme:

@@ -6,10 +6,11 @@ uvicorn's access log is off on purpose: Graph URLs carry access tokens and app s
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -35,9 +36,24 @@ def uvicorn_config(config: SandboxConfig, host: str, port: int, log_level: str =
     )
 
 
-def serve(config: SandboxConfig, host: str, port: int, sock: socket.socket | None = None) -> None:
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def serve(config: SandboxConfig, host: str, port: int, sock: socket.socket | None = None,
+          announce: Callable[[], None] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then exit 0 after uvicorn's graceful shutdown.
+
+    ``announce`` runs once the stop signals are handled, so whoever reads its output may stop us at once.
+    """
     server = uvicorn.Server(uvicorn_config(config, host, port, log_level="info"))
-    server.run(sockets=[sock] if sock else None)
+    # uvicorn re-raises the signal it caught once it has shut down; these handlers turn that into a clean exit.
+    signal.signal(signal.SIGTERM, _stopped)
+    signal.signal(signal.SIGINT, _stopped)
+    if announce is not None:
+        announce()
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock] if sock else None)
 
 
 @dataclass

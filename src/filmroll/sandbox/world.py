@@ -16,6 +16,7 @@ from filmroll.sandbox.ids import ADDED_MEDIA_PREFIX, IdScheme, mix64
 
 MEDIA_CAP = 10_000  # `/media` exposes only the 10 000 most recent items
 _TIMELINE_CACHE = 4096
+_ACCOUNT_CACHE = 16_384
 
 _ADJECTIVES = (
     "golden", "quiet", "northern", "salt", "amber", "copper", "wild", "little", "silver", "harbor", "morning",
@@ -117,10 +118,22 @@ class World:
         self._next_added = 0
         self._versions: dict[int, int] = {}
         self._timelines: OrderedDict[int, Timeline] = OrderedDict()
+        self._accounts: OrderedDict[int, Account] = OrderedDict()
 
     # ----- accounts ---------------------------------------------------------------------------------------
 
     def account(self, index: int) -> Account | None:
+        cached = self._accounts.get(index)
+        if cached is not None:
+            return cached
+        account = self._build_account(index)
+        if account is not None:
+            self._accounts[index] = account
+            if len(self._accounts) > _ACCOUNT_CACHE:
+                self._accounts.popitem(last=False)
+        return account
+
+    def _build_account(self, index: int) -> Account | None:
         if not 0 <= index < self.account_count:
             return None
         h = mix64(self.seed, index, 0xACC)
@@ -171,9 +184,13 @@ class World:
             self._usernames.pop(account.username, None)
             self._usernames[changes["username"]] = index
         self._profile_edits.setdefault(index, {}).update(changes)
+        self._accounts.pop(index, None)
         return self.account(index)  # type: ignore[return-value]
 
     def media_count(self, index: int) -> int:
+        if index not in self._versions:  # untouched by the control API: no need to build the timeline
+            account = self.account(index)
+            return 0 if account is None else account.generated_media
         return len(self.timeline(index))
 
     # ----- media ------------------------------------------------------------------------------------------

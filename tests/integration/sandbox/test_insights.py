@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import graph_error, long_lived
+from tests.helpers import graph_error
 
 
 def _feed_media(sandbox, http, token):
@@ -22,10 +22,10 @@ def _media_of(sandbox, http, product_type, media_type=None):
     for account in range(40):
         token = _token(sandbox, account)
         for media in _feed_media(sandbox, http, token):
-            if media["media_product_type"] == product_type and media_type in (None, media["media_type"]):
-                if "error" not in http.get(f"/{media['id']}/insights", params={
-                        "metric": "reach", "access_token": token}).json():
-                    return media, token
+            wanted = media["media_product_type"] == product_type and media_type in (None, media["media_type"])
+            if wanted and "error" not in http.get(f"/{media['id']}/insights", params={
+                    "metric": "reach", "access_token": token}).json():
+                return media, token
     raise AssertionError("no such media")
 
 

@@ -94,7 +94,7 @@ _text = st.text(alphabet=string.printable + "é☕\x00", max_size=60)
                               _text, max_size=5),
        method=st.sampled_from(["GET", "POST"]))
 def test_fuzzed_parameters_never_make_the_sandbox_fail(sandbox_for_fuzz, path, params, method):
-    sandbox, client, token = sandbox_for_fuzz
+    _sandbox, client, token = sandbox_for_fuzz
     response = client.request(method, path, params={**params, "access_token": token})
     assert response.status_code < 500, (path, params, response.text[:300])
 

@@ -16,7 +16,7 @@ def test_strict_query_decoding(raw):
 
 
 def test_form_decoding():
-    assert parse_form("name=caf%C3%A9+ok".encode()) == {"name": "café ok"}
+    assert parse_form(b"name=caf%C3%A9+ok") == {"name": "café ok"}
     with pytest.raises(ValueError):
         parse_form(b"\xff")
 

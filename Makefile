@@ -1,0 +1,24 @@
+# Two commands do everything on a fresh machine:
+#   make run    the main job (for now: the offline Instagram sandbox)
+#   make test   lint + every test (unit, integration over real HTTP, e2e in Chromium)
+.PHONY: run test lint bench clean
+
+run:
+	@scripts/bootstrap
+	.venv/bin/filmroll sandbox $(ARGS)
+
+test:
+	@scripts/bootstrap --test
+	.venv/bin/ruff check src tests bench
+	.venv/bin/pytest $(ARGS)
+
+lint:
+	@scripts/bootstrap
+	.venv/bin/ruff check src tests bench
+
+bench:
+	@scripts/bootstrap
+	.venv/bin/python bench/sandbox_load.py $(ARGS)
+
+clean:
+	rm -rf .venv build *.egg-info .pytest_cache .ruff_cache .hypothesis
