@@ -28,3 +28,8 @@ def sandbox(_sandbox_server: RunningSandbox) -> RunningSandbox:
 def http(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.base_url, timeout=30, follow_redirects=False) as client:
         yield client
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

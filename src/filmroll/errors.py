@@ -1,0 +1,138 @@
+"""Every error filmroll raises, in one tree. Each message says what happened and what to do about it.
+
+    FilmrollError                        base; the message defaults to the class docstring
+    ├── ConfigError                      bad or missing configuration, found at start-up
+    ├── VaultError
+    │   ├── KeyMissingError              stored tokens use a key that is not in the keyring
+    │   └── TokenIntegrityError          a ciphertext failed authentication (tampered, or moved to another row)
+    ├── CallbackError                    a bad OAuth redirect (state, code, parameters); nothing was exchanged
+    │   └── AuthorizationDeniedError     the owner pressed Cancel
+    ├── AccountNotFoundError             no connected account matches
+    └── InstagramError                   Instagram answered with an error, or did not answer
+        ├── TransportError               network, timeout, connection reset, or a non-JSON 5xx: retry later
+        ├── MalformedResponseError       a success we cannot trust; it never replaces a stored token
+        ├── TransientError               Graph codes 1 and 2, JSON 5xx: retry later
+        ├── RateLimitedError             4, 17, 32, 613, 80001, 80002, HTTP 429: wait ``retry_after`` seconds
+        ├── CodeRejectedError            the authorization code was used, expired, or mismatched: log in again
+        ├── AppCredentialsError          wrong app id or secret (often the Meta app id instead of the Instagram one)
+        ├── TokenInvalidError            190: the owner must re-authorise; ``reason`` says why in plain words
+        ├── PermissionMissingError       10 / 200-299: the token lacks a permission (e.g. insights)
+        └── RequestError                 100 and other request errors
+            ├── NotFoundError            100/33: no such object, or not visible to this token
+            ├── MethodFlipError          "Unsupported request - method type": retry once with the other method
+            └── RefreshTooEarlyError     a long-lived token can be refreshed only once it is 24 hours old
+"""
+
+from __future__ import annotations
+
+
+class FilmrollError(Exception):
+    """Something went wrong in filmroll."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(FilmrollError):
+    """The configuration is incomplete or inconsistent."""
+
+
+class VaultError(FilmrollError):
+    """The token vault cannot do what was asked."""
+
+
+class KeyMissingError(VaultError):
+    """Stored tokens are encrypted with a key that is not in the keyring."""
+
+
+class TokenIntegrityError(VaultError):
+    """A stored token failed its integrity check: it was altered, or copied from another account's row."""
+
+
+class CallbackError(FilmrollError):
+    """The OAuth redirect is not one filmroll can accept; nothing was exchanged."""
+
+    def __init__(self, message: str | None = None, *, code: str = "bad_callback") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AuthorizationDeniedError(CallbackError):
+    """The account owner declined the authorization on Instagram."""
+
+
+class AccountNotFoundError(FilmrollError):
+    """No connected account matches."""
+
+
+class InstagramError(FilmrollError):
+    """Instagram answered with an error."""
+
+    def __init__(self, message: str | None = None, *, code: int | None = None, subcode: int | None = None,
+                 status: int | None = None, fbtrace_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.subcode = subcode
+        self.status = status
+        self.fbtrace_id = fbtrace_id
+
+
+class TransportError(InstagramError):
+    """Instagram could not be reached, or the connection broke; try again later."""
+
+
+class MalformedResponseError(InstagramError):
+    """Instagram's answer could not be understood; nothing was changed."""
+
+
+class TransientError(InstagramError):
+    """Instagram had a temporary problem; try again later."""
+
+
+class RateLimitedError(InstagramError):
+    """Instagram is throttling these calls; wait before calling again."""
+
+    def __init__(self, message: str | None = None, *, retry_after: float = 60.0, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class CodeRejectedError(InstagramError):
+    """Instagram rejected the authorization code (already used, expired, or for another redirect URI): log in again."""
+
+
+class AppCredentialsError(InstagramError):
+    """Instagram rejected the app credentials: check the Instagram app ID and secret."""
+
+
+class TokenInvalidError(InstagramError):
+    """The access token no longer works; the account owner must authorise again."""
+
+    def __init__(self, message: str | None = None, *, reason: str = "the token is no longer valid",
+                 **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.reason = reason
+
+
+class PermissionMissingError(InstagramError):
+    """The token lacks a permission this call needs."""
+
+
+class RequestError(InstagramError):
+    """Instagram refused the request as malformed."""
+
+
+class NotFoundError(RequestError):
+    """The object does not exist or this token cannot see it."""
+
+
+class MethodFlipError(RequestError):
+    """Instagram refused the HTTP method on this endpoint; the other method may work."""
+
+
+class RefreshTooEarlyError(RequestError):
+    """A long-lived token can be refreshed only once it is at least 24 hours old."""
