@@ -1,0 +1,58 @@
+"""filmroll's configuration: ``FILMROLL_*`` environment variables (groups nested with ``__``), a ``.env`` file, or
+keyword arguments. Built only at the edges (CLI commands, the web app factory, the worker entry) and passed down as
+plain values; nothing here is created at import time.
+
+    FILMROLL_DATABASE_URL=postgresql://filmroll@db/filmroll
+    FILMROLL_INSTAGRAM__APP_ID=990602627938098
+    FILMROLL_INSTAGRAM__APP_SECRET=…
+    FILMROLL_INSTAGRAM__REDIRECT_URI=https://feeds.example.org/callback
+    FILMROLL_VAULT__KEYS=<base64 key>[,<older key>…]     (or a keys file, see `filmroll keys generate`)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from filmroll.platform.client import GRAPH_VERSION, INSTAGRAM_AUTHORIZE_URL, INSTAGRAM_GRAPH_URL, INSTAGRAM_TOKEN_URL
+
+
+class InstagramSettings(BaseModel):
+    app_id: str = Field("", description="The Instagram app ID (App Dashboard → Instagram → API setup), "
+                                        "not the Meta app ID")
+    app_secret: SecretStr = SecretStr("")
+    redirect_uri: str = Field("https://localhost:8000/callback",
+                              description="Exactly as registered in the App Dashboard, byte for byte")
+    authorize_url: str = INSTAGRAM_AUTHORIZE_URL
+    token_url: str = INSTAGRAM_TOKEN_URL
+    graph_url: str = INSTAGRAM_GRAPH_URL
+    graph_version: str = GRAPH_VERSION
+    scopes: list[str] = Field(default_factory=lambda: ["instagram_business_basic"])
+    timeout: float = 30.0
+
+
+class VaultSettings(BaseModel):
+    keys: SecretStr = Field(SecretStr(""), description="Comma-separated base64 keys; the first one encrypts")
+    keys_file: Path = Path("filmroll.keys")
+
+
+class WebSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(None, description="The URL people reach filmroll at, e.g. https://feeds.example.org")
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FILMROLL_", env_nested_delimiter="__", env_file=".env",
+                                      extra="ignore")
+
+    database_url: str = "sqlite:///filmroll.db"
+    instagram: InstagramSettings = Field(default_factory=InstagramSettings)
+    vault: VaultSettings = Field(default_factory=VaultSettings)
+    web: WebSettings = Field(default_factory=WebSettings)

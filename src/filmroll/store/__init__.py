@@ -1,0 +1,1 @@
+"""``filmroll.store``: tables, queries and migrations. The store never commits: callers own transactions."""

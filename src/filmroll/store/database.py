@@ -1,0 +1,96 @@
+"""Engines and transactions for SQLite (the default) and PostgreSQL.
+
+SQLite runs in WAL mode with foreign keys on and ``synchronous=FULL`` (a stored token must survive a power cut),
+and every write transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes
+fails at once with "database is locked" when another writer got in between, instead of waiting (busy_timeout does
+not apply to that upgrade). Reads use a second engine whose transactions stay deferred, so readers never queue
+behind writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from filmroll.errors import ConfigError
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def async_url(url: str) -> str:
+    """Accept the URLs people write (``sqlite:///x.db``, ``postgresql://…``) and pick the async driver."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise ConfigError(f"FILMROLL_DATABASE_URL is not a database URL: {url[:80]!r}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ConfigError(f"filmroll supports SQLite and PostgreSQL, not {backend!r}")
+
+
+def _sqlite_pragmas(engine: AsyncEngine, begin: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=FULL",
+                       f"busy_timeout={BUSY_TIMEOUT_MS}"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+
+class Database:
+    """The engines of one database. ``transaction()`` for anything that may write, ``read()`` for the rest."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = async_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        options: dict[str, Any] = {"echo": echo}
+        if not self.is_sqlite:
+            options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine = create_async_engine(self.url, **options)
+        if self.is_sqlite:
+            _sqlite_pragmas(self.engine, "BEGIN IMMEDIATE")
+            self.read_engine = create_async_engine(self.url, **options)
+            _sqlite_pragmas(self.read_engine, "BEGIN")
+        else:
+            self.read_engine = self.engine
+        self._writes = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        async with self._writes() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._reads() as session, session.begin():
+            yield session
+
+    async def now(self) -> datetime:
+        """The database's clock: every process that shares this database agrees on it (leases, due times)."""
+        if self.is_sqlite:
+            return datetime.now(UTC)  # one machine, one clock
+        async with self.read() as session:
+            value = (await session.execute(text("SELECT now()"))).scalar_one()
+        return value.astimezone(UTC)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
