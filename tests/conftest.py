@@ -33,3 +33,34 @@ def http(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A migrated, empty database of each kind; PostgreSQL ones are cloned from a template and dropped after."""
+    from tests import databases
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'filmroll.db'}"
+        import asyncio
+
+        from filmroll.store import migrate
+        from filmroll.store.database import Database
+
+        async def build() -> None:
+            database = Database(url)
+            await migrate.upgrade(database)
+            await database.dispose()
+
+        asyncio.run(build())
+        yield url
+    else:
+        url, name = databases.postgres_database()
+        yield url
+        databases.drop_postgres_database(name)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    from tests import databases
+
+    databases.drop_template()

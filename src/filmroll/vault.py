@@ -56,10 +56,10 @@ def _decode_key(text: str) -> bytes:
 def parse_keys(text: str) -> list[bytes]:
     """Keys separated by commas or new lines; ``#`` starts a comment."""
     keys = []
-    for line in text.replace(",", "\n").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            keys.append(_decode_key(line))
+    for line in text.splitlines():
+        for item in line.split("#", 1)[0].split(","):
+            if item.strip():
+                keys.append(_decode_key(item))
     return keys
 
 

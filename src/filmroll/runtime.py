@@ -1,0 +1,51 @@
+"""Turning settings into the live objects the use-cases take: database, vault, Instagram client.
+
+Only the edges (CLI commands, the web app's lifespan, the worker entry) call :func:`open_runtime`; everything below
+receives plain objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from filmroll.platform import InstagramClient
+from filmroll.secret import Secret
+from filmroll.settings import Settings
+from filmroll.store import migrate
+from filmroll.store.database import Database
+from filmroll.store.tokens import key_ids_in_use
+from filmroll.vault import Vault, load_keyring
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    vault: Vault
+    instagram: InstagramClient
+
+
+def instagram_client(settings: Settings) -> InstagramClient:
+    ig = settings.instagram
+    return InstagramClient(app_id=ig.app_id, app_secret=Secret(ig.app_secret.get_secret_value()),
+                           redirect_uri=ig.redirect_uri, authorize_url=ig.authorize_url, token_url=ig.token_url,
+                           graph_url=ig.graph_url, graph_version=ig.graph_version, timeout=ig.timeout)
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, upgrade: bool = True) -> AsyncIterator[Runtime]:
+    """Open everything, check the keyring against the stored tokens, and close it all on exit."""
+    keyring = load_keyring(Secret(settings.vault.keys.get_secret_value()), settings.vault.keys_file)
+    database = Database(settings.database_url)
+    instagram = instagram_client(settings)
+    try:
+        if upgrade:
+            await migrate.upgrade(database)
+        async with database.read() as session:
+            keyring.require(await key_ids_in_use(session))
+        yield Runtime(settings, database, Vault(keyring), instagram)
+    finally:
+        await instagram.aclose()
+        await database.dispose()

@@ -1,0 +1,76 @@
+"""Account queries. Nothing here commits; the caller's transaction decides."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll.platform.models import Profile
+from filmroll.store.tables import Account
+
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
+
+
+async def _free_slug(session: AsyncSession, wanted: str) -> str:
+    base = _SLUG_UNSAFE.sub("-", wanted.lower()).strip("-")[:60] or "account"
+    taken = set((await session.execute(
+        select(Account.slug).where(or_(Account.slug == base, Account.slug.like(f"{base}-%"))))).scalars())
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+async def upsert(session: AsyncSession, profile: Profile, now: datetime) -> tuple[Account, bool]:
+    """Create or refresh the account for ``profile``; returns (account, created). Reconnecting keeps the row."""
+    assert profile.user_id is not None
+    account = (await session.execute(
+        select(Account).where(Account.ig_user_id == profile.user_id).with_for_update())).scalar_one_or_none()
+    created = account is None
+    if account is None:
+        account = Account(ig_user_id=profile.user_id, slug=await _free_slug(session, profile.username or
+                                                                          profile.user_id),
+                          created_at=now, sync_interval=600)
+        session.add(account)
+    account.app_scoped_id = profile.app_scoped_id or account.app_scoped_id
+    for name in ("username", "name", "account_type", "profile_picture_url", "followers_count", "follows_count",
+                 "media_count"):
+        value = getattr(profile, name)
+        if value is not None:
+            setattr(account, name, value)
+    account.status, account.status_reason = "active", None
+    account.connected_at = account.updated_at = now
+    account.next_sync_at = now
+    await session.flush()
+    return account, created
+
+
+async def find(session: AsyncSession, ref: str) -> Account | None:
+    """By id, Instagram user id, @username or feed slug."""
+    ref = ref.strip()
+    if ref.isdigit():
+        conditions = [Account.ig_user_id == ref]
+        if len(ref) < 12:  # a row id; Instagram ids are far longer
+            conditions.append(Account.id == int(ref))
+        found = await session.execute(select(Account).where(or_(*conditions)))
+    else:
+        name = ref.lstrip("@").lower()
+        found = await session.execute(select(Account).where(or_(func.lower(Account.username) == name,
+                                                                Account.slug == name)))
+    rows = list(found.scalars())
+    return rows[0] if len(rows) == 1 else None
+
+
+async def listing(session: AsyncSession) -> list[Account]:
+    return list((await session.execute(select(Account).order_by(Account.id))).scalars())
+
+
+async def set_status(session: AsyncSession, account: Account, status: str, reason: str | None,
+                     now: datetime) -> None:
+    account.status, account.status_reason, account.updated_at = status, reason, now
+    await session.flush()
