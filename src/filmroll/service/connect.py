@@ -60,9 +60,17 @@ class Connector:
                                        "started.", code="missing_state")
         async with self.database.transaction() as session:
             await states.consume(session, result.state, session_id=session_id, flow=flow, now=datetime.now(UTC))
-        short = await self.instagram.exchange_code(result.code)
-        grant = await self.instagram.exchange_long_lived(short.access_token)
-        profile = await self.instagram.me(grant.access_token)
+        try:
+            short = await self.instagram.exchange_code(result.code)
+            grant = await self.instagram.exchange_long_lived(short.access_token)
+            profile = await self.instagram.me(grant.access_token)
+        except errors.InstagramError as exc:
+            # The state is spent; leave a record people can read, then let the edge say what happened.
+            async with self.database.transaction() as session:
+                event = await events.record(session, "connect.failed", f"connecting failed: {exc}",
+                                            at=datetime.now(UTC), actor=actor)
+            exc.event_id = event.id  # type: ignore[attr-defined]
+            raise
         return await self._store(profile, grant, short.permissions, actor=actor, how="connected")
 
     async def import_token(self, token: Secret, *, actor: str | None = None) -> Connected:

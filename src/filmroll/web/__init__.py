@@ -1,0 +1,1 @@
+"""``filmroll.web``: the admin UI and the OAuth callback (FastAPI). ``create_app(settings)`` builds it."""

@@ -1,0 +1,157 @@
+"""Admin authentication for the web UI: argon2id passwords, server-side sessions, CSRF tokens, login throttling,
+and the security headers every response carries.
+
+Session cookie: ``HttpOnly; SameSite=Lax; Path=/`` and, over HTTPS, ``Secure`` with the ``__Host-`` prefix. Lax,
+not Strict: Instagram's redirect back to ``/callback`` is a cross-site top-level GET, and a Strict cookie would not
+come with it, which would break binding the ``state`` to the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from filmroll.store import admins
+from filmroll.store.database import Database
+from filmroll.store.tables import Admin
+
+HASHER = PasswordHasher()  # argon2id; the library's defaults exceed OWASP's minimum (m=19 MiB, t=2)
+_DUMMY_HASH = HASHER.hash("filmroll-dummy-password-for-timing")
+MIN_PASSWORD = 12
+MAX_PASSWORD = 256
+THROTTLE_FAILURES = 5
+THROTTLE_WINDOW = timedelta(minutes=15)
+
+
+def hash_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise ValueError(f"a password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
+    return HASHER.hash(password)
+
+
+def cookie_names(secure: bool) -> tuple[str, str]:
+    prefix = "__Host-" if secure else ""
+    return f"{prefix}filmroll_session", f"{prefix}filmroll_login"
+
+
+def csrf_token(session_id: str) -> str:
+    return hmac.new(session_id.encode(), b"filmroll csrf", hashlib.sha256).hexdigest()
+
+
+def csrf_ok(session_id: str | None, submitted: str | None) -> bool:
+    return bool(session_id and submitted) and hmac.compare_digest(csrf_token(session_id), submitted or "")
+
+
+def is_secure(request: Request, public_url: str | None) -> bool:
+    return request.url.scheme == "https" or bool(public_url and public_url.startswith("https://"))
+
+
+def set_cookie(response: Response, name: str, value: str, *, secure: bool, max_age: int | None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=secure, httponly=True, samesite="lax")
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    admin: Admin | None = None
+    retry_after: int | None = None  # seconds, when throttled
+
+
+class AdminAuth:
+    def __init__(self, database: Database, *, idle: timedelta, absolute: timedelta) -> None:
+        self.database = database
+        self.idle = idle
+        self.absolute = absolute
+
+    async def login(self, username: str, password: str, client: str) -> LoginOutcome:
+        now = datetime.now(UTC)
+        username = username.strip()[:64]
+        async with self.database.read() as session:
+            failures = await admins.count_failures(session, username, client, now - THROTTLE_WINDOW)
+            if failures >= THROTTLE_FAILURES:
+                oldest = await admins.oldest_failure(session, username, client, now - THROTTLE_WINDOW)
+                wait = (oldest + THROTTLE_WINDOW - now).total_seconds() if oldest else THROTTLE_WINDOW.seconds
+                return LoginOutcome(retry_after=max(1, int(wait) + 1))
+            admin = await admins.find(session, username)
+        try:
+            # An unknown user costs the same hash as a known one, so timing reveals nothing.
+            HASHER.verify(admin.password_hash if admin else _DUMMY_HASH, password[:MAX_PASSWORD])
+            verified = admin is not None
+        except (VerificationError, InvalidHashError):
+            verified = False
+        async with self.database.transaction() as session:
+            if not verified or admin is None:
+                await admins.add_failure(session, username, client, now)
+                return LoginOutcome()
+            await admins.clear_failures(session, username, client)
+            if HASHER.check_needs_rehash(admin.password_hash):
+                fresh = await session.get(Admin, admin.id)
+                assert fresh is not None
+                await admins.set_password_hash(session, fresh, HASHER.hash(password), now)
+        return LoginOutcome(admin=admin)
+
+    async def open(self, admin: Admin) -> str:
+        """A new session id at every login (never reuse a pre-login id)."""
+        session_id = secrets.token_urlsafe(32)
+        async with self.database.transaction() as session:
+            await admins.open_session(session, admin.id, session_id, datetime.now(UTC), self.absolute)
+        return session_id
+
+    async def current(self, session_id: str | None) -> Admin | None:
+        if not session_id or len(session_id) > 100:
+            return None
+        now = datetime.now(UTC)
+        async with self.database.read() as session:
+            found = await admins.live_session(session, session_id, now, self.idle)
+        if found is None:
+            return None
+        row, admin = found
+        if now - row.last_seen_at > timedelta(seconds=60):  # write at most once a minute per session
+            async with self.database.transaction() as session:
+                await admins.touch_session(session, session_id, now)
+        return admin
+
+    async def close(self, session_id: str) -> None:
+        async with self.database.transaction() as session:
+            await admins.close_session(session, session_id, datetime.now(UTC))
+
+
+class SecurityHeaders:
+    """CSP and friends on every response. ``form_action`` must allow Instagram's authorize origin: browsers apply
+    form-action to the redirect that follows a form post (our Connect button)."""
+
+    def __init__(self, app: ASGIApp, *, form_action: str, hsts: bool) -> None:
+        self.app = app
+        csp = ("default-src 'none'; style-src 'self'; img-src 'self' data: https:; "
+               f"form-action 'self' {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+        self.headers = [
+            (b"content-security-policy", csp.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        if hsts:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    h for h in self.headers if h[0] not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
