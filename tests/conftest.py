@@ -42,17 +42,16 @@ def database_url(request, tmp_path) -> Iterator[str]:
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'filmroll.db'}"
-        import asyncio
-
         from filmroll.store import migrate
         from filmroll.store.database import Database
+        from tests import aio
 
         async def build() -> None:
             database = Database(url)
             await migrate.upgrade(database)
             await database.dispose()
 
-        asyncio.run(build())
+        aio.run(build())
         yield url
     else:
         url, name = databases.postgres_database()

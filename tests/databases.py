@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 
@@ -10,6 +9,7 @@ import asyncpg
 
 from filmroll.store import migrate
 from filmroll.store.database import Database
+from tests import aio
 
 PG_ADMIN_URL = os.environ.get("FILMROLL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 _TEMPLATE = f"filmroll_template_{os.getpid()}"
@@ -44,17 +44,17 @@ def postgres_database() -> tuple[str, str]:
     """Create a fresh migrated database; returns (url, name). Runs its own event loop (call from sync code)."""
     global _template_ready
     if not _template_ready:
-        asyncio.run(_build_template())
+        aio.run(_build_template())
         _template_ready = True
     name = f"filmroll_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{_TEMPLATE}"'))
+    aio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{_TEMPLATE}"'))
     return _pg_url(name), name
 
 
 def drop_postgres_database(name: str) -> None:
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    aio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def drop_template() -> None:
     if _template_ready:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)'))
+        aio.run(_admin(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)'))

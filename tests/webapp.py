@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import tempfile
@@ -21,6 +20,7 @@ from filmroll.store.database import Database
 from filmroll.tlscert import self_signed
 from filmroll.vault import generate_key
 from filmroll.web.app import create_app
+from tests import aio
 
 ADMIN = ("admin", "correct horse battery staple")
 
@@ -71,7 +71,7 @@ def running_filmroll(sandbox, database_url: str, *, https: bool = False,
     if not https:
         sandbox.control.switches(require_https_redirect=False)
     sandbox.control.add_redirect_uri(settings.instagram.redirect_uri)
-    asyncio.run(_prepare(database_url))
+    aio.run(_prepare(database_url))
     with tempfile.TemporaryDirectory() as directory:
         options = {}
         if https:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -11,6 +10,7 @@ from sqlalchemy import select
 
 from filmroll.store.database import Database
 from filmroll.store.tables import Base
+from tests import aio
 from tests.webapp import ADMIN, RunningFilmroll, running_filmroll
 
 
@@ -67,4 +67,4 @@ def snapshot(database_url: str) -> dict[str, list[tuple]]:
         finally:
             await database.dispose()
 
-    return asyncio.run(read())
+    return aio.run(read())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
@@ -13,6 +12,7 @@ import pytest
 from filmroll.service.connect import Connector
 from filmroll.store import states
 from filmroll.store.database import Database
+from tests import aio
 from tests.integration.web.conftest import consent, signed_in, snapshot, start_connect
 from tests.webapp import RunningFilmroll
 
@@ -36,7 +36,7 @@ def _expired_state(database_url: str) -> str:
             await database.dispose()
         return "expired-state-value-0123456789abcdefghijklmnop"
 
-    return asyncio.run(make())
+    return aio.run(make())
 
 
 def _cli_state(filmroll: RunningFilmroll, database_url: str) -> str:
@@ -54,7 +54,7 @@ def _cli_state(filmroll: RunningFilmroll, database_url: str) -> str:
             await database.dispose()
         return url.split("state=")[1]
 
-    return asyncio.run(make())
+    return aio.run(make())
 
 
 BIG = "A" * 8192
