@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
-from filmroll.cli import sandbox
+from filmroll.cli import accounts, admin, connect, database, doctor, keys, sandbox, serve
 
 app = typer.Typer(
     name="filmroll",
@@ -14,11 +16,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("sandbox")(sandbox.sandbox)
+app.command("serve")(serve.serve)
+app.command("connect")(connect.connect)
+app.command("accounts")(accounts.accounts)
+app.command("disconnect")(accounts.disconnect)
+app.command("doctor")(doctor.doctor)
+app.add_typer(accounts.token_app, name="token")
+app.add_typer(keys.app, name="keys")
+app.add_typer(database.app, name="db")
+app.add_typer(admin.app, name="admin")
 
 
 @app.callback()
-def _root() -> None:
+def _root(log_level: str = typer.Option("WARNING", envvar="FILMROLL_LOG_LEVEL",
+                                         help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")) -> None:
     """filmroll: Instagram tokens that never die silently."""
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def main() -> None:

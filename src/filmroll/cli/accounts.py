@@ -1,0 +1,110 @@
+"""``filmroll accounts``, ``filmroll token``, ``filmroll disconnect``: connected accounts and their tokens."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import typer
+from rich.table import Table
+
+from filmroll.cli.common import console, run, settings
+from filmroll.runtime import open_runtime
+from filmroll.service import accounts as account_service
+from filmroll.service.accounts import AccountView
+
+token_app = typer.Typer(help="One account's token: refresh it now, or hand it to a script.", no_args_is_help=True)
+
+
+def _expires_in(view: AccountView) -> str:
+    if view.token_expires_at is None:
+        return "-"
+    days = (view.token_expires_at - datetime.now(UTC)).total_seconds() / 86_400
+    return f"{days:.1f} days" if days > 0 else "expired"
+
+
+def _json(view: AccountView) -> dict[str, object]:
+    return {
+        "id": view.id, "username": view.username, "ig_user_id": view.ig_user_id, "status": view.status,
+        "status_reason": view.status_reason, "slug": view.slug,
+        "token_expires_at": view.token_expires_at.isoformat() if view.token_expires_at else None,
+        "token_expires_in_seconds": int((view.token_expires_at - datetime.now(UTC)).total_seconds())
+        if view.token_expires_at else None,
+        "last_refresh_at": view.token_refreshed_at.isoformat() if view.token_refreshed_at else None,
+        "next_refresh_at": view.next_refresh_at.isoformat() if view.next_refresh_at else None,
+        "permissions": list(view.permissions), "last_error": view.last_error,
+    }
+
+
+def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
+    """List connected accounts: status, when the token expires, when it was last refreshed."""
+
+    async def body() -> list[AccountView]:
+        async with open_runtime(settings()) as runtime:
+            return await account_service.listing(runtime.database)
+
+    views = run(body())
+    if as_json:
+        typer.echo(json.dumps([_json(v) for v in views], indent=2))
+        return
+    if not views:
+        console.print("no account is connected yet; run `filmroll connect`")
+        return
+    table = Table("id", "account", "status", "token expires in", "last refresh")
+    for view in views:
+        status = view.status + (f" ({view.status_reason})" if view.status_reason else "")
+        refreshed = f"{view.token_refreshed_at:%Y-%m-%d %H:%M} UTC" if view.token_refreshed_at else "never"
+        table.add_row(str(view.id), f"@{view.username}", status, _expires_in(view), refreshed)
+    console.print(table)
+
+
+@token_app.command("refresh")
+def refresh(account: str = typer.Argument(..., help="id, @username or slug")) -> None:
+    """Refresh the account's token now (Instagram allows it once the token is 24 hours old)."""
+
+    async def body() -> AccountView:
+        async with open_runtime(settings()) as runtime:
+            return await account_service.refresh(runtime.database, runtime.vault, runtime.instagram, account,
+                                                 actor="cli")
+
+    view = run(body())
+    console.print(f"@{view.username}: token refreshed, valid for {_expires_in(view)}")
+
+
+@token_app.command("show")
+def show(account: str = typer.Argument(..., help="id, @username or slug"),
+         reveal: bool = typer.Option(False, "--reveal", help="Print the token itself (for a script)")) -> None:
+    """Show a token's facts; with --reveal, print the token itself on stdout and nothing else."""
+
+    async def body() -> tuple[AccountView, str | None]:
+        async with open_runtime(settings()) as runtime:
+            if reveal:
+                found, secret = await account_service.reveal(runtime.database, runtime.vault, account, actor="cli")
+                views = await account_service.listing(runtime.database)
+                return next(v for v in views if v.id == found.id), secret.reveal()
+            views = await account_service.listing(runtime.database)
+            match = [v for v in views if account.lstrip("@").lower() in ((v.username or "").lower(), v.slug,
+                                                                         str(v.id), v.ig_user_id)]
+            if len(match) != 1:
+                from filmroll.errors import AccountNotFoundError
+
+                raise AccountNotFoundError(f"no connected account matches {account!r}")
+            return match[0], None
+
+    view, plain = run(body())
+    if plain is not None:
+        typer.echo(plain)  # the explicit way to hand a token to a script: stdout only, nothing else
+        return
+    console.print(f"@{view.username} ({view.status}); token expires in {_expires_in(view)}; permissions: "
+                  f"{', '.join(view.permissions) or 'unknown'}. Use --reveal to print it.")
+
+
+def disconnect(account: str = typer.Argument(..., help="id, @username or slug")) -> None:
+    """Delete the account's token and stop syncing it (its history stays)."""
+
+    async def body() -> AccountView:
+        async with open_runtime(settings()) as runtime:
+            return await account_service.disconnect(runtime.database, account, actor="cli")
+
+    view = run(body())
+    console.print(f"@{view.username} disconnected; its token is deleted")

@@ -1,0 +1,44 @@
+"""``filmroll admin``: people who may sign in to the web UI."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from filmroll.cli.common import console, fail, run, settings
+from filmroll.service import admins
+from filmroll.store import migrate
+from filmroll.store.database import Database
+
+app = typer.Typer(help="Admins of the web UI.", no_args_is_help=True)
+
+
+async def _with_database(action):  # type: ignore[no-untyped-def]
+    database = Database(settings().database_url)
+    try:
+        await migrate.upgrade(database)
+        return await action(database)
+    finally:
+        await database.dispose()
+
+
+@app.command("create")
+def create(username: str,
+           password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin")) -> None:
+    """Create an admin. The password (12 characters or more) is asked for, never taken as an argument."""
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        fail("no password given")
+    run(_with_database(lambda database: admins.create(database, username, password)))
+    console.print(f"admin {username} created")
+
+
+@app.command("end-sessions")
+def end_sessions(username: str) -> None:
+    """Sign an admin out everywhere."""
+    count = run(_with_database(lambda database: admins.end_sessions(database, username)))
+    console.print(f"{count} session(s) ended")

@@ -1,0 +1,75 @@
+"""What every command shares: settings built here (the edge), the event loop, and the one place errors become
+messages and exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from enum import IntEnum
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from filmroll import errors
+from filmroll.settings import Settings
+
+T = TypeVar("T")
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    ERROR = 1
+    CONFIG = 2
+    NOT_FOUND = 3
+    INSTAGRAM = 4
+    NEEDS_REAUTH = 5
+    VAULT = 6
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        fail(f"the configuration is invalid: {problems}", ExitStatus.CONFIG)
+
+
+def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(int(status))
+
+
+def _status(exc: errors.FilmrollError) -> ExitStatus:
+    if isinstance(exc, errors.ConfigError):
+        return ExitStatus.CONFIG
+    if isinstance(exc, errors.VaultError):
+        return ExitStatus.VAULT
+    if isinstance(exc, errors.AccountNotFoundError):
+        return ExitStatus.NOT_FOUND
+    if isinstance(exc, errors.TokenInvalidError):
+        return ExitStatus.NEEDS_REAUTH
+    if isinstance(exc, errors.InstagramError):
+        return ExitStatus.INSTAGRAM
+    return ExitStatus.ERROR
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's async body; a FilmrollError becomes one line on stderr and a distinct exit status."""
+    try:
+        return asyncio.run(coroutine)
+    except errors.FilmrollError as exc:
+        fail(exc.message, _status(exc))
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def read_secret(prompt: str) -> str:
+    if sys.stdin.isatty():
+        return typer.prompt(prompt, hide_input=True)
+    return sys.stdin.readline().strip()

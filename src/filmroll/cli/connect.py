@@ -1,0 +1,144 @@
+"""``filmroll connect``: connect an account from a terminal.
+
+Three ways: a local HTTPS callback (Instagram insists on https:// even for localhost, so a self-signed certificate
+is made on the fly; the browser warns once), ``--paste`` (copy the address the browser was sent to), or
+``--token`` (import a long-lived token generated in Meta's App Dashboard). Each run binds its ``state`` to a random
+nonce only this process knows, so a redirect from another run or another person cannot complete it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import secrets
+import ssl
+import sys
+import tempfile
+import webbrowser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import typer
+from aiohttp import web
+
+from filmroll import errors
+from filmroll.cli.common import console, err_console, fail, read_secret, run, settings
+from filmroll.runtime import Runtime, open_runtime
+from filmroll.secret import Secret
+from filmroll.service.connect import Connected, Connector
+from filmroll.tlscert import self_signed
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+PAGE = ("<!doctype html><html><head><meta charset='utf-8'><meta name='referrer' content='no-referrer'>"
+        "<title>filmroll</title></head><body style='font-family:sans-serif;margin:3em'><h1>{title}</h1>"
+        "<p>{text}</p></body></html>")
+
+
+def _page(status: int, title: str, text: str) -> web.Response:
+    return web.Response(status=status, text=PAGE.format(title=html.escape(title), text=html.escape(text)),
+                        content_type="text/html", headers={"Referrer-Policy": "no-referrer",
+                                                           "Cache-Control": "no-store"})
+
+
+async def _via_local_callback(connector: Connector, runtime: Runtime, nonce: str, url: str, *, open_browser: bool,
+                              timeout: float) -> Connected:
+    redirect = urlsplit(runtime.instagram.redirect_uri)
+    if redirect.scheme != "https" or redirect.hostname not in LOCAL_HOSTS or not redirect.port:
+        raise errors.ConfigError(
+            f"the redirect URI {runtime.instagram.redirect_uri} is not an https://localhost:<port>/… address on this "
+            "machine, so filmroll cannot receive the redirect here: use `filmroll connect --paste`")
+    finished: asyncio.Future[Connected] = asyncio.get_running_loop().create_future()
+
+    async def handle(request: web.Request) -> web.Response:
+        if finished.done():
+            return _page(410, "Already done", "This connection has finished; you can close this tab.")
+        query = request.query_string
+        if not query:
+            return _page(400, "Nothing to do", "This address expects Instagram's redirect.")
+        try:
+            connected = await connector.complete(query, flow="cli", session_id=nonce, actor="cli")
+        except errors.FilmrollError as exc:
+            finished.set_exception(exc)
+            return _page(400, "Not connected", exc.message)
+        finished.set_result(connected)
+        return _page(200, f"Connected as @{connected.username}", "You can close this tab and return to the terminal.")
+
+    app = web.Application()
+    app.router.add_get(redirect.path or "/", handle)
+    with tempfile.TemporaryDirectory() as directory:
+        cert, key = self_signed(Path(directory), ("localhost", "127.0.0.1"))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+    runner = web.AppRunner(app, access_log=None)  # the query string carries the code: never log it
+    await runner.setup()
+    host = "127.0.0.1" if redirect.hostname in ("localhost", "127.0.0.1") else "::1"
+    try:
+        await web.TCPSite(runner, host, redirect.port, ssl_context=context).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise errors.ConfigError(f"cannot listen on {host}:{redirect.port} for the redirect ({exc.strerror}); "
+                                 "free the port or use `filmroll connect --paste`") from None
+    console.print("Open this address, log in to Instagram and press Allow:")
+    console.print(url, soft_wrap=True)
+    console.print(f"Waiting for Instagram's redirect on {runtime.instagram.redirect_uri} "
+                  "(your browser will warn about the self-signed certificate once; that is expected).")
+    sys.stdout.flush()
+    if open_browser:
+        webbrowser.open(url)
+    try:
+        return await asyncio.wait_for(finished, timeout)
+    except TimeoutError:
+        raise errors.CallbackError(f"no redirect arrived within {timeout:.0f} seconds; nothing was connected",
+                                   code="timeout") from None
+    finally:
+        await runner.cleanup()
+
+
+async def _via_paste(connector: Connector, nonce: str, url: str) -> Connected:
+    console.print("Open this address, log in to Instagram and press Allow:")
+    console.print(url, soft_wrap=True)
+    console.print("Your browser then lands on a page that may not load. Copy the whole address from the address "
+                  "bar and paste it here:")
+    sys.stdout.flush()
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if not line.strip():
+        raise errors.CallbackError("nothing was pasted; nothing was connected", code="missing_code")
+    return await connector.complete(line.strip(), flow="cli", session_id=nonce, actor="cli")
+
+
+def connect(
+    paste: bool = typer.Option(False, "--paste", help="Paste the redirected address instead of a local callback"),
+    token: bool = typer.Option(False, "--token", help="Import a long-lived token from Meta's App Dashboard "
+                                                      "(read from stdin, or asked for without echo)"),
+    open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the authorize page in a browser"),
+    force_reauth: bool = typer.Option(False, "--force-reauth", help="Make Instagram ask for the password again"),
+    timeout: float = typer.Option(600, help="Seconds to wait for the redirect"),
+) -> None:
+    """Connect an Instagram professional account and store its long-lived token, encrypted."""
+    if paste and token:
+        fail("choose one of --paste and --token")
+    current = settings()
+    imported = read_secret("Long-lived token") if token else None
+
+    async def body() -> Connected:
+        async with open_runtime(current) as runtime:
+            connector = Connector(runtime.database, runtime.vault, runtime.instagram,
+                                  scopes=tuple(current.instagram.scopes))
+            if imported is not None:
+                if not imported:
+                    raise errors.ConfigError("no token given")
+                return await connector.import_token(Secret(imported), actor="cli")
+            nonce = secrets.token_urlsafe(32)
+            url = await connector.begin(flow="cli", session_id=nonce, force_reauth=force_reauth)
+            if paste:
+                return await _via_paste(connector, nonce, url)
+            return await _via_local_callback(connector, runtime, nonce, url, open_browser=open_browser,
+                                             timeout=timeout)
+
+    connected = run(body())
+    verb = "connected" if connected.created else "reconnected"
+    console.print(f"{verb} @{connected.username} (Instagram id {connected.ig_user_id}); token valid until "
+                  f"{connected.expires_at:%Y-%m-%d %H:%M} UTC. Refresh it with "
+                  f"`filmroll token refresh @{connected.username}`.")
+    if not connected.permissions and token:
+        err_console.print("note: an imported token's permissions are unknown until Instagram refuses a call.")

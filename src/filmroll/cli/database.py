@@ -1,0 +1,40 @@
+"""``filmroll db``: schema migrations."""
+
+from __future__ import annotations
+
+import typer
+
+from filmroll.cli.common import console, run, settings
+from filmroll.store import migrate
+from filmroll.store.database import Database
+
+app = typer.Typer(help="The database schema.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def upgrade() -> None:
+    """Bring the database schema up to date (creates the SQLite file if needed)."""
+
+    async def body() -> str:
+        database = Database(settings().database_url)
+        try:
+            return await migrate.upgrade(database)
+        finally:
+            await database.dispose()
+
+    console.print(f"database schema at revision {run(body())}")
+
+
+@app.command("current")
+def current() -> None:
+    """Show the schema revision of the database, and the latest one this filmroll knows."""
+
+    async def body() -> str | None:
+        database = Database(settings().database_url)
+        try:
+            return await migrate.current(database)
+        finally:
+            await database.dispose()
+
+    revision = run(body())
+    console.print(f"database: {revision or 'empty'}; latest: {migrate.head()}")

@@ -1,0 +1,135 @@
+"""``filmroll doctor``: check the configuration and say precisely what to fix."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+import typer
+from rich.table import Table
+
+from filmroll import errors
+from filmroll.cli.common import ExitStatus, console, settings
+from filmroll.secret import Secret
+from filmroll.settings import Settings
+from filmroll.store import migrate
+from filmroll.store.database import Database
+from filmroll.store.tokens import key_ids_in_use
+from filmroll.vault import load_keyring
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _redirect_checks(current: Settings) -> list[Check]:
+    uri = current.instagram.redirect_uri
+    parts = urlsplit(uri)
+    found = [Check("redirect URI is https", parts.scheme == "https",
+                   uri if parts.scheme == "https" else f"{uri}: Instagram accepts only https:// redirect URIs, "
+                   "even for localhost (use `filmroll serve --tls-cert …` or a TLS proxy)")]
+    exact = not parts.fragment and parts.path != ""
+    found.append(Check("redirect URI has an exact form", exact,
+                       "matches byte for byte what you register in the App Dashboard (mind the trailing slash the "
+                       "dashboard may add)" if exact else "it needs a path (e.g. /callback) and no #fragment"))
+    return found
+
+
+def _app_checks(current: Settings) -> list[Check]:
+    app_id, secret = current.instagram.app_id, current.instagram.app_secret.get_secret_value()
+    return [
+        Check("Instagram app ID is set", bool(re.fullmatch(r"\d{10,20}", app_id)),
+              "looks like an Instagram app ID" if re.fullmatch(r"\d{10,20}", app_id) else
+              "set FILMROLL_INSTAGRAM__APP_ID to the Instagram app ID (App Dashboard → Instagram → API setup with "
+              "Instagram login), not the Meta app ID"),
+        Check("Instagram app secret is set", bool(re.fullmatch(r"[0-9a-f]{32}", secret)),
+              "32 hex characters" if re.fullmatch(r"[0-9a-f]{32}", secret) else
+              "set FILMROLL_INSTAGRAM__APP_SECRET to the Instagram app secret (32 hex characters)"),
+    ]
+
+
+async def _authorize_check(current: Settings) -> Check:
+    """Ask the authorize page about our app id: Instagram says "Invalid platform app" for a Meta app id."""
+    params = {"client_id": current.instagram.app_id, "redirect_uri": current.instagram.redirect_uri,
+              "response_type": "code", "scope": ",".join(current.instagram.scopes), "state": "doctor"}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session, \
+                session.get(current.instagram.authorize_url, params=params, allow_redirects=False) as response:
+            body = await response.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return Check("Instagram accepts the app and redirect URI", False,
+                     f"could not reach {urlsplit(current.instagram.authorize_url).netloc} ({type(exc).__name__})")
+    if "Invalid platform app" in body:
+        return Check("Instagram accepts the app and redirect URI", False,
+                     "Instagram says 'Invalid platform app': the app ID is probably the Meta app ID; use the "
+                     "Instagram app ID from App Dashboard → Instagram → API setup with Instagram login")
+    if "Invalid redirect_uri" in body:
+        return Check("Instagram accepts the app and redirect URI", False,
+                     f"Instagram does not know {current.instagram.redirect_uri}: add it, byte for byte, under "
+                     "Business login settings → OAuth redirect URIs")
+    if response.status == 404 or "isn't available" in body:
+        return Check("Instagram accepts the app and redirect URI", False,
+                     "Instagram does not know this app ID (page isn't available)")
+    return Check("Instagram accepts the app and redirect URI", response.status in (200, 302),
+                 f"the authorize page answered HTTP {response.status}")
+
+
+async def _store_checks(current: Settings) -> list[Check]:
+    found = []
+    try:
+        keyring = load_keyring(Secret(current.vault.keys.get_secret_value()), current.vault.keys_file)
+        found.append(Check("vault key present", True, f"{len(keyring.ids)} key(s); encrypting with "
+                                                      f"{keyring.primary_id}"))
+    except errors.FilmrollError as exc:
+        keyring = None
+        found.append(Check("vault key present", False, exc.message))
+    database = Database(current.database_url)
+    try:
+        revision = await migrate.current(database)
+        at_head = revision == migrate.head()
+        found.append(Check("database reachable", True, database.url.split("@")[-1]))
+        found.append(Check("database schema current", at_head, "up to date" if at_head else
+                           f"at {revision or 'nothing'}; run `filmroll db upgrade`"))
+        if keyring is not None and at_head:
+            async with database.read() as session:
+                used = await key_ids_in_use(session)
+            try:
+                keyring.require(used)
+                found.append(Check("stored tokens readable", True, f"{sum(used.values())} token(s)"))
+            except errors.KeyMissingError as exc:
+                found.append(Check("stored tokens readable", False, exc.message))
+    except errors.FilmrollError as exc:
+        found.append(Check("database reachable", False, exc.message))
+    except Exception as exc:
+        found.append(Check("database reachable", False, f"{type(exc).__name__}: check FILMROLL_DATABASE_URL"))
+    finally:
+        await database.dispose()
+    return found
+
+
+def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check that asks Instagram")) -> None:
+    """Check configuration, keys and database, and say what to fix."""
+    current = settings()
+
+    async def body() -> list[Check]:
+        found = _redirect_checks(current) + _app_checks(current)
+        if not offline:
+            found.append(await _authorize_check(current))
+        return found + await _store_checks(current)
+
+    checks = asyncio.run(body())
+    table = Table("", "check", "detail", show_lines=False)
+    for check in checks:
+        table.add_row("[green]ok[/green]" if check.ok else "[red]FIX[/red]", check.name, check.detail)
+    console.print(table)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        console.print(f"{len(failed)} problem(s) to fix")
+        raise typer.Exit(int(ExitStatus.CONFIG))
+    console.print("all good")

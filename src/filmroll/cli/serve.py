@@ -1,0 +1,35 @@
+"""``filmroll serve``: the web UI and the OAuth callback (upgrades the database schema on start)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from filmroll.cli.common import ExitStatus, console, fail, settings
+from filmroll.web.app import create_app
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Interface (default: FILMROLL_WEB__HOST or 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="Port (default: FILMROLL_WEB__PORT or 8000)"),
+    tls_cert: Path | None = typer.Option(None, help="PEM certificate, to serve HTTPS directly"),
+    tls_key: Path | None = typer.Option(None, help="PEM private key for --tls-cert"),
+) -> None:
+    """Serve the admin UI and the OAuth callback."""
+    current = settings()
+    host = host or current.web.host
+    port = port if port is not None else current.web.port
+    cert, key = tls_cert or current.web.tls_cert, tls_key or current.web.tls_key
+    if bool(cert) != bool(key):
+        fail("--tls-cert and --tls-key go together", ExitStatus.CONFIG)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)  # a server says what it is doing
+    scheme = "https" if cert else "http"
+    console.print(f"filmroll on {scheme}://{host}:{port} (callback: {current.instagram.redirect_uri})")
+    options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)} if cert else {}
+    # uvicorn's access log would print the callback's query string (code, state): filmroll logs requests itself.
+    uvicorn.run(create_app(current), host=host, port=port, access_log=False, log_level="info",
+                proxy_headers=False, **options)

@@ -1,0 +1,135 @@
+"""Canary: tokens carrying a marker go through connect → refresh → disconnect with every logger at DEBUG; the
+marker must turn up nowhere (database files, WAL, logs, captured output, HTTP responses) but the explicit reveal."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from filmroll.sandbox import SandboxConfig, running_sandbox
+from tests.integration.web.conftest import consent, signed_in, start_connect
+from tests.webapp import running_filmroll
+
+
+def canary_forms(marker: str) -> list[bytes]:
+    raw = marker.encode()
+    forms = {raw, quote(marker).encode(), binascii.hexlify(raw), binascii.hexlify(raw).upper()}
+    for shift in range(3):  # base64 of a substring depends on its alignment: try all three
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * shift + raw)[4:-4]
+            if len(encoded) >= 12:
+                forms.add(encoded)
+    return sorted(forms)
+
+
+def leaks(data: bytes, forms: list[bytes]) -> list[bytes]:
+    return [form for form in forms if form in data]
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def debug_logs():
+    capture, root = Capture(), logging.getLogger()
+    previous = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    for name in list(logging.root.manager.loggerDict):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    yield capture
+    root.removeHandler(capture)
+    root.setLevel(previous)
+    for name in list(logging.root.manager.loggerDict):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_no_token_ever_leaks(database_url, tmp_path, debug_logs):
+    marker = f"CANARY{uuid.uuid4().hex}"
+    forms = canary_forms(marker)
+    for prefix in (b"IGAA", b"IGAAx", b"IGAAxy"):  # the scanner itself must see every encoding of a token
+        token = prefix + marker.encode() + b"tail0123456789"
+        for encoded in (token, base64.b64encode(token), base64.urlsafe_b64encode(token), binascii.hexlify(token),
+                        quote(token.decode()).encode()):
+            assert leaks(encoded, forms), encoded
+    responses: list[bytes] = []
+    outputs: list[str] = []
+    with running_sandbox(SandboxConfig(seed=77, accounts=50, token_marker=marker)) as sandbox, \
+            running_filmroll(sandbox, database_url) as app:
+        admin = signed_in(app)
+        admin.event_hooks["response"] = [lambda r: responses.append(r.read())]
+        params = consent(sandbox, start_connect(admin), account=3)
+        done = admin.get("/callback?" + urlencode(params))
+        assert done.status_code == 303
+        admin.get(done.headers["location"])
+        admin.get("/accounts")
+        settings = app.settings
+        env = {**os.environ, "FILMROLL_DATABASE_URL": database_url, "FILMROLL_LOG_LEVEL": "DEBUG",
+               "FILMROLL_INSTAGRAM__APP_ID": sandbox.app_id, "FILMROLL_INSTAGRAM__APP_SECRET": sandbox.app_secret,
+               "FILMROLL_INSTAGRAM__REDIRECT_URI": settings.instagram.redirect_uri,
+               "FILMROLL_INSTAGRAM__AUTHORIZE_URL": settings.instagram.authorize_url,
+               "FILMROLL_INSTAGRAM__TOKEN_URL": settings.instagram.token_url,
+               "FILMROLL_INSTAGRAM__GRAPH_URL": settings.instagram.graph_url,
+               "FILMROLL_VAULT__KEYS": settings.vault.keys.get_secret_value()}
+        username = sandbox.control.account(3)["username"]
+        sandbox.control.advance(2 * 86_400)
+
+        def cli(*args: str) -> str:
+            result = subprocess.run([sys.executable, "-m", "filmroll", *args], capture_output=True, text=True,
+                                    env=env, cwd=tmp_path, timeout=120)
+            assert result.returncode == 0, result.stderr
+            return result.stdout + result.stderr
+
+        outputs.append(cli("token", "refresh", username))
+        outputs.append(cli("accounts", "--json"))
+        outputs.append(cli("token", "show", username))
+        revealed = cli("token", "show", username, "--reveal")  # the one allowed exception
+        assert marker in revealed
+        outputs.append(cli("disconnect", username))
+        outputs.append(cli("accounts"))
+        admin.close()
+
+    assert any("DEBUG" in line for line in debug_logs.lines)  # the logging really was at DEBUG
+    found = {}
+    for index, body in enumerate(responses):
+        if hits := leaks(body, forms):
+            found[f"response {index}"] = hits
+    for index, text in enumerate(outputs):
+        if hits := leaks(text.encode(), forms):
+            found[f"cli output {index}"] = hits
+    if hits := leaks("\n".join(debug_logs.lines).encode(), forms):
+        found["logs"] = hits
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and (hits := leaks(path.read_bytes(), forms)):
+            found[str(path)] = hits
+    if database_url.startswith("sqlite"):
+        database_file = Path(database_url.removeprefix("sqlite:///"))
+        scanned = [p for p in database_file.parent.glob(database_file.name + "*")]
+        assert database_file in scanned
+        for path in scanned:
+            if hits := leaks(path.read_bytes(), forms):
+                found[path.name] = hits
+    else:
+        dump = subprocess.run(["pg_dump", "--data-only", database_url], capture_output=True, timeout=120)
+        assert dump.returncode == 0, dump.stderr
+        assert b"COPY public.accounts" in dump.stdout
+        if hits := leaks(dump.stdout, forms):
+            found["pg_dump"] = hits
+    assert found == {}, json.dumps({k: [h.decode() for h in v] for k, v in found.items()})

@@ -1,0 +1,207 @@
+"""The token commands as a person runs them: real processes, configured by environment, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.webapp import free_port
+
+
+class Cli:
+    def __init__(self, sandbox, database_url: str, directory: Path, redirect_uri: str) -> None:
+        self.sandbox = sandbox
+        self.directory = directory
+        self.env = {**os.environ, "COLUMNS": "250", "FILMROLL_DATABASE_URL": database_url,
+                    "FILMROLL_INSTAGRAM__APP_ID": sandbox.app_id, "FILMROLL_INSTAGRAM__APP_SECRET": sandbox.app_secret,
+                    "FILMROLL_INSTAGRAM__REDIRECT_URI": redirect_uri,
+                    "FILMROLL_INSTAGRAM__AUTHORIZE_URL": sandbox.base_url + "/oauth/authorize",
+                    "FILMROLL_INSTAGRAM__TOKEN_URL": sandbox.base_url + "/oauth/access_token",
+                    "FILMROLL_INSTAGRAM__GRAPH_URL": sandbox.base_url,
+                    "FILMROLL_VAULT__KEYS_FILE": str(directory / "filmroll.keys")}
+        self.env.pop("FILMROLL_VAULT__KEYS", None)
+
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "filmroll", *args], input=stdin, capture_output=True,
+                                text=True, env=self.env, cwd=self.directory, timeout=120)
+        if check:
+            assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result
+
+    def start(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "filmroll", *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+                                cwd=self.directory)
+
+
+@pytest.fixture
+def cli(sandbox, database_url, tmp_path) -> Cli:
+    redirect_uri = f"https://localhost:{free_port()}/callback"
+    sandbox.control.add_redirect_uri(redirect_uri)
+    tool = Cli(sandbox, database_url, tmp_path, redirect_uri)
+    tool("keys", "generate")
+    assert oct((tmp_path / "filmroll.keys").stat().st_mode & 0o777) == "0o600"
+    return tool
+
+
+def _authorize_url(process: subprocess.Popen) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        assert line, process.stderr.read()
+        match = re.search(r"(http\S+/oauth/authorize\?\S+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("no authorize URL printed")
+
+
+def _owner_allows(sandbox, url: str, account: int) -> str:
+    with httpx.Client(base_url=sandbox.base_url, follow_redirects=False) as owner:
+        page = owner.get(url.replace(sandbox.base_url, ""))
+        request_id = re.search(r'name="request_id" value="([^"]+)"', page.text).group(1)
+        done = owner.post("/oauth/authorize", data={
+            "request_id": request_id, "action": "allow", "password": "password",
+            "username": sandbox.control.account(account)["username"]})
+    return done.headers["location"]
+
+
+def _finish(process: subprocess.Popen) -> tuple[str, str]:
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, (out, err)
+    return out, err
+
+
+def test_connect_with_paste_then_manage_the_token(cli, sandbox):
+    process = cli.start("connect", "--paste")
+    landing = _owner_allows(sandbox, _authorize_url(process), account=21)
+    process.stdin.write(landing + "\n")  # what the person copies from the address bar, "#_" and all
+    process.stdin.flush()
+    out, _ = _finish(process)
+    username = sandbox.control.account(21)["username"]
+    assert f"connected @{username}" in out
+    listing = json.loads(cli("accounts", "--json").stdout)
+    assert [a["username"] for a in listing] == [username] and listing[0]["status"] == "active"
+    assert 59 * 86_400 < listing[0]["token_expires_in_seconds"] <= 5_183_944
+    shown = cli("token", "show", f"@{username}")
+    assert "IGAA" not in shown.stdout + shown.stderr
+    revealed = cli("token", "show", f"@{username}", "--reveal").stdout.strip()
+    assert revealed.startswith("IGAA") and sandbox.control.inspect(revealed)["valid"]
+    sandbox.control.advance(2 * 86_400)
+    assert "token refreshed" in cli("token", "refresh", username).stdout
+    assert json.loads(cli("accounts", "--json").stdout)[0]["last_refresh_at"] is not None
+    assert "disconnected" in cli("disconnect", username).stdout
+    gone = cli("token", "show", username, "--reveal", check=False)
+    assert gone.returncode == 3 and "no stored token" in gone.stderr
+
+
+def test_connect_through_the_local_https_callback(cli, sandbox):
+    process = cli.start("connect", "--no-open")
+    landing = _owner_allows(sandbox, _authorize_url(process), account=22)
+    assert landing.startswith(cli.env["FILMROLL_INSTAGRAM__REDIRECT_URI"] + "?") and landing.endswith("#_")
+    for _ in range(50):  # the browser's part: follow Instagram's redirect to the local HTTPS server
+        try:
+            page = httpx.get(landing.split("#")[0], verify=False, timeout=10)
+            break
+        except httpx.ConnectError:
+            time.sleep(0.1)
+    assert page.status_code == 200 and "Connected as" in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    out, _ = _finish(process)
+    assert f"connected @{sandbox.control.account(22)['username']}" in out
+
+
+def test_connect_refuses_a_redirect_from_another_run(cli, sandbox):
+    first = cli.start("connect", "--paste")
+    first_landing = _owner_allows(sandbox, _authorize_url(first), account=23)
+    first.kill()
+    first.communicate()
+    second = cli.start("connect", "--paste")
+    _authorize_url(second)
+    second.stdin.write(first_landing + "\n")
+    second.stdin.flush()
+    _out, err = second.communicate(timeout=60)
+    assert second.returncode == 1 and "another browser session" in err
+    assert sandbox.control.calls(endpoint="token") == []
+
+
+def test_import_a_dashboard_token(cli, sandbox):
+    token = sandbox.control.mint_token(24, kind="long", age_seconds=10 * 86_400)["access_token"]
+    out = cli("connect", "--token", stdin=token + "\n").stdout
+    assert f"connected @{sandbox.control.account(24)['username']}" in out and token not in out
+    bad = cli("connect", "--token", stdin="IGAAnot-a-token\n", check=False)
+    assert bad.returncode == 5 and "IGAAnot-a-token" not in bad.stderr + bad.stdout
+
+
+def test_reconnect_keeps_one_account(cli, sandbox):
+    for _ in range(2):
+        token = sandbox.control.mint_token(25, kind="long")["access_token"]
+        cli("connect", "--token", stdin=token + "\n")
+    assert len(json.loads(cli("accounts", "--json").stdout)) == 1
+
+
+def test_key_rotation_from_the_cli(cli, sandbox):
+    for account in (26, 27):
+        cli("connect", "--token", stdin=sandbox.control.mint_token(account, kind="long")["access_token"] + "\n")
+    first = re.search(r"([0-9a-f]{16})\s+encrypts\s+2 token", cli("keys", "list").stdout).group(1)
+    assert "2 token(s) re-encrypted" in cli("keys", "rotate").stdout
+    listing = cli("keys", "list").stdout
+    assert re.search(rf"{first}\s+decrypts\s+0 token", listing)
+    cli("keys", "retire", first)
+    assert first not in cli("keys", "list").stdout
+    revealed = cli("token", "show", sandbox.control.account(26)["username"], "--reveal").stdout.strip()
+    assert sandbox.control.inspect(revealed)["valid"]
+
+
+def test_a_lost_key_file_stops_every_command_with_a_clear_message(cli, sandbox):
+    cli("connect", "--token", stdin=sandbox.control.mint_token(28, kind="long")["access_token"] + "\n")
+    (cli.directory / "filmroll.keys").unlink()
+    cli("keys", "generate")  # a new key cannot read the old tokens
+    refused = cli("accounts", check=False)
+    assert refused.returncode == 6 and "Restore the key" in refused.stderr
+
+
+def test_doctor(cli, sandbox):
+    healthy = cli("doctor", check=False)
+    assert healthy.returncode == 0, healthy.stdout
+    cli.env["FILMROLL_INSTAGRAM__APP_ID"] = sandbox.control.summary()["meta_app_id"]
+    cli.env["FILMROLL_INSTAGRAM__REDIRECT_URI"] = "http://localhost:8000/callback"
+    broken = cli("doctor", check=False)
+    assert broken.returncode == 2
+    assert "Invalid platform app" in broken.stdout and "only https://" in broken.stdout
+    (cli.directory / "filmroll.keys").unlink()
+    assert "keys generate" in cli("doctor", "--offline", check=False).stdout
+
+
+def test_admin_create(cli):
+    assert "admin ops created" in cli("admin", "create", "ops", stdin="a long enough password\n").stdout
+    short = cli("admin", "create", "other", stdin="short\n", check=False)
+    assert short.returncode == 1 and "12 to 256 characters" in short.stderr
+    assert cli("admin", "create", "ops", stdin="a long enough password\n", check=False).returncode == 1
+
+
+def test_db_upgrade_and_current(cli):
+    assert "database schema at revision 0001" in cli("db", "upgrade").stdout
+    assert "database: 0001; latest: 0001" in cli("db", "current").stdout
+
+
+def test_unknown_account_is_exit_3(cli):
+    result = cli("token", "refresh", "@nobody", check=False)
+    assert result.returncode == 3 and "no connected account" in result.stderr
+
+
+def test_urls_printed_carry_no_secret(cli, sandbox):
+    process = cli.start("connect", "--paste")
+    url = _authorize_url(process)
+    process.kill()
+    out, err = process.communicate()
+    assert sandbox.app_secret not in url + out + err
+    assert urlsplit(url).path == "/oauth/authorize"
