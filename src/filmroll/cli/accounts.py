@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from filmroll.cli.common import console, run, settings
-from filmroll.runtime import open_runtime
-from filmroll.service import accounts as account_service
-from filmroll.service.accounts import AccountView
+
+if TYPE_CHECKING:
+    from filmroll.service.accounts import AccountView
+
+def _lazy() -> tuple[Any, Any]:
+    """The database stack, imported only by the commands that use it (keeps `filmroll --help` quick)."""
+    from filmroll.runtime import open_runtime
+    from filmroll.service import accounts as account_service
+
+    return open_runtime, account_service
+
 
 token_app = typer.Typer(help="One account's token: refresh it now, or hand it to a script.", no_args_is_help=True)
 
@@ -38,6 +47,7 @@ def _json(view: AccountView) -> dict[str, object]:
 
 def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
     """List connected accounts: status, when the token expires, when it was last refreshed."""
+    open_runtime, account_service = _lazy()
 
     async def body() -> list[AccountView]:
         async with open_runtime(settings()) as runtime:
@@ -61,6 +71,7 @@ def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
 @token_app.command("refresh")
 def refresh(account: str = typer.Argument(..., help="id, @username or slug")) -> None:
     """Refresh the account's token now (Instagram allows it once the token is 24 hours old)."""
+    open_runtime, account_service = _lazy()
 
     async def body() -> AccountView:
         async with open_runtime(settings()) as runtime:
@@ -75,6 +86,7 @@ def refresh(account: str = typer.Argument(..., help="id, @username or slug")) ->
 def show(account: str = typer.Argument(..., help="id, @username or slug"),
          reveal: bool = typer.Option(False, "--reveal", help="Print the token itself (for a script)")) -> None:
     """Show a token's facts; with --reveal, print the token itself on stdout and nothing else."""
+    open_runtime, account_service = _lazy()
 
     async def body() -> tuple[AccountView, str | None]:
         async with open_runtime(settings()) as runtime:
@@ -101,6 +113,7 @@ def show(account: str = typer.Argument(..., help="id, @username or slug"),
 
 def disconnect(account: str = typer.Argument(..., help="id, @username or slug")) -> None:
     """Delete the account's token and stop syncing it (its history stays)."""
+    open_runtime, account_service = _lazy()
 
     async def body() -> AccountView:
         async with open_runtime(settings()) as runtime:

@@ -7,14 +7,14 @@ import sys
 import typer
 
 from filmroll.cli.common import console, fail, run, settings
-from filmroll.service import admins
-from filmroll.store import migrate
-from filmroll.store.database import Database
 
 app = typer.Typer(help="Admins of the web UI.", no_args_is_help=True)
 
 
 async def _with_database(action):  # type: ignore[no-untyped-def]
+    from filmroll.store import migrate
+    from filmroll.store.database import Database
+
     database = Database(settings().database_url)
     try:
         await migrate.upgrade(database)
@@ -33,6 +33,8 @@ def create(username: str,
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     if not password:
         fail("no password given")
+    from filmroll.service import admins
+
     run(_with_database(lambda database: admins.create(database, username, password)))
     console.print(f"admin {username} created")
 
@@ -40,5 +42,7 @@ def create(username: str,
 @app.command("end-sessions")
 def end_sessions(username: str) -> None:
     """Sign an admin out everywhere."""
+    from filmroll.service import admins
+
     count = run(_with_database(lambda database: admins.end_sessions(database, username)))
     console.print(f"{count} session(s) ended")

@@ -7,14 +7,15 @@ import asyncio
 import sys
 from collections.abc import Coroutine
 from enum import IntEnum
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from filmroll import errors
-from filmroll.settings import Settings
+
+if TYPE_CHECKING:
+    from filmroll.settings import Settings
 
 T = TypeVar("T")
 console = Console(highlight=False)
@@ -32,6 +33,10 @@ class ExitStatus(IntEnum):
 
 
 def settings() -> Settings:
+    from pydantic import ValidationError
+
+    from filmroll.settings import Settings
+
     try:
         return Settings()
     except ValidationError as exc:

@@ -16,17 +16,20 @@ import sys
 import tempfile
 import webbrowser
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import typer
-from aiohttp import web
 
 from filmroll import errors
 from filmroll.cli.common import console, err_console, fail, read_secret, run, settings
-from filmroll.runtime import Runtime, open_runtime
 from filmroll.secret import Secret
-from filmroll.service.connect import Connected, Connector
-from filmroll.tlscert import self_signed
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from filmroll.runtime import Runtime
+    from filmroll.service.connect import Connected, Connector
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 PAGE = ("<!doctype html><html><head><meta charset='utf-8'><meta name='referrer' content='no-referrer'>"
@@ -35,6 +38,8 @@ PAGE = ("<!doctype html><html><head><meta charset='utf-8'><meta name='referrer' 
 
 
 def _page(status: int, title: str, text: str) -> web.Response:
+    from aiohttp import web
+
     return web.Response(status=status, text=PAGE.format(title=html.escape(title), text=html.escape(text)),
                         content_type="text/html", headers={"Referrer-Policy": "no-referrer",
                                                            "Cache-Control": "no-store"})
@@ -42,6 +47,10 @@ def _page(status: int, title: str, text: str) -> web.Response:
 
 async def _via_local_callback(connector: Connector, runtime: Runtime, nonce: str, url: str, *, open_browser: bool,
                               timeout: float) -> Connected:
+    from aiohttp import web
+
+    from filmroll.tlscert import self_signed
+
     redirect = urlsplit(runtime.instagram.redirect_uri)
     if redirect.scheme != "https" or redirect.hostname not in LOCAL_HOSTS or not redirect.port:
         raise errors.ConfigError(
@@ -119,6 +128,9 @@ def connect(
         fail("choose one of --paste and --token")
     current = settings()
     imported = read_secret("Long-lived token") if token else None
+
+    from filmroll.runtime import open_runtime
+    from filmroll.service.connect import Connector
 
     async def body() -> Connected:
         async with open_runtime(current) as runtime:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import typer
 
 from filmroll.cli.common import console, run, settings
-from filmroll.store import migrate
-from filmroll.store.database import Database
 
 app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
@@ -16,6 +14,9 @@ def upgrade() -> None:
     """Bring the database schema up to date (creates the SQLite file if needed)."""
 
     async def body() -> str:
+        from filmroll.store import migrate
+        from filmroll.store.database import Database
+
         database = Database(settings().database_url)
         try:
             return await migrate.upgrade(database)
@@ -30,6 +31,9 @@ def current() -> None:
     """Show the schema revision of the database, and the latest one this filmroll knows."""
 
     async def body() -> str | None:
+        from filmroll.store import migrate
+        from filmroll.store.database import Database
+
         database = Database(settings().database_url)
         try:
             return await migrate.current(database)
@@ -37,4 +41,6 @@ def current() -> None:
             await database.dispose()
 
     revision = run(body())
+    from filmroll.store import migrate
+
     console.print(f"database: {revision or 'empty'}; latest: {migrate.head()}")

@@ -5,20 +5,18 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import aiohttp
 import typer
 from rich.table import Table
 
 from filmroll import errors
 from filmroll.cli.common import ExitStatus, console, settings
 from filmroll.secret import Secret
-from filmroll.settings import Settings
-from filmroll.store import migrate
-from filmroll.store.database import Database
-from filmroll.store.tokens import key_ids_in_use
-from filmroll.vault import load_keyring
+
+if TYPE_CHECKING:
+    from filmroll.settings import Settings
 
 
 @dataclass
@@ -56,6 +54,8 @@ def _app_checks(current: Settings) -> list[Check]:
 
 async def _authorize_check(current: Settings) -> Check:
     """Ask the authorize page about our app id: Instagram says "Invalid platform app" for a Meta app id."""
+    import aiohttp
+
     params = {"client_id": current.instagram.app_id, "redirect_uri": current.instagram.redirect_uri,
               "response_type": "code", "scope": ",".join(current.instagram.scopes), "state": "doctor"}
     try:
@@ -81,6 +81,11 @@ async def _authorize_check(current: Settings) -> Check:
 
 
 async def _store_checks(current: Settings) -> list[Check]:
+    from filmroll.store import migrate
+    from filmroll.store.database import Database
+    from filmroll.store.tokens import key_ids_in_use
+    from filmroll.vault import load_keyring
+
     found = []
     try:
         keyring = load_keyring(Secret(current.vault.keys.get_secret_value()), current.vault.keys_file)

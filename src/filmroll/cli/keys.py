@@ -8,9 +8,6 @@ import typer
 
 from filmroll.cli.common import ExitStatus, console, fail, run, settings
 from filmroll.secret import Secret
-from filmroll.service import keys as key_service
-from filmroll.store import migrate
-from filmroll.store.database import Database
 from filmroll.vault import Vault, generate_key, key_id, load_keyring, parse_keys, write_keys_file
 
 app = typer.Typer(help="Vault keys: generate, rotate, list, retire.", no_args_is_help=True)
@@ -36,6 +33,10 @@ def generate() -> None:
 
 
 async def _reencrypt() -> int:
+    from filmroll.service import keys as key_service
+    from filmroll.store import migrate
+    from filmroll.store.database import Database
+
     current = settings()
     vault = Vault(load_keyring(Secret(current.vault.keys.get_secret_value()), current.vault.keys_file))
     database = Database(current.database_url)
@@ -82,6 +83,10 @@ def list_keys() -> None:
     keyring = load_keyring(Secret(current.vault.keys.get_secret_value()), current.vault.keys_file)
 
     async def body() -> dict[str, int]:
+        from filmroll.service import keys as key_service
+        from filmroll.store import migrate
+        from filmroll.store.database import Database
+
         database = Database(current.database_url)
         try:
             await migrate.upgrade(database)
@@ -111,6 +116,10 @@ def retire(ident: str = typer.Argument(..., help="The key id to remove from the 
         fail("that is the only key; it cannot be retired", ExitStatus.CONFIG)
 
     async def used() -> int:
+        from filmroll.service import keys as key_service
+        from filmroll.store import migrate
+        from filmroll.store.database import Database
+
         database = Database(settings().database_url)
         try:
             await migrate.upgrade(database)

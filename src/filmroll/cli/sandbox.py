@@ -12,10 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from filmroll.sandbox.server import serve
-from filmroll.sandbox.state import DEFAULT_REDIRECT_URIS, SandboxConfig
-from filmroll.sandbox.world import World
-
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -42,6 +38,10 @@ def sandbox(
     app_secret: Annotated[str | None, typer.Option(envvar="FILMROLL_SANDBOX__APP_SECRET")] = None,
 ) -> None:
     """Run a faithful offline Instagram Platform: OAuth, tokens, Graph reads, CDN, webhooks."""
+    from filmroll.sandbox.server import serve
+    from filmroll.sandbox.state import DEFAULT_REDIRECT_URIS, SandboxConfig
+    from filmroll.sandbox.world import World
+
     console = Console(stderr=False, highlight=False)
     uris = tuple(redirect_uri) if redirect_uri else DEFAULT_REDIRECT_URIS
     for uri in uris:

@@ -6,10 +6,8 @@ import logging
 from pathlib import Path
 
 import typer
-import uvicorn
 
 from filmroll.cli.common import ExitStatus, console, fail, settings
-from filmroll.web.app import create_app
 
 
 def serve(
@@ -19,6 +17,10 @@ def serve(
     tls_key: Path | None = typer.Option(None, help="PEM private key for --tls-cert"),
 ) -> None:
     """Serve the admin UI and the OAuth callback."""
+    import uvicorn
+
+    from filmroll.web.app import create_app
+
     current = settings()
     host = host or current.web.host
     port = port if port is not None else current.web.port
