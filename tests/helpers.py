@@ -49,3 +49,16 @@ def graph_error(response: httpx.Response) -> dict:
     assert set(body) == {"error"}, body
     assert {"message", "type", "code", "fbtrace_id"} <= set(body["error"]), body
     return body["error"]
+
+
+def owner_allows(sandbox: RunningSandbox, authorize_url: str, account: int = 0) -> str:
+    """The account owner logs in on the sandbox's consent page and presses Allow; returns where they are sent."""
+    with httpx.Client(base_url=sandbox.base_url, follow_redirects=False) as owner:
+        page = owner.get(authorize_url.replace(sandbox.base_url, ""))
+        assert page.status_code == 200, page.text
+        request_id = re.search(r'name="request_id" value="([^"]+)"', page.text).group(1)
+        done = owner.post("/oauth/authorize", data={
+            "request_id": request_id, "action": "allow", "password": "password",
+            "username": sandbox.control.account(account)["username"]})
+    assert done.status_code == 302, done.text
+    return done.headers["location"]

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.helpers import owner_allows
 from tests.webapp import free_port
 
 
@@ -64,16 +65,6 @@ def _authorize_url(process: subprocess.Popen) -> str:
     raise AssertionError("no authorize URL printed")
 
 
-def _owner_allows(sandbox, url: str, account: int) -> str:
-    with httpx.Client(base_url=sandbox.base_url, follow_redirects=False) as owner:
-        page = owner.get(url.replace(sandbox.base_url, ""))
-        request_id = re.search(r'name="request_id" value="([^"]+)"', page.text).group(1)
-        done = owner.post("/oauth/authorize", data={
-            "request_id": request_id, "action": "allow", "password": "password",
-            "username": sandbox.control.account(account)["username"]})
-    return done.headers["location"]
-
-
 def _finish(process: subprocess.Popen) -> tuple[str, str]:
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, (out, err)
@@ -82,7 +73,7 @@ def _finish(process: subprocess.Popen) -> tuple[str, str]:
 
 def test_connect_with_paste_then_manage_the_token(cli, sandbox):
     process = cli.start("connect", "--paste")
-    landing = _owner_allows(sandbox, _authorize_url(process), account=21)
+    landing = owner_allows(sandbox, _authorize_url(process), account=21)
     process.stdin.write(landing + "\n")  # what the person copies from the address bar, "#_" and all
     process.stdin.flush()
     out, _ = _finish(process)
@@ -105,7 +96,7 @@ def test_connect_with_paste_then_manage_the_token(cli, sandbox):
 
 def test_connect_through_the_local_https_callback(cli, sandbox):
     process = cli.start("connect", "--no-open")
-    landing = _owner_allows(sandbox, _authorize_url(process), account=22)
+    landing = owner_allows(sandbox, _authorize_url(process), account=22)
     assert landing.startswith(cli.env["FILMROLL_INSTAGRAM__REDIRECT_URI"] + "?") and landing.endswith("#_")
     for _ in range(50):  # the browser's part: follow Instagram's redirect to the local HTTPS server
         try:
@@ -121,7 +112,7 @@ def test_connect_through_the_local_https_callback(cli, sandbox):
 
 def test_connect_refuses_a_redirect_from_another_run(cli, sandbox):
     first = cli.start("connect", "--paste")
-    first_landing = _owner_allows(sandbox, _authorize_url(first), account=23)
+    first_landing = owner_allows(sandbox, _authorize_url(first), account=23)
     first.kill()
     first.communicate()
     second = cli.start("connect", "--paste")

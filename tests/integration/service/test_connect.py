@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,24 +15,20 @@ from filmroll.store import migrate, states
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Event, OAuthState, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
+from tests.helpers import owner_allows
 from tests.integration.service.conftest import instagram_for
 
 pytestmark = pytest.mark.anyio
 
 
-def _consent(http, sandbox, authorize_url: str, account: int = 0) -> str:
-    """Drive the consent page for an authorize URL filmroll built; return the redirect's query string."""
-    page = http.get(authorize_url.replace(sandbox.base_url, ""))
-    assert page.status_code == 200, page.text
-    request_id = re.search(r'name="request_id" value="([^"]+)"', page.text).group(1)
-    done = http.post("/oauth/authorize", data={"request_id": request_id, "action": "allow", "password": "password",
-                                               "username": sandbox.control.account(account)["username"]})
-    return urlsplit(done.headers["location"]).query + "#_"
+def _consent(sandbox, authorize_url: str, account: int = 0) -> str:
+    """The redirect's query string, with the "#_" Instagram appends."""
+    return urlsplit(owner_allows(sandbox, authorize_url, account)).query + "#_"
 
 
 async def _connect(stack, http, sandbox, account=0, session_id="browser-1"):
     url = await stack.connector.begin(flow="web", session_id=session_id)
-    return await stack.connector.complete(_consent(http, sandbox, url, account), flow="web",
+    return await stack.connector.complete(_consent(sandbox, url, account), flow="web",
                                           session_id=session_id, actor="test")
 
 
@@ -80,7 +75,7 @@ async def test_reconnect_replaces_the_token_in_place(stack, sandbox, http):
 
 async def test_state_reuse_and_foreign_session_are_refused_before_any_exchange(stack, sandbox, http):
     url = await stack.connector.begin(flow="web", session_id="mine")
-    query = _consent(http, sandbox, url)
+    query = _consent(sandbox, url)
     with pytest.raises(errors.CallbackError) as foreign:
         await stack.connector.complete(query, flow="web", session_id="someone-else")
     assert foreign.value.code == "foreign_state"

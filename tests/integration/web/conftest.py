@@ -11,6 +11,7 @@ from sqlalchemy import select
 from filmroll.store.database import Database
 from filmroll.store.tables import Base
 from tests import aio
+from tests.helpers import owner_allows
 from tests.webapp import ADMIN, RunningFilmroll, running_filmroll
 
 
@@ -43,13 +44,8 @@ def start_connect(client: httpx.Client) -> str:
 
 def consent(sandbox, authorize_url: str, account: int = 0) -> dict[str, str]:
     """Let the sandbox's owner press Allow; returns the redirect's query parameters (code, state)."""
-    with httpx.Client(base_url=sandbox.base_url, follow_redirects=False) as owner:
-        page = owner.get(authorize_url.replace(sandbox.base_url, ""))
-        request_id = re.search(r'name="request_id" value="([^"]+)"', page.text).group(1)
-        done = owner.post("/oauth/authorize", data={
-            "request_id": request_id, "action": "allow", "password": "password",
-            "username": sandbox.control.account(account)["username"]})
-    return {k: v[0] for k, v in parse_qs(urlsplit(done.headers["location"]).query).items()}
+    location = owner_allows(sandbox, authorize_url, account)
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
 def snapshot(database_url: str) -> dict[str, list[tuple]]:
