@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from filmroll.cli import accounts, admin, connect, database, doctor, keys, sandbox, serve
+from filmroll.cli import accounts, admin, connect, database, doctor, keys, sandbox, serve, worker
 
 app = typer.Typer(
     name="filmroll",
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 app.command("sandbox")(sandbox.sandbox)
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.command("connect")(connect.connect)
 app.command("accounts")(accounts.accounts)
 app.command("disconnect")(accounts.disconnect)

@@ -97,15 +97,15 @@ class CodeRequest(_Body):
 
 
 class FaultSpec(_Body):
-    kind: Literal["status", "graph_error", "latency", "reset", "hang"]
+    kind: Literal["status", "graph_error", "latency", "reset", "hang", "body"]
     endpoint: str = "*"
     account: str | None = None
     times: int | None = Field(default=None, ge=1)
     probability: float = Field(default=1.0, gt=0, le=1)
-    status: int | None = Field(default=None, ge=400, le=599)
+    status: int | None = Field(default=None, ge=200, le=599)
     code: int = 2
     subcode: int | None = None
-    message: str | None = Field(default=None, max_length=500)
+    message: str | None = Field(default=None, max_length=20_000)
     latency_ms: int = Field(default=0, ge=0, le=600_000)
 
 
@@ -407,9 +407,11 @@ async def faults(request: Request) -> Response:
     if request.method == "POST":
         spec = await _body(request, FaultSpec)
         data = spec.model_dump()
+        if spec.kind == "status" and spec.status is not None and spec.status < 400:
+            raise ControlError("a status fault answers with an HTTP error: status must be 400 to 599")
         data["remaining"] = data.pop("times")
         if data["status"] is None:
-            data["status"] = 500 if spec.kind == "status" else 400
+            data["status"] = {"status": 500, "body": 200}.get(spec.kind, 400)
         return json_response(traffic.add_fault(**data).public(), 201)
     if request.method == "DELETE":
         traffic.clear_faults()

@@ -19,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from starlette.responses import Response
+
 from filmroll.sandbox.wire import WireError, graph_error, json_response
 
 THROTTLE_MESSAGES = {
@@ -56,7 +58,7 @@ class Call:
 @dataclass
 class Fault:
     id: int
-    kind: str  # status | graph_error | latency | reset | hang
+    kind: str  # status | graph_error | latency | reset | hang | body
     endpoint: str = "*"
     account: str | None = None
     remaining: int | None = None
@@ -175,6 +177,8 @@ class Traffic:
             body = {"error": {"message": fault.message or TRANSIENT_MESSAGES.get(fault.code, "Service unavailable"),
                               "type": "OAuthException", "code": fault.code, "is_transient": True}}
             raise WireError(json_response(body, fault.status))
+        elif fault.kind == "body":  # any status with any raw body: truncated JSON, HTML, a token-less success…
+            raise WireError(Response(fault.message or "", fault.status, media_type="application/json"))
         elif fault.kind == "graph_error":
             message = fault.message or THROTTLE_MESSAGES.get(fault.code) or TRANSIENT_MESSAGES.get(fault.code)
             raise WireError(graph_error(message or "An unknown error has occurred.", fault.code,

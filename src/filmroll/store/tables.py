@@ -87,10 +87,13 @@ class Token(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refresh_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_probe_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_probe_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(80))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_tokens_due_refresh", "next_refresh_at"), Index("ix_tokens_key_id", "key_id"))
+    __table_args__ = (Index("ix_tokens_due_refresh", "next_refresh_at"), Index("ix_tokens_key_id", "key_id"),
+                      Index("ix_tokens_due_probe", "next_probe_at"))
 
 
 class OAuthState(Base):

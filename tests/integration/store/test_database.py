@@ -81,3 +81,20 @@ def test_database_urls():
     for bad in ("mysql://h/db", "not a url"):
         with pytest.raises(ConfigError):
             async_url(bad)
+
+
+async def test_migrations_build_exactly_the_models(database_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from filmroll.store.tables import Base
+
+    database = Database(database_url)
+    try:
+        assert await migrate.current(database) == migrate.head()
+        async with database.engine.connect() as connection:
+            diff = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
+        assert diff == []
+    finally:
+        await database.dispose()

@@ -1,0 +1,154 @@
+"""Refreshing one claimed token, on Instagram's rules, without ever losing it.
+
+The order is fixed so a crash at any point leaves a recoverable state:
+
+1. A claim whose crash marker (``refresh_started_at``) is set means a previous attempt died mid-call: probe the
+   stored token with ``/me`` first. It works → refresh as usual. It is dead → the refresh happened and its answer
+   was lost with the process, so the account needs re-authorisation, said in plain words (never silently lost).
+2. Set the crash marker (fenced on lease and version), then call Instagram, outside any transaction.
+3. Classify a failure: 190 → ``needs_reauth`` with Instagram's reason and no retry (unless the row moved: then
+   another worker won the race and all is well); throttling → wait ``retry_after``; temporary or malformed →
+   capped exponential backoff with full jitter. A malformed answer never replaces the stored token.
+4. Store what Instagram returned, fenced on lease owner and version, in one durable transaction; then release.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from filmroll import errors
+from filmroll.faults import NO_FAULTS, FaultPoints
+from filmroll.platform import InstagramClient
+from filmroll.service.policy import MIN_AGE, RefreshPolicy
+from filmroll.store import events, leases
+from filmroll.store.database import Database
+from filmroll.store.tables import Account, Token
+from filmroll.vault import Vault
+
+log = logging.getLogger("filmroll.refresh")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base: timedelta = timedelta(minutes=1)
+    cap: timedelta = timedelta(hours=6)
+
+    def delay(self, failures: int, rng: random.Random) -> timedelta:
+        """Full jitter: uniform in [0, min(cap, base · 2^failures)] (AWS "Exponential Backoff and Jitter")."""
+        ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** min(failures, 30))
+        return timedelta(seconds=rng.uniform(0, ceiling))
+
+
+class Refresher:
+    def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *, owner: str,
+                 policy: RefreshPolicy | None = None, backoff: Backoff | None = None,
+                 faults: FaultPoints = NO_FAULTS, rng: random.Random | None = None) -> None:
+        self.database = database
+        self.vault = vault
+        self.instagram = instagram
+        self.owner = owner
+        self.policy = policy or RefreshPolicy()
+        self.backoff = backoff or Backoff()
+        self.faults = faults
+        self.rng = rng or random.Random()
+
+    async def run(self, claim: leases.RefreshClaim) -> str:
+        """Refresh one claimed token; returns what happened (for logs, stats and tests)."""
+        try:
+            token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
+        except errors.VaultError as exc:
+            return await self._needs_reauth(claim, f"the stored token cannot be decrypted ({exc.message})")
+        if claim.refresh_started_at is not None:
+            try:
+                await self.instagram.me(token, fields=("id",))
+            except errors.TokenInvalidError as exc:
+                return await self._needs_reauth(
+                    claim, f"a refresh was interrupted by a crash and Instagram no longer accepts the stored token "
+                           f"(refresh_lost_in_crash): {exc.reason}")
+            except errors.InstagramError as exc:
+                return await self._retry(claim, exc)
+        async with self.database.transaction() as session:
+            if not await leases.mark_refresh_started(session, owner=self.owner, account_id=claim.account_id,
+                                                     version=claim.version, now=datetime.now(UTC)):
+                return "stale_lease"
+        self.faults.hit("before_refresh_call")
+        try:
+            grant = await self.instagram.refresh(token)
+        except errors.TokenInvalidError as exc:
+            if await self._row_moved(claim):
+                return await self._lost_race(claim)
+            return await self._needs_reauth(claim, exc.reason)
+        except errors.RefreshTooEarlyError:
+            async with self.database.transaction() as session:
+                await leases.reschedule(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
+                                        error=None, next_attempt_at=None, count_failure=False,
+                                        next_refresh_at=claim.issued_at + MIN_AGE + timedelta(minutes=5))
+            return "too_early"
+        except errors.InstagramError as exc:
+            return await self._retry(claim, exc)
+        self.faults.hit("after_response_before_commit")
+        now = datetime.now(UTC)
+        issued_at = grant.expires_at - timedelta(seconds=grant.expires_in)
+        sealed = self.vault.seal(grant.access_token, claim.account_id)
+        async with self.database.transaction() as session:
+            stored = await leases.store_refreshed(
+                session, owner=self.owner, account_id=claim.account_id, version=claim.version,
+                ciphertext=sealed.ciphertext, key_id=sealed.key_id, issued_at=issued_at, expires_at=grant.expires_at,
+                refreshed_at=now, next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at, self.rng))
+            if stored:
+                await events.record(session, "token.refreshed",
+                                    f"token refreshed, valid until {grant.expires_at:%Y-%m-%d %H:%M} UTC",
+                                    at=now, account_id=claim.account_id, actor=self.owner)
+        if not stored:
+            log.warning("stale_lease: account %s was taken over while refreshing; wrote nothing", claim.account_id)
+            return "stale_lease"
+        self.faults.hit("after_commit_before_release")
+        async with self.database.transaction() as session:
+            await leases.release(session, owner=self.owner, account_ids=[claim.account_id])
+        return "refreshed"
+
+    async def _row_moved(self, claim: leases.RefreshClaim) -> bool:
+        async with self.database.read() as session:
+            row = await session.get(Token, claim.account_id)
+        return row is None or row.version != claim.version
+
+    async def _lost_race(self, claim: leases.RefreshClaim) -> str:
+        log.info("account %s was refreshed by someone else meanwhile; not a dead token", claim.account_id)
+        async with self.database.transaction() as session:
+            await leases.release(session, owner=self.owner, account_ids=[claim.account_id])
+        return "lost_race"
+
+    async def _needs_reauth(self, claim: leases.RefreshClaim, reason: str) -> str:
+        now = datetime.now(UTC)
+        async with self.database.transaction() as session:
+            if not await leases.reschedule(session, owner=self.owner, account_id=claim.account_id,
+                                           version=claim.version, error=reason, next_attempt_at=None,
+                                           count_failure=True):
+                return "stale_lease"
+            account = await session.get(Account, claim.account_id)
+            if account is not None:
+                account.status, account.status_reason, account.updated_at = "needs_reauth", reason, now
+            await events.record(session, "account.needs_reauth", reason, at=now, account_id=claim.account_id,
+                                actor=self.owner)
+        return "needs_reauth"
+
+    async def _retry(self, claim: leases.RefreshClaim, exc: errors.InstagramError) -> str:
+        now = datetime.now(UTC)
+        if isinstance(exc, errors.RateLimitedError):
+            wait, outcome, counted = timedelta(seconds=exc.retry_after), "throttled", False
+        else:
+            wait, outcome, counted = self.backoff.delay(claim.failure_count, self.rng), "retry", True
+        if outcome == "retry":
+            # Do not back off past the last safe moment to refresh (a day before expiry), nor hammer Instagram:
+            # at least half a minute between attempts. Throttling is always honoured in full (calling while
+            # throttled prolongs the block).
+            latest = max(now + timedelta(seconds=30), claim.expires_at - timedelta(days=1))
+            wait = max(timedelta(seconds=30), min(wait, latest - now))
+        async with self.database.transaction() as session:
+            await leases.reschedule(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
+                                    error=f"{type(exc).__name__}: {exc.message}", count_failure=counted,
+                                    next_attempt_at=now + wait)
+        return outcome

@@ -1,0 +1,121 @@
+"""Every lease and claim statement, in one place.
+
+A claim is one atomic ``UPDATE … WHERE account_id IN (<due rows> LIMIT n) RETURNING …``:
+
+* PostgreSQL: the inner SELECT takes ``FOR UPDATE SKIP LOCKED``, so concurrent workers claim disjoint rows without
+  waiting on each other.
+* SQLite: SQLAlchemy drops ``FOR UPDATE`` for this dialect; safety comes from the write transaction's
+  ``BEGIN IMMEDIATE`` (one writer at a time) and the single atomic UPDATE … RETURNING.
+
+Times come from the database clock (``Database.now()``), so workers on machines with skewed clocks agree on what is
+due and when a lease has expired. An expired lease is simply claimable again. Every write a worker makes after a
+network call is fenced on ``lease_owner`` and ``version``: a worker whose lease was taken over writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll.store.tables import Account, Token
+
+
+@dataclass(frozen=True)
+class RefreshClaim:
+    account_id: int
+    version: int
+    ciphertext: bytes
+    key_id: str
+    issued_at: datetime
+    expires_at: datetime
+    failure_count: int
+    refresh_started_at: datetime | None
+    lease_until: datetime
+
+
+def _free(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(Token.lease_until.is_(None), Token.lease_until < now)
+
+
+async def claim_refreshes(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                          limit: int) -> list[RefreshClaim]:
+    """Lease up to ``limit`` tokens whose refresh is due, oldest due first."""
+    due = (select(Token.account_id).join(Account, Account.id == Token.account_id)
+           .where(Account.status == "active", Token.kind == "long", Token.next_refresh_at <= now,
+                  or_(Token.next_attempt_at.is_(None), Token.next_attempt_at <= now), _free(now))
+           .order_by(Token.next_refresh_at).limit(limit)
+           .with_for_update(skip_locked=True, of=Token))
+    until = now + lease
+    rows = await session.execute(
+        update(Token).where(Token.account_id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_until=until)
+        .returning(Token.account_id, Token.version, Token.ciphertext, Token.key_id, Token.issued_at,
+                   Token.expires_at, Token.failure_count, Token.refresh_started_at)
+        .execution_options(synchronize_session=False))
+    return [RefreshClaim(*row, lease_until=until) for row in rows]
+
+
+async def renew(session: AsyncSession, *, owner: str, account_ids: list[int], now: datetime,
+                lease: timedelta) -> set[int]:
+    """Extend our leases; returns the ids we still hold (a missing id means the lease was lost)."""
+    if not account_ids:
+        return set()
+    rows = await session.execute(
+        update(Token).where(Token.account_id.in_(account_ids), Token.lease_owner == owner)
+        .values(lease_until=now + lease).returning(Token.account_id).execution_options(synchronize_session=False))
+    return {row[0] for row in rows}
+
+
+async def mark_refresh_started(session: AsyncSession, *, owner: str, account_id: int, version: int,
+                               now: datetime) -> bool:
+    """The crash marker: set before calling Instagram, cleared by the fenced write of the result."""
+    result = await session.execute(
+        update(Token).where(Token.account_id == account_id, Token.version == version, Token.lease_owner == owner)
+        .values(refresh_started_at=now).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+async def store_refreshed(session: AsyncSession, *, owner: str, account_id: int, version: int, ciphertext: bytes,
+                          key_id: str, issued_at: datetime, expires_at: datetime, refreshed_at: datetime,
+                          next_refresh_at: datetime) -> bool:
+    """Write a refreshed token if we still hold the lease and nobody else changed the row; keeps the lease."""
+    result = await session.execute(
+        update(Token).where(Token.account_id == account_id, Token.version == version, Token.lease_owner == owner)
+        .values(ciphertext=ciphertext, key_id=key_id, issued_at=issued_at, expires_at=expires_at,
+                refreshed_at=refreshed_at, next_refresh_at=next_refresh_at, version=version + 1, failure_count=0,
+                last_error=None, next_attempt_at=None, refresh_started_at=None)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+async def reschedule(session: AsyncSession, *, owner: str, account_id: int, version: int, error: str | None,
+                     next_attempt_at: datetime | None, count_failure: bool,
+                     next_refresh_at: datetime | None = None) -> bool:
+    """After a failed attempt: remember why, when to try again, and give the lease back."""
+    values: dict[str, object] = {"last_error": error[:500] if error else None, "next_attempt_at": next_attempt_at,
+                                 "refresh_started_at": None, "lease_owner": None, "lease_until": None}
+    if count_failure:
+        values["failure_count"] = Token.failure_count + 1
+    if next_refresh_at is not None:
+        values["next_refresh_at"] = next_refresh_at
+    result = await session.execute(
+        update(Token).where(Token.account_id == account_id, Token.version == version, Token.lease_owner == owner)
+        .values(**values).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+async def release(session: AsyncSession, *, owner: str, account_ids: list[int]) -> int:
+    if not account_ids:
+        return 0
+    result = await session.execute(
+        update(Token).where(Token.account_id.in_(account_ids), Token.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+async def held_by(session: AsyncSession, owner: str) -> list[int]:
+    rows = await session.execute(select(Token.account_id).where(and_(Token.lease_owner == owner)))
+    return [row[0] for row in rows]

@@ -1,0 +1,206 @@
+"""The worker and the refresh job against the sandbox, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from filmroll.platform import InstagramClient
+from filmroll.secret import Secret
+from filmroll.service.refresh import Refresher
+from filmroll.store import leases
+from filmroll.store.database import Database
+from filmroll.store.tables import Account, Event, Token
+from filmroll.vault import Keyring, Vault, generate_key, parse_keys
+from filmroll.worker import Worker
+from tests.integration.service.conftest import instagram_for
+from tests.seeding import seed_accounts
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Deps:
+    database: Database
+    vault: Vault
+    instagram: InstagramClient
+
+    def refresher(self, owner: str = "worker-a") -> Refresher:
+        return Refresher(self.database, self.vault, self.instagram, owner=owner)
+
+    async def run_worker(self, owner: str = "worker-a", **options) -> dict[str, int]:
+        import asyncio
+
+        engine = Worker(self.database, self.refresher(owner), owner=owner, idle_poll=0.05, **options)
+        stats = await engine.run(asyncio.Event(), until_idle=True)
+        return dict(stats.outcomes)
+
+    async def tokens(self) -> dict[int, Token]:
+        async with self.database.read() as session:
+            return {t.account_id: t for t in (await session.execute(select(Token))).scalars()}
+
+    async def accounts(self) -> dict[int, Account]:
+        async with self.database.read() as session:
+            return {a.id: a for a in (await session.execute(select(Account))).scalars()}
+
+    def plain(self, token: Token) -> str:
+        return self.vault.open(token.ciphertext, token.key_id, token.account_id).reveal()
+
+
+@pytest.fixture
+async def deps(sandbox, database_url) -> AsyncIterator[Deps]:
+    database = Database(database_url)
+    instagram = instagram_for(sandbox)
+    yield Deps(database, Vault(Keyring(parse_keys(generate_key()))), instagram)
+    await instagram.aclose()
+    await database.dispose()
+
+
+async def test_due_tokens_are_refreshed_exactly_once(deps, sandbox):
+    due = await seed_accounts(deps.database, deps.vault, sandbox, 20)
+    later = await seed_accounts(deps.database, deps.vault, sandbox, 5, first=20, due=False)
+    before = await deps.tokens()
+    assert await deps.run_worker(concurrency=8) == {"refreshed": 20}
+    calls = sandbox.control.calls(endpoint="refresh")
+    assert len(calls) == 20 and len({c["account"] for c in calls}) == 20
+    assert sandbox.control.overlaps("refresh") == []
+    after = await deps.tokens()
+    now = datetime.now(UTC)
+    for account_id in due:
+        token = after[account_id]
+        assert token.version == 2 and token.lease_owner is None and token.refreshed_at is not None
+        assert token.expires_at > before[account_id].expires_at + timedelta(days=30)
+        assert now + timedelta(days=28) < token.next_refresh_at < token.expires_at - timedelta(days=1)
+        assert sandbox.control.inspect(deps.plain(token))["valid"]
+    for account_id in later:
+        assert after[account_id].version == 1
+    assert await deps.run_worker() == {}  # nothing due any more: no calls
+    assert len(sandbox.control.calls(endpoint="refresh")) == 20
+
+
+async def test_rotation_stores_the_new_token(deps, sandbox):
+    sandbox.control.switches(refresh_token_string="new", old_token_after_refresh="revoked")
+    (account_id,) = await seed_accounts(deps.database, deps.vault, sandbox, 1)
+    old = deps.plain((await deps.tokens())[account_id])
+    assert await deps.run_worker() == {"refreshed": 1}
+    new = deps.plain((await deps.tokens())[account_id])
+    assert new != old and sandbox.control.inspect(new)["valid"] and not sandbox.control.inspect(old)["valid"]
+
+
+@pytest.mark.parametrize(("reason", "words"), [("password_changed", "password"), ("revoked", "revoked"),
+                                               ("app_removed", "removed the app")])
+async def test_dead_tokens_need_reauth_without_retries(deps, sandbox, reason, words):
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 3)
+    sandbox.control.revoke(1, reason)  # the second seeded account
+    assert await deps.run_worker() == {"refreshed": 2, "needs_reauth": 1}
+    accounts = await deps.accounts()
+    dead = accounts[ids[1]]
+    assert dead.status == "needs_reauth" and words in dead.status_reason
+    assert [a.status for i, a in accounts.items() if i != ids[1]] == ["active", "active"]
+    async with deps.database.read() as session:
+        kinds = [e.kind for e in (await session.execute(select(Event).where(Event.account_id == ids[1]))).scalars()]
+    assert kinds == ["account.needs_reauth"]
+    await deps.run_worker()
+    assert len(sandbox.control.calls(endpoint="refresh")) == 3  # never retried
+
+
+async def test_throttling_waits_as_long_as_instagram_says(deps, sandbox):
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 2)
+    sandbox.control.add_fault("graph_error", endpoint="refresh", account=sandbox.control.account(0)["ig_id"],
+                              code=80002, times=1)
+    assert await deps.run_worker() == {"refreshed": 1, "throttled": 1}
+    token = (await deps.tokens())[ids[0]]
+    assert token.failure_count == 0 and token.version == 1 and "RateLimitedError" in token.last_error
+    assert token.next_attempt_at > datetime.now(UTC) + timedelta(seconds=50)
+
+
+async def test_transient_failures_back_off_with_jitter_and_recover(deps, sandbox):
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 1)
+    sandbox.control.add_fault("status", endpoint="refresh", status=503, times=1)
+    assert await deps.run_worker() == {"retry": 1}
+    token = (await deps.tokens())[ids[0]]
+    assert token.failure_count == 1 and token.version == 1 and "TransientError" in token.last_error
+    assert datetime.now(UTC) + timedelta(seconds=25) < token.next_attempt_at < datetime.now(UTC) + timedelta(minutes=3)
+    async with deps.database.transaction() as session:  # time passes
+        (await session.get(Token, ids[0])).next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
+    assert await deps.run_worker() == {"refreshed": 1}
+    assert (await deps.tokens())[ids[0]].failure_count == 0
+
+
+@pytest.mark.parametrize("body", ['{"access_token": "", "expires_in": 5184000}', '{"access_token": "IGAAx"}',
+                                  '{"access_token": "IGAAx", "expires_in": "soon"}', '{"trunc', "<html>oops</html>"])
+async def test_a_malformed_answer_never_replaces_the_token(deps, sandbox, body):
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 1)
+    before = (await deps.tokens())[ids[0]]
+    sandbox.control.add_fault("body", endpoint="refresh", status=200, message=body, times=1)
+    assert await deps.run_worker() == {"retry": 1}
+    after = (await deps.tokens())[ids[0]]
+    assert after.ciphertext == before.ciphertext and after.version == 1
+    assert sandbox.control.inspect(deps.plain(after))["valid"] and "Malformed" in after.last_error
+
+
+async def test_a_lost_race_is_not_a_dead_account(deps, sandbox):
+    sandbox.control.switches(refresh_token_string="new", old_token_after_refresh="revoked")
+    (account_id,) = await seed_accounts(deps.database, deps.vault, sandbox, 1)
+    now = await deps.database.now()
+    async with deps.database.transaction() as session:
+        (slow,) = await leases.claim_refreshes(session, owner="slow", now=now, lease=timedelta(seconds=1), limit=5)
+    later = now + timedelta(seconds=5)  # the slow worker's lease has expired; another worker takes over
+    async with deps.database.transaction() as session:
+        (fast,) = await leases.claim_refreshes(session, owner="fast", now=later, lease=timedelta(seconds=60), limit=5)
+    assert await deps.refresher("fast").run(fast) == "refreshed"
+    assert await deps.refresher("slow").run(slow) in ("lost_race", "stale_lease")
+    account = (await deps.accounts())[account_id]
+    assert account.status == "active"
+    assert sandbox.control.inspect(deps.plain((await deps.tokens())[account_id]))["valid"]
+
+
+async def test_a_stale_lease_writes_nothing(deps, sandbox):
+    (account_id,) = await seed_accounts(deps.database, deps.vault, sandbox, 1)
+    now = await deps.database.now()
+    async with deps.database.transaction() as session:
+        (stale,) = await leases.claim_refreshes(session, owner="stale", now=now, lease=timedelta(seconds=1), limit=1)
+    async with deps.database.transaction() as session:
+        await leases.claim_refreshes(session, owner="new-owner", now=now + timedelta(seconds=5),
+                                     lease=timedelta(seconds=60), limit=1)
+    assert await deps.refresher("stale").run(stale) == "stale_lease"
+    token = (await deps.tokens())[account_id]
+    assert token.version == 1 and token.lease_owner == "new-owner"
+
+
+@pytest.mark.parametrize(("mode", "expected", "status"), [("valid", "refreshed", "active"),
+                                                         ("revoked", "needs_reauth", "needs_reauth")])
+async def test_recovery_after_a_crash_in_the_middle_of_a_refresh(deps, sandbox, mode, expected, status):
+    sandbox.control.switches(refresh_token_string="new", old_token_after_refresh=mode)
+    (account_id,) = await seed_accounts(deps.database, deps.vault, sandbox, 1)
+    stored = Secret(deps.plain((await deps.tokens())[account_id]))
+    await deps.instagram.refresh(stored)  # the crashed worker's call: Instagram answered, the answer died with it
+    async with deps.database.transaction() as session:
+        (await session.get(Token, account_id)).refresh_started_at = datetime.now(UTC) - timedelta(minutes=5)
+    assert await deps.run_worker() == {expected: 1}
+    account = (await deps.accounts())[account_id]
+    assert account.status == status
+    if status == "needs_reauth":
+        assert "refresh_lost_in_crash" in account.status_reason
+
+
+async def test_concurrent_claims_are_disjoint(deps, sandbox):
+    import asyncio
+
+    await seed_accounts(deps.database, deps.vault, sandbox, 60)
+    now = await deps.database.now()
+
+    async def claim(owner: str) -> list[int]:
+        async with deps.database.transaction() as session:
+            found = await leases.claim_refreshes(session, owner=owner, now=now, lease=timedelta(seconds=60),
+                                                 limit=25)
+            await asyncio.sleep(0.05)  # hold the claim transaction open while the others run
+            return [c.account_id for c in found]
+
+    claimed = await asyncio.gather(*(claim(f"w{i}") for i in range(4)))
+    flat = [i for ids in claimed for i in ids]
+    assert len(flat) == len(set(flat)) == 60

@@ -1,0 +1,36 @@
+"""Connected accounts in bulk: tokens minted by the sandbox, sealed by the vault, inserted directly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from filmroll.secret import Secret
+from filmroll.store.database import Database
+from filmroll.store.tables import Account, Token
+from filmroll.vault import Vault
+
+
+async def seed_accounts(database: Database, vault: Vault, sandbox, count: int, *, first: int = 0,
+                        age_seconds: float = 40 * 86_400, due: bool = True) -> list[int]:
+    """Accounts ``first…first+count-1`` of the sandbox, each with a long-lived token; returns their row ids."""
+    minted = sandbox.control.mint_tokens(first=first, count=count, kind="long", age_seconds=age_seconds)
+    now = datetime.now(UTC)
+    rows, ids = [], []
+    for offset, token in enumerate(minted):
+        account_id = first + offset + 1
+        ids.append(account_id)
+        sealed = vault.seal(Secret(token["access_token"]), account_id)
+        rows.append(Account(id=account_id, ig_user_id=token["ig_id"], app_scoped_id=token["user_id"],
+                            username=f"sandbox{token['account']}", slug=f"sandbox-{token['account']}",
+                            status="active", sync_interval=600, connected_at=now, created_at=now, updated_at=now))
+        rows.append(Token(account_id=account_id, ciphertext=sealed.ciphertext, key_id=sealed.key_id, kind="long",
+                          permissions="instagram_business_basic",
+                          issued_at=datetime.fromtimestamp(token["issued_at"], UTC),
+                          expires_at=datetime.fromtimestamp(token["expires_at"], UTC),
+                          next_refresh_at=now - timedelta(minutes=1) if due else now + timedelta(days=10),
+                          version=1, failure_count=0))
+    async with database.transaction() as session:
+        session.add_all([r for r in rows if isinstance(r, Account)])
+        await session.flush()
+        session.add_all([r for r in rows if isinstance(r, Token)])
+    return ids
