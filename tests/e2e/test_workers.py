@@ -1,0 +1,145 @@
+"""Several `filmroll worker` processes sharing one database: one refresh per account, never two at once, and a
+worker frozen past its lease writes nothing when it wakes up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from filmroll.store.database import Database
+from filmroll.vault import Keyring, Vault, generate_key, parse_keys
+from tests import aio
+from tests.seeding import seed_accounts
+
+
+def _env(sandbox, database_url: str, key: str) -> dict[str, str]:
+    return {**os.environ, "FILMROLL_DATABASE_URL": database_url, "FILMROLL_VAULT__KEYS": key,
+            "FILMROLL_INSTAGRAM__APP_ID": sandbox.app_id, "FILMROLL_INSTAGRAM__APP_SECRET": sandbox.app_secret,
+            "FILMROLL_INSTAGRAM__AUTHORIZE_URL": sandbox.base_url + "/oauth/authorize",
+            "FILMROLL_INSTAGRAM__TOKEN_URL": sandbox.base_url + "/oauth/access_token",
+            "FILMROLL_INSTAGRAM__GRAPH_URL": sandbox.base_url}
+
+
+def _seed(sandbox, database_url: str, count: int) -> str:
+    key = generate_key()
+
+    async def seed() -> None:
+        database = Database(database_url)
+        try:
+            await seed_accounts(database, Vault(Keyring(parse_keys(key))), sandbox, count)
+        finally:
+            await database.dispose()
+
+    aio.run(seed())
+    return key
+
+
+def _worker(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "filmroll", "worker", "--json", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _outcomes(process: subprocess.Popen, timeout: float = 180) -> dict[str, object]:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    result["stderr"] = err
+    return result
+
+
+def test_four_workers_refresh_each_of_1000_accounts_exactly_once(sandbox, database_url):
+    key = _seed(sandbox, database_url, 1000)
+    sandbox.control.add_fault("latency", endpoint="refresh", latency_ms=200)
+    sandbox.control.clear_calls()
+    env = _env(sandbox, database_url, key)
+    workers = [_worker(env, "--until-idle", "--concurrency", "32") for _ in range(4)]
+    results = [_outcomes(w) for w in workers]
+    refreshed = sum(r["outcomes"].get("refreshed", 0) for r in results)
+    assert refreshed == 1000, [r["stderr"][-3000:] for r in results if r["crashed"]]
+    assert sum(1 for r in results if r["outcomes"].get("refreshed")) >= 2  # the work really was shared
+    calls = sandbox.control.calls(endpoint="refresh")
+    per_account = Counter(c["account"] for c in calls)
+    assert len(per_account) == 1000 and set(per_account.values()) == {1}
+    assert all(c["outcome"] == "ok" for c in calls)
+    assert sandbox.control.overlaps("refresh") == []
+
+
+def test_a_worker_frozen_past_its_lease_writes_nothing(sandbox, database_url):
+    sandbox.control.switches(refresh_token_string="new")
+    key = _seed(sandbox, database_url, 1)
+    env = _env(sandbox, database_url, key)
+    hang = sandbox.control.add_fault("hang", endpoint="refresh", times=1)
+    frozen = _worker(env, "--until-idle", "--lease-seconds", "5")
+    deadline = time.monotonic() + 30
+    while sandbox.control.faults()[0]["hits"] == 0:  # its refresh is in flight, held by the sandbox
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    frozen.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(6)  # past the 5 s lease
+        taker = _outcomes(_worker(env, "--until-idle"))
+        assert taker["outcomes"] == {"refreshed": 1}
+        sandbox.control.release(hang["id"])
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    woken = _outcomes(frozen)
+    assert woken["outcomes"] == {"stale_lease": 1}
+    assert len(sandbox.control.calls(endpoint="refresh")) == 2
+
+    async def stored() -> tuple[int, str | None]:
+        from filmroll.store.tables import Token
+
+        database = Database(database_url)
+        try:
+            async with database.read() as session:
+                token = await session.get(Token, 1)
+                return token.version, token.lease_owner
+        finally:
+            await database.dispose()
+
+    assert aio.run(stored()) == (2, None)  # the taker's token, and no lease left behind
+
+
+@pytest.mark.parametrize("step", ["before_refresh_call", "after_response_before_commit",
+                                  "after_commit_before_release"])
+@pytest.mark.parametrize("mode", ["valid", "revoked"])
+def test_sigkill_at_each_step_loses_no_token_silently(sandbox, database_url, step, mode):
+    sandbox.control.switches(refresh_token_string="new", old_token_after_refresh=mode)
+    key = _seed(sandbox, database_url, 5)
+    env = _env(sandbox, database_url, key)
+    # One job at a time, so the kill lands at exactly the named step of exactly one account's refresh.
+    crashed = subprocess.run([sys.executable, "-m", "filmroll", "worker", "--until-idle", "--lease-seconds", "5",
+                              "--concurrency", "1"],
+                             env={**env, "FILMROLL_FAULT_POINTS": step}, capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == -signal.SIGKILL
+    time.sleep(5.5)  # the dead worker's leases expire
+    _outcomes(_worker(env, "--until-idle"))
+
+    async def states() -> list[tuple[str, str | None, str]]:
+        from sqlalchemy import select
+
+        from filmroll.store.tables import Account, Token
+
+        database = Database(database_url)
+        vault = Vault(Keyring(parse_keys(key)))
+        try:
+            async with database.read() as session:
+                rows = (await session.execute(select(Account, Token).join(Token))).all()
+            return [(a.status, a.status_reason, vault.open(t.ciphertext, t.key_id, t.account_id).reveal())
+                    for a, t in rows]
+        finally:
+            await database.dispose()
+
+    for status, reason, token in aio.run(states()):
+        if status == "active":
+            assert sandbox.control.inspect(token)["valid"], (step, mode)  # every active account has a working token
+        else:  # never a silent loss: the account says why it needs the owner
+            assert status == "needs_reauth" and "refresh_lost_in_crash" in reason, (step, mode, reason)
+            assert mode == "revoked" and step == "after_response_before_commit"
