@@ -1,7 +1,11 @@
 """The worker: claims due work from the database, runs it with bounded concurrency, renews its leases, drains.
 
     stop = asyncio.Event()
-    await Worker(database, refresher, owner="host:pid:…").run(stop)      # set stop on SIGTERM
+    jobs = [refresh_job(refresher), probe_job(prober)]
+    await Worker(database, jobs, owner="host:pid:…").run(stop)      # set stop on SIGTERM
+
+A job kind is a claim statement plus a runner. Every kind leases the same per-token lease, so one account is never
+worked on twice at once, whatever the kind.
 
 Only orchestration lives here; every lease statement is in ``store/leases.py`` and the work itself in the services.
 One account's failure never stops the others: each job runs in its own task and its exceptions are logged.
@@ -16,9 +20,14 @@ import os
 import secrets
 import socket
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
 from filmroll.store import leases
 from filmroll.store.database import Database
@@ -30,6 +39,21 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+@dataclass(frozen=True)
+class Job:
+    kind: str
+    claim: Callable[..., Awaitable[list[Any]]]  # (session, *, owner, now, lease, limit) -> claims
+    run: Callable[[Any], Awaitable[str]]
+
+
+def refresh_job(refresher: Refresher) -> Job:
+    return Job("refresh", leases.claim_refreshes, refresher.run)
+
+
+def probe_job(prober: Prober) -> Job:
+    return Job("probe", leases.claim_probes, prober.run)
+
+
 @dataclass
 class WorkerStats:
     claimed: int = 0
@@ -38,11 +62,11 @@ class WorkerStats:
 
 
 class Worker:
-    def __init__(self, database: Database, refresher: Refresher, *, owner: str, concurrency: int = 32,
+    def __init__(self, database: Database, jobs: Sequence[Job], *, owner: str, concurrency: int = 32,
                  batch: int = 64, lease: timedelta = timedelta(seconds=60), idle_poll: float = 2.0,
                  drain_timeout: float = 30.0) -> None:
         self.database = database
-        self.refresher = refresher
+        self.jobs = list(jobs)
         self.owner = owner
         self.concurrency = concurrency
         self.batch = batch
@@ -61,12 +85,17 @@ class Worker:
                 if free <= 0:
                     await self._wait(stop, timeout=self.idle_poll, for_a_job=True)
                     continue
-                claims = await self._claim(min(self.batch, free))
-                for claim in claims:
-                    task = asyncio.create_task(self._one(claim))
-                    self._in_flight[claim.account_id] = task
-                    task.add_done_callback(lambda _t, ident=claim.account_id: self._in_flight.pop(ident, None))
-                if claims:
+                claimed = 0
+                for job in self.jobs:  # in order of importance: a due refresh before a due probe
+                    room = min(self.batch, self.concurrency - len(self._in_flight))
+                    if room <= 0:
+                        break
+                    for claim in await self._claim(job, room):
+                        claimed += 1
+                        task = asyncio.create_task(self._one(job, claim))
+                        self._in_flight[claim.account_id] = task
+                        task.add_done_callback(lambda _t, ident=claim.account_id: self._in_flight.pop(ident, None))
+                if claimed:
                     continue
                 if until_idle and not self._in_flight:
                     break
@@ -78,20 +107,21 @@ class Worker:
                 await renewer
         return self.stats
 
-    async def _claim(self, limit: int) -> list[leases.RefreshClaim]:
-        now = await self.database.now()
+    async def _claim(self, job: Job, limit: int) -> list[Any]:
+        now: datetime = await self.database.now()
+        session: AsyncSession
         async with self.database.transaction() as session:
-            claims = await leases.claim_refreshes(session, owner=self.owner, now=now, lease=self.lease, limit=limit)
+            claims = await job.claim(session, owner=self.owner, now=now, lease=self.lease, limit=limit)
         self.stats.claimed += len(claims)
         return claims
 
-    async def _one(self, claim: leases.RefreshClaim) -> None:
+    async def _one(self, job: Job, claim: Any) -> None:
         try:
-            outcome = await self.refresher.run(claim)
+            outcome = await job.run(claim)
         except Exception:  # one account's failure must never stop the others
-            log.exception("refreshing account %s failed unexpectedly", claim.account_id)
+            log.exception("%s of account %s failed unexpectedly", job.kind, claim.account_id)
             self.stats.crashed += 1
-            outcome = "crashed"
+            outcome = f"{job.kind}_crashed"
             with contextlib.suppress(Exception):
                 async with self.database.transaction() as session:
                     await leases.release(session, owner=self.owner, account_ids=[claim.account_id])

@@ -18,13 +18,14 @@ def worker(
     until_idle: bool = typer.Option(False, "--until-idle", help="Exit once nothing is due (for cron and tests)"),
     as_json: bool = typer.Option(False, "--json", help="Print the final statistics as JSON"),
 ) -> None:
-    """Refresh tokens when they are due, with leases so any number of workers can share one database."""
+    """Refresh tokens when due and probe each one daily, with leases so any number of workers share one database."""
     from datetime import timedelta
 
     from filmroll.faults import FaultPoints
     from filmroll.runtime import open_runtime
+    from filmroll.service.probe import Prober
     from filmroll.service.refresh import Refresher
-    from filmroll.worker import Worker, worker_id
+    from filmroll.worker import Worker, probe_job, refresh_job, worker_id
 
     current = settings()
     # Crash tests name steps where this process kills itself; read here, at the edge, never in library code.
@@ -34,11 +35,13 @@ def worker(
         async with open_runtime(current) as runtime:
             owner = worker_id()
             refresher = Refresher(runtime.database, runtime.vault, runtime.instagram, owner=owner, faults=faults)
+            prober = Prober(runtime.database, runtime.vault, runtime.instagram, owner=owner)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
-            engine = Worker(runtime.database, refresher, owner=owner, concurrency=concurrency,
+            engine = Worker(runtime.database, [refresh_job(refresher), probe_job(prober)], owner=owner,
+                            concurrency=concurrency,
                             lease=timedelta(seconds=lease_seconds), idle_poll=0.5 if until_idle else 2.0)
             stats = await engine.run(stop, until_idle=until_idle)
             return {"owner": owner, "claimed": stats.claimed, "outcomes": dict(stats.outcomes),

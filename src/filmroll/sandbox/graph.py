@@ -109,7 +109,9 @@ async def dispatch(request: Request) -> Response:
         params = parse_query(request.scope["query_string"])
     except ValueError:
         raise WireError(graph_error("(#100) Invalid parameter", 100)) from None
-    token = oauth.resolve_token(sandbox, oauth.token_from_request(params, request))
+    guess = ("user" if node == "me" or sandbox.world.account_by_ig_id(node) else "media") if edge is None else \
+        {"media": "media_list", "insights": "user_insights" if node == "me" else "media_insights"}.get(edge, edge)
+    token = oauth.resolve_for(request, sandbox, oauth.token_from_request(params, request), guess)
     owner = sandbox.world.account(token.account)
     assert owner is not None
     request.state.call = (f"graph:{edge or 'node'}", owner.ig_id, token.app_id)

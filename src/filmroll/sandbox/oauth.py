@@ -68,6 +68,18 @@ def resolve_token(sandbox: Sandbox, value: str | None) -> tokens.Token:
     raise WireError(graph_error(message, 190, subcode=reason))
 
 
+def resolve_for(request: Request, sandbox: Sandbox, value: str | None, endpoint: str) -> tokens.Token:
+    """``resolve_token``, but a refused token that the sandbox issued is still logged against its account, so
+    tests can count every call an account made, the failed ones included."""
+    try:
+        return resolve_token(sandbox, value)
+    except WireError:
+        known = sandbox.auth.tokens.get(value or "")
+        if known is not None:
+            request.state.call = (endpoint, sandbox.world.ids.ig_user.encode(known.account), known.app_id)
+        raise
+
+
 def token_from_request(params: dict[str, str], request: Request) -> str | None:
     if "access_token" in params:
         return params["access_token"]
@@ -309,7 +321,7 @@ async def exchange_long_lived(request: Request) -> Response:
         raise WireError(graph_error("(#100) Param grant_type must be ig_exchange_token", 100))
     if not params.get("client_secret"):
         raise WireError(graph_error("(#100) The parameter client_secret is required", 100))
-    token = resolve_token(sandbox, params.get("access_token"))
+    token = resolve_for(request, sandbox, params.get("access_token"), "exchange")
     account = sandbox.world.ids.ig_user.encode(token.account)
     request.state.call = ("exchange", account, token.app_id)
     await sandbox.traffic.gate("exchange", account)
@@ -330,7 +342,7 @@ async def refresh(request: Request) -> Response:
     params = await _graph_params(request)
     if params.get("grant_type") != "ig_refresh_token":
         raise WireError(graph_error("(#100) Param grant_type must be ig_refresh_token", 100))
-    token = resolve_token(sandbox, token_from_request(params, request))
+    token = resolve_for(request, sandbox, token_from_request(params, request), "refresh")
     account = sandbox.world.ids.ig_user.encode(token.account)
     request.state.call = ("refresh", account, token.app_id)
     await sandbox.traffic.gate("refresh", account)

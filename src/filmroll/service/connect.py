@@ -94,7 +94,8 @@ class Connector:
             account, created = await accounts.upsert(session, profile, now)
             await tokens.put(session, account.id, self.vault.seal(grant.access_token, account.id), kind="long",
                              permissions=permissions, issued_at=issued_at, expires_at=grant.expires_at,
-                             next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at))
+                             next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at),
+                             next_probe_at=self.policy.next_probe_at(now))
             verb = how if created else ("reconnected" if how == "connected" else "re-imported")
             event = await events.record(
                 session, f"account.{how if created else 'reconnected'}",

@@ -15,6 +15,11 @@ MIN_AGE = timedelta(hours=24)
 class RefreshPolicy:
     window: timedelta = timedelta(days=30)  # refresh once less than this remains
     jitter: timedelta = timedelta(hours=6)
+    probe_interval: timedelta = timedelta(days=1)  # a cheap /me per token catches revocations within a day
+
+    def next_probe_at(self, now: datetime, rng: random.Random | None = None) -> datetime:
+        spread = (rng or random).uniform(-0.1, 0.1) * self.probe_interval.total_seconds()
+        return now + self.probe_interval + timedelta(seconds=spread)
 
     def next_refresh_at(self, issued_at: datetime, expires_at: datetime, rng: random.Random | None = None) -> datetime:
         earliest = issued_at + MIN_AGE

@@ -97,7 +97,8 @@ class Refresher:
             stored = await leases.store_refreshed(
                 session, owner=self.owner, account_id=claim.account_id, version=claim.version,
                 ciphertext=sealed.ciphertext, key_id=sealed.key_id, issued_at=issued_at, expires_at=grant.expires_at,
-                refreshed_at=now, next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at, self.rng))
+                refreshed_at=now, next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at, self.rng),
+                next_probe_at=self.policy.next_probe_at(now, self.rng))
             if stored:
                 await events.record(session, "token.refreshed",
                                     f"token refreshed, valid until {grant.expires_at:%Y-%m-%d %H:%M} UTC",
@@ -122,18 +123,8 @@ class Refresher:
         return "lost_race"
 
     async def _needs_reauth(self, claim: leases.RefreshClaim, reason: str) -> str:
-        now = datetime.now(UTC)
-        async with self.database.transaction() as session:
-            if not await leases.reschedule(session, owner=self.owner, account_id=claim.account_id,
-                                           version=claim.version, error=reason, next_attempt_at=None,
-                                           count_failure=True):
-                return "stale_lease"
-            account = await session.get(Account, claim.account_id)
-            if account is not None:
-                account.status, account.status_reason, account.updated_at = "needs_reauth", reason, now
-            await events.record(session, "account.needs_reauth", reason, at=now, account_id=claim.account_id,
-                                actor=self.owner)
-        return "needs_reauth"
+        return await mark_needs_reauth(self.database, owner=self.owner, account_id=claim.account_id,
+                                       version=claim.version, reason=reason)
 
     async def _retry(self, claim: leases.RefreshClaim, exc: errors.InstagramError) -> str:
         now = datetime.now(UTC)
@@ -152,3 +143,17 @@ class Refresher:
                                     error=f"{type(exc).__name__}: {exc.message}", count_failure=counted,
                                     next_attempt_at=now + wait)
         return outcome
+
+
+async def mark_needs_reauth(database: Database, *, owner: str, account_id: int, version: int, reason: str) -> str:
+    """The token is dead: say why, stop retrying, give the lease back; fenced on our lease and the version."""
+    now = datetime.now(UTC)
+    async with database.transaction() as session:
+        if not await leases.reschedule(session, owner=owner, account_id=account_id, version=version, error=reason,
+                                       next_attempt_at=None, count_failure=True):
+            return "stale_lease"
+        account = await session.get(Account, account_id)
+        if account is not None:
+            account.status, account.status_reason, account.updated_at = "needs_reauth", reason, now
+        await events.record(session, "account.needs_reauth", reason, at=now, account_id=account_id, actor=owner)
+    return "needs_reauth"

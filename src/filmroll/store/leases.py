@@ -58,6 +58,42 @@ async def claim_refreshes(session: AsyncSession, *, owner: str, now: datetime, l
     return [RefreshClaim(*row, lease_until=until) for row in rows]
 
 
+@dataclass(frozen=True)
+class ProbeClaim:
+    account_id: int
+    version: int
+    ciphertext: bytes
+    key_id: str
+    lease_until: datetime
+
+
+async def claim_probes(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                       limit: int) -> list[ProbeClaim]:
+    """Lease up to ``limit`` tokens due for their health probe. Shares the token's lease with refreshes, so a
+    token is never probed and refreshed at the same time."""
+    due = (select(Token.account_id).join(Account, Account.id == Token.account_id)
+           .where(Account.status == "active", Token.next_probe_at <= now, _free(now))
+           .order_by(Token.next_probe_at).limit(limit)
+           .with_for_update(skip_locked=True, of=Token))
+    until = now + lease
+    rows = await session.execute(
+        update(Token).where(Token.account_id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_until=until)
+        .returning(Token.account_id, Token.version, Token.ciphertext, Token.key_id)
+        .execution_options(synchronize_session=False))
+    return [ProbeClaim(*row, lease_until=until) for row in rows]
+
+
+async def probed(session: AsyncSession, *, owner: str, account_id: int, version: int, now: datetime,
+                 next_probe_at: datetime) -> bool:
+    """Record a probe's outcome and give the lease back."""
+    result = await session.execute(
+        update(Token).where(Token.account_id == account_id, Token.version == version, Token.lease_owner == owner)
+        .values(last_probe_at=now, next_probe_at=next_probe_at, lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
 async def renew(session: AsyncSession, *, owner: str, account_ids: list[int], now: datetime,
                 lease: timedelta) -> set[int]:
     """Extend our leases; returns the ids we still hold (a missing id means the lease was lost)."""
@@ -80,13 +116,13 @@ async def mark_refresh_started(session: AsyncSession, *, owner: str, account_id:
 
 async def store_refreshed(session: AsyncSession, *, owner: str, account_id: int, version: int, ciphertext: bytes,
                           key_id: str, issued_at: datetime, expires_at: datetime, refreshed_at: datetime,
-                          next_refresh_at: datetime) -> bool:
+                          next_refresh_at: datetime, next_probe_at: datetime | None = None) -> bool:
     """Write a refreshed token if we still hold the lease and nobody else changed the row; keeps the lease."""
     result = await session.execute(
         update(Token).where(Token.account_id == account_id, Token.version == version, Token.lease_owner == owner)
         .values(ciphertext=ciphertext, key_id=key_id, issued_at=issued_at, expires_at=expires_at,
                 refreshed_at=refreshed_at, next_refresh_at=next_refresh_at, version=version + 1, failure_count=0,
-                last_error=None, next_attempt_at=None, refresh_started_at=None)
+                last_error=None, next_attempt_at=None, refresh_started_at=None, next_probe_at=next_probe_at)
         .execution_options(synchronize_session=False))
     return result.rowcount == 1
 

@@ -20,7 +20,8 @@ async def get(session: AsyncSession, account_id: int) -> Token | None:
 
 
 async def put(session: AsyncSession, account_id: int, sealed: Sealed, *, kind: str, permissions: tuple[str, ...],
-              issued_at: datetime, expires_at: datetime, next_refresh_at: datetime | None) -> Token:
+              issued_at: datetime, expires_at: datetime, next_refresh_at: datetime | None,
+              next_probe_at: datetime | None = None) -> Token:
     """Store the account's token, replacing any previous one in place (a reconnect)."""
     token = await session.get(Token, account_id, with_for_update=True)
     if token is None:
@@ -29,6 +30,7 @@ async def put(session: AsyncSession, account_id: int, sealed: Sealed, *, kind: s
     token.ciphertext, token.key_id = sealed.ciphertext, sealed.key_id
     token.kind, token.permissions = kind, ",".join(permissions)
     token.issued_at, token.expires_at, token.next_refresh_at = issued_at, expires_at, next_refresh_at
+    token.next_probe_at = next_probe_at
     token.refreshed_at, token.refresh_started_at = None, None
     token.failure_count, token.last_error, token.next_attempt_at = 0, None, None
     token.lease_owner, token.lease_until = None, None

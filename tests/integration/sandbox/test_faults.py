@@ -153,3 +153,13 @@ def test_fault_spec_validation(sandbox):
     sandbox.control.add_fault("status")
     sandbox.control.clear_faults()
     assert sandbox.control.faults() == []
+
+
+def test_calls_with_a_dead_token_are_still_counted_against_its_account(sandbox, http):
+    token = long_lived(http, sandbox, 6)
+    ig_id = sandbox.control.account(6)["ig_id"]
+    sandbox.control.revoke(6, "password_changed")
+    http.get("/me", params={"access_token": token})
+    http.get("/refresh_access_token", params={"grant_type": "ig_refresh_token", "access_token": token})
+    calls = sandbox.control.calls(account=ig_id)
+    assert [(c["endpoint"], c["outcome"]) for c in calls] == [("user", "error 190/460"), ("refresh", "error 190/460")]

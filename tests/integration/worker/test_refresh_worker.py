@@ -35,7 +35,12 @@ class Deps:
     async def run_worker(self, owner: str = "worker-a", **options) -> dict[str, int]:
         import asyncio
 
-        engine = Worker(self.database, self.refresher(owner), owner=owner, idle_poll=0.05, **options)
+        from filmroll.service.probe import Prober
+        from filmroll.worker import probe_job, refresh_job
+
+        prober = Prober(self.database, self.vault, self.instagram, owner=owner)
+        engine = Worker(self.database, [refresh_job(self.refresher(owner)), probe_job(prober)], owner=owner,
+                        idle_poll=0.05, **options)
         stats = await engine.run(asyncio.Event(), until_idle=True)
         return dict(stats.outcomes)
 
@@ -204,3 +209,47 @@ async def test_concurrent_claims_are_disjoint(deps, sandbox):
     claimed = await asyncio.gather(*(claim(f"w{i}") for i in range(4)))
     flat = [i for ids in claimed for i in ids]
     assert len(flat) == len(set(flat)) == 60
+
+
+async def _probes_due(deps, ids):
+    async with deps.database.transaction() as session:
+        for account_id in ids:
+            (await session.get(Token, account_id)).next_probe_at = datetime.now(UTC) - timedelta(minutes=1)
+
+
+async def test_the_daily_probe_catches_a_revoked_token(deps, sandbox):
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 4, due=False)
+    await _probes_due(deps, ids)
+    sandbox.control.revoke(2, "password_changed")
+    assert await deps.run_worker() == {"alive": 3, "needs_reauth": 1}
+    tokens, accounts = await deps.tokens(), await deps.accounts()
+    assert accounts[ids[2]].status == "needs_reauth" and "password" in accounts[ids[2]].status_reason
+    for account_id in (ids[0], ids[1], ids[3]):
+        token = tokens[account_id]
+        assert token.last_probe_at is not None and token.lease_owner is None
+        assert timedelta(hours=21) < token.next_probe_at - datetime.now(UTC) < timedelta(hours=27)
+    assert len(sandbox.control.calls(endpoint="user")) == 4
+    assert await deps.run_worker() == {}  # the dead one is not probed again, the live ones not before tomorrow
+
+
+async def test_a_failed_probe_tries_again_soon_without_condemning_the_token(deps, sandbox):
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 1, due=False)
+    await _probes_due(deps, ids)
+    sandbox.control.add_fault("status", endpoint="user", status=503, times=1)
+    assert await deps.run_worker() == {"retry": 1}
+    token = (await deps.tokens())[ids[0]]
+    assert (await deps.accounts())[ids[0]].status == "active"
+    assert timedelta(minutes=14) < token.next_probe_at - datetime.now(UTC) < timedelta(minutes=16)
+
+
+async def test_refresh_and_probe_never_run_on_one_account_at_once(deps, sandbox):
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 10)
+    await _probes_due(deps, ids)  # every account is due for both
+    outcomes = await deps.run_worker(concurrency=20)
+    assert outcomes.get("refreshed") == 10
+    refreshes = sandbox.control.calls(endpoint="refresh")
+    probes = sandbox.control.calls(endpoint="user")
+    for refresh in refreshes:
+        for probe in probes:
+            if probe["account"] == refresh["account"]:
+                assert probe["ended"] <= refresh["started"] or refresh["ended"] <= probe["started"]

@@ -1,0 +1,55 @@
+"""The daily health probe: one cheap ``GET /me?fields=id`` per token, so a token revoked by a password change,
+an app removal or Meta's security sweep is noticed within a day instead of at the next refresh weeks later."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from filmroll import errors
+from filmroll.platform import InstagramClient
+from filmroll.service.policy import RefreshPolicy
+from filmroll.service.refresh import mark_needs_reauth
+from filmroll.store import leases
+from filmroll.store.database import Database
+from filmroll.vault import Vault
+
+RETRY_AFTER_FAILURE = timedelta(minutes=15)
+
+
+class Prober:
+    def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *, owner: str,
+                 policy: RefreshPolicy | None = None, rng: random.Random | None = None) -> None:
+        self.database = database
+        self.vault = vault
+        self.instagram = instagram
+        self.owner = owner
+        self.policy = policy or RefreshPolicy()
+        self.rng = rng or random.Random()
+
+    async def run(self, claim: leases.ProbeClaim) -> str:
+        try:
+            token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
+        except errors.VaultError as exc:
+            return await mark_needs_reauth(self.database, owner=self.owner, account_id=claim.account_id,
+                                           version=claim.version,
+                                           reason=f"the stored token cannot be decrypted ({exc.message})")
+        now = datetime.now(UTC)
+        try:
+            await self.instagram.me(token, fields=("id",))
+        except errors.TokenInvalidError as exc:
+            return await mark_needs_reauth(self.database, owner=self.owner, account_id=claim.account_id,
+                                           version=claim.version, reason=exc.reason)
+        except errors.RateLimitedError as exc:
+            return await self._later(claim, now, timedelta(seconds=exc.retry_after), "throttled")
+        except errors.InstagramError:
+            return await self._later(claim, now, RETRY_AFTER_FAILURE, "retry")
+        return await self._later(claim, now, None, "alive")
+
+    async def _later(self, claim: leases.ProbeClaim, now: datetime, wait: timedelta | None, outcome: str) -> str:
+        next_probe_at = now + wait if wait is not None else self.policy.next_probe_at(now, self.rng)
+        async with self.database.transaction() as session:
+            if not await leases.probed(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
+                                       now=now, next_probe_at=next_probe_at):
+                return "stale_lease"
+        return outcome
