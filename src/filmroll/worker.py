@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
+from filmroll.service.sync import Syncer
 from filmroll.store import leases
 from filmroll.store.database import Database
 
@@ -44,6 +45,8 @@ class Job:
     kind: str
     claim: Callable[..., Awaitable[list[Any]]]  # (session, *, owner, now, lease, limit) -> claims
     run: Callable[[Any], Awaitable[str]]
+    renew: Callable[..., Awaitable[set[int]]] = leases.renew  # the token lease, unless the job has its own
+    release: Callable[..., Awaitable[int]] = leases.release
 
 
 def refresh_job(refresher: Refresher) -> Job:
@@ -52,6 +55,10 @@ def refresh_job(refresher: Refresher) -> Job:
 
 def probe_job(prober: Prober) -> Job:
     return Job("probe", leases.claim_probes, prober.run)
+
+
+def sync_job(syncer: Syncer) -> Job:
+    return Job("sync", leases.claim_syncs, syncer.run, leases.renew_syncs, leases.release_syncs)
 
 
 @dataclass
@@ -74,7 +81,7 @@ class Worker:
         self.idle_poll = idle_poll
         self.drain_timeout = drain_timeout
         self.stats = WorkerStats()
-        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._in_flight: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> WorkerStats:
         """Work until ``stop`` is set (or, with ``until_idle``, until nothing is due), then drain."""
@@ -92,9 +99,10 @@ class Worker:
                         break
                     for claim in await self._claim(job, room):
                         claimed += 1
+                        key = (job.kind, claim.account_id)
                         task = asyncio.create_task(self._one(job, claim))
-                        self._in_flight[claim.account_id] = task
-                        task.add_done_callback(lambda _t, ident=claim.account_id: self._in_flight.pop(ident, None))
+                        self._in_flight[key] = task
+                        task.add_done_callback(lambda _t, key=key: self._in_flight.pop(key, None))
                 if claimed:
                     continue
                 if until_idle and not self._in_flight:
@@ -124,7 +132,7 @@ class Worker:
             outcome = f"{job.kind}_crashed"
             with contextlib.suppress(Exception):
                 async with self.database.transaction() as session:
-                    await leases.release(session, owner=self.owner, account_ids=[claim.account_id])
+                    await job.release(session, owner=self.owner, account_ids=[claim.account_id])
         self.stats.outcomes[outcome] += 1
 
     async def _wait(self, stop: asyncio.Event, *, timeout: float, for_a_job: bool) -> None:
@@ -140,14 +148,17 @@ class Worker:
         interval = self.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            held = list(self._in_flight)
-            if not held:
+            if not self._in_flight:
                 continue
             now = await self.database.now()
-            async with self.database.transaction() as session:
-                kept = await leases.renew(session, owner=self.owner, account_ids=held, now=now, lease=self.lease)
-            for lost in set(held) - kept:
-                log.warning("lease on account %s was lost; its result will not be written", lost)
+            for job in self.jobs:
+                held = [ident for kind, ident in list(self._in_flight) if kind == job.kind]
+                if not held:
+                    continue
+                async with self.database.transaction() as session:
+                    kept = await job.renew(session, owner=self.owner, account_ids=held, now=now, lease=self.lease)
+                for lost in set(held) - kept:
+                    log.warning("%s lease on account %s was lost; its result will not be written", job.kind, lost)
 
     async def _drain(self) -> None:
         if not self._in_flight:
@@ -160,4 +171,6 @@ class Worker:
             task.cancel()
         await asyncio.wait(pending)
         async with self.database.transaction() as session:
-            await leases.release(session, owner=self.owner, account_ids=[i for i, t in running.items() if t in pending])
+            for job in self.jobs:
+                stopped = [i for (kind, i), task in running.items() if task in pending and kind == job.kind]
+                await job.release(session, owner=self.owner, account_ids=stopped)

@@ -158,6 +158,17 @@ class InstagramClient:
         body, headers = await self._call("GET", self._graph("me"), params={"fields": ",".join(fields)}, token=token)
         return wire.parse_profile(body, wire.parse_usage(headers))
 
+    async def profile_and_media(self, token: Secret, *, limit: int = 25,
+                                fields: Sequence[str] = PROFILE_FIELDS,
+                                media_fields: Sequence[str] = MEDIA_FIELDS) -> tuple[Profile, MediaPage]:
+        """The profile and the newest page of media in one call (Graph field expansion)."""
+        expansion = f"media.limit({limit}){{{','.join(media_fields)}}}"
+        body, headers = await self._call("GET", self._graph("me"), params={"fields": ",".join([*fields, expansion])},
+                                         token=token)
+        usage = wire.parse_usage(headers)
+        page = body.get("media") if isinstance(body, dict) else None
+        return wire.parse_profile(body, usage), wire.parse_media_page(page or {"data": []}, usage)
+
     async def media_page(self, token: Secret, *, user_id: str = "me", fields: Sequence[str] = MEDIA_FIELDS,
                          limit: int = 25, after: str | None = None, since: int | None = None,
                          next_url: str | None = None) -> MediaPage:

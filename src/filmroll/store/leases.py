@@ -94,6 +94,50 @@ async def probed(session: AsyncSession, *, owner: str, account_id: int, version:
     return result.rowcount == 1
 
 
+@dataclass(frozen=True)
+class SyncClaim:
+    account_id: int
+    ig_user_id: str
+    full_synced_at: datetime | None
+    sync_failures: int
+    sync_interval: int
+    ciphertext: bytes
+    key_id: str
+    lease_until: datetime
+
+
+async def claim_syncs(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                      limit: int) -> list[SyncClaim]:
+    """Lease up to ``limit`` accounts due for a sync (the account's own lease; token work is unaffected)."""
+    due = (select(Account.id).join(Token, Token.account_id == Account.id)
+           .where(Account.status == "active", Account.next_sync_at <= now,
+                  or_(Account.sync_lease_until.is_(None), Account.sync_lease_until < now))
+           .order_by(Account.next_sync_at).limit(limit)
+           .with_for_update(skip_locked=True, of=Account))
+    until = now + lease
+    claimed = await session.execute(
+        update(Account).where(Account.id.in_(due.scalar_subquery()))
+        .values(sync_lease_owner=owner, sync_lease_until=until)
+        .returning(Account.id, Account.ig_user_id, Account.full_synced_at, Account.sync_failures,
+                   Account.sync_interval)
+        .execution_options(synchronize_session=False))
+    accounts = {row[0]: row for row in claimed}
+    if not accounts:
+        return []
+    sealed = await session.execute(select(Token.account_id, Token.ciphertext, Token.key_id)
+                                     .where(Token.account_id.in_(list(accounts))))
+    return [SyncClaim(*accounts[account_id], ciphertext, key_id, until)
+            for account_id, ciphertext, key_id in sealed]
+
+
+async def synced(session: AsyncSession, *, owner: str, account_id: int, values: dict[str, object]) -> bool:
+    """Record a sync's outcome on the account and give its lease back, if we still hold it."""
+    result = await session.execute(
+        update(Account).where(Account.id == account_id, Account.sync_lease_owner == owner)
+        .values(sync_lease_owner=None, sync_lease_until=None, **values).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
 async def renew(session: AsyncSession, *, owner: str, account_ids: list[int], now: datetime,
                 lease: timedelta) -> set[int]:
     """Extend our leases; returns the ids we still hold (a missing id means the lease was lost)."""
@@ -141,6 +185,25 @@ async def reschedule(session: AsyncSession, *, owner: str, account_id: int, vers
         update(Token).where(Token.account_id == account_id, Token.version == version, Token.lease_owner == owner)
         .values(**values).execution_options(synchronize_session=False))
     return result.rowcount == 1
+
+
+async def renew_syncs(session: AsyncSession, *, owner: str, account_ids: list[int], now: datetime,
+                      lease: timedelta) -> set[int]:
+    if not account_ids:
+        return set()
+    rows = await session.execute(
+        update(Account).where(Account.id.in_(account_ids), Account.sync_lease_owner == owner)
+        .values(sync_lease_until=now + lease).returning(Account.id).execution_options(synchronize_session=False))
+    return {row[0] for row in rows}
+
+
+async def release_syncs(session: AsyncSession, *, owner: str, account_ids: list[int]) -> int:
+    if not account_ids:
+        return 0
+    result = await session.execute(
+        update(Account).where(Account.id.in_(account_ids), Account.sync_lease_owner == owner)
+        .values(sync_lease_owner=None, sync_lease_until=None).execution_options(synchronize_session=False))
+    return result.rowcount
 
 
 async def release(session: AsyncSession, *, owner: str, account_ids: list[int]) -> int:

@@ -9,7 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ACCOUNT_STATUSES = ("active", "needs_reauth", "revoked", "disconnected")
@@ -61,11 +72,57 @@ class Account(Base):
     stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sync_lease_owner: Mapped[str | None] = mapped_column(String(80))
     sync_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    full_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_failures: Mapped[int] = mapped_column(Integer, default=0)
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    usage_percent: Mapped[int | None] = mapped_column(Integer)
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_accounts_due_sync", "status", "next_sync_at"),)
+
+
+class MediaItem(Base):
+    """One post as last seen on Instagram. Unique per account and Instagram id: never duplicated."""
+
+    __tablename__ = "media"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    ig_media_id: Mapped[str] = mapped_column(String(32))
+    media_type: Mapped[str | None] = mapped_column(String(20))
+    media_product_type: Mapped[str | None] = mapped_column(String(20))
+    caption: Mapped[str | None] = mapped_column(Text)
+    permalink: Mapped[str | None] = mapped_column(Text)
+    shortcode: Mapped[str | None] = mapped_column(String(40))
+    media_url: Mapped[str | None] = mapped_column(Text)
+    thumbnail_url: Mapped[str | None] = mapped_column(Text)
+    alt_text: Mapped[str | None] = mapped_column(Text)
+    timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    like_count: Mapped[int | None] = mapped_column(BigInteger)
+    comments_count: Mapped[int | None] = mapped_column(BigInteger)
+    children_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("account_id", "ig_media_id", name="uq_media_account_ig_id"),
+                      Index("ix_media_account_timestamp", "account_id", "timestamp"))
+
+
+class MediaChild(Base):
+    __tablename__ = "media_children"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    ig_media_id: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+    media_type: Mapped[str | None] = mapped_column(String(20))
+    media_url: Mapped[str | None] = mapped_column(Text)
+    thumbnail_url: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("media_id", "ig_media_id", name="uq_media_children_parent_ig_id"),)
 
 
 class Token(Base):

@@ -1,0 +1,142 @@
+"""Syncing one account's profile and media into the database, incrementally.
+
+An unchanged account costs one Graph call: ``/me`` with the newest page of media expanded inline (children
+included, so carousels need no call per child). New posts are stored; paging goes on only while every post on a page
+is new, and stops at the first post already known and unchanged. Once a day (``full_interval``) a full pass walks
+every page to mark posts deleted on Instagram and pick up edited captions. The rate-limit headers stretch the next
+sync of a busy account before Instagram throttles it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from filmroll import errors
+from filmroll.platform import InstagramClient, Media, MediaPage, Profile
+from filmroll.service.refresh import Backoff
+from filmroll.store import events, leases
+from filmroll.store import media as media_store
+from filmroll.store.database import Database
+from filmroll.store.tables import Account
+from filmroll.vault import Vault
+
+log = logging.getLogger("filmroll.sync")
+PROFILE_COLUMNS = ("username", "name", "account_type", "profile_picture_url", "followers_count", "follows_count",
+                   "media_count")
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    page_size: int = 25
+    full_interval: timedelta = timedelta(hours=24)
+    max_pages: int = 400  # 10 000 media at 25 a page: Instagram's own ceiling
+    slow_down_above: int = 75  # percent of the rate-limit budget
+
+
+class Syncer:
+    def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *, owner: str,
+                 settings: SyncSettings | None = None, backoff: Backoff | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.database = database
+        self.vault = vault
+        self.instagram = instagram
+        self.owner = owner
+        self.settings = settings or SyncSettings()
+        self.backoff = backoff or Backoff()
+        self.rng = rng or random.Random()
+
+    async def run(self, claim: leases.SyncClaim) -> str:
+        started = datetime.now(UTC)
+        full = claim.full_synced_at is None or started - claim.full_synced_at >= self.settings.full_interval
+        try:
+            token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
+            profile, page = await self.instagram.profile_and_media(token, limit=self.settings.page_size)
+            seen, written = await self._walk(claim, token, page, full, started)
+        except errors.TokenInvalidError as exc:
+            return await self._needs_reauth(claim, exc.reason)
+        except errors.VaultError as exc:
+            return await self._needs_reauth(claim, f"the stored token cannot be decrypted ({exc.message})")
+        except errors.RateLimitedError as exc:
+            return await self._later(claim, timedelta(seconds=exc.retry_after), exc, counted=False)
+        except errors.InstagramError as exc:
+            return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng), exc, counted=True)
+        try:
+            return await self._finish(claim, profile, seen if full else None, written, started)
+        except _StaleLease:
+            log.warning("stale_lease: the sync of account %s was taken over; its bookkeeping was not written",
+                        claim.account_id)
+            return "stale_lease"
+
+    async def _walk(self, claim: leases.SyncClaim, token, page: MediaPage, full: bool,  # type: ignore[no-untyped-def]
+                    now: datetime) -> tuple[set[str], int]:
+        """Store new and changed posts page by page; returns every id seen and how many rows were written."""
+        seen: set[str] = set()
+        written = 0
+        for _ in range(self.settings.max_pages):
+            items = [m for m in page.items if m.id not in seen]
+            seen.update(m.id for m in items)
+            async with self.database.read() as session:
+                stored = await media_store.known(session, claim.account_id, [m.id for m in items])
+            fresh: list[Media] = [m for m in items if media_store.changed(stored.get(m.id), m)]
+            if fresh:
+                async with self.database.transaction() as session:
+                    written += await media_store.upsert(session, claim.account_id, fresh, now)
+            reached_known = any(m.id in stored and not media_store.changed(stored[m.id], m) for m in items)
+            if not page.next_url or (reached_known and not full):
+                break
+            page = await self.instagram.media_page(token, next_url=page.next_url)
+        return seen, written
+
+    async def _finish(self, claim: leases.SyncClaim, profile: Profile, full_seen: set[str] | None, written: int,
+                      started: datetime) -> str:
+        usage = profile.usage.busiest
+        interval = timedelta(seconds=claim.sync_interval)
+        if usage > self.settings.slow_down_above:
+            # Stretch up to 4x as the budget fills, so the account is never the one Instagram throttles.
+            interval *= 1 + 3 * (usage - self.settings.slow_down_above) / (100 - self.settings.slow_down_above)
+        values: dict[str, object] = {
+            "last_synced_at": started, "next_sync_at": started + interval, "stale_since": None,
+            "sync_failures": 0, "sync_error": None, "usage_percent": usage, "updated_at": started,
+            **{c: getattr(profile, c) for c in PROFILE_COLUMNS if getattr(profile, c) is not None},
+        }
+        deleted = 0
+        async with self.database.transaction() as session:
+            if full_seen is not None:
+                deleted = await media_store.mark_deleted_except(session, claim.account_id, full_seen, started)
+                values["full_synced_at"] = started
+            if not await leases.synced(session, owner=self.owner, account_id=claim.account_id, values=values):
+                raise _StaleLease
+        log.debug("account %s synced: %s written, %s deleted", claim.account_id, written, deleted)
+        return "synced_full" if full_seen is not None else "synced"
+
+    async def _later(self, claim: leases.SyncClaim, wait: timedelta, exc: errors.InstagramError,
+                     counted: bool) -> str:
+        now = datetime.now(UTC)
+        values: dict[str, object] = {"next_sync_at": now + max(wait, timedelta(seconds=30)),
+                                     "sync_error": f"{type(exc).__name__}: {exc.message}"[:500]}
+        if counted:
+            values["sync_failures"] = claim.sync_failures + 1
+        async with self.database.transaction() as session:
+            account = await session.get(Account, claim.account_id)
+            if account is not None and account.stale_since is None:
+                values["stale_since"] = now  # feeds keep serving the last good copy, saying since when
+            await leases.synced(session, owner=self.owner, account_id=claim.account_id, values=values)
+        return "sync_throttled" if not counted else "sync_retry"
+
+    async def _needs_reauth(self, claim: leases.SyncClaim, reason: str) -> str:
+        now = datetime.now(UTC)
+        async with self.database.transaction() as session:
+            if not await leases.synced(session, owner=self.owner, account_id=claim.account_id,
+                                       values={"status": "needs_reauth", "status_reason": reason, "updated_at": now,
+                                               "stale_since": now}):
+                return "stale_lease"
+            await events.record(session, "account.needs_reauth", reason, at=now, account_id=claim.account_id,
+                                actor=self.owner)
+        return "needs_reauth"
+
+
+class _StaleLease(Exception):
+    """Our sync lease was taken over: nothing about the account is written."""

@@ -1,0 +1,190 @@
+"""Incremental sync of profiles and media against the sandbox, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from filmroll.service.sync import Syncer
+from filmroll.store import media as media_store
+from filmroll.store.database import Database
+from filmroll.store.tables import Account, MediaChild, MediaItem
+from filmroll.vault import Keyring, Vault, generate_key, parse_keys
+from filmroll.worker import Worker, sync_job
+from tests.integration.service.conftest import instagram_for
+from tests.seeding import seed_accounts
+
+pytestmark = pytest.mark.anyio
+
+
+class Env:
+    def __init__(self, database, vault, instagram, sandbox) -> None:
+        self.database, self.vault, self.instagram, self.sandbox = database, vault, instagram, sandbox
+
+    async def seed(self, indexes: list[int]) -> list[int]:
+        ids = []
+        for index in indexes:
+            ids += await seed_accounts(self.database, self.vault, self.sandbox, 1, first=index, due=False)
+        await self.due(ids)
+        return ids
+
+    async def due(self, ids: list[int], *, full: bool = False) -> None:
+        async with self.database.transaction() as session:
+            for account_id in ids:
+                account = await session.get(Account, account_id)
+                account.next_sync_at = datetime.now(UTC) - timedelta(seconds=1)
+                if full:
+                    account.full_synced_at = datetime.now(UTC) - timedelta(days=2)
+
+    async def sync(self, owners: int = 1) -> dict[str, int]:
+        async def one(owner: str) -> dict[str, int]:
+            syncer = Syncer(self.database, self.vault, self.instagram, owner=owner)
+            worker = Worker(self.database, [sync_job(syncer)], owner=owner, idle_poll=0.05)
+            return dict((await worker.run(asyncio.Event(), until_idle=True)).outcomes)
+
+        results = await asyncio.gather(*(one(f"sync-{n}") for n in range(owners)))
+        merged: dict[str, int] = {}
+        for result in results:
+            for key, value in result.items():
+                merged[key] = merged.get(key, 0) + value
+        return merged
+
+    async def media(self, account_id: int, live: bool = True) -> list[MediaItem]:
+        async with self.database.read() as session:
+            query = select(MediaItem).where(MediaItem.account_id == account_id).order_by(MediaItem.timestamp.desc())
+            rows = list((await session.execute(query)).scalars())
+        return [m for m in rows if m.deleted_at is None] if live else rows
+
+
+@pytest.fixture
+async def env(sandbox, database_url) -> AsyncIterator[Env]:
+    database = Database(database_url)
+    instagram = instagram_for(sandbox)
+    yield Env(database, Vault(Keyring(parse_keys(generate_key()))), instagram, sandbox)
+    await instagram.aclose()
+    await database.dispose()
+
+
+def _index_with(sandbox, low: int, high: int) -> int:
+    return next(a["index"] for a in sandbox.control.accounts(limit=60)["data"] if low <= a["media_count"] <= high)
+
+
+async def test_first_sync_stores_profile_and_every_post_with_children(env, sandbox):
+    index = _index_with(sandbox, 40, 80)
+    (account_id,) = await env.seed([index])
+    assert await env.sync() == {"synced_full": 1}
+    stored = await env.media(account_id)
+    assert [m.ig_media_id for m in stored] == sandbox.control.media_ids(index, limit=200)
+    async with env.database.read() as session:
+        account = await session.get(Account, account_id)
+        children = list((await session.execute(select(MediaChild))).scalars())
+    profile = sandbox.control.account(index)
+    assert account.username == profile["username"] and account.media_count == profile["media_count"]
+    assert account.last_synced_at is not None and account.next_sync_at > datetime.now(UTC) + timedelta(minutes=9)
+    albums = [m for m in stored if m.media_type == "CAROUSEL_ALBUM"]
+    assert sum(m.children_count for m in albums) == len(children) > 0
+    assert sandbox.control.calls(endpoint="children") == []  # children came inline, no call per album
+
+
+async def test_an_unchanged_account_costs_one_call_and_writes_nothing(env, sandbox):
+    (account_id,) = await env.seed([_index_with(sandbox, 30, 80)])
+    await env.sync()
+    before = [(m.id, m.updated_at) for m in await env.media(account_id)]
+    sandbox.control.clear_calls()
+    await env.due([account_id])
+    assert await env.sync() == {"synced": 1}
+    assert len(sandbox.control.calls()) == 1
+    assert [(m.id, m.updated_at) for m in await env.media(account_id)] == before
+
+
+async def test_a_new_post_is_picked_up_incrementally(env, sandbox):
+    index = _index_with(sandbox, 30, 80)
+    (account_id,) = await env.seed([index])
+    await env.sync()
+    new = sandbox.control.add_media(index, caption="Fresh from the oven", media_type="CAROUSEL_ALBUM",
+                                    children=["IMAGE", "VIDEO"])
+    sandbox.control.clear_calls()
+    await env.due([account_id])
+    await env.sync()
+    assert len(sandbox.control.calls()) == 1
+    newest = (await env.media(account_id))[0]
+    assert newest.ig_media_id == new["id"] and newest.caption == "Fresh from the oven" and newest.children_count == 2
+
+
+async def test_the_full_pass_finds_deleted_and_edited_posts(env, sandbox):
+    index = _index_with(sandbox, 30, 80)
+    (account_id,) = await env.seed([index])
+    await env.sync()
+    ids = sandbox.control.media_ids(index, limit=100)
+    sandbox.control.delete_media(ids[-1])  # an old post, far below the first page
+    sandbox.control.media(ids[-2], caption="Edited years later")
+    await env.due([account_id])
+    assert await env.sync() == {"synced": 1}  # the incremental sync cannot see that far back
+    assert len(await env.media(account_id)) == len(ids)
+    await env.due([account_id], full=True)
+    assert await env.sync() == {"synced_full": 1}
+    live = {m.ig_media_id: m for m in await env.media(account_id)}
+    assert ids[-1] not in live and live[ids[-2]].caption == "Edited years later"
+    everything = {m.ig_media_id: m for m in await env.media(account_id, live=False)}
+    assert everything[ids[-1]].deleted_at is not None  # marked, never erased
+
+
+async def test_several_workers_never_duplicate_a_post(env, sandbox):
+    ids = await env.seed([_index_with(sandbox, 20, 80), 1, 2, 3, 4, 5])
+    for _ in range(3):
+        await env.due(ids, full=True)
+        await env.sync(owners=4)
+    async with env.database.read() as session:
+        rows = list((await session.execute(select(MediaItem.account_id, MediaItem.ig_media_id))).all())
+    assert len(rows) == len(set(rows))
+    for account_id in ids:
+        async with env.database.read() as session:
+            account = await session.get(Account, account_id)
+            assert await media_store.count(session, account_id) == account.media_count
+
+
+async def test_a_revoked_token_marks_the_account_and_stops_syncing_it(env, sandbox):
+    (account_id,) = await env.seed([3])
+    sandbox.control.revoke(3, "app_removed")
+    assert await env.sync() == {"needs_reauth": 1}
+    async with env.database.read() as session:
+        account = await session.get(Account, account_id)
+    assert account.status == "needs_reauth" and "removed the app" in account.status_reason
+    assert account.stale_since is not None
+    await env.due([account_id])
+    assert await env.sync() == {}
+
+
+async def test_throttling_and_failures_postpone_and_mark_the_feed_stale(env, sandbox):
+    (first, second) = await env.seed([1, 2])
+    sandbox.control.throttle(1, minutes=20)
+    sandbox.control.add_fault("status", endpoint="user", account=sandbox.control.account(2)["ig_id"], status=503)
+    assert await env.sync() == {"sync_throttled": 1, "sync_retry": 1}
+    async with env.database.read() as session:
+        throttled, failing = await session.get(Account, first), await session.get(Account, second)
+    assert throttled.next_sync_at > datetime.now(UTC) + timedelta(minutes=19) and throttled.sync_failures == 0
+    assert failing.sync_failures == 1 and "TransientError" in failing.sync_error
+    assert throttled.stale_since is not None and failing.stale_since is not None
+
+
+async def test_a_busy_account_is_synced_less_often(env, sandbox):
+    sandbox.control.rate_limits(account_calls=10, window=3600)
+    index = _index_with(sandbox, 1, 20)
+    (account_id,) = await env.seed([index])
+    for _ in range(8):  # use up most of the account's budget
+        await env.instagram.me(_token(env, sandbox, index))
+    await env.sync()
+    async with env.database.read() as session:
+        account = await session.get(Account, account_id)
+    assert account.usage_percent >= 90
+    assert account.next_sync_at - account.last_synced_at > timedelta(minutes=25)
+
+
+def _token(env, sandbox, index):
+    from filmroll.secret import Secret
+
+    return Secret(sandbox.control.mint_token(index)["access_token"])
