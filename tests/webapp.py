@@ -62,8 +62,8 @@ async def _prepare(database_url: str) -> None:
 
 
 @contextlib.contextmanager
-def running_filmroll(sandbox, database_url: str, *, https: bool = False,
-                     keys: str | None = None) -> Iterator[RunningFilmroll]:
+def running_filmroll(sandbox, database_url: str, *, https: bool = False, keys: str | None = None,
+                     worker: bool = False) -> Iterator[RunningFilmroll]:
     port = free_port()
     scheme = "https" if https else "http"
     base_url = f"{scheme}://127.0.0.1:{port}"
@@ -77,7 +77,7 @@ def running_filmroll(sandbox, database_url: str, *, https: bool = False,
         if https:
             cert, key = self_signed(Path(directory))
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+        config = uvicorn.Config(create_app(settings, worker=worker), host="127.0.0.1", port=port, log_level="warning",
                                 access_log=False, lifespan="on", **options)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)

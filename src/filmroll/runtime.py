@@ -49,3 +49,24 @@ async def open_runtime(settings: Settings, *, upgrade: bool = True) -> AsyncIter
     finally:
         await instagram.aclose()
         await database.dispose()
+
+
+def worker_for(runtime: Runtime, *, concurrency: int = 32, lease_seconds: int = 60, sync: bool = True,
+               fault_points: str = "", idle_poll: float = 2.0):  # type: ignore[no-untyped-def]
+    """The standard worker (refresh, probe and, unless ``sync`` is off, media sync) over a runtime."""
+    from datetime import timedelta
+
+    from filmroll.faults import FaultPoints
+    from filmroll.service.probe import Prober
+    from filmroll.service.refresh import Refresher
+    from filmroll.service.sync import Syncer
+    from filmroll.worker import Worker, probe_job, refresh_job, sync_job, worker_id
+
+    owner = worker_id()
+    args = (runtime.database, runtime.vault, runtime.instagram)
+    jobs = [refresh_job(Refresher(*args, owner=owner, faults=FaultPoints(fault_points))),
+            probe_job(Prober(*args, owner=owner))]
+    if sync:
+        jobs.append(sync_job(Syncer(*args, owner=owner)))
+    return Worker(runtime.database, jobs, owner=owner, concurrency=concurrency,
+                  lease=timedelta(seconds=lease_seconds), idle_poll=idle_poll)

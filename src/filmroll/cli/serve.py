@@ -15,8 +15,10 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default: FILMROLL_WEB__PORT or 8000)"),
     tls_cert: Path | None = typer.Option(None, help="PEM certificate, to serve HTTPS directly"),
     tls_key: Path | None = typer.Option(None, help="PEM private key for --tls-cert"),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Leave refresh and sync to `filmroll worker` "
+                                                              "processes (for several web nodes)"),
 ) -> None:
-    """Serve the admin UI and the OAuth callback."""
+    """Serve the admin UI and the OAuth callback, with an embedded worker that keeps tokens alive and media synced."""
     import uvicorn
 
     from filmroll.web.app import create_app
@@ -33,5 +35,5 @@ def serve(
     console.print(f"filmroll on {scheme}://{host}:{port} (callback: {current.instagram.redirect_uri})")
     options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)} if cert else {}
     # uvicorn's access log would print the callback's query string (code, state): filmroll logs requests itself.
-    uvicorn.run(create_app(current), host=host, port=port, access_log=False, log_level="info",
+    uvicorn.run(create_app(current, worker=not no_worker), host=host, port=port, access_log=False, log_level="info",
                 proxy_headers=False, **options)

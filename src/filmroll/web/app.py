@@ -3,6 +3,7 @@ nothing is created at import time. Errors become responses here, and only here."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmroll import errors
-from filmroll.runtime import Runtime, open_runtime
+from filmroll.runtime import Runtime, open_runtime, worker_for
 from filmroll.service.connect import Connector
 from filmroll.settings import Settings
 from filmroll.web import pages, security
@@ -76,7 +77,7 @@ async def _filmroll_error(request: Request, exc: Exception) -> Response:
     return pages.problem(request, 500, "Something went wrong", exc.message, type(exc).__name__)
 
 
-def create_app(settings: Settings, *, upgrade: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False) -> FastAPI:
     authorize = urlsplit(settings.instagram.authorize_url)
     authorize_origin = f"{authorize.scheme}://{authorize.netloc}"
     public_url = settings.web.public_url
@@ -86,7 +87,18 @@ def create_app(settings: Settings, *, upgrade: bool = True) -> FastAPI:
         async with open_runtime(settings, upgrade=upgrade) as runtime:
             app.state.runtime = runtime
             app.state.web = _context(runtime)
-            yield
+            if not worker:
+                yield
+                return
+            # The embedded worker: one process does everything on a single machine (design §5).
+            stop = asyncio.Event()
+            engine = worker_for(runtime)
+            task = asyncio.create_task(engine.run(stop))
+            try:
+                yield
+            finally:
+                stop.set()
+                await task
 
     def _context(runtime: Runtime) -> pages.WebContext:
         connector = Connector(runtime.database, runtime.vault, runtime.instagram,
