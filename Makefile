@@ -1,11 +1,11 @@
 # Two commands do everything on a fresh machine:
-#   make run    the main job (for now: the offline Instagram sandbox)
+#   make run    the main job: `filmroll demo` (sandbox + filmroll on SQLite, live in the terminal)
 #   make test   lint + every test (unit, integration over real HTTP, e2e in Chromium)
 .PHONY: run test lint bench clean
 
 run:
 	@scripts/bootstrap
-	.venv/bin/filmroll sandbox $(ARGS)
+	.venv/bin/filmroll demo $(ARGS)
 
 test:
 	@scripts/bootstrap --test

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from filmroll.cli import accounts, admin, connect, database, doctor, keys, sandbox, serve, worker
+from filmroll.cli import accounts, admin, connect, database, demo, doctor, keys, sandbox, serve, worker
 
 app = typer.Typer(
     name="filmroll",
@@ -15,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("demo")(demo.demo)
 app.command("sandbox")(sandbox.sandbox)
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
