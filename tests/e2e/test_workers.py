@@ -60,7 +60,13 @@ def test_four_workers_refresh_each_of_1000_accounts_exactly_once(sandbox, databa
     sandbox.control.clear_calls()
     env = _env(sandbox, database_url, key)
     workers = [_worker(env, "--until-idle", "--concurrency", "32") for _ in range(4)]
-    results = [_outcomes(w) for w in workers]
+    try:
+        results = [_outcomes(w) for w in workers]
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
     refreshed = sum(r["outcomes"].get("refreshed", 0) for r in results)
     assert refreshed == 1000, [r["stderr"][-3000:] for r in results if r["crashed"]]
     assert sum(1 for r in results if r["outcomes"].get("refreshed")) >= 2  # the work really was shared

@@ -60,7 +60,9 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         options: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # Transactions here are short (no network call inside one), so a small pool serves a busy worker; many
+            # processes share one server, whose default limit is 100 connections.
+            options.update(pool_size=5, max_overflow=10, pool_timeout=60, pool_pre_ping=True)
         self.engine = create_async_engine(self.url, **options)
         if self.is_sqlite:
             _sqlite_pragmas(self.engine, "BEGIN IMMEDIATE")
