@@ -53,12 +53,16 @@ async def _find(database: Database, ref: str) -> Account:
     return account
 
 
+def _no_token(account: Account) -> errors.AccountNotFoundError:
+    return errors.AccountNotFoundError(f"@{account.username} has no stored token (status: {account.status})")
+
+
 async def reveal(database: Database, vault: Vault, ref: str, *, actor: str | None) -> tuple[Account, Secret]:
     account = await _find(database, ref)
     async with database.transaction() as session:
         token = await tokens.get(session, account.id)
         if token is None:
-            raise errors.AccountNotFoundError(f"@{account.username} has no stored token (status: {account.status})")
+            raise _no_token(account)
         secret = vault.open(token.ciphertext, token.key_id, account.id)
         await events.record(session, "token.revealed", f"token of @{account.username} revealed",
                             at=datetime.now(UTC), account_id=account.id, actor=actor)
@@ -73,7 +77,7 @@ async def refresh(database: Database, vault: Vault, instagram: InstagramClient, 
     async with database.read() as session:
         token = await tokens.get(session, account.id)
     if token is None:
-        raise errors.AccountNotFoundError(f"@{account.username} has no stored token (status: {account.status})")
+        raise _no_token(account)
     current = vault.open(token.ciphertext, token.key_id, account.id)
     try:
         grant = await instagram.refresh(current)
