@@ -149,3 +149,63 @@ def test_sigkill_at_each_step_loses_no_token_silently(sandbox, database_url, ste
         else:  # never a silent loss: the account says why it needs the owner
             assert status == "needs_reauth" and "refresh_lost_in_crash" in reason, (step, mode, reason)
             assert mode == "revoked" and step == "after_response_before_commit"
+
+
+@pytest.mark.parametrize("mode", ["valid", "revoked"])
+def test_random_kills_across_three_workers(sandbox, database_url, mode):
+    import random
+
+    seed = int(os.environ.get("FILMROLL_KILL_SEED", str(int(time.time()))))
+    print(f"random-kill seed: {seed} (set FILMROLL_KILL_SEED to replay)")
+    rng = random.Random(seed)
+    sandbox.control.switches(refresh_token_string="new", old_token_after_refresh=mode)
+    key = _seed(sandbox, database_url, 200)
+    sandbox.control.add_fault("latency", endpoint="refresh", latency_ms=150)
+    env = _env(sandbox, database_url, key)
+    args = ("--until-idle", "--lease-seconds", "5", "--concurrency", "8")
+    workers = [_worker(env, *args) for _ in range(3)]
+    kills = 0
+    try:
+        deadline = time.monotonic() + 60
+        while kills < 8 and time.monotonic() < deadline:
+            time.sleep(rng.uniform(0.2, 0.6))
+            victim = rng.randrange(len(workers))
+            if workers[victim].poll() is None:
+                workers[victim].kill()
+                workers[victim].communicate()
+                kills += 1
+            workers[victim] = _worker(env, *args)
+        for process in workers:
+            process.communicate(timeout=180)
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    time.sleep(5.5)  # leases of the killed workers expire
+    _outcomes(_worker(env, "--until-idle"))
+
+    async def states() -> list[tuple[str, str | None, str]]:
+        from sqlalchemy import select
+
+        from filmroll.store.tables import Account, Token
+
+        database = Database(database_url)
+        vault = Vault(Keyring(parse_keys(key)))
+        try:
+            async with database.read() as session:
+                rows = (await session.execute(select(Account, Token).join(Token))).all()
+            return [(a.status, a.status_reason, vault.open(t.ciphertext, t.key_id, t.account_id).reveal())
+                    for a, t in rows]
+        finally:
+            await database.dispose()
+
+    results = aio.run(states())
+    assert kills >= 1 and len(results) == 200
+    for status, reason, token in results:
+        if status == "active":
+            assert sandbox.control.inspect(token)["valid"], seed
+        else:
+            assert mode == "revoked" and "refresh_lost_in_crash" in reason, (seed, status, reason)
+    # A killed worker's lease keeps everyone else off its accounts until its in-flight calls are long over.
+    assert sandbox.control.overlaps("refresh") == [], seed
