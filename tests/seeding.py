@@ -11,9 +11,11 @@ from filmroll.vault import Vault
 
 
 async def seed_accounts(database: Database, vault: Vault, sandbox, count: int, *, first: int = 0,
-                        age_seconds: float = 40 * 86_400, due: bool = True) -> list[int]:
+                        age_seconds: float = 40 * 86_400, due: bool = True,
+                        permissions: tuple[str, ...] = ("instagram_business_basic",)) -> list[int]:
     """Accounts ``first…first+count-1`` of the sandbox, each with a long-lived token; returns their row ids."""
-    minted = sandbox.control.mint_tokens(first=first, count=count, kind="long", age_seconds=age_seconds)
+    minted = sandbox.control.mint_tokens(first=first, count=count, kind="long", age_seconds=age_seconds,
+                                         permissions=list(permissions))
     now = datetime.now(UTC)
     rows, ids = [], []
     for offset, token in enumerate(minted):
@@ -24,7 +26,7 @@ async def seed_accounts(database: Database, vault: Vault, sandbox, count: int, *
                             username=f"sandbox{token['account']}", slug=f"sandbox-{token['account']}",
                             status="active", sync_interval=600, connected_at=now, created_at=now, updated_at=now))
         rows.append(Token(account_id=account_id, ciphertext=sealed.ciphertext, key_id=sealed.key_id, kind="long",
-                          permissions="instagram_business_basic",
+                          permissions=",".join(permissions),
                           issued_at=datetime.fromtimestamp(token["issued_at"], UTC),
                           expires_at=datetime.fromtimestamp(token["expires_at"], UTC),
                           next_refresh_at=now - timedelta(minutes=1) if due else now + timedelta(days=10),

@@ -180,8 +180,8 @@ def test_admin_create(cli):
 
 
 def test_db_upgrade_and_current(cli):
-    assert "database schema at revision 0003" in cli("db", "upgrade").stdout
-    assert "database: 0003; latest: 0003" in cli("db", "current").stdout
+    assert "database schema at revision 0004" in cli("db", "upgrade").stdout
+    assert "database: 0004; latest: 0004" in cli("db", "current").stdout
 
 
 def test_unknown_account_is_exit_3(cli):

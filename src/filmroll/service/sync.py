@@ -34,6 +34,14 @@ class SyncSettings:
     full_interval: timedelta = timedelta(hours=24)
     max_pages: int = 400  # 10 000 media at 25 a page: Instagram's own ceiling
     slow_down_above: int = 75  # percent of the rate-limit budget
+    insights_interval: timedelta = timedelta(hours=24)
+    insights_media: int = 10  # lifetime metrics for this many of the newest posts
+
+
+INSIGHTS_PERMISSION = "instagram_business_manage_insights"
+ACCOUNT_METRICS = ("reach", "accounts_engaged", "total_interactions", "likes", "comments", "views")
+MEDIA_METRICS = {"FEED": ("reach", "likes", "comments", "saved", "shares", "views"),
+                 "REELS": ("reach", "likes", "comments", "saved", "shares", "views")}
 
 
 class Syncer:
@@ -55,6 +63,7 @@ class Syncer:
             token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
             profile, page = await self.instagram.profile_and_media(token, limit=self.settings.page_size)
             seen, written = await self._walk(claim, token, page, full, started)
+            insights_taken = await self._insights(claim, token, page, started)
         except errors.TokenInvalidError as exc:
             return await self._needs_reauth(claim, exc.reason)
         except errors.VaultError as exc:
@@ -64,7 +73,7 @@ class Syncer:
         except errors.InstagramError as exc:
             return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng), exc, counted=True)
         try:
-            return await self._finish(claim, profile, seen if full else None, written, started)
+            return await self._finish(claim, profile, seen if full else None, written, started, insights_taken)
         except _StaleLease:
             log.warning("stale_lease: the sync of account %s was taken over; its bookkeeping was not written",
                         claim.account_id)
@@ -90,8 +99,38 @@ class Syncer:
             page = await self.instagram.media_page(token, next_url=page.next_url)
         return seen, written
 
+    async def _insights(self, claim: leases.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
+                        now: datetime) -> bool:
+        """Snapshot account and newest-post insights at most daily, when the token may read them."""
+        if INSIGHTS_PERMISSION not in claim.permissions.split(","):
+            return False
+        if claim.insights_at is not None and now - claim.insights_at < self.settings.insights_interval:
+            return False
+        day = now.strftime("%Y-%m-%d")
+        rows: list[dict[str, object]] = []
+        try:
+            for insight in await self.instagram.account_insights(token, ACCOUNT_METRICS):
+                if insight.value is not None:
+                    rows.append({"ig_media_id": "", "metric": insight.name, "period": "day", "day": day,
+                                 "value": insight.value, "taken_at": now})
+        except errors.PermissionMissingError:
+            return False
+        for item in page.items[: self.settings.insights_media]:
+            metrics = MEDIA_METRICS.get(item.media_product_type or "FEED")
+            if metrics is None:
+                continue
+            try:
+                found = await self.instagram.media_insights(token, item.id, metrics)
+            except (errors.PermissionMissingError, errors.RequestError):
+                continue  # e.g. posted before the business conversion (10/2108006): no insights for that post
+            rows.extend({"ig_media_id": item.id, "metric": i.name, "period": "lifetime", "day": day,
+                         "value": i.value, "taken_at": now} for i in found if i.value is not None)
+        async with self.database.transaction() as session:
+            await media_store.record_insights(session, claim.account_id, rows)
+        return True
+
     async def _finish(self, claim: leases.SyncClaim, profile: Profile, full_seen: set[str] | None, written: int,
-                      started: datetime) -> str:
+                      started: datetime, insights_taken: bool = False) -> str:
         usage = profile.usage.busiest
         interval = timedelta(seconds=claim.sync_interval)
         if usage > self.settings.slow_down_above:
@@ -102,6 +141,8 @@ class Syncer:
             "sync_failures": 0, "sync_error": None, "usage_percent": usage, "updated_at": started,
             **{c: getattr(profile, c) for c in PROFILE_COLUMNS if getattr(profile, c) is not None},
         }
+        if insights_taken:
+            values["insights_at"] = started
         deleted = 0
         async with self.database.transaction() as session:
             if full_seen is not None:

@@ -101,8 +101,10 @@ class SyncClaim:
     full_synced_at: datetime | None
     sync_failures: int
     sync_interval: int
+    insights_at: datetime | None
     ciphertext: bytes
     key_id: str
+    permissions: str
     lease_until: datetime
 
 
@@ -119,15 +121,15 @@ async def claim_syncs(session: AsyncSession, *, owner: str, now: datetime, lease
         update(Account).where(Account.id.in_(due.scalar_subquery()))
         .values(sync_lease_owner=owner, sync_lease_until=until)
         .returning(Account.id, Account.ig_user_id, Account.full_synced_at, Account.sync_failures,
-                   Account.sync_interval)
+                   Account.sync_interval, Account.insights_at)
         .execution_options(synchronize_session=False))
     accounts = {row[0]: row for row in claimed}
     if not accounts:
         return []
-    sealed = await session.execute(select(Token.account_id, Token.ciphertext, Token.key_id)
-                                     .where(Token.account_id.in_(list(accounts))))
-    return [SyncClaim(*accounts[account_id], ciphertext, key_id, until)
-            for account_id, ciphertext, key_id in sealed]
+    sealed = await session.execute(select(Token.account_id, Token.ciphertext, Token.key_id, Token.permissions)
+                                   .where(Token.account_id.in_(list(accounts))))
+    return [SyncClaim(*accounts[account_id], ciphertext, key_id, permissions, until)
+            for account_id, ciphertext, key_id, permissions in sealed]
 
 
 async def synced(session: AsyncSession, *, owner: str, account_id: int, values: dict[str, object]) -> bool:

@@ -88,3 +88,17 @@ async def count(session: AsyncSession, account_id: int, *, live: bool = True) ->
     if live:
         query = query.where(MediaItem.deleted_at.is_(None))
     return (await session.execute(query)).scalar_one()
+
+
+async def record_insights(session: AsyncSession, account_id: int, rows: Sequence[dict[str, Any]]) -> int:
+    """Upsert insight values keyed by (account, media, metric, period, day): a re-take the same day replaces."""
+    if not rows:
+        return 0
+    from filmroll.store.tables import InsightSnapshot
+
+    statement = _insert(session, InsightSnapshot)
+    statement = statement.on_conflict_do_update(
+        index_elements=["account_id", "ig_media_id", "metric", "period", "day"],
+        set_={"value": statement.excluded.value, "taken_at": statement.excluded.taken_at})
+    await session.execute(statement, [{"account_id": account_id, **row} for row in rows])
+    return len(rows)

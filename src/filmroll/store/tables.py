@@ -76,6 +76,7 @@ class Account(Base):
     sync_failures: Mapped[int] = mapped_column(Integer, default=0)
     sync_error: Mapped[str | None] = mapped_column(Text)
     usage_percent: Mapped[int | None] = mapped_column(Integer)
+    insights_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -123,6 +124,25 @@ class MediaChild(Base):
     thumbnail_url: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("media_id", "ig_media_id", name="uq_media_children_parent_ig_id"),)
+
+
+class InsightSnapshot(Base):
+    """One insight value as Instagram reported it. Account metrics are keyed by the day they describe; a post's
+    lifetime metrics by the day they were taken, so each day adds a row and history accumulates."""
+
+    __tablename__ = "insight_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    ig_media_id: Mapped[str] = mapped_column(String(32), default="")  # "" for the account itself
+    metric: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(16))
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    value: Mapped[int] = mapped_column(BigInteger)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("account_id", "ig_media_id", "metric", "period", "day",
+                                       name="uq_insight_snapshots_key"),)
 
 
 class Token(Base):

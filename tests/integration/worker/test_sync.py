@@ -188,3 +188,38 @@ def _token(env, sandbox, index):
     from filmroll.secret import Secret
 
     return Secret(sandbox.control.mint_token(index)["access_token"])
+
+
+async def test_insights_snapshots_with_the_permission_only(env, sandbox):
+    from filmroll.store.tables import InsightSnapshot
+
+    index = _index_with(sandbox, 12, 80)
+    (with_permission,) = await seed_accounts(env.database, env.vault, sandbox, 1, first=index, due=False,
+                                             permissions=("instagram_business_basic",
+                                                          "instagram_business_manage_insights"))
+    (without,) = await seed_accounts(env.database, env.vault, sandbox, 1, first=index + 1, due=False)
+    await env.due([with_permission, without])
+    await env.sync()
+    async with env.database.read() as session:
+        rows = list((await session.execute(select(InsightSnapshot))).scalars())
+        account = await session.get(Account, with_permission)
+    assert {r.account_id for r in rows} == {with_permission}
+    account_rows = [r for r in rows if r.ig_media_id == ""]
+    assert {r.metric for r in account_rows} == {"reach", "accounts_engaged", "total_interactions", "likes",
+                                                "comments", "views"}
+    assert len({r.ig_media_id for r in rows if r.ig_media_id}) >= 5  # newest posts (some may lack insights)
+    assert account.insights_at is not None
+    insight_calls = [c for c in sandbox.control.calls() if c["endpoint"] in ("user_insights", "media_insights")]
+    assert {c["account"] for c in insight_calls} == {sandbox.control.account(index)["ig_id"]}
+    # Within the interval: no new insight calls. A re-take the same day replaces, never duplicates.
+    sandbox.control.clear_calls()
+    await env.due([with_permission])
+    await env.sync()
+    assert not [c for c in sandbox.control.calls() if c["endpoint"].endswith("insights")]
+    async with env.database.transaction() as session:
+        (await session.get(Account, with_permission)).insights_at = datetime.now(UTC) - timedelta(days=2)
+    await env.due([with_permission])
+    await env.sync()
+    async with env.database.read() as session:
+        again = list((await session.execute(select(InsightSnapshot))).scalars())
+    assert len(again) == len(rows)
