@@ -158,7 +158,8 @@ class Worker:
                 async with self.database.transaction() as session:
                     kept = await job.renew(session, owner=self.owner, account_ids=held, now=now, lease=self.lease)
                 for lost in set(held) - kept:
-                    log.warning("%s lease on account %s was lost; its result will not be written", job.kind, lost)
+                    if (job.kind, lost) in self._in_flight:  # a job that just finished released its own lease
+                        log.warning("%s lease on account %s was lost; its result will not be written", job.kind, lost)
 
     async def _drain(self) -> None:
         if not self._in_flight:

@@ -1,0 +1,152 @@
+"""Sync throughput: filmroll's worker against the sandbox with emulated network latency, and in the same run a
+naive collector written the way seed 003 would (one account after another, a plain blocking HTTP client).
+
+Run by hand (never in CI):  .venv/bin/python bench/sync.py --accounts 2000 --latency-ms 100
+
+Reported: account-syncs per second, worker CPU per account-sync, Instagram calls per unchanged account, peak RSS.
+The sandbox runs in its own process; the worker (or the naive loop) in this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import update
+
+from filmroll.platform import InstagramClient
+from filmroll.secret import Secret
+from filmroll.service.sync import Syncer
+from filmroll.store import migrate
+from filmroll.store.database import Database
+from filmroll.store.tables import Account, Token
+from filmroll.vault import Keyring, Vault, generate_key, parse_keys
+from filmroll.worker import Worker, sync_job
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def start_sandbox() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "filmroll", "sandbox", "--port", str(port), "--seed", "3"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.get(base + "/_sandbox/", timeout=1)
+            return process, base
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("sandbox did not start")
+
+
+async def seed(database: Database, vault: Vault, tokens: list[dict]) -> None:
+    now = datetime.now(UTC)
+    async with database.transaction() as session:
+        session.add_all([Account(id=i + 1, ig_user_id=t["ig_id"], app_scoped_id=t["user_id"], username=f"a{i}",
+                                 slug=f"a{i}", status="active", sync_interval=600, next_sync_at=now,
+                                 connected_at=now, created_at=now, updated_at=now) for i, t in enumerate(tokens)])
+        await session.flush()
+        for i, t in enumerate(tokens):
+            sealed = vault.seal(Secret(t["access_token"]), i + 1)
+            session.add(Token(account_id=i + 1, ciphertext=sealed.ciphertext, key_id=sealed.key_id, kind="long",
+                              permissions="instagram_business_basic", version=1, failure_count=0,
+                              issued_at=now, expires_at=now + timedelta(days=60),
+                              next_refresh_at=now + timedelta(days=30)))
+
+
+async def run_worker(database: Database, vault: Vault, base: str, app: dict, concurrency: int) -> tuple[int, float]:
+    async with InstagramClient(app_id=app["app_id"], app_secret=Secret(app["app_secret"]),
+                               redirect_uri=app["redirect_uris"][0], graph_url=base,
+                               max_connections=concurrency) as instagram:
+        syncer = Syncer(database, vault, instagram, owner="bench")
+        worker = Worker(database, [sync_job(syncer)], owner="bench", concurrency=concurrency, batch=concurrency,
+                        idle_poll=0.05)
+        started = time.monotonic()
+        stats = await worker.run(asyncio.Event(), until_idle=True)
+        return sum(stats.outcomes.values()), time.monotonic() - started
+
+
+async def make_due(database: Database) -> None:
+    async with database.transaction() as session:
+        await session.execute(update(Account).values(next_sync_at=datetime.now(UTC) - timedelta(seconds=1)))
+
+
+def naive(base: str, tokens: list[dict], count: int) -> tuple[float, float]:
+    """Seed 003's collector: for each account in turn, fetch the profile, then the recent media."""
+    started, cpu_before = time.monotonic(), cpu()
+    with httpx.Client(timeout=30) as client:
+        for token in tokens[:count]:
+            client.get(f"{base}/me", params={"fields": "id,username,media_count",
+                                             "access_token": token["access_token"]}).raise_for_status()
+            client.get(f"{base}/me/media", params={"fields": "id,caption,media_type,media_url,permalink,timestamp",
+                                                   "access_token": token["access_token"]}).raise_for_status()
+    return count / (time.monotonic() - started), 1000 * (cpu() - cpu_before) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--naive-accounts", type=int, default=100)
+    args = parser.parse_args()
+    sandbox, base = start_sandbox()
+    try:
+        control = httpx.Client(base_url=base + "/_sandbox", timeout=300)
+        control.patch("/rate-limits", json={"account_calls": 10**9, "app_calls_per_user": 10**9})
+        app = control.get("/").json()
+        tokens = control.post("/tokens", json={"first": 0, "count": args.accounts, "kind": "long"}).json()["tokens"]
+        control.patch("/switches", json={"latency_ms": args.latency_ms})
+        with tempfile.TemporaryDirectory() as directory:
+            database = Database(f"sqlite:///{directory}/bench.db")
+            vault = Vault(Keyring(parse_keys(generate_key())))
+
+            async def measure() -> tuple[int, float, int, int, float, float, int]:
+                await migrate.upgrade(database)
+                await seed(database, vault, tokens)
+                first_count, first_time = await run_worker(database, vault, base, app, args.concurrency)
+                first_calls = len(control.get("/calls", params={"limit": 10**6}).json()["data"])
+                control.delete("/calls")
+                await make_due(database)
+                cpu_before = cpu()
+                count, elapsed = await run_worker(database, vault, base, app, args.concurrency)
+                worker_cpu = cpu() - cpu_before
+                calls = len(control.get("/calls", params={"limit": 10**6}).json()["data"])
+                await database.dispose()
+                return first_count, first_time, first_calls, count, elapsed, worker_cpu, calls
+
+            first_count, first_time, first_calls, count, elapsed, worker_cpu, calls = asyncio.run(measure())
+        naive_rate, naive_cpu = naive(base, tokens, args.naive_accounts)
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"accounts {args.accounts}, latency {args.latency_ms} ms, worker concurrency {args.concurrency}")
+    print(f"{'scenario':<44} {'syncs/s':>9} {'CPU ms/sync':>12} {'calls/account':>14}")
+    print(f"{'first sync (full pass, all media)':<44} {first_count / first_time:>9.0f} {'':>12} "
+          f"{first_calls / first_count:>14.2f}")
+    print(f"{'filmroll worker, unchanged accounts':<44} {count / elapsed:>9.0f} {1000 * worker_cpu / count:>12.2f} "
+          f"{calls / count:>14.2f}")
+    print(f"{'naive sequential collector (seed 003)':<44} {naive_rate:>9.1f} {naive_cpu:>12.2f} {2:>14.2f}")
+    print(f"peak RSS of this process: {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
