@@ -11,22 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import aiohttp
 import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from common import cpu, start_sandbox
 
 
 async def run_httpx(urls: list[str], concurrency: int) -> None:
@@ -60,20 +49,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "filmroll", "sandbox", "--port", str(port), "--seed", "2"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_sandbox(seed=2)
     try:
-        for _ in range(300):
-            try:
-                control = httpx.Client(base_url=base + "/_sandbox", timeout=60)
-                control.get("/")
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        control = httpx.Client(base_url=base + "/_sandbox", timeout=60)
         control.patch("/rate-limits", json={"account_calls": 10**9, "app_calls_per_user": 10**9})
         tokens = [t["access_token"] for t in control.post("/tokens", json={"first": 0, "count": 5000}).json()["tokens"]]
         urls = [f"{base}/me?fields=id,username&access_token={tokens[i % len(tokens)]}" for i in range(args.requests)]

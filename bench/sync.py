@@ -12,15 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
+from common import cpu, start_sandbox
 from sqlalchemy import update
 
 from filmroll.platform import InstagramClient
@@ -31,29 +28,6 @@ from filmroll.store.database import Database
 from filmroll.store.tables import Account, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.worker import Worker, sync_job
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def start_sandbox() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "filmroll", "sandbox", "--port", str(port), "--seed", "3"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(base + "/_sandbox/", timeout=1)
-            return process, base
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError("sandbox did not start")
 
 
 async def seed(database: Database, vault: Vault, tokens: list[dict]) -> None:
@@ -107,7 +81,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--naive-accounts", type=int, default=100)
     args = parser.parse_args()
-    sandbox, base = start_sandbox()
+    sandbox, base = start_sandbox(seed=3)
     try:
         control = httpx.Client(base_url=base + "/_sandbox", timeout=300)
         control.patch("/rate-limits", json={"account_calls": 10**9, "app_calls_per_user": 10**9})

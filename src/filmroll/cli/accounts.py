@@ -90,18 +90,11 @@ def show(account: str = typer.Argument(..., help="id, @username or slug"),
 
     async def body() -> tuple[AccountView, str | None]:
         async with open_runtime(settings()) as runtime:
+            plain = None
             if reveal:
-                found, secret = await account_service.reveal(runtime.database, runtime.vault, account, actor="cli")
-                views = await account_service.listing(runtime.database)
-                return next(v for v in views if v.id == found.id), secret.reveal()
-            views = await account_service.listing(runtime.database)
-            match = [v for v in views if account.lstrip("@").lower() in ((v.username or "").lower(), v.slug,
-                                                                         str(v.id), v.ig_user_id)]
-            if len(match) != 1:
-                from filmroll.errors import AccountNotFoundError
-
-                raise AccountNotFoundError(f"no connected account matches {account!r}")
-            return match[0], None
+                _, secret = await account_service.reveal(runtime.database, runtime.vault, account, actor="cli")
+                plain = secret.reveal()
+            return await account_service.describe(runtime.database, account), plain
 
     view, plain = run(body())
     if plain is not None:

@@ -15,7 +15,6 @@ in the query string as documented, so no URL built here is ever logged or put in
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -220,13 +219,3 @@ class InstagramClient:
         body, _ = await self._call("GET", self._graph(f"{user_id}/insights"), params=params, token=token)
         return wire.parse_insights(body)
 
-
-async def gather_limited(limit: int, *awaitables: Any) -> list[Any]:
-    """Run awaitables with at most ``limit`` in flight (a small helper for callers fanning out)."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def run(awaitable: Any) -> Any:
-        async with semaphore:
-            return await awaitable
-
-    return await asyncio.gather(*(run(a) for a in awaitables))

@@ -319,9 +319,7 @@ class World:
         media = self.media(media_id)
         if media is None:
             raise KeyError(media_id)
-        self._media_edits.setdefault(media_id, {}).update(changes)
-        if "timestamp" in changes:
-            self._touch(media.account)
+        self._media_edits.setdefault(media_id, {}).update(changes)  # never the timestamp: timelines stay sorted
         return self.media(media_id)  # type: ignore[return-value]
 
     def delete_media(self, media_id: str) -> Media:

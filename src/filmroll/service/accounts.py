@@ -53,6 +53,13 @@ async def _find(database: Database, ref: str) -> Account:
     return account
 
 
+async def describe(database: Database, ref: str) -> AccountView:
+    """One account's facts (no secret), found by id, @username or slug."""
+    account = await _find(database, ref)
+    async with database.read() as session:
+        return view(account, await tokens.get(session, account.id))
+
+
 def _no_token(account: Account) -> errors.AccountNotFoundError:
     return errors.AccountNotFoundError(f"@{account.username} has no stored token (status: {account.status})")
 

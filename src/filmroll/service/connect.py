@@ -17,7 +17,6 @@ from filmroll.secret import Secret
 from filmroll.service.policy import RefreshPolicy
 from filmroll.store import accounts, events, states, tokens
 from filmroll.store.database import Database
-from filmroll.store.tables import Account
 from filmroll.vault import Vault
 
 STATE_TTL = timedelta(minutes=10)
@@ -104,7 +103,3 @@ class Connector:
         return Connected(account.id, account.username, account.ig_user_id, created, grant.expires_at, permissions,
                          event.id)
 
-
-async def describe(database: Database, account_id: int) -> Account | None:
-    async with database.read() as session:
-        return await session.get(Account, account_id)

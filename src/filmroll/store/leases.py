@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.tables import Account, Token
@@ -216,7 +216,3 @@ async def release(session: AsyncSession, *, owner: str, account_ids: list[int]) 
         .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))
     return result.rowcount
 
-
-async def held_by(session: AsyncSession, owner: str) -> list[int]:
-    rows = await session.execute(select(Token.account_id).where(and_(Token.lease_owner == owner)))
-    return [row[0] for row in rows]
