@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from filmroll.clock import Clock
 from filmroll.platform import InstagramClient
 from filmroll.secret import Secret
 from filmroll.settings import Settings
@@ -27,19 +28,33 @@ class Runtime:
     instagram: InstagramClient
 
 
-def instagram_client(settings: Settings) -> InstagramClient:
+def instagram_client(settings: Settings, clock: Clock | None = None) -> InstagramClient:
     ig = settings.instagram
     return InstagramClient(app_id=ig.app_id, app_secret=Secret(ig.app_secret.get_secret_value()),
                            redirect_uri=ig.redirect_uri, authorize_url=ig.authorize_url, token_url=ig.token_url,
-                           graph_url=ig.graph_url, graph_version=ig.graph_version, timeout=ig.timeout)
+                           graph_url=ig.graph_url, graph_version=ig.graph_version, timeout=ig.timeout,
+                           clock=clock)
+
+
+def webhook(settings: Settings):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from filmroll.service.alerts import Webhook
+
+    alerting = settings.alerts
+    return Webhook(url=Secret(alerting.webhook_url.get_secret_value()),
+                   secret=Secret(alerting.webhook_secret.get_secret_value()), link_base=settings.public_origin(),
+                   link_ttl=timedelta(days=alerting.reconnect_link_days),
+                   expiring_within=timedelta(days=alerting.expiring_days))
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, upgrade: bool = True) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, *, upgrade: bool = True,
+                       clock: Clock | None = None) -> AsyncIterator[Runtime]:
     """Open everything, check the keyring against the stored tokens, and close it all on exit."""
     keyring = load_keyring(Secret(settings.vault.keys.get_secret_value()), settings.vault.keys_file)
-    database = Database(settings.database_url)
-    instagram = instagram_client(settings)
+    database = Database(settings.database_url, clock=clock)
+    instagram = instagram_client(settings, database.clock)
     try:
         if upgrade:
             await migrate.upgrade(database)
@@ -57,15 +72,19 @@ def worker_for(runtime: Runtime, *, concurrency: int = 32, lease_seconds: int = 
     from datetime import timedelta
 
     from filmroll.faults import FaultPoints
+    from filmroll.service.alerts import Alerter
     from filmroll.service.probe import Prober
     from filmroll.service.refresh import Refresher
     from filmroll.service.sync import Syncer
-    from filmroll.worker import Worker, probe_job, refresh_job, sync_job, worker_id
+    from filmroll.worker import Worker, alert_job, probe_job, refresh_job, sync_job, worker_id
 
     owner = worker_id()
     args = (runtime.database, runtime.vault, runtime.instagram)
-    jobs = [refresh_job(Refresher(*args, owner=owner, faults=FaultPoints(fault_points))),
-            probe_job(Prober(*args, owner=owner))]
+    # In order of importance: the worker offers free slots to the first kinds first.
+    jobs = [refresh_job(Refresher(*args, owner=owner, faults=FaultPoints(fault_points)))]
+    if runtime.settings.alerts.webhook_url.get_secret_value():
+        jobs.append(alert_job(Alerter(runtime.database, webhook(runtime.settings), owner=owner)))
+    jobs.append(probe_job(Prober(*args, owner=owner)))
     if sync:
         jobs.append(sync_job(Syncer(*args, owner=owner)))
     return Worker(runtime.database, jobs, owner=owner, concurrency=concurrency,

@@ -7,11 +7,14 @@ plain values; nothing here is created at import time.
     FILMROLL_INSTAGRAM__APP_SECRET=…
     FILMROLL_INSTAGRAM__REDIRECT_URI=https://feeds.example.org/callback
     FILMROLL_VAULT__KEYS=<base64 key>[,<older key>…]     (or a keys file, see `filmroll keys generate`)
+    FILMROLL_ALERTS__WEBHOOK_URL=https://hooks.example.org/filmroll
+    FILMROLL_ALERTS__WEBHOOK_SECRET=…
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +51,14 @@ class WebSettings(BaseModel):
     tls_key: Path | None = None
 
 
+class AlertSettings(BaseModel):
+    webhook_url: SecretStr = Field(SecretStr(""), description="Where alerts are POSTed; empty = no webhook. Kept "
+                                   "secret: Slack-style URLs are credentials.")
+    webhook_secret: SecretStr = Field(SecretStr(""), description="HMAC-SHA256 key for X-Filmroll-Signature-256")
+    expiring_days: int = Field(7, ge=1, le=59, description="Alert when a token has fewer days left than this")
+    reconnect_link_days: int = Field(7, ge=1, le=30, description="How long a reconnect link stays valid")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FILMROLL_", env_nested_delimiter="__", env_file=".env",
                                       extra="ignore")
@@ -56,3 +67,12 @@ class Settings(BaseSettings):
     instagram: InstagramSettings = Field(default_factory=InstagramSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+    def public_origin(self) -> str:
+        """Where people reach filmroll's pages: ``web.public_url``, else the redirect URI's origin (the callback
+        is one of filmroll's pages, so that origin serves the rest too)."""
+        if self.web.public_url:
+            return self.web.public_url.rstrip("/")
+        parts = urlsplit(self.instagram.redirect_uri)
+        return f"{parts.scheme}://{parts.netloc}"

@@ -23,14 +23,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.service.alerts import Alerter
 from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
-from filmroll.store import leases
+from filmroll.store import alerts, leases
 from filmroll.store.database import Database
 
 log = logging.getLogger("filmroll.worker")
@@ -47,6 +49,8 @@ class Job:
     run: Callable[[Any], Awaitable[str]]
     renew: Callable[..., Awaitable[set[int]]] = leases.renew  # the token lease, unless the job has its own
     release: Callable[..., Awaitable[int]] = leases.release
+    ident: Callable[[Any], int] = attrgetter("account_id")  # what renew/release take: the leased rows' ids
+    close: Callable[[], Awaitable[None]] | None = None  # called once when the worker stops
 
 
 def refresh_job(refresher: Refresher) -> Job:
@@ -59,6 +63,11 @@ def probe_job(prober: Prober) -> Job:
 
 def sync_job(syncer: Syncer) -> Job:
     return Job("sync", leases.claim_syncs, syncer.run, leases.renew_syncs, leases.release_syncs)
+
+
+def alert_job(alerter: Alerter) -> Job:
+    return Job("alert", alerter.claim, alerter.run, alerts.renew, alerts.release, attrgetter("alert_id"),
+               alerter.aclose)
 
 
 @dataclass
@@ -99,7 +108,7 @@ class Worker:
                         break
                     for claim in await self._claim(job, room):
                         claimed += 1
-                        key = (job.kind, claim.account_id)
+                        key = (job.kind, job.ident(claim))
                         task = asyncio.create_task(self._one(job, claim))
                         self._in_flight[key] = task
                         task.add_done_callback(lambda _t, key=key: self._in_flight.pop(key, None))
@@ -113,6 +122,9 @@ class Worker:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+            for job in self.jobs:
+                if job.close is not None:
+                    await job.close()
         return self.stats
 
     async def _claim(self, job: Job, limit: int) -> list[Any]:
@@ -132,7 +144,7 @@ class Worker:
             outcome = f"{job.kind}_crashed"
             with contextlib.suppress(Exception):
                 async with self.database.transaction() as session:
-                    await job.release(session, owner=self.owner, account_ids=[claim.account_id])
+                    await job.release(session, [job.ident(claim)], owner=self.owner)
         self.stats.outcomes[outcome] += 1
 
     async def _wait(self, stop: asyncio.Event, *, timeout: float, for_a_job: bool) -> None:
@@ -156,7 +168,7 @@ class Worker:
                 if not held:
                     continue
                 async with self.database.transaction() as session:
-                    kept = await job.renew(session, owner=self.owner, account_ids=held, now=now, lease=self.lease)
+                    kept = await job.renew(session, held, owner=self.owner, now=now, lease=self.lease)
                 for lost in set(held) - kept:
                     if (job.kind, lost) in self._in_flight:  # a job that just finished released its own lease
                         log.warning("%s lease on account %s was lost; its result will not be written", job.kind, lost)
@@ -174,4 +186,4 @@ class Worker:
         async with self.database.transaction() as session:
             for job in self.jobs:
                 stopped = [i for (kind, i), task in running.items() if task in pending and kind == job.kind]
-                await job.release(session, owner=self.owner, account_ids=stopped)
+                await job.release(session, stopped, owner=self.owner)

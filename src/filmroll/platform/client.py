@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
 from filmroll import errors
+from filmroll.clock import Clock
 from filmroll.platform import wire
 from filmroll.platform.models import Child, Insight, LongLivedGrant, Media, MediaPage, Profile, ShortLivedGrant
 from filmroll.secret import Secret
@@ -51,7 +51,7 @@ class InstagramClient:
                  authorize_url: str = INSTAGRAM_AUTHORIZE_URL, token_url: str = INSTAGRAM_TOKEN_URL,
                  graph_url: str = INSTAGRAM_GRAPH_URL, graph_version: str = GRAPH_VERSION,
                  timeout: float = 30.0, max_connections: int = 100,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None, clock: Clock | None = None) -> None:
         self.app_id = app_id
         self._app_secret = app_secret
         self.redirect_uri = redirect_uri
@@ -63,6 +63,7 @@ class InstagramClient:
         self._max_connections = max_connections
         self._session = session
         self._owns_session = session is None
+        self._clock = clock or Clock()  # expiry = time the request was sent + expires_in
 
     async def __aenter__(self) -> InstagramClient:
         return self
@@ -136,7 +137,7 @@ class InstagramClient:
     async def exchange_long_lived(self, short_token: Secret) -> LongLivedGrant:
         params = {"grant_type": "ig_exchange_token", "client_secret": self._app_secret.reveal(),
                   "access_token": short_token.reveal()}
-        requested_at = datetime.now(UTC)
+        requested_at = self._clock.now()
         url = f"{self._graph_url}/access_token"
         try:
             body, _ = await self._call("GET", url, params=params)
@@ -146,7 +147,7 @@ class InstagramClient:
         return wire.parse_long_lived(body, requested_at)
 
     async def refresh(self, token: Secret) -> LongLivedGrant:
-        requested_at = datetime.now(UTC)
+        requested_at = self._clock.now()
         body, _ = await self._call("GET", f"{self._graph_url}/refresh_access_token",
                                    params={"grant_type": "ig_refresh_token", "access_token": token.reveal()})
         return wire.parse_long_lived(body, requested_at)

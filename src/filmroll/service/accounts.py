@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from filmroll import errors
 from filmroll.platform import InstagramClient
 from filmroll.secret import Secret
+from filmroll.service import alerts as alert_service
 from filmroll.service.policy import RefreshPolicy
 from filmroll.store import accounts, events, tokens
 from filmroll.store.database import Database
@@ -72,7 +73,7 @@ async def reveal(database: Database, vault: Vault, ref: str, *, actor: str | Non
             raise _no_token(account)
         secret = vault.open(token.ciphertext, token.key_id, account.id)
         await events.record(session, "token.revealed", f"token of @{account.username} revealed",
-                            at=datetime.now(UTC), account_id=account.id, actor=actor)
+                            at=database.clock.now(), account_id=account.id, actor=actor)
     return account, secret
 
 
@@ -92,11 +93,11 @@ async def refresh(database: Database, vault: Vault, instagram: InstagramClient, 
         async with database.transaction() as session:
             fresh = await session.get(Account, account.id)
             assert fresh is not None
-            await accounts.set_status(session, fresh, "needs_reauth", exc.reason, datetime.now(UTC))
-            await events.record(session, "account.needs_reauth", f"@{account.username}: {exc.reason}",
-                                at=datetime.now(UTC), account_id=account.id, actor=actor)
+            await accounts.set_status(session, fresh, "needs_reauth", exc.reason, database.clock.now())
+            await alert_service.needs_reauth(session, account_id=account.id, now=database.clock.now(),
+                                             reason=f"@{account.username}: {exc.reason}", actor=actor)
         raise
-    now = datetime.now(UTC)
+    now = database.clock.now()
     issued_at = grant.expires_at - timedelta(seconds=grant.expires_in)  # when the refresh request was sent
     async with database.transaction() as session:
         written = await tokens.replace_if_version(
@@ -116,7 +117,7 @@ async def refresh(database: Database, vault: Vault, instagram: InstagramClient, 
 async def disconnect(database: Database, ref: str, *, actor: str | None) -> AccountView:
     """Forget the token (the ciphertext is deleted) and stop syncing; the account row and its history stay."""
     account = await _find(database, ref)
-    now = datetime.now(UTC)
+    now = database.clock.now()
     async with database.transaction() as session:
         fresh = await session.get(Account, account.id)
         assert fresh is not None

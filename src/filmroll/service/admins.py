@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from filmroll.errors import FilmrollError
 from filmroll.store import admins, events
 from filmroll.store.database import Database
@@ -18,7 +16,7 @@ async def create(database: Database, username: str, password: str) -> None:
         password_hash = hash_password(password)
     except ValueError as exc:
         raise FilmrollError(str(exc)) from None
-    now = datetime.now(UTC)
+    now = database.clock.now()
     async with database.transaction() as session:
         if await admins.find(session, username) is not None:
             raise FilmrollError(f"an admin named {username!r} already exists")
@@ -27,7 +25,7 @@ async def create(database: Database, username: str, password: str) -> None:
 
 
 async def end_sessions(database: Database, username: str) -> int:
-    now = datetime.now(UTC)
+    now = database.clock.now()
     async with database.transaction() as session:
         admin = await admins.find(session, username)
         if admin is None:

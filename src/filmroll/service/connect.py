@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
 
 from filmroll import errors
 from filmroll.platform import InstagramClient, LongLivedGrant, Profile, wire
 from filmroll.secret import Secret
 from filmroll.service.policy import RefreshPolicy
-from filmroll.store import accounts, events, states, tokens
+from filmroll.store import accounts, events, links, states, tokens
 from filmroll.store.database import Database
+from filmroll.store.tables import Account, OAuthState, ReconnectLink
 from filmroll.vault import Vault
 
 STATE_TTL = timedelta(minutes=10)
@@ -44,33 +47,91 @@ class Connector:
         self.scopes = scopes
         self.policy = policy or RefreshPolicy()
 
-    async def begin(self, *, flow: str, session_id: str | None, force_reauth: bool = False) -> str:
+    async def begin(self, *, flow: str, session_id: str | None, force_reauth: bool = False,
+                    reconnect_link_id: int | None = None) -> str:
         """Create a state and return the authorize URL to send the owner to (full-page, never a popup)."""
         state = secrets.token_urlsafe(STATE_BYTES)
         async with self.database.transaction() as session:
             await states.create(session, state, session_id=session_id, flow=flow,
-                                redirect_uri=self.instagram.redirect_uri, now=datetime.now(UTC), ttl=STATE_TTL)
+                                redirect_uri=self.instagram.redirect_uri, now=self.database.clock.now(), ttl=STATE_TTL,
+                                reconnect_link_id=reconnect_link_id)
         return self.instagram.authorize_url(state, self.scopes, force_reauth=force_reauth)
+
+    async def check_link(self, secret: str) -> tuple[ReconnectLink, Account]:
+        """The reconnect link behind ``secret``, or a CallbackError saying plainly why it cannot be used."""
+        async with self.database.read() as session:
+            link = await links.find(session, secret[:100])
+            account = await session.get(Account, link.account_id) if link is not None else None
+        if link is None or account is None:
+            raise errors.CallbackError("This reconnect link is not known here. Ask for a new one.",
+                                       code="unknown_link")
+        if link.used_at is not None:
+            raise errors.CallbackError("This reconnect link was already used. If the account still needs "
+                                       "reconnecting, ask for a new link.", code="used_link")
+        if link.expires_at <= self.database.clock.now():
+            raise errors.CallbackError("This reconnect link has expired. Ask for a new one.", code="expired_link")
+        return link, account
+
+    async def flow_of(self, state: str) -> str | None:
+        async with self.database.read() as session:
+            return await states.flow_of(session, state[:200])
+
+    async def reconnected(self, session_id: str) -> Account | None:
+        """The account a finished reconnect in this browser was for (for its confirmation page)."""
+        async with self.database.read() as session:
+            return await session.scalar(
+                select(Account).join(ReconnectLink, ReconnectLink.account_id == Account.id)
+                .join(OAuthState, OAuthState.reconnect_link_id == ReconnectLink.id)
+                .where(OAuthState.session_hash == states.digest(session_id[:100]), OAuthState.used_at.is_not(None),
+                       ReconnectLink.used_at.is_not(None)))
+
+    async def begin_reconnect(self, secret: str, *, session_id: str) -> str:
+        """An owner pressed Continue on a reconnect link: send them to Instagram, bound to their browser."""
+        link, _ = await self.check_link(secret)
+        # force_reauth: the browser may be signed in to another Instagram account; make the owner choose.
+        return await self.begin(flow="reconnect", session_id=session_id, force_reauth=True,
+                                reconnect_link_id=link.id)
 
     async def complete(self, query: str, *, flow: str, session_id: str | None, actor: str | None = None) -> Connected:
         result = wire.parse_callback(query)
         if not result.state:
             raise errors.CallbackError("The redirect carries no state, so it cannot be tied to a sign-in filmroll "
                                        "started.", code="missing_state")
+        now = self.database.clock.now()
         async with self.database.transaction() as session:
-            await states.consume(session, result.state, session_id=session_id, flow=flow, now=datetime.now(UTC))
+            row = await states.consume(session, result.state, session_id=session_id, flow=flow, now=now)
+            link_id = row.reconnect_link_id
+            if link_id is not None and not await links.take(session, link_id, now):
+                raise errors.CallbackError("This reconnect link was already used or has expired. Ask for a new "
+                                           "one.", code="used_link")
         try:
             short = await self.instagram.exchange_code(result.code)
             grant = await self.instagram.exchange_long_lived(short.access_token)
             profile = await self.instagram.me(grant.access_token)
-        except errors.InstagramError as exc:
-            # The state is spent; leave a record people can read, then let the edge say what happened.
+            if link_id is not None:
+                await self._same_account(link_id, profile)
+        except (errors.InstagramError, errors.CallbackError) as exc:
+            # The state is spent; leave a record people can read, give an owner's link back for another try,
+            # then let the edge say what happened.
             async with self.database.transaction() as session:
+                if link_id is not None:
+                    await links.give_back(session, link_id)
                 event = await events.record(session, "connect.failed", f"connecting failed: {exc}",
-                                            at=datetime.now(UTC), actor=actor)
+                                            at=self.database.clock.now(), actor=actor)
             exc.event_id = event.id  # type: ignore[attr-defined]
             raise
         return await self._store(profile, grant, short.permissions, actor=actor, how="connected")
+
+    async def _same_account(self, link_id: int, profile: Profile) -> None:
+        async with self.database.read() as session:
+            account = await session.scalar(select(Account).join(ReconnectLink, ReconnectLink.account_id == Account.id)
+                                           .where(ReconnectLink.id == link_id))
+        if account is None or account.ig_user_id != profile.user_id:
+            # The token just obtained belongs to someone else: it is dropped, never stored.
+            raise errors.CallbackError(
+                f"You signed in to Instagram as @{profile.username}, but this link reconnects "
+                f"@{account.username if account else 'another account'}. Sign out of Instagram, then open the "
+                f"link again and sign in as that account.", code="wrong_account")
 
     async def import_token(self, token: Secret, *, actor: str | None = None) -> Connected:
         """Adopt a long-lived token generated in Meta's App Dashboard, after checking it with ``/me``."""
@@ -79,7 +140,7 @@ class Connector:
             grant = await self.instagram.refresh(token)  # also tells us its true expiry
         except errors.RefreshTooEarlyError:
             # Less than a day old, so at most a day of its 60 has gone; assume the worst case.
-            now = datetime.now(UTC)
+            now = self.database.clock.now()
             grant = LongLivedGrant(token, 59 * 86_400, now + timedelta(days=59))
         return await self._store(profile, grant, (), actor=actor, how="imported")
 
@@ -87,7 +148,7 @@ class Connector:
                      actor: str | None, how: str) -> Connected:
         if profile.user_id is None:
             raise errors.MalformedResponseError("Instagram's profile carries no user_id; nothing was stored")
-        now = datetime.now(UTC)
+        now = self.database.clock.now()
         issued_at = grant.expires_at - timedelta(seconds=grant.expires_in)
         async with self.database.transaction() as session:
             account, created = await accounts.upsert(session, profile, now)
@@ -95,6 +156,7 @@ class Connector:
                              permissions=permissions, issued_at=issued_at, expires_at=grant.expires_at,
                              next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at),
                              next_probe_at=self.policy.next_probe_at(now))
+            await links.retire_for_account(session, account.id, now)  # the account works: old links stop
             verb = how if created else ("reconnected" if how == "connected" else "re-imported")
             event = await events.record(
                 session, f"account.{how if created else 'reconnected'}",

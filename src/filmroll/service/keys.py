@@ -6,8 +6,6 @@ again at any point, and a refresh that lands meanwhile is never overwritten with
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from filmroll.store import events, tokens
 from filmroll.store.database import Database
 from filmroll.vault import Vault
@@ -43,5 +41,5 @@ async def reencrypt(database: Database, vault: Vault, *, actor: str | None = Non
         async with database.transaction() as session:
             await events.record(session, "vault.reencrypted",
                                 f"{moved} token(s) re-encrypted under key {vault.keyring.primary_id}",
-                                at=datetime.now(UTC), actor=actor)
+                                at=database.clock.now(), actor=actor)
     return moved

@@ -4,7 +4,7 @@ an app removal or Meta's security sweep is noticed within a day instead of at th
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from filmroll import errors
 from filmroll.platform import InstagramClient
@@ -34,7 +34,7 @@ class Prober:
             return await mark_needs_reauth(self.database, owner=self.owner, account_id=claim.account_id,
                                            version=claim.version,
                                            reason=f"the stored token cannot be decrypted ({exc.message})")
-        now = datetime.now(UTC)
+        now = self.database.clock.now()
         try:
             await self.instagram.me(token, fields=("id",))
         except errors.TokenInvalidError as exc:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from filmroll import errors
 from filmroll.faults import NO_FAULTS, FaultPoints
 from filmroll.platform import InstagramClient
+from filmroll.service import alerts as alert_service
 from filmroll.service.policy import MIN_AGE, RefreshPolicy
 from filmroll.store import events, leases
 from filmroll.store.database import Database
@@ -72,7 +73,7 @@ class Refresher:
                 return await self._retry(claim, exc)
         async with self.database.transaction() as session:
             if not await leases.mark_refresh_started(session, owner=self.owner, account_id=claim.account_id,
-                                                     version=claim.version, now=datetime.now(UTC)):
+                                                     version=claim.version, now=self.database.clock.now()):
                 return "stale_lease"
         self.faults.hit("before_refresh_call")
         try:
@@ -90,7 +91,7 @@ class Refresher:
         except errors.InstagramError as exc:
             return await self._retry(claim, exc)
         self.faults.hit("after_response_before_commit")
-        now = datetime.now(UTC)
+        now = self.database.clock.now()
         issued_at = grant.expires_at - timedelta(seconds=grant.expires_in)
         sealed = self.vault.seal(grant.access_token, claim.account_id)
         async with self.database.transaction() as session:
@@ -127,7 +128,7 @@ class Refresher:
                                        version=claim.version, reason=reason)
 
     async def _retry(self, claim: leases.RefreshClaim, exc: errors.InstagramError) -> str:
-        now = datetime.now(UTC)
+        now = self.database.clock.now()
         if isinstance(exc, errors.RateLimitedError):
             wait, outcome, counted = timedelta(seconds=exc.retry_after), "throttled", False
         else:
@@ -147,7 +148,7 @@ class Refresher:
 
 async def mark_needs_reauth(database: Database, *, owner: str, account_id: int, version: int, reason: str) -> str:
     """The token is dead: say why, stop retrying, give the lease back; fenced on our lease and the version."""
-    now = datetime.now(UTC)
+    now = database.clock.now()
     async with database.transaction() as session:
         if not await leases.reschedule(session, owner=owner, account_id=account_id, version=version, error=reason,
                                        next_attempt_at=None, count_failure=True):
@@ -155,5 +156,5 @@ async def mark_needs_reauth(database: Database, *, owner: str, account_id: int, 
         account = await session.get(Account, account_id)
         if account is not None:
             account.status, account.status_reason, account.updated_at = "needs_reauth", reason, now
-        await events.record(session, "account.needs_reauth", reason, at=now, account_id=account_id, actor=owner)
+        await alert_service.needs_reauth(session, account_id=account_id, reason=reason, now=now, actor=owner)
     return "needs_reauth"

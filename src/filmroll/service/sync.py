@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from filmroll import errors
 from filmroll.platform import InstagramClient, Media, MediaPage, Profile
+from filmroll.service import alerts as alert_service
 from filmroll.service.refresh import Backoff
-from filmroll.store import events, leases
+from filmroll.store import leases
 from filmroll.store import media as media_store
 from filmroll.store.database import Database
 from filmroll.store.tables import Account
@@ -57,7 +58,7 @@ class Syncer:
         self.rng = rng or random.Random()
 
     async def run(self, claim: leases.SyncClaim) -> str:
-        started = datetime.now(UTC)
+        started = self.database.clock.now()
         full = claim.full_synced_at is None or started - claim.full_synced_at >= self.settings.full_interval
         try:
             token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
@@ -155,7 +156,7 @@ class Syncer:
 
     async def _later(self, claim: leases.SyncClaim, wait: timedelta, exc: errors.InstagramError,
                      counted: bool) -> str:
-        now = datetime.now(UTC)
+        now = self.database.clock.now()
         values: dict[str, object] = {"next_sync_at": now + max(wait, timedelta(seconds=30)),
                                      "sync_error": f"{type(exc).__name__}: {exc.message}"[:500]}
         if counted:
@@ -168,14 +169,14 @@ class Syncer:
         return "sync_throttled" if not counted else "sync_retry"
 
     async def _needs_reauth(self, claim: leases.SyncClaim, reason: str) -> str:
-        now = datetime.now(UTC)
+        now = self.database.clock.now()
         async with self.database.transaction() as session:
             if not await leases.synced(session, owner=self.owner, account_id=claim.account_id,
                                        values={"status": "needs_reauth", "status_reason": reason, "updated_at": now,
                                                "stale_since": now}):
                 return "stale_lease"
-            await events.record(session, "account.needs_reauth", reason, at=now, account_id=claim.account_id,
-                                actor=self.owner)
+            await alert_service.needs_reauth(session, account_id=claim.account_id, reason=reason, now=now,
+                                             actor=self.owner)
         return "needs_reauth"
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from filmroll.clock import Clock
 from filmroll.errors import ConfigError
 
 BUSY_TIMEOUT_MS = 30_000  # writers queue behind BEGIN IMMEDIATE; waiting beats failing
@@ -55,8 +56,9 @@ def _sqlite_pragmas(engine: AsyncEngine, begin: str) -> None:
 class Database:
     """The engines of one database. ``transaction()`` for anything that may write, ``read()`` for the rest."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, clock: Clock | None = None) -> None:
         self.url = async_url(url)
+        self.clock = clock or Clock()
         self.is_sqlite = self.url.startswith("sqlite")
         options: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
@@ -87,10 +89,10 @@ class Database:
     async def now(self) -> datetime:
         """The database's clock: every process that shares this database agrees on it (leases, due times)."""
         if self.is_sqlite:
-            return datetime.now(UTC)  # one machine, one clock
+            return self.clock.now()  # one machine, one clock
         async with self.read() as session:
             value = (await session.execute(text("SELECT now()"))).scalar_one()
-        return value.astimezone(UTC)
+        return value.astimezone(UTC) + self.clock.offset
 
     async def dispose(self) -> None:
         await self.engine.dispose()

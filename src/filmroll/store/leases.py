@@ -14,6 +14,7 @@ network call is fenced on ``lease_owner`` and ``version``: a worker whose lease 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -140,7 +141,7 @@ async def synced(session: AsyncSession, *, owner: str, account_id: int, values: 
     return result.rowcount == 1
 
 
-async def renew(session: AsyncSession, *, owner: str, account_ids: list[int], now: datetime,
+async def renew(session: AsyncSession, account_ids: Sequence[int], *, owner: str, now: datetime,
                 lease: timedelta) -> set[int]:
     """Extend our leases; returns the ids we still hold (a missing id means the lease was lost)."""
     if not account_ids:
@@ -189,7 +190,7 @@ async def reschedule(session: AsyncSession, *, owner: str, account_id: int, vers
     return result.rowcount == 1
 
 
-async def renew_syncs(session: AsyncSession, *, owner: str, account_ids: list[int], now: datetime,
+async def renew_syncs(session: AsyncSession, account_ids: Sequence[int], *, owner: str, now: datetime,
                       lease: timedelta) -> set[int]:
     if not account_ids:
         return set()
@@ -199,7 +200,7 @@ async def renew_syncs(session: AsyncSession, *, owner: str, account_ids: list[in
     return {row[0] for row in rows}
 
 
-async def release_syncs(session: AsyncSession, *, owner: str, account_ids: list[int]) -> int:
+async def release_syncs(session: AsyncSession, account_ids: Sequence[int], *, owner: str) -> int:
     if not account_ids:
         return 0
     result = await session.execute(
@@ -208,7 +209,7 @@ async def release_syncs(session: AsyncSession, *, owner: str, account_ids: list[
     return result.rowcount
 
 
-async def release(session: AsyncSession, *, owner: str, account_ids: list[int]) -> int:
+async def release(session: AsyncSession, account_ids: Sequence[int], *, owner: str) -> int:
     if not account_ids:
         return 0
     result = await session.execute(

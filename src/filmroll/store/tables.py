@@ -185,6 +185,51 @@ class OAuthState(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set for an owner's reconnect: the sign-in must end on that link's Instagram account.
+    reconnect_link_id: Mapped[int | None] = mapped_column(ForeignKey("reconnect_links.id", ondelete="CASCADE"))
+
+
+class Alert(Base):
+    """The outbox of outgoing webhook alerts, written in the transaction that changed the account's state.
+
+    One row per (account, kind, token version), so a state that persists alerts once; the worker delivers rows
+    under a lease, with retries, and marks a row ``obsolete`` instead of sending it when the account has recovered.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # account.needs_reauth | token.expiring
+    token_version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed | obsolete
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("account_id", "kind", "token_version", name="uq_alerts_account_kind_version"),
+                      Index("ix_alerts_due", "status", "next_attempt_at"))
+
+
+class ReconnectLink(Base):
+    """A single-use, expiring link that lets an account's owner reconnect it without an admin login.
+    Only a SHA-256 of the link's secret is kept."""
+
+    __tablename__ = "reconnect_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_reconnect_links_account", "account_id"),)
 
 
 class Admin(Base):

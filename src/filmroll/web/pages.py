@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -139,7 +139,7 @@ async def accounts_page(request: Request) -> Response:
     if admin is None:
         return RedirectResponse("/login", status_code=303)
     listing = await account_service.listing(_web(request).database)
-    return page(request, "accounts.html", admin=admin, accounts=listing, now=datetime.now(UTC),
+    return page(request, "accounts.html", admin=admin, accounts=listing, now=_web(request).database.clock.now(),
                 csrf_token=security.csrf_token(_session_id(request) or ""))
 
 
@@ -168,6 +168,9 @@ async def callback(request: Request) -> Response:
     if names & RETURN_TARGETS:
         raise errors.CallbackError("This redirect names a place to go next; filmroll never follows those.",
                                    code="return_target")
+    state = next((value for name, value in parse_qsl(query) if name == "state"), "")
+    if state and await _web(request).connector.flow_of(state) == "reconnect":
+        return await _finish_reconnect(request, query)
     session_id = _session_id(request)
     admin = await _admin(request)
     if admin is None or session_id is None:
@@ -190,3 +193,64 @@ async def connection_summary(request: Request, event_id: int) -> Response:
         return problem(request, 404, "Not found", "There is no such connection.", "not_found")
     return page(request, "connection.html", admin=admin, event=event, account=account,
                 ok=event.kind != "connect.failed")
+
+
+# ----- an owner's reconnect link: no admin login; the browser is bound to the sign-in by its own cookie ----------
+
+RECONNECT_COOKIE_AGE = 600  # as long as the OAuth state it guards
+
+
+def _reconnect_cookie(request: Request) -> str:
+    return ("__Host-" if _secure(request) else "") + "filmroll_reconnect"
+
+
+def _owner_problem(request: Request, status: int, title: str, exc: errors.FilmrollError) -> HTMLResponse:
+    code = getattr(exc, "code", None) or type(exc).__name__
+    return page(request, "problem.html", status, title=title, message=exc.message, code=code, owner=True)
+
+
+@router.get("/reconnect")
+async def reconnect_page(request: Request) -> Response:
+    """What the webhook's link opens. A GET changes nothing (mail scanners and link previews fetch it too)."""
+    secret = request.query_params.get("link", "")
+    try:
+        link, account = await _web(request).connector.check_link(secret)
+    except errors.CallbackError as exc:
+        return _owner_problem(request, 404 if exc.code == "unknown_link" else 410, "This link cannot be used", exc)
+    return page(request, "reconnect.html", account=account, link=secret, expires_at=link.expires_at)
+
+
+@router.post("/reconnect")
+async def reconnect(request: Request) -> Response:
+    form = await _form(request)
+    binding = secrets.token_urlsafe(32)
+    try:
+        url = await _web(request).connector.begin_reconnect(form.get("link", ""), session_id=binding)
+    except errors.CallbackError as exc:
+        return _owner_problem(request, 410, "This link cannot be used", exc)
+    response = RedirectResponse(url, status_code=303)
+    security.set_cookie(response, _reconnect_cookie(request), binding, secure=_secure(request),
+                        max_age=RECONNECT_COOKIE_AGE)
+    return response
+
+
+async def _finish_reconnect(request: Request, query: str) -> Response:
+    binding = request.cookies.get(_reconnect_cookie(request))
+    try:
+        await _web(request).connector.complete(query, flow="reconnect", session_id=binding, actor="owner")
+    except errors.CallbackError as exc:
+        title = "Reconnect cancelled" if isinstance(exc, errors.AuthorizationDeniedError) else "Not reconnected"
+        return _owner_problem(request, 400, title, exc)
+    except errors.InstagramError as exc:
+        return _owner_problem(request, 502, "Instagram did not cooperate", exc)
+    return RedirectResponse("/reconnected", status_code=303)  # a reload must not replay the callback
+
+
+@router.get("/reconnected")
+async def reconnected(request: Request) -> Response:
+    binding = request.cookies.get(_reconnect_cookie(request))
+    account = await _web(request).connector.reconnected(binding) if binding else None
+    if account is None:
+        return page(request, "problem.html", 404, title="Nothing to show", code="no_reconnect", owner=True,
+                    message="This browser has not finished a reconnect recently.")
+    return page(request, "reconnected.html", account=account)

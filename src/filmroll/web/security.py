@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -72,7 +72,7 @@ class AdminAuth:
         self.absolute = absolute
 
     async def login(self, username: str, password: str, client: str) -> LoginOutcome:
-        now = datetime.now(UTC)
+        now = self.database.clock.now()
         username = username.strip()[:64]
         async with self.database.read() as session:
             failures = await admins.count_failures(session, username, client, now - THROTTLE_WINDOW)
@@ -102,13 +102,13 @@ class AdminAuth:
         """A new session id at every login (never reuse a pre-login id)."""
         session_id = secrets.token_urlsafe(32)
         async with self.database.transaction() as session:
-            await admins.open_session(session, admin.id, session_id, datetime.now(UTC), self.absolute)
+            await admins.open_session(session, admin.id, session_id, self.database.clock.now(), self.absolute)
         return session_id
 
     async def current(self, session_id: str | None) -> Admin | None:
         if not session_id or len(session_id) > 100:
             return None
-        now = datetime.now(UTC)
+        now = self.database.clock.now()
         async with self.database.read() as session:
             found = await admins.live_session(session, session_id, now, self.idle)
         if found is None:
@@ -121,7 +121,7 @@ class AdminAuth:
 
     async def close(self, session_id: str) -> None:
         async with self.database.transaction() as session:
-            await admins.close_session(session, session_id, datetime.now(UTC))
+            await admins.close_session(session, session_id, self.database.clock.now())
 
 
 class SecurityHeaders:

@@ -1,0 +1,177 @@
+"""Telling someone when an account needs its owner: signed outgoing webhooks with a reconnect link.
+
+Alerts are raised in the same transaction as the state change that causes them (``store/alerts.py`` is an
+outbox), so a crash can never lose one; the worker delivers them:
+
+1. Still true? An account reconnected meanwhile, or a token refreshed after all, makes the alert ``obsolete``:
+   nothing is sent.
+2. Mint a single-use reconnect link (only its hash is stored) and POST the JSON body with
+   ``X-Filmroll-Signature-256: sha256=<HMAC-SHA256 of the raw body with the webhook secret>``.
+3. A 2xx answer marks it ``sent``. Anything else (another status, a redirect, a timeout) deletes that link and
+   retries with exponential backoff; after ``max_attempts`` the alert is ``failed`` and an event says so.
+
+The webhook URL may itself be a credential (Slack-style), so it is never logged or stored in an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib.metadata import version
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll.secret import Secret
+from filmroll.store import alerts, events, links
+from filmroll.store.alerts import AlertClaim
+from filmroll.store.database import Database
+from filmroll.store.tables import Account, ReconnectLink, Token
+
+log = logging.getLogger("filmroll.alerts")
+
+LINK_BYTES = 32  # 256 bits
+SIGNATURE_HEADER = "X-Filmroll-Signature-256"
+
+
+def sign(secret: Secret, body: bytes) -> str:
+    """The signature header's value for ``body`` (receivers recompute it over the raw bytes they got)."""
+    return "sha256=" + hmac.new(secret.reveal().encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: Secret
+    secret: Secret
+    link_base: str  # the public origin reconnect links point at, e.g. https://feeds.example.org
+    link_ttl: timedelta = timedelta(days=7)
+    expiring_within: timedelta = timedelta(days=7)
+    timeout: float = 10.0
+    max_attempts: int = 20
+    retry_base: timedelta = timedelta(seconds=30)
+    retry_cap: timedelta = timedelta(hours=1)
+
+
+async def needs_reauth(session: AsyncSession, *, account_id: int, reason: str, now: datetime,
+                       actor: str | None) -> None:
+    """Record that the account's token is dead and queue its alert, in the caller's transaction."""
+    await events.record(session, alerts.NEEDS_REAUTH, reason, at=now, account_id=account_id, actor=actor)
+    await alerts.raise_alert(session, account_id=account_id, kind=alerts.NEEDS_REAUTH, reason=reason, now=now)
+
+
+async def mint_link(database: Database, account_id: int, ttl: timedelta) -> tuple[str, ReconnectLink]:
+    """A new reconnect link secret for the account (for the webhook, or an admin to pass on by hand)."""
+    secret = secrets.token_urlsafe(LINK_BYTES)
+    async with database.transaction() as session:
+        link = await links.create(session, account_id, secret, now=database.clock.now(), ttl=ttl)
+    return secret, link
+
+
+class Alerter:
+    SWEEP_EVERY = timedelta(minutes=1)
+
+    def __init__(self, database: Database, webhook: Webhook, *, owner: str, rng: random.Random | None = None) -> None:
+        self.database = database
+        self.webhook = webhook
+        self.owner = owner
+        self.rng = rng or random.Random()
+        self._http: aiohttp.ClientSession | None = None
+        self._swept_at: datetime | None = None
+        self._agent = f"filmroll/{version('filmroll')}"
+
+    async def claim(self, session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                    limit: int) -> list[AlertClaim]:
+        """The worker's claim step: first (at most once a minute) queue alerts for tokens about to expire."""
+        if self._swept_at is None or now - self._swept_at >= self.SWEEP_EVERY:
+            self._swept_at = now
+            if await alerts.sweep_expiring(session, now=now, within=self.webhook.expiring_within):
+                await session.flush()
+        return await alerts.claim_deliveries(session, owner=owner, now=now, lease=lease, limit=limit)
+
+    async def run(self, claim: AlertClaim) -> str:
+        now = self.database.clock.now()
+        async with self.database.read() as session:
+            account = await session.get(Account, claim.account_id)
+            token = await session.get(Token, claim.account_id)
+        if account is None or not _still_true(claim, account, token):
+            async with self.database.transaction() as session:
+                await alerts.finish(session, claim.alert_id, owner=self.owner, status="obsolete")
+            return "alert_obsolete"
+        secret, link = await mint_link(self.database, claim.account_id, self.webhook.link_ttl)
+        body = json.dumps(self._payload(claim, account, token, secret, link.expires_at, now)).encode()
+        error = await self._post(claim, body)
+        attempts = claim.attempts + 1
+        async with self.database.transaction() as session:
+            if error is None:
+                await alerts.finish(session, claim.alert_id, owner=self.owner, status="sent", sent_at=now,
+                                    attempts=attempts, last_error=None)
+                await events.record(session, "alert.sent", f"{claim.kind} alert delivered to the webhook",
+                                    at=now, account_id=claim.account_id, actor=self.owner)
+                return "alert_sent"
+            await links.drop(session, link.id)  # never delivered, so it must not work
+            if attempts >= self.webhook.max_attempts:
+                await alerts.finish(session, claim.alert_id, owner=self.owner, status="failed", attempts=attempts,
+                                    last_error=error)
+                await events.record(session, "alert.failed",
+                                    f"{claim.kind} alert not delivered after {attempts} attempts ({error})",
+                                    at=now, account_id=claim.account_id, actor=self.owner)
+                return "alert_failed"
+            await alerts.finish(session, claim.alert_id, owner=self.owner, attempts=attempts, last_error=error,
+                                next_attempt_at=now + self._delay(attempts))
+        log.info("alert %s for account %s not delivered (%s); retrying", claim.alert_id, claim.account_id, error)
+        return "alert_retry"
+
+    def _payload(self, claim: AlertClaim, account: Account, token: Token | None, secret: str,
+                 link_expires: datetime, now: datetime) -> dict[str, Any]:
+        return {
+            "id": claim.alert_id,
+            "type": claim.kind,
+            "created_at": claim.created_at.isoformat(),
+            "sent_at": now.isoformat(),
+            "attempt": claim.attempts + 1,
+            "account": {"id": account.id, "ig_user_id": account.ig_user_id, "username": account.username},
+            "reason": claim.reason,
+            "token_expires_at": token.expires_at.isoformat() if token is not None else None,
+            "reconnect_url": f"{self.webhook.link_base.rstrip('/')}/reconnect/{secret}",
+            "reconnect_expires_at": link_expires.isoformat(),
+        }
+
+    async def _post(self, claim: AlertClaim, body: bytes) -> str | None:
+        """POST the body; None when the receiver took it, else a short reason (never the URL)."""
+        headers = {"Content-Type": "application/json", "User-Agent": self._agent,
+                   "X-Filmroll-Event": claim.kind, "X-Filmroll-Delivery": str(claim.alert_id),
+                   SIGNATURE_HEADER: sign(self.webhook.secret, body)}
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.webhook.timeout))
+        try:
+            async with self._http.post(self.webhook.url.reveal(), data=body, headers=headers,
+                                       allow_redirects=False) as response:
+                await response.read()
+                return None if 200 <= response.status < 300 else f"HTTP {response.status}"
+        except TimeoutError:
+            return "timed out"
+        except aiohttp.ClientError as exc:
+            return type(exc).__name__
+
+    def _delay(self, attempts: int) -> timedelta:
+        ceiling = min(self.webhook.retry_cap.total_seconds(),
+                      self.webhook.retry_base.total_seconds() * 2 ** min(attempts - 1, 30))
+        return timedelta(seconds=ceiling * self.rng.uniform(0.5, 1.0))  # spread receivers' recovery load
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+def _still_true(claim: AlertClaim, account: Account, token: Token | None) -> bool:
+    if claim.kind == alerts.NEEDS_REAUTH:
+        return account.status == "needs_reauth"
+    return account.status == "active" and token is not None and token.version == claim.token_version
