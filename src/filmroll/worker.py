@@ -101,7 +101,7 @@ class Worker:
                 if free <= 0:
                     await self._wait(stop, timeout=self.idle_poll, for_a_job=True)
                     continue
-                claimed = 0
+                claimed, busy = 0, bool(self._in_flight)
                 for job in self.jobs:  # in order of importance: a due refresh before a due probe
                     room = min(self.batch, self.concurrency - len(self._in_flight))
                     if room <= 0:
@@ -114,7 +114,9 @@ class Worker:
                         task.add_done_callback(lambda _t, key=key: self._in_flight.pop(key, None))
                 if claimed:
                     continue
-                if until_idle and not self._in_flight:
+                # Idle means a whole round of claims that started with nothing running found nothing: work that
+                # the last task queued (an alert, say) is claimed before the worker calls it a day.
+                if until_idle and not busy and not self._in_flight:
                     break
                 await self._wait(stop, timeout=self.idle_poll, for_a_job=bool(self._in_flight))
         finally:

@@ -139,7 +139,7 @@ class Alerter:
             "account": {"id": account.id, "ig_user_id": account.ig_user_id, "username": account.username},
             "reason": claim.reason,
             "token_expires_at": token.expires_at.isoformat() if token is not None else None,
-            "reconnect_url": f"{self.webhook.link_base.rstrip('/')}/reconnect/{secret}",
+            "reconnect_url": f"{self.webhook.link_base.rstrip('/')}/reconnect?link={secret}",
             "reconnect_expires_at": link_expires.isoformat(),
         }
 
