@@ -48,7 +48,7 @@ class Receiver:
 @contextlib.contextmanager
 def webhook_receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status = receiver.answer(Delivery(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(status)

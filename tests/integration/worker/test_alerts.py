@@ -30,7 +30,7 @@ from tests.webhooks import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.anyio
 
-WEBHOOK_SECRET = "whsec-test-0f3c9a"  # noqa: S105 (a test value)
+WEBHOOK_SECRET = "whsec-test-0f3c9a"
 LINK_BASE = "https://feeds.example.org"
 
 
