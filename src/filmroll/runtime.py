@@ -76,15 +76,18 @@ def worker_for(runtime: Runtime, *, concurrency: int = 32, lease_seconds: int = 
     from filmroll.service.probe import Prober
     from filmroll.service.refresh import Refresher
     from filmroll.service.sync import Syncer
+    from filmroll.store.batch import WriteBatch
     from filmroll.worker import Worker, alert_job, probe_job, refresh_job, sync_job, worker_id
 
     owner = worker_id()
     args = (runtime.database, runtime.vault, runtime.instagram)
     # In order of importance: the worker offers free slots to the first kinds first.
-    jobs = [refresh_job(Refresher(*args, owner=owner, faults=FaultPoints(fault_points)))]
+    policy = runtime.settings.refresh.policy()
+    jobs = [refresh_job(Refresher(*args, owner=owner, policy=policy, faults=FaultPoints(fault_points)))]
     if runtime.settings.alerts.webhook_url.get_secret_value():
         jobs.append(alert_job(Alerter(runtime.database, webhook(runtime.settings), owner=owner)))
-    jobs.append(probe_job(Prober(*args, owner=owner)))
+    batch = WriteBatch(runtime.database)
+    jobs.append(probe_job(Prober(*args, owner=owner, policy=policy, batch=batch)))
     if sync:
         jobs.append(sync_job(Syncer(*args, owner=owner)))
     return Worker(runtime.database, jobs, owner=owner, concurrency=concurrency,

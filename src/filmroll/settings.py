@@ -51,6 +51,20 @@ class WebSettings(BaseModel):
     tls_key: Path | None = None
 
 
+class RefreshSettings(BaseModel):
+    window_days: int = Field(30, ge=2, le=58, description="Refresh once fewer days than this remain")
+    jitter_hours: float = Field(6, ge=0, le=48, description="Spread refreshes over this much time")
+    probe_interval_hours: float = Field(24, gt=0, le=24 * 14, description="Check each token at least this often")
+
+    def policy(self):  # type: ignore[no-untyped-def]
+        from datetime import timedelta
+
+        from filmroll.service.policy import RefreshPolicy
+
+        return RefreshPolicy(window=timedelta(days=self.window_days), jitter=timedelta(hours=self.jitter_hours),
+                             probe_interval=timedelta(hours=self.probe_interval_hours))
+
+
 class AlertSettings(BaseModel):
     webhook_url: SecretStr = Field(SecretStr(""), description="Where alerts are POSTed; empty = no webhook. Kept "
                                    "secret: Slack-style URLs are credentials.")
@@ -67,6 +81,7 @@ class Settings(BaseSettings):
     instagram: InstagramSettings = Field(default_factory=InstagramSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     def public_origin(self) -> str:

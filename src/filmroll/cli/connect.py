@@ -134,7 +134,7 @@ def connect(
 
     async def body() -> Connected:
         async with open_runtime(current) as runtime:
-            connector = Connector(runtime.database, runtime.vault, runtime.instagram,
+            connector = Connector(runtime.database, runtime.vault, runtime.instagram, policy=current.refresh.policy(),
                                   scopes=tuple(current.instagram.scopes))
             if imported is not None:
                 if not imported:

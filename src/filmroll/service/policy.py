@@ -18,7 +18,8 @@ class RefreshPolicy:
     probe_interval: timedelta = timedelta(days=1)  # a cheap /me per token catches revocations within a day
 
     def next_probe_at(self, now: datetime, rng: random.Random | None = None) -> datetime:
-        spread = (rng or random).uniform(-0.1, 0.1) * self.probe_interval.total_seconds()
+        # Spread only ever earlier, so "a revoked token is found within one probe interval" holds exactly.
+        spread = (rng or random).uniform(-0.2, 0) * self.probe_interval.total_seconds()
         return now + self.probe_interval + timedelta(seconds=spread)
 
     def next_refresh_at(self, issued_at: datetime, expires_at: datetime, rng: random.Random | None = None) -> datetime:

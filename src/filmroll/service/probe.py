@@ -6,11 +6,14 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from filmroll import errors
 from filmroll.platform import InstagramClient
 from filmroll.service.policy import RefreshPolicy
 from filmroll.service.refresh import mark_needs_reauth
 from filmroll.store import leases
+from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.vault import Vault
 
@@ -19,8 +22,10 @@ RETRY_AFTER_FAILURE = timedelta(minutes=15)
 
 class Prober:
     def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *, owner: str,
-                 policy: RefreshPolicy | None = None, rng: random.Random | None = None) -> None:
+                 policy: RefreshPolicy | None = None, rng: random.Random | None = None,
+                 batch: WriteBatch | None = None) -> None:
         self.database = database
+        self.batch = batch  # shares commits with other jobs' bookkeeping (see store/batch.py)
         self.vault = vault
         self.instagram = instagram
         self.owner = owner
@@ -48,8 +53,14 @@ class Prober:
 
     async def _later(self, claim: leases.ProbeClaim, now: datetime, wait: timedelta | None, outcome: str) -> str:
         next_probe_at = now + wait if wait is not None else self.policy.next_probe_at(now, self.rng)
-        async with self.database.transaction() as session:
-            if not await leases.probed(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
-                                       now=now, next_probe_at=next_probe_at):
-                return "stale_lease"
-        return outcome
+
+        async def write(session: AsyncSession) -> bool:
+            return await leases.probed(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
+                                       now=now, next_probe_at=next_probe_at)
+
+        if self.batch is not None:
+            written = await self.batch.run(write)
+        else:
+            async with self.database.transaction() as session:
+                written = await write(session)
+        return outcome if written else "stale_lease"

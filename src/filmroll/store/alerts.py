@@ -36,9 +36,9 @@ async def raise_alert(session: AsyncSession, *, account_id: int, kind: str, reas
 
 
 async def sweep_expiring(session: AsyncSession, *, now: datetime, within: timedelta) -> int:
-    """Queue ``token.expiring`` for every active account whose token ends within ``within`` and whose refresh is
-    failing, or overdue by an hour (a worker was down, say); returns how many were new. A token simply on its
-    way to being refreshed for the first time in the window does not alert."""
+    """Queue ``token.expiring`` for every active account whose token ends within ``within`` and whose last refresh
+    attempt failed or was throttled (``last_error``: cleared by a successful refresh); returns how many were new.
+    A token merely on its way to being refreshed does not alert."""
     already = exists().where(Alert.account_id == Token.account_id, Alert.kind == EXPIRING,
                              Alert.token_version == Token.version)
     dying = (select(Token.account_id, literal(EXPIRING), Token.version,
@@ -47,7 +47,7 @@ async def sweep_expiring(session: AsyncSession, *, now: datetime, within: timede
                     literal("pending"), literal(0), literal(now))
              .join(Account, Account.id == Token.account_id)
              .where(Account.status == "active", Token.expires_at < now + within, Token.expires_at > now,
-                    or_(Token.failure_count > 0, Token.next_refresh_at < now - timedelta(hours=1)), ~already))
+                    Token.last_error.is_not(None), ~already))
     result = await session.execute(
         insert(Alert).from_select(["account_id", "kind", "token_version", "reason", "created_at", "status",
                                    "attempts", "next_attempt_at"], dying))

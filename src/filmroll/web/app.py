@@ -101,7 +101,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
                 await task
 
     def _context(runtime: Runtime) -> pages.WebContext:
-        connector = Connector(runtime.database, runtime.vault, runtime.instagram,
+        connector = Connector(runtime.database, runtime.vault, runtime.instagram, policy=settings.refresh.policy(),
                               scopes=tuple(settings.instagram.scopes))
         auth = security.AdminAuth(runtime.database, idle=timedelta(minutes=settings.web.session_idle_minutes),
                                   absolute=timedelta(hours=settings.web.session_absolute_hours))
