@@ -196,3 +196,16 @@ def test_urls_printed_carry_no_secret(cli, sandbox):
     out, err = process.communicate()
     assert sandbox.app_secret not in url + out + err
     assert urlsplit(url).path == "/oauth/authorize"
+
+
+def test_reconnect_link_for_an_owner(cli, sandbox):
+    cli("connect", "--token", stdin=sandbox.control.mint_token(account=23, kind="long")["access_token"] + "\n")
+    username = sandbox.control.account(23)["username"]
+    made = cli("reconnect-link", f"@{username}")
+    url = made.stdout.strip().splitlines()[-1]
+    origin = cli.env["FILMROLL_INSTAGRAM__REDIRECT_URI"].rsplit("/", 1)[0]
+    assert url.startswith(origin + "/reconnect?link=") and len(url.split("link=")[1]) >= 43
+    assert f"@{username}, single use, valid until" in made.stdout
+    second = cli("reconnect-link", f"@{username}").stdout.strip().splitlines()[-1]
+    assert second != url  # a new secret each time
+    assert cli("reconnect-link", "@nobody", check=False).returncode == 3

@@ -114,3 +114,27 @@ def disconnect(account: str = typer.Argument(..., help="id, @username or slug"))
 
     view = run(body())
     console.print(f"@{view.username} disconnected; its token is deleted")
+
+
+def reconnect_link(account: str = typer.Argument(..., help="id, @username or slug")) -> None:
+    """Make a single-use reconnect link to send the account's owner yourself (the webhook sends one by itself).
+
+    Whoever opens it can sign in to Instagram again without an admin login, but only as this account.
+    """
+    open_runtime, account_service = _lazy()
+
+    async def body() -> tuple[AccountView, str, datetime]:
+        from datetime import timedelta
+
+        from filmroll.service.alerts import mint_link
+
+        current = settings()
+        async with open_runtime(current) as runtime:
+            view = await account_service.describe(runtime.database, account)
+            secret, link = await mint_link(runtime.database, view.id,
+                                           timedelta(days=current.alerts.reconnect_link_days))
+            return view, f"{current.public_origin()}/reconnect?link={secret}", link.expires_at
+
+    view, url, expires_at = run(body())
+    console.print(f"Reconnect link for @{view.username}, single use, valid until {expires_at:%Y-%m-%d %H:%M} UTC:")
+    print(url)  # plain, so a script can take it; it is a credential: send it to the owner only
