@@ -89,6 +89,6 @@ def worker_for(runtime: Runtime, *, concurrency: int = 32, lease_seconds: int = 
     batch = WriteBatch(runtime.database)
     jobs.append(probe_job(Prober(*args, owner=owner, policy=policy, batch=batch)))
     if sync:
-        jobs.append(sync_job(Syncer(*args, owner=owner)))
+        jobs.append(sync_job(Syncer(*args, owner=owner, batch=batch)))
     return Worker(runtime.database, jobs, owner=owner, concurrency=concurrency,
                   lease=timedelta(seconds=lease_seconds), idle_poll=idle_poll)

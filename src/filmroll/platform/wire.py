@@ -104,12 +104,11 @@ def parse_timestamp(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
+        # Instagram's "2024-05-01T12:00:00+0000"; fromisoformat reads it (and "Z") ~10x faster than strptime.
+        parsed = datetime.fromisoformat(value)
     except ValueError:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
-            return None
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
 def parse_profile(body: Any, usage: Usage | None = None) -> Profile:

@@ -20,6 +20,7 @@ from filmroll.service import alerts as alert_service
 from filmroll.service.refresh import Backoff
 from filmroll.store import leases
 from filmroll.store import media as media_store
+from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.store.tables import Account
 from filmroll.vault import Vault
@@ -48,8 +49,9 @@ MEDIA_METRICS = {"FEED": ("reach", "likes", "comments", "saved", "shares", "view
 class Syncer:
     def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *, owner: str,
                  settings: SyncSettings | None = None, backoff: Backoff | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, batch: WriteBatch | None = None) -> None:
         self.database = database
+        self.batch = batch  # shares commits with other jobs' bookkeeping (see store/batch.py)
         self.vault = vault
         self.instagram = instagram
         self.owner = owner
@@ -63,7 +65,11 @@ class Syncer:
         try:
             token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
             profile, page = await self.instagram.profile_and_media(token, limit=self.settings.page_size)
-            seen, written = await self._walk(claim, token, page, full, started)
+            newest = media_store.fingerprint(page.items)
+            if full or newest != claim.media_fingerprint:
+                seen, written = await self._walk(claim, token, page, full, started)
+            else:
+                seen, written = set(), 0  # the very page stored last time: no read, no write
             insights_taken = await self._insights(claim, token, page, started)
         except errors.TokenInvalidError as exc:
             return await self._needs_reauth(claim, exc.reason)
@@ -74,7 +80,8 @@ class Syncer:
         except errors.InstagramError as exc:
             return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng), exc, counted=True)
         try:
-            return await self._finish(claim, profile, seen if full else None, written, started, insights_taken)
+            return await self._finish(claim, profile, seen if full else None, written, started, insights_taken,
+                                      newest)
         except _StaleLease:
             log.warning("stale_lease: the sync of account %s was taken over; its bookkeeping was not written",
                         claim.account_id)
@@ -131,7 +138,7 @@ class Syncer:
         return True
 
     async def _finish(self, claim: leases.SyncClaim, profile: Profile, full_seen: set[str] | None, written: int,
-                      started: datetime, insights_taken: bool = False) -> str:
+                      started: datetime, insights_taken: bool, newest: str) -> str:
         usage = profile.usage.busiest
         interval = timedelta(seconds=claim.sync_interval)
         if usage > self.settings.slow_down_above:
@@ -140,11 +147,18 @@ class Syncer:
         values: dict[str, object] = {
             "last_synced_at": started, "next_sync_at": started + interval, "stale_since": None,
             "sync_failures": 0, "sync_error": None, "usage_percent": usage, "updated_at": started,
+            "media_fingerprint": newest,
             **{c: getattr(profile, c) for c in PROFILE_COLUMNS if getattr(profile, c) is not None},
         }
         if insights_taken:
             values["insights_at"] = started
         deleted = 0
+        if full_seen is None and self.batch is not None:
+            # Only bookkeeping (one fenced UPDATE) is left: share a commit with the other jobs finishing now.
+            if not await self.batch.run(lambda session: leases.synced(session, owner=self.owner,
+                                                                      account_id=claim.account_id, values=values)):
+                raise _StaleLease
+            return "synced"
         async with self.database.transaction() as session:
             if full_seen is not None:
                 deleted = await media_store.mark_deleted_except(session, claim.account_id, full_seen, started)

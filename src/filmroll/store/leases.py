@@ -103,6 +103,7 @@ class SyncClaim:
     sync_failures: int
     sync_interval: int
     insights_at: datetime | None
+    media_fingerprint: str | None
     ciphertext: bytes
     key_id: str
     permissions: str
@@ -122,7 +123,7 @@ async def claim_syncs(session: AsyncSession, *, owner: str, now: datetime, lease
         update(Account).where(Account.id.in_(due.scalar_subquery()))
         .values(sync_lease_owner=owner, sync_lease_until=until)
         .returning(Account.id, Account.ig_user_id, Account.full_synced_at, Account.sync_failures,
-                   Account.sync_interval, Account.insights_at)
+                   Account.sync_interval, Account.insights_at, Account.media_fingerprint)
         .execution_options(synchronize_session=False))
     accounts = {row[0]: row for row in claimed}
     if not accounts:

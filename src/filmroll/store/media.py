@@ -3,6 +3,7 @@ can all write the same post and it still exists exactly once."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,14 @@ async def known(session: AsyncSession, account_id: int, ig_ids: Sequence[str]) -
                                         *(getattr(MediaItem, c) for c in COMPARED))
                                  .where(MediaItem.account_id == account_id, MediaItem.ig_media_id.in_(ig_ids)))
     return {row[0]: {"deleted_at": row[1], **dict(zip(COMPARED, row[2:], strict=True))} for row in rows}
+
+
+def fingerprint(items: Sequence[Media]) -> str:
+    """What :func:`changed` compares, for a whole page: equal fingerprints, nothing on the page to write."""
+    digest = hashlib.sha256()
+    for media in items:
+        digest.update(repr((media.id, *(getattr(media, c) for c in COMPARED))).encode())
+    return digest.hexdigest()
 
 
 def changed(stored: dict[str, Any] | None, media: Media) -> bool:

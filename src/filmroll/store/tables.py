@@ -77,6 +77,8 @@ class Account(Base):
     sync_error: Mapped[str | None] = mapped_column(Text)
     usage_percent: Mapped[int | None] = mapped_column(Integer)
     insights_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A hash of the newest media page as last stored: the same page again means nothing on it needs writing.
+    media_fingerprint: Mapped[str | None] = mapped_column(String(64))
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -99,6 +100,38 @@ async def test_an_unchanged_account_costs_one_call_and_writes_nothing(env, sandb
     assert await env.sync() == {"synced": 1}
     assert len(sandbox.control.calls()) == 1
     assert [(m.id, m.updated_at) for m in await env.media(account_id)] == before
+
+
+async def test_an_unchanged_page_is_not_even_read_from_the_database(env, sandbox):
+    from sqlalchemy import event
+
+    index = _index_with(sandbox, 30, 80)
+    (account_id,) = await env.seed([index])
+    await env.sync()
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engines = {env.database.engine.sync_engine, env.database.read_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        await env.due([account_id])
+        assert await env.sync() == {"synced": 1}
+        touching_media = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)\s+media\b", re.IGNORECASE)
+        assert statements and not [s for s in statements if touching_media.search(s)]  # fingerprint matched
+        # A changed like count on the newest page changes the fingerprint: that post is read and written again.
+        newest = sandbox.control.media_ids(index, limit=1)[0]
+        sandbox.control.media(newest, like_count=987_654)
+        statements.clear()
+        await env.due([account_id])
+        assert await env.sync() == {"synced": 1}
+        assert [s for s in statements if s.lstrip().upper().startswith("INSERT INTO MEDIA ")]  # upserted
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+    assert {m.ig_media_id: m.like_count for m in await env.media(account_id)}[newest] == 987_654
 
 
 async def test_a_new_post_is_picked_up_incrementally(env, sandbox):
