@@ -1,0 +1,74 @@
+"""WriteBatch: concurrent writes share a commit, each caller gets its own result, one bad write sinks no other."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event, select, text, update
+
+from filmroll.platform.models import Profile
+from filmroll.store import accounts
+from filmroll.store.batch import WriteBatch
+from filmroll.store.database import Database
+from filmroll.store.tables import Account
+
+pytestmark = pytest.mark.anyio
+
+
+async def _accounts(database: Database, count: int) -> list[int]:
+    now = datetime.now(UTC)
+    async with database.transaction() as session:
+        return [(await accounts.upsert(session, Profile(str(i), f"1784140000{i:07d}", f"u{i}"), now))[0].id
+                for i in range(count)]
+
+
+async def test_concurrent_writes_share_commits_and_each_gets_its_result(database_url):
+    database = Database(database_url)
+    commits: list[int] = []
+    event.listen(database.engine.sync_engine, "commit", lambda conn: commits.append(1))
+    try:
+        ids = await _accounts(database, 60)
+        commits.clear()
+        batch = WriteBatch(database)
+
+        async def bump(account_id: int) -> int:
+            async def write(session) -> int:  # type: ignore[no-untyped-def]
+                result = await session.execute(update(Account).where(Account.id == account_id)
+                                               .values(followers_count=account_id * 10))
+                return result.rowcount * account_id
+
+            return await batch.run(write)
+
+        results = await asyncio.gather(*(bump(i) for i in ids))
+        assert results == ids  # each caller got the result of its own write
+        assert 1 <= len(commits) <= 3  # 60 writes, not 60 commits
+        async with database.read() as session:
+            stored = dict((await session.execute(select(Account.id, Account.followers_count))).all())
+        assert stored == {i: i * 10 for i in ids}  # durable once run() returned
+    finally:
+        await database.dispose()
+
+
+async def test_a_failing_write_fails_alone(database_url):
+    database = Database(database_url)
+    try:
+        ids = await _accounts(database, 10)
+        batch = WriteBatch(database)
+
+        async def good(account_id: int) -> None:
+            await batch.run(lambda session: session.execute(
+                update(Account).where(Account.id == account_id).values(name=f"kept {account_id}")))
+
+        async def bad() -> None:
+            await batch.run(lambda session: session.execute(text("UPDATE no_such_table SET x = 1")))
+
+        outcomes = await asyncio.gather(*(good(i) for i in ids[:5]), bad(), *(good(i) for i in ids[5:]),
+                                        return_exceptions=True)
+        assert [isinstance(o, Exception) for o in outcomes] == [False] * 5 + [True] + [False] * 5
+        async with database.read() as session:
+            names = list((await session.execute(select(Account.name).order_by(Account.id))).scalars())
+        assert names == [f"kept {i}" for i in ids]
+    finally:
+        await database.dispose()
