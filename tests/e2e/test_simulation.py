@@ -13,12 +13,19 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import socket
+import subprocess
+import sys
+import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
+from filmroll.sandbox import RunningSandbox, SandboxConfig
+from filmroll.sandbox.client import SandboxControl
 from filmroll.secret import Secret
 from filmroll.service.alerts import Alerter, Webhook
 from filmroll.service.policy import RefreshPolicy
@@ -44,6 +51,32 @@ STEP = timedelta(hours=6)
 POLICY = RefreshPolicy(probe_interval=timedelta(hours=int(os.environ.get("FILMROLL_SIM_PROBE_HOURS", "24"))))
 REVOCATIONS = 40
 SECRET = "sim-webhook-secret"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RunningSandbox]:
+    """A sandbox in its own process, so the sandbox and the worker each get a core."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "filmroll", "sandbox", "--port", str(port), "--seed", "11"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    control = SandboxControl(f"http://127.0.0.1:{port}")
+    try:
+        for _ in range(400):
+            try:
+                summary = control.summary()
+                break
+            except Exception:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("the sandbox did not start")
+        yield RunningSandbox(f"http://127.0.0.1:{port}", control, summary["app_id"], summary["app_secret"],
+                             summary["redirect_uris"][0], SandboxConfig(seed=11))
+    finally:
+        control.close()
+        process.terminate()
+        process.wait(10)
 
 
 @pytest.fixture
