@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -96,17 +97,25 @@ class Worker:
         """Work until ``stop`` is set (or, with ``until_idle``, until nothing is due), then drain."""
         renewer = asyncio.create_task(self._renew_leases(stop))
         try:
+            drained: dict[str, float] = {}  # kind -> when a claim of that kind last came back short
             while not stop.is_set():
                 free = self.concurrency - len(self._in_flight)
-                if free <= 0:
+                # Claiming costs a write transaction per kind: wait for a worthwhile number of free slots rather
+                # than claiming after every finished job.
+                if free <= 0 or (self._in_flight and free < min(self.batch, self.concurrency) // 4):
                     await self._wait(stop, timeout=self.idle_poll, for_a_job=True)
                     continue
-                claimed, busy = 0, bool(self._in_flight)
+                claimed, busy, now = 0, bool(self._in_flight), time.monotonic()
                 for job in self.jobs:  # in order of importance: a due refresh before a due probe
                     room = min(self.batch, self.concurrency - len(self._in_flight))
                     if room <= 0:
                         break
-                    for claim in await self._claim(job, room):
+                    if busy and now - drained.get(job.kind, -1e9) < self.idle_poll:
+                        continue  # nothing was due a moment ago; look again after idle_poll
+                    claims = await self._claim(job, room)
+                    if len(claims) < room:
+                        drained[job.kind] = now
+                    for claim in claims:
                         claimed += 1
                         key = (job.kind, job.ident(claim))
                         task = asyncio.create_task(self._one(job, claim))
