@@ -65,12 +65,16 @@ class Database:
             # Transactions here are short (no network call inside one), so a small pool serves a busy worker; many
             # processes share one server, whose default limit is 100 connections.
             options.update(pool_size=5, max_overflow=10, pool_timeout=60, pool_pre_ping=True)
-        self.engine = create_async_engine(self.url, **options)
         if self.is_sqlite:
+            # One write connection per process: SQLite has one writer anyway, and queueing for the pool is an
+            # asyncio wait, whereas connections contending for the write lock sleep in SQLite's busy handler
+            # (up to 100 ms a try). Other processes still queue through busy_timeout.
+            self.engine = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=120, **options)
             _sqlite_pragmas(self.engine, "BEGIN IMMEDIATE")
             self.read_engine = create_async_engine(self.url, **options)
             _sqlite_pragmas(self.read_engine, "BEGIN")
         else:
+            self.engine = create_async_engine(self.url, **options)
             self.read_engine = self.engine
         self._writes = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False)
