@@ -107,7 +107,7 @@ async def _simulate(sandbox, database_url: str, receiver, seed: int) -> dict:
 
     await migrate.upgrade(database)
     vault = Vault(Keyring(parse_keys(generate_key())))
-    instagram = instagram_for(sandbox)
+    instagram = instagram_for(sandbox, clock=database.clock)  # one clock, as open_runtime wires it
     webhook = Webhook(url=Secret(receiver.url), secret=Secret(SECRET), link_base="https://feeds.example.org")
     try:
         await _seed(database, vault, sandbox, rng)

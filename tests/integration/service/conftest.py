@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from filmroll.clock import Clock
 from filmroll.platform import InstagramClient
 from filmroll.secret import Secret
 from filmroll.service.connect import Connector
@@ -21,10 +22,11 @@ class Stack:
     keys: list[str]
 
 
-def instagram_for(sandbox) -> InstagramClient:
+def instagram_for(sandbox, clock: Clock | None = None) -> InstagramClient:
     return InstagramClient(app_id=sandbox.app_id, app_secret=Secret(sandbox.app_secret),
                            redirect_uri=sandbox.redirect_uri, authorize_url=sandbox.base_url + "/oauth/authorize",
-                           token_url=sandbox.base_url + "/oauth/access_token", graph_url=sandbox.base_url)
+                           token_url=sandbox.base_url + "/oauth/access_token", graph_url=sandbox.base_url,
+                           clock=clock)
 
 
 @pytest.fixture

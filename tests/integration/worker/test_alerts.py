@@ -78,7 +78,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 async def deps(sandbox, database_url, receiver) -> AsyncIterator[Deps]:
     database = Database(database_url)
-    instagram = instagram_for(sandbox)
+    instagram = instagram_for(sandbox, clock=database.clock)  # the tests move database.clock forward
     yield Deps(database, Vault(Keyring(parse_keys(generate_key()))), instagram, receiver)
     await instagram.aclose()
     await database.dispose()
