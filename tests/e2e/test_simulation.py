@@ -180,8 +180,9 @@ def test_120_days_of_refreshes_probes_and_alerts(sandbox, database_url):
     assert POLICY.probe_interval % STEP == timedelta(0)  # probes then run on step boundaries, as the bound assumes
     revoked_when, noticed, accounts = result["revoked_when"], result["noticed"], result["accounts"]
     assert {i for i, a in accounts.items() if a.status == "needs_reauth"} == set(revoked_when)
-    late = {i: noticed[i] - at for i, at in revoked_when.items() if noticed[i] - at > POLICY.probe_interval}
-    assert late == {}
+    delays = {i: noticed[i] - at for i, at in revoked_when.items()}
+    print(f"revocation noticed after at most {max(delays.values())} (probe interval {POLICY.probe_interval})")
+    assert {i: d for i, d in delays.items() if d > POLICY.probe_interval} == {}
     # ... and its webhook was delivered, once, signed; no token ever came near expiry, so no expiry alert.
     bodies = [d.json() for d in receiver.deliveries]
     assert all(d.signed_with(SECRET) for d in receiver.deliveries)
