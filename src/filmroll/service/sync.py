@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll import errors
 from filmroll.platform import InstagramClient, Media, MediaPage, Profile
@@ -26,8 +29,7 @@ from filmroll.store.tables import Account
 from filmroll.vault import Vault
 
 log = logging.getLogger("filmroll.sync")
-PROFILE_COLUMNS = ("username", "name", "account_type", "profile_picture_url", "followers_count", "follows_count",
-                   "media_count")
+PROFILE_COLUMNS = leases.PROFILE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,14 @@ class Syncer:
         deleted = 0
         if full_seen is None and self.batch is not None:
             # Only bookkeeping (one fenced UPDATE) is left: share a commit with the other jobs finishing now.
-            if not await self.batch.run(lambda session: leases.synced(session, owner=self.owner,
-                                                                      account_id=claim.account_id, values=values)):
+            def write(session: AsyncSession) -> Awaitable[bool]:
+                return leases.synced_routinely(
+                    session, owner=self.owner, account_id=claim.account_id, started=started,
+                    next_sync_at=values["next_sync_at"], usage_percent=usage, media_fingerprint=newest,
+                    insights_at=started if insights_taken else None,
+                    profile={c: getattr(profile, c) for c in PROFILE_COLUMNS})
+
+            if not await self.batch.run(write):
                 raise _StaleLease
             return "synced"
         async with self.database.transaction() as session:
