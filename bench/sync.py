@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import resource
 import tempfile
 import time
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--naive-accounts", type=int, default=100)
+    parser.add_argument("--profile", action="store_true", help="cProfile the unchanged-accounts pass")
     args = parser.parse_args()
     sandbox, base = start_sandbox(seed=3)
     try:
@@ -102,8 +105,14 @@ def main() -> None:
                 control.delete("/calls")
                 await make_due(database)
                 cpu_before, sandbox_before = cpu(), process_cpu(sandbox.pid)
+                profiler = cProfile.Profile() if args.profile else None
+                if profiler:
+                    profiler.enable()
                 count, elapsed = await run_worker(database, vault, base, app, args.concurrency)
                 worker_cpu = cpu() - cpu_before
+                if profiler:
+                    profiler.disable()
+                    pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
                 sandbox_cpu.append(process_cpu(sandbox.pid) - sandbox_before)
                 calls = len(control.get("/calls", params={"limit": 10**6}).json()["data"])
                 await database.dispose()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from typing import Any
 
 from filmroll.secret import Secret
 
@@ -79,12 +82,22 @@ class Media:
     children: tuple[Child, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MediaPage:
-    items: tuple[Media, ...]
+    """One page of media. ``raw`` is Instagram's JSON items; ``items`` parses them on first use, so a sync that
+    finds the page unchanged (by :func:`filmroll.store.media.fingerprint`, over ``raw``) never pays for parsing.
+    A malformed item therefore raises MalformedResponseError when ``items`` is first read."""
+
+    raw: tuple[Mapping[str, Any], ...]
     next_url: str | None
     after: str | None
     usage: Usage = field(default_factory=Usage, compare=False)
+
+    @cached_property
+    def items(self) -> tuple[Media, ...]:
+        from filmroll.platform.wire import parse_media  # wire builds these models
+
+        return tuple(parse_media(item) for item in self.raw)
 
 
 @dataclass(frozen=True, slots=True)

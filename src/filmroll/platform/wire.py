@@ -164,8 +164,7 @@ def parse_media_page(body: Any, usage: Usage | None = None) -> MediaPage:
         raise errors.MalformedResponseError("Instagram's media list has no data array")
     paging = body.get("paging") if isinstance(body.get("paging"), Mapping) else {}
     cursors = paging.get("cursors") if isinstance(paging.get("cursors"), Mapping) else {}
-    return MediaPage(tuple(parse_media(m) for m in body["data"]), _str(paging.get("next")),
-                     _str(cursors.get("after")), usage or Usage())
+    return MediaPage(tuple(body["data"]), _str(paging.get("next")), _str(cursors.get("after")), usage or Usage())
 
 
 def parse_insights(body: Any) -> tuple[Insight, ...]:

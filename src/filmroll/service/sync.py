@@ -67,7 +67,7 @@ class Syncer:
         try:
             token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
             profile, page = await self.instagram.profile_and_media(token, limit=self.settings.page_size)
-            newest = media_store.fingerprint(page.items)
+            newest = media_store.fingerprint(page)
             if full or newest != claim.media_fingerprint:
                 seen, written = await self._walk(claim, token, page, full, started)
             else:

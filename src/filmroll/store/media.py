@@ -4,7 +4,7 @@ can all write the same post and it still exists exactly once."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.platform.models import Media
+from filmroll.platform.models import Media, MediaPage
 from filmroll.store.tables import MediaChild, MediaItem
 
 # What makes a post "changed". Signed URLs are not in here: Instagram re-signs them on every read (§2.6).
@@ -43,11 +43,13 @@ async def known(session: AsyncSession, account_id: int, ig_ids: Sequence[str]) -
     return {row[0]: {"deleted_at": row[1], **dict(zip(COMPARED, row[2:], strict=True))} for row in rows}
 
 
-def fingerprint(items: Sequence[Media]) -> str:
-    """What :func:`changed` compares, for a whole page: equal fingerprints, nothing on the page to write."""
+def fingerprint(page: MediaPage) -> str:
+    """What :func:`changed` compares, for a whole page, read straight from Instagram's JSON (no parsing): equal
+    fingerprints, nothing on the page to write."""
     digest = hashlib.sha256()
-    for media in items:
-        digest.update(repr((media.id, *(getattr(media, c) for c in COMPARED))).encode())
+    for item in page.raw:
+        get = item.get if isinstance(item, Mapping) else {}.get
+        digest.update(repr((get("id"), *(get(c) for c in COMPARED))).encode())
     return digest.hexdigest()
 
 
