@@ -26,6 +26,22 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu() -> dict[str, float]:
+    """This process's CPU seconds: the event loop's thread, and the others (aiosqlite's, the resolver's)."""
+    import threading
+
+    found: dict[str, float] = {}
+    main = threading.main_thread().native_id
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            name = "event loop" if int(task.name) == main else "other threads (aiosqlite, …)"
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
 def start_sandbox(seed: int) -> tuple[subprocess.Popen, str]:
     """`filmroll sandbox` on a free loopback port; returns the process and its base URL once it answers."""
     with socket.socket() as sock:

@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from common import cpu, process_cpu, start_sandbox
+from common import cpu, process_cpu, start_sandbox, thread_cpu
 from sqlalchemy import update
 
 from filmroll.platform import InstagramClient
@@ -108,8 +108,14 @@ def main() -> None:
                 profiler = cProfile.Profile() if args.profile else None
                 if profiler:
                     profiler.enable()
+                threads_before = thread_cpu()
                 count, elapsed = await run_worker(database, vault, base, app, args.concurrency)
                 worker_cpu = cpu() - cpu_before
+                threads_after = thread_cpu()
+                for name, seconds in sorted(threads_after.items(), key=lambda kv: -kv[1]):
+                    spent = seconds - threads_before.get(name, 0.0)
+                    if spent > 0.01:
+                        print(f"  worker thread {name!r}: {1000 * spent / count:.2f} ms CPU per sync")
                 if profiler:
                     profiler.disable()
                     pstats.Stats(profiler).sort_stats("tottime").print_stats(35)

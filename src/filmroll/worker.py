@@ -92,6 +92,7 @@ class Worker:
         self.drain_timeout = drain_timeout
         self.stats = WorkerStats()
         self._in_flight: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._freed = asyncio.Event()  # set whenever a job finishes
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> WorkerStats:
         """Work until ``stop`` is set (or, with ``until_idle``, until nothing is due), then drain."""
@@ -99,6 +100,7 @@ class Worker:
         try:
             drained: dict[str, float] = {}  # kind -> when a claim of that kind last came back short
             while not stop.is_set():
+                self._freed.clear()  # before any await of this round, so no finished job goes unnoticed
                 free = self.concurrency - len(self._in_flight)
                 # Claiming costs a write transaction per kind: wait for a worthwhile number of free slots rather
                 # than claiming after every finished job.
@@ -120,7 +122,7 @@ class Worker:
                         key = (job.kind, job.ident(claim))
                         task = asyncio.create_task(self._one(job, claim))
                         self._in_flight[key] = task
-                        task.add_done_callback(lambda _t, key=key: self._in_flight.pop(key, None))
+                        task.add_done_callback(lambda _t, key=key: self._finished(key))
                 if claimed:
                     continue
                 # Idle means a whole round of claims that started with nothing running found nothing: work that
@@ -158,11 +160,16 @@ class Worker:
                     await job.release(session, [job.ident(claim)], owner=self.owner)
         self.stats.outcomes[outcome] += 1
 
+    def _finished(self, key: tuple[str, int]) -> None:
+        self._in_flight.pop(key, None)
+        self._freed.set()
+
     async def _wait(self, stop: asyncio.Event, *, timeout: float, for_a_job: bool) -> None:
+        # One event for "a job finished", not asyncio.wait over every running task: that would add and remove a
+        # callback on each of up to `concurrency` tasks at every wake-up.
         waiters = {asyncio.create_task(stop.wait())}
         if for_a_job and self._in_flight:
-            waiters.add(asyncio.ensure_future(asyncio.wait(list(self._in_flight.values()),
-                                                           return_when=asyncio.FIRST_COMPLETED)))
+            waiters.add(asyncio.create_task(self._freed.wait()))
         _, pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
