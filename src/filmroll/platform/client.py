@@ -42,6 +42,18 @@ MEDIA_FIELDS = ("id", "caption", "media_type", "media_product_type", "media_url"
 MAX_BODY = 8 * 1024 * 1024
 
 
+async def _read_body(response: aiohttp.ClientResponse) -> bytes | None:
+    """The whole body, or None past MAX_BODY. (``content.read(n)`` returns whatever has arrived, at most n bytes:
+    a large page spread over several TCP segments would come back cut short.)"""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _secret(value: Secret | str) -> str:
     return value.reveal() if isinstance(value, Secret) else value
 
@@ -97,14 +109,14 @@ class InstagramClient:
         try:
             async with self._http().request(method, url, params=params, data=data, headers=headers,
                                             allow_redirects=False) as response:
-                body = await response.content.read(MAX_BODY + 1)
+                body = await _read_body(response)
                 status, response_headers = response.status, response.headers
         except TimeoutError:
             raise errors.TransportError("Instagram did not answer in time") from None
         except aiohttp.ClientError as exc:
             # aiohttp's messages can include the URL, and our URLs can include secrets: keep only the kind.
             raise errors.TransportError(f"could not talk to Instagram ({type(exc).__name__})") from None
-        if len(body) > MAX_BODY:
+        if body is None:
             raise errors.MalformedResponseError("Instagram's answer is unreasonably large")
         if status >= 400 or not 200 <= status < 300:
             raise wire.error_from_response(status, response_headers, body)

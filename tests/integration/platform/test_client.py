@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -194,3 +195,13 @@ async def test_timeouts_are_transport_errors(sandbox):
     async with _client(sandbox, timeout=0.3) as ig:
         with pytest.raises(errors.TransportError, match="in time"):
             await ig.me(token)
+
+
+async def test_large_answers_are_read_whole_under_load(sandbox):
+    """Pages of ~20 KB on 200 busy connections arrive in several pieces; each must be read to its end (aiohttp's
+    ``content.read(n)`` returns only what has arrived so far)."""
+    tokens = [Secret(t["access_token"]) for t in sandbox.control.mint_tokens(first=0, count=400, kind="long")]
+    sandbox.control.switches(latency_ms=100)  # as in bench/sync.py, where a cut-short page was first seen
+    async with _client(sandbox, max_connections=200) as ig:
+        pages = await asyncio.gather(*(ig.profile_and_media(token, limit=25) for token in tokens))
+    assert all(profile.user_id for profile, _ in pages) and sum(len(page.items) for _, page in pages) > 5_000
