@@ -165,6 +165,7 @@ def main() -> None:
                         print(f"  worker thread {name!r}: {1000 * spent / count:.2f} ms CPU per sync")
                 if profiler:
                     profiler.disable()
+                    profiler.dump_stats("sync.prof")  # for pstats' callers/callees views
                     pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
                 sandbox_cpu.append(process_cpu(sandbox.pid) - sandbox_before)
                 calls = len(control.get("/calls", params={"limit": 10**6}).json()["data"])

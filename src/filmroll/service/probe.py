@@ -6,8 +6,6 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from filmroll import errors
 from filmroll.platform import InstagramClient
 from filmroll.service.policy import RefreshPolicy
@@ -54,10 +52,8 @@ class Prober:
     async def _later(self, claim: leases.ProbeClaim, now: datetime, wait: timedelta | None, outcome: str) -> str:
         next_probe_at = now + wait if wait is not None else self.policy.next_probe_at(now, self.rng)
 
-        async def write(session: AsyncSession) -> bool:
-            return await leases.probed(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
-                                       now=now, next_probe_at=next_probe_at)
-
+        write = leases.probed(owner=self.owner, account_id=claim.account_id, version=claim.version, now=now,
+                              next_probe_at=next_probe_at)
         if self.batch is not None:
             written = await self.batch.run(write)
         else:

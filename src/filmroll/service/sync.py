@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll import errors
 from filmroll.platform import InstagramClient, Media, MediaPage, Profile
@@ -146,8 +143,19 @@ class Syncer:
         if usage > self.settings.slow_down_above:
             # Stretch up to 4x as the budget fills, so the account is never the one Instagram throttles.
             interval *= 1 + 3 * (usage - self.settings.slow_down_above) / (100 - self.settings.slow_down_above)
+        next_sync_at = started + interval
+        if full_seen is None and self.batch is not None:
+            # Only bookkeeping (one fenced UPDATE) is left: share a commit with the other jobs finishing now.
+            write = leases.synced_routinely(
+                owner=self.owner, account_id=claim.account_id, started=started,
+                next_sync_at=next_sync_at, usage_percent=usage, media_fingerprint=newest,
+                insights_at=started if insights_taken else None,
+                profile={c: getattr(profile, c) for c in PROFILE_COLUMNS})
+            if not await self.batch.run(write):
+                raise _StaleLease
+            return "synced"
         values: dict[str, object] = {
-            "last_synced_at": started, "next_sync_at": started + interval, "stale_since": None,
+            "last_synced_at": started, "next_sync_at": next_sync_at, "stale_since": None,
             "sync_failures": 0, "sync_error": None, "usage_percent": usage, "updated_at": started,
             "media_fingerprint": newest,
             **{c: getattr(profile, c) for c in PROFILE_COLUMNS if getattr(profile, c) is not None},
@@ -155,18 +163,6 @@ class Syncer:
         if insights_taken:
             values["insights_at"] = started
         deleted = 0
-        if full_seen is None and self.batch is not None:
-            # Only bookkeeping (one fenced UPDATE) is left: share a commit with the other jobs finishing now.
-            def write(session: AsyncSession) -> Awaitable[bool]:
-                return leases.synced_routinely(
-                    session, owner=self.owner, account_id=claim.account_id, started=started,
-                    next_sync_at=values["next_sync_at"], usage_percent=usage, media_fingerprint=newest,
-                    insights_at=started if insights_taken else None,
-                    profile={c: getattr(profile, c) for c in PROFILE_COLUMNS})
-
-            if not await self.batch.run(write):
-                raise _StaleLease
-            return "synced"
         async with self.database.transaction() as session:
             if full_seen is not None:
                 deleted = await media_store.mark_deleted_except(session, claim.account_id, full_seen, started)

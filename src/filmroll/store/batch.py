@@ -6,20 +6,43 @@ bookkeeping write to :meth:`WriteBatch.run` and wait for it: the writes queued m
 so each job still returns only after its write is durable. Every write is fenced on its own (lease owner, row
 version), so sharing a transaction changes no outcome. If the shared transaction fails, each write is retried
 alone, so one bad write never sinks the others.
+
+A write that is one fenced UPDATE (:class:`Fenced`) says so, and the fenced writes of one statement in a batch go to
+the database as a single ``executemany``: on SQLite the driver reports the total of matched rows, and if that total
+is short (some lease was lost) the transaction is rolled back and the batch replayed one write at a time, which tells
+each job its own outcome. Drivers that cannot count rows over an ``executemany`` (asyncpg) run them one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import Executable
 
 from filmroll.store.database import Database
 
 T = TypeVar("T")
 Write = Callable[[AsyncSession], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Fenced:
+    """One fenced UPDATE of one row (a Core statement, so a list of parameters makes an executemany): it took
+    effect, and the write returns True, when it matched exactly that row, i.e. the lease was still ours."""
+
+    statement: Executable
+    params: Mapping[str, Any]
+
+    async def __call__(self, session: AsyncSession) -> bool:
+        return (await session.execute(self.statement, dict(self.params))).rowcount == 1
+
+
+class _ShortCount(Exception):
+    """An executemany matched fewer rows than it had writes: replay one by one to learn whose lease was lost."""
 
 
 class WriteBatch:
@@ -44,13 +67,34 @@ class WriteBatch:
             items, self._pending = self._pending[:self.max_items], self._pending[self.max_items:]
             try:
                 async with self.database.transaction() as session:
-                    results = [await write(session) for write, _ in items]
+                    results = await self._write_all(session, items)
             except Exception:
                 await self._one_by_one(items)
                 continue
             for (_, future), result in zip(items, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+    async def _write_all(self, session: AsyncSession, items: list[tuple[Write, asyncio.Future[Any]]]) -> list[Any]:
+        results: list[Any] = [None] * len(items)
+        grouped: dict[int, list[int]] = {}  # id(statement) -> positions of its fenced writes
+        many = session.get_bind().dialect.supports_sane_multi_rowcount
+        for position, (write, _) in enumerate(items):
+            if many and isinstance(write, Fenced):
+                grouped.setdefault(id(write.statement), []).append(position)
+            else:
+                results[position] = await write(session)
+        for positions in grouped.values():
+            writes: list[Fenced] = [items[p][0] for p in positions]  # type: ignore[misc]
+            if len(writes) == 1:
+                results[positions[0]] = await writes[0](session)
+                continue
+            result = await session.execute(writes[0].statement, [dict(w.params) for w in writes])
+            if result.rowcount != len(writes):
+                raise _ShortCount
+            for position in positions:
+                results[position] = True
+        return results
 
     async def _one_by_one(self, items: list[tuple[Write, asyncio.Future[Any]]]) -> None:
         for write, future in items:

@@ -21,7 +21,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.store.batch import Fenced
 from filmroll.store.tables import Account, Token
+
+_TOKENS = Token.__table__
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,18 @@ async def claim_probes(session: AsyncSession, *, owner: str, now: datetime, leas
     return [ProbeClaim(*row, lease_until=until) for row in rows]
 
 
-async def probed(session: AsyncSession, *, owner: str, account_id: int, version: int, now: datetime,
-                 next_probe_at: datetime) -> bool:
-    """Record a probe's outcome and give the lease back."""
-    result = await session.execute(
-        update(Token).where(Token.account_id == account_id, Token.version == version, Token.lease_owner == owner)
-        .values(last_probe_at=now, next_probe_at=next_probe_at, lease_owner=None, lease_until=None)
-        .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+_PROBED = (
+    update(_TOKENS)
+    .where(_TOKENS.c.account_id == bindparam("account_id"), _TOKENS.c.version == bindparam("version"),
+           _TOKENS.c.lease_owner == bindparam("owner"))
+    .values(last_probe_at=bindparam("now"), next_probe_at=bindparam("next_probe_at"), lease_owner=None,
+            lease_until=None))
+
+
+def probed(*, owner: str, account_id: int, version: int, now: datetime, next_probe_at: datetime) -> Fenced:
+    """Record a probe's outcome and give the lease back: one prepared fenced write (see ``store/batch.py``)."""
+    return Fenced(_PROBED, {"owner": owner, "account_id": account_id, "version": version, "now": now,
+                            "next_probe_at": next_probe_at})
 
 
 @dataclass(frozen=True)
@@ -157,15 +164,13 @@ _ROUTINE_SYNC = (
             insights_at=_keep_if_null("insights_at"), **{c: _keep_if_null(c) for c in PROFILE_COLUMNS}))
 
 
-async def synced_routinely(session: AsyncSession, *, owner: str, account_id: int, started: datetime,
-                           next_sync_at: datetime, usage_percent: int, media_fingerprint: str,
-                           insights_at: datetime | None, profile: dict[str, object]) -> bool:
-    """:func:`synced` for the common case; one prepared statement."""
-    result = await session.execute(_ROUTINE_SYNC, {
+def synced_routinely(*, owner: str, account_id: int, started: datetime, next_sync_at: datetime, usage_percent: int,
+                     media_fingerprint: str, insights_at: datetime | None, profile: dict[str, object]) -> Fenced:
+    """:func:`synced` for the common case, as one prepared fenced write (see ``store/batch.py``)."""
+    return Fenced(_ROUTINE_SYNC, {
         "owner": owner, "account_id": account_id, "started": started, "next_sync_at": next_sync_at,
         "usage_percent": usage_percent, "media_fingerprint": media_fingerprint, "insights_at": insights_at,
         **{c: profile.get(c) for c in PROFILE_COLUMNS}})
-    return result.rowcount == 1
 
 
 async def synced(session: AsyncSession, *, owner: str, account_id: int, values: dict[str, object]) -> bool:

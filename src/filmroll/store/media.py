@@ -17,6 +17,7 @@ from filmroll.store.tables import MediaChild, MediaItem
 
 # What makes a post "changed". Signed URLs are not in here: Instagram re-signs them on every read (§2.6).
 COMPARED = ("caption", "like_count", "comments_count", "alt_text", "media_type", "media_product_type", "permalink")
+_FINGERPRINTED = ("id", *COMPARED)
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -45,12 +46,9 @@ async def known(session: AsyncSession, account_id: int, ig_ids: Sequence[str]) -
 
 def fingerprint(page: MediaPage) -> str:
     """What :func:`changed` compares, for a whole page, read straight from Instagram's JSON (no parsing): equal
-    fingerprints, nothing on the page to write."""
-    digest = hashlib.sha256()
-    for item in page.raw:
-        get = item.get if isinstance(item, Mapping) else {}.get
-        digest.update(repr((get("id"), *(get(c) for c in COMPARED))).encode())
-    return digest.hexdigest()
+    fingerprints, nothing on the page to write. (One ``repr`` of the page, not one per post: half the cost.)"""
+    rows = [tuple(map(item.get, _FINGERPRINTED)) if isinstance(item, Mapping) else None for item in page.raw]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
 def changed(stored: dict[str, Any] | None, media: Media) -> bool:
