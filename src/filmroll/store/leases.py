@@ -90,7 +90,7 @@ async def claim_probes(session: AsyncSession, *, owner: str, now: datetime, leas
 
 _PROBED = (
     update(_TOKENS)
-    .where(_TOKENS.c.account_id == bindparam("account_id"), _TOKENS.c.version == bindparam("version"),
+    .where(_TOKENS.c.account_id == bindparam("account"), _TOKENS.c.version == bindparam("leased_version"),
            _TOKENS.c.lease_owner == bindparam("owner"))
     .values(last_probe_at=bindparam("now"), next_probe_at=bindparam("next_probe_at"), lease_owner=None,
             lease_until=None))
@@ -98,7 +98,8 @@ _PROBED = (
 
 def probed(*, owner: str, account_id: int, version: int, now: datetime, next_probe_at: datetime) -> Fenced:
     """Record a probe's outcome and give the lease back: one prepared fenced write (see ``store/batch.py``)."""
-    return Fenced(_PROBED, {"owner": owner, "account_id": account_id, "version": version, "now": now,
+    # (Bound names differ from the table's column names: SQLAlchemy reserves those for SET.)
+    return Fenced(_PROBED, {"owner": owner, "account": account_id, "leased_version": version, "now": now,
                             "next_probe_at": next_probe_at})
 
 
