@@ -8,7 +8,8 @@ A job kind is a claim statement plus a runner. Every kind leases the same per-to
 worked on twice at once, whatever the kind.
 
 Only orchestration lives here; every lease statement is in ``store/leases.py`` and the work itself in the services.
-One account's failure never stops the others: each job runs in its own task and its exceptions are logged.
+One account's failure never stops the others: each job runs in its own task and its exceptions are logged; the
+lease of a job that failed unexpectedly runs out instead of being given back, so a bug cannot spin.
 """
 
 from __future__ import annotations
@@ -152,12 +153,12 @@ class Worker:
         try:
             outcome = await job.run(claim)
         except Exception:  # one account's failure must never stop the others
-            log.exception("%s of account %s failed unexpectedly", job.kind, claim.account_id)
+            # Treated as a crash of this one job: its lease is left to expire rather than given back, so a bug
+            # costs one attempt per lease period instead of a tight loop of claim, call Instagram, fail.
+            log.exception("%s of account %s failed unexpectedly; retried once its lease expires", job.kind,
+                          claim.account_id)
             self.stats.crashed += 1
             outcome = f"{job.kind}_crashed"
-            with contextlib.suppress(Exception):
-                async with self.database.transaction() as session:
-                    await job.release(session, [job.ident(claim)], owner=self.owner)
         self.stats.outcomes[outcome] += 1
 
     def _finished(self, key: tuple[str, int]) -> None:

@@ -253,3 +253,31 @@ async def test_refresh_and_probe_never_run_on_one_account_at_once(deps, sandbox)
         for probe in probes:
             if probe["account"] == refresh["account"]:
                 assert probe["ended"] <= refresh["started"] or refresh["ended"] <= probe["started"]
+
+
+async def test_a_job_that_fails_unexpectedly_keeps_its_lease_until_it_expires(deps, sandbox):
+    import asyncio
+
+    from filmroll.store import leases
+    from filmroll.worker import Job
+
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 2, due=False)
+    await _probes_due(deps, ids)
+    attempts: list[int] = []
+
+    async def broken(claim) -> str:  # type: ignore[no-untyped-def]
+        attempts.append(claim.account_id)
+        raise RuntimeError("a bug in a job")
+
+    worker = Worker(deps.database, [Job("probe", leases.claim_probes, broken)], owner="worker-a", idle_poll=0.05,
+                    lease=timedelta(seconds=30))
+    stats = await asyncio.wait_for(worker.run(asyncio.Event(), until_idle=True), 60)  # a retry loop never idles
+    assert stats.crashed == 2 and sorted(attempts) == sorted(ids)  # once each: no tight retry loop
+    tokens = await deps.tokens()
+    for account_id in ids:
+        assert tokens[account_id].lease_owner == "worker-a"  # left to expire, not handed straight back
+    # Once the lease has run out, the work is claimed again (here by a healthy worker) and done.
+    async with deps.database.transaction() as session:
+        for account_id in ids:
+            (await session.get(Token, account_id)).lease_until = datetime.now(UTC) - timedelta(seconds=1)
+    assert await deps.run_worker(owner="worker-b") == {"alive": 2}
