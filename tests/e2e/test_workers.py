@@ -109,6 +109,50 @@ def test_four_workers_refresh_each_of_1000_accounts_exactly_once(sandbox, databa
     assert sandbox.control.overlaps("refresh") == []
 
 
+def _holds_a_write_lock(database_url: str) -> bool:
+    """Whether a stopped worker would stall every other writer: it is inside a write transaction (SQLite's single
+    write lock, or a PostgreSQL transaction holding row locks)."""
+    if database_url.startswith("sqlite:///"):
+        import sqlite3
+
+        connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0.1, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            connection.close()
+
+    async def check() -> bool:
+        from sqlalchemy import text
+
+        database = Database(database_url)
+        try:
+            async with database.read() as session:
+                busy = await session.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"))
+                return busy.scalar_one() > 0
+        finally:
+            await database.dispose()
+
+    return aio.run(check())
+
+
+def _freeze(process: subprocess.Popen, database_url: str) -> None:
+    """SIGSTOP the worker at a moment it holds no database lock. (Stopped inside one of its brief claim or renew
+    transactions, it would stall every writer until resumed; on SQLite that is inherent to the single writer.)"""
+    for _ in range(200):
+        process.send_signal(signal.SIGSTOP)
+        if not _holds_a_write_lock(database_url):
+            return
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.02)
+    raise AssertionError("the worker was always inside a transaction")
+
+
 def test_a_worker_frozen_past_its_lease_writes_nothing(sandbox, database_url):
     sandbox.control.switches(refresh_token_string="new")
     key = _seed(sandbox, database_url, 1)
@@ -119,12 +163,16 @@ def test_a_worker_frozen_past_its_lease_writes_nothing(sandbox, database_url):
     while sandbox.control.faults()[0]["hits"] == 0:  # its refresh is in flight, held by the sandbox
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    frozen.send_signal(signal.SIGSTOP)
+    _freeze(frozen, database_url)
     try:
         time.sleep(6)  # past the 5 s lease
         taker = _outcomes(_worker(env, "--until-idle"))
         assert taker["outcomes"] == {"refreshed": 1}
         sandbox.control.release(hang["id"])
+    except BaseException:
+        frozen.kill()  # never leave it to call the sandbox during the next test
+        frozen.wait()
+        raise
     finally:
         frozen.send_signal(signal.SIGCONT)
     woken = _outcomes(frozen)
