@@ -20,10 +20,24 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _stat_cpu(stat: Path) -> float:
+    """User + system CPU seconds from a /proc …/stat file (fields after the command name, which may hold spaces)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process_cpu(pid: int) -> float:
     """Another process's CPU seconds so far (user + system), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
+def status_mb(field: str) -> float:
+    """A /proc/self/status figure (VmRSS, VmHWM) in MB. (VmHWM, not ru_maxrss, for a peak: ru_maxrss survives exec,
+    so a spawned child would report its parent's peak.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def thread_cpu() -> dict[str, float]:
@@ -33,12 +47,12 @@ def thread_cpu() -> dict[str, float]:
     found: dict[str, float] = {}
     main = threading.main_thread().native_id
     for task in Path("/proc/self/task").iterdir():
+        name = "event loop" if int(task.name) == main else "other threads (aiosqlite, …)"
         try:
-            name = "event loop" if int(task.name) == main else "other threads (aiosqlite, …)"
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            spent = _stat_cpu(task / "stat")
+        except OSError:  # the thread ended meanwhile
             continue
-        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        found[name] = found.get(name, 0.0) + spent
     return found
 
 

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from common import cpu, process_cpu, start_sandbox, thread_cpu
+from common import cpu, process_cpu, start_sandbox, status_mb, thread_cpu
 from sqlalchemy import select, update
 
 from filmroll.platform import InstagramClient
@@ -33,6 +33,11 @@ from filmroll.store.database import Database
 from filmroll.store.tables import Account, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.worker import Worker, sync_job
+
+
+def _instagram(app: dict, base: str, connections: int) -> InstagramClient:
+    return InstagramClient(app_id=app["app_id"], app_secret=Secret(app["app_secret"]),
+                           redirect_uri=app["redirect_uris"][0], graph_url=base, max_connections=connections)
 
 
 async def seed(database: Database, vault: Vault, tokens: list[dict]) -> None:
@@ -57,9 +62,7 @@ async def _seed(database: Database, vault: Vault, tokens: list[dict], first: int
 
 
 async def run_worker(database: Database, vault: Vault, base: str, app: dict, concurrency: int) -> tuple[int, float]:
-    async with InstagramClient(app_id=app["app_id"], app_secret=Secret(app["app_secret"]),
-                               redirect_uri=app["redirect_uris"][0], graph_url=base,
-                               max_connections=concurrency) as instagram:
+    async with _instagram(app, base, concurrency) as instagram:
         syncer = Syncer(database, vault, instagram, owner="bench", batch=WriteBatch(database))
         worker = Worker(database, [sync_job(syncer)], owner="bench", concurrency=concurrency, batch=concurrency,
                         idle_poll=0.05)
@@ -72,9 +75,7 @@ async def prime(database: Database, vault: Vault, base: str, app: dict, concurre
     """Instead of a first full sync (hours at 100 000 accounts), record each account's newest-page fingerprint as a
     finished sync would; the unchanged pass then does exactly what it does in steady state (media rows are never
     read on that path, so their absence changes nothing it does)."""
-    async with InstagramClient(app_id=app["app_id"], app_secret=Secret(app["app_secret"]),
-                               redirect_uri=app["redirect_uris"][0], graph_url=base,
-                               max_connections=concurrency) as instagram:
+    async with _instagram(app, base, concurrency) as instagram:
         async with database.read() as session:
             rows = (await session.execute(select(Token.account_id, Token.ciphertext, Token.key_id))).all()
         queue, found = list(rows), []
@@ -120,7 +121,7 @@ def unchanged_pass(url: str, key: str, base: str, app: dict, concurrency: int, p
         sampler.cancel()
         await database.dispose()
         return {"count": count, "elapsed": elapsed, "cpu": worker_cpu, "threads": threads, "rss": rss,
-                "peak_rss": _status_mb("VmHWM"), "warm_cpu": warm_cpu}
+                "peak_rss": status_mb("VmHWM"), "warm_cpu": warm_cpu}
 
     results.put(asyncio.run(main()))
 
@@ -133,20 +134,10 @@ async def warm_up(database: Database, vault: Vault, base: str, app: dict) -> Non
             select(Token.account_id, Token.ciphertext, Token.key_id).limit(1))).one()
     async with database.transaction() as session:
         await session.execute(update(Account).where(Account.id == -1).values(usage_percent=0))
-    async with InstagramClient(app_id=app["app_id"], app_secret=Secret(app["app_secret"]),
-                               redirect_uri=app["redirect_uris"][0], graph_url=base) as instagram:
+    async with _instagram(app, base, 1) as instagram:
         _, page = await instagram.profile_and_media(vault.open(ciphertext, key_id, account_id))
         media_store.fingerprint(page)
     httpx.delete(base + "/_sandbox/calls")
-
-
-def _status_mb(field: str) -> float:
-    """A /proc/self/status figure in MB. (VmHWM, not ru_maxrss: the latter survives exec, so a spawned child would
-    report its parent's peak.)"""
-    for line in open("/proc/self/status"):  # noqa: SIM115 (re-read every time)
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def run_in_child(url: str, key: str, base: str, app: dict, concurrency: int, profile: bool) -> dict:
@@ -161,7 +152,7 @@ def run_in_child(url: str, key: str, base: str, app: dict, concurrency: int, pro
 
 async def sample_rss(into: list[float]) -> None:
     while True:
-        into.append(_status_mb("VmRSS"))
+        into.append(status_mb("VmRSS"))
         await asyncio.sleep(0.2)
 
 
@@ -203,11 +194,8 @@ def main() -> None:
             url, key = f"sqlite:///{directory}/bench.db", generate_key()
             database = Database(url)
             vault = Vault(Keyring(parse_keys(key)))
-            sandbox_cpu: list[float] = []
-            rss_during: list[float] = []
-            worker_rss: list[float] = []
 
-            async def measure() -> tuple[int, float, int, int, float, float, int]:
+            async def measure() -> tuple[int, float, int, dict, float, int]:
                 await migrate.upgrade(database)
                 await seed(database, vault, tokens)
                 run_first = prime if args.prime else run_worker
@@ -218,20 +206,17 @@ def main() -> None:
                 await database.dispose()  # the pass runs in a process of its own (see unchanged_pass)
                 sandbox_before = process_cpu(sandbox.pid)
                 outcome = run_in_child(url, key, base, app, args.concurrency, args.profile)
-                count, elapsed, worker_cpu = outcome["count"], outcome["elapsed"], outcome["cpu"]
-                rss_during.extend(outcome["rss"])
-                worker_rss.append(outcome["peak_rss"])
                 print(f"  worker start-up before the pass (first connections, first call): "
                       f"{1000 * outcome['warm_cpu']:.0f} ms CPU, not counted per sync")
                 for name, spent in sorted(outcome["threads"].items(), key=lambda kv: -kv[1]):
                     if spent > 0.01:
-                        print(f"  worker thread {name!r}: {1000 * spent / count:.2f} ms CPU per sync")
-                sandbox_cpu.append(process_cpu(sandbox.pid) - sandbox_before)
+                        print(f"  worker thread {name!r}: {1000 * spent / outcome['count']:.2f} ms CPU per sync")
+                sandbox_cpu = process_cpu(sandbox.pid) - sandbox_before
                 calls = len(control.get("/calls", params={"limit": 10**6}).json()["data"])
-                await database.dispose()
-                return first_count, first_time, first_calls, count, elapsed, worker_cpu, calls
+                return first_count, first_time, first_calls, outcome, sandbox_cpu, calls
 
-            first_count, first_time, first_calls, count, elapsed, worker_cpu, calls = asyncio.run(measure())
+            first_count, first_time, first_calls, outcome, sandbox_cpu, calls = asyncio.run(measure())
+            count, elapsed, worker_cpu = outcome["count"], outcome["elapsed"], outcome["cpu"]
         naive_rate, naive_cpu = naive(base, tokens, args.naive_accounts)
     finally:
         sandbox.terminate()
@@ -245,9 +230,9 @@ def main() -> None:
     print(f"{'filmroll worker, unchanged accounts':<44} {count / elapsed:>9.0f} {1000 * worker_cpu / count:>12.2f} "
           f"{calls / count:>14.2f}")
     print(f"{'naive sequential collector (seed 003)':<44} {naive_rate:>9.1f} {naive_cpu:>12.2f} {2:>14.2f}")
-    print(f"sandbox CPU per unchanged sync: {1000 * sandbox_cpu[0] / count:.2f} ms (the other side of the loopback)")
-    print(f"worker process RSS during the unchanged pass: {rss_during[0]:.0f} MB at its start, "
-          f"{max(rss_during):.0f} MB at most; its peak RSS: {worker_rss[0]:.0f} MB")
+    print(f"sandbox CPU per unchanged sync: {1000 * sandbox_cpu / count:.2f} ms (the other side of the loopback)")
+    print(f"worker process RSS during the unchanged pass: {outcome['rss'][0]:.0f} MB at its start, "
+          f"{max(outcome['rss']):.0f} MB at most; its peak RSS: {outcome['peak_rss']:.0f} MB")
     print(f"peak RSS of the benchmark's own process (tokens, seeding, priming): {rss:.0f} MB")
 
 

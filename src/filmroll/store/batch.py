@@ -16,7 +16,7 @@ each job its own outcome. Drivers that cannot count rows over an ``executemany``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,10 +35,10 @@ class Fenced:
     effect, and the write returns True, when it matched exactly that row, i.e. the lease was still ours."""
 
     statement: Executable
-    params: Mapping[str, Any]
+    params: dict[str, Any]
 
     async def __call__(self, session: AsyncSession) -> bool:
-        return (await session.execute(self.statement, dict(self.params))).rowcount == 1
+        return (await session.execute(self.statement, self.params)).rowcount == 1
 
 
 class _ShortCount(Exception):
@@ -89,7 +89,7 @@ class WriteBatch:
             if len(writes) == 1:
                 results[positions[0]] = await writes[0](session)
                 continue
-            result = await session.execute(writes[0].statement, [dict(w.params) for w in writes])
+            result = await session.execute(writes[0].statement, [w.params for w in writes])
             if result.rowcount != len(writes):
                 raise _ShortCount
             for position in positions:

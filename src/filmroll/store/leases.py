@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filmroll.store.batch import Fenced
 from filmroll.store.tables import Account, Token
 
+# Core tables, for the prepared statements below (a list of parameters then makes an executemany).
+_ACCOUNTS = Account.__table__
 _TOKENS = Token.__table__
 
 
@@ -145,8 +147,6 @@ async def claim_syncs(session: AsyncSession, *, owner: str, now: datetime, lease
 PROFILE_COLUMNS = ("username", "name", "account_type", "profile_picture_url", "followers_count", "follows_count",
                    "media_count")
 
-
-_ACCOUNTS = Account.__table__
 
 
 def _keep_if_null(column: str):  # type: ignore[no-untyped-def]
