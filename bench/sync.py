@@ -108,13 +108,13 @@ def unchanged_pass(url: str, key: str, base: str, app: dict, concurrency: int, p
         await warm_up(database, vault, base, app)
         warm_cpu = cpu() - warm_cpu
         cpu_before, threads_before = cpu(), thread_cpu()
-        profiler = cProfile.Profile() if profile else None
+        profiler = cProfile.Profile(time.thread_time) if profile else None  # CPU, not waiting
         if profiler:
             profiler.enable()
         count, elapsed = await run_worker(database, vault, base, app, concurrency)
         if profiler:
             profiler.disable()
-            profiler.dump_stats("sync.prof")  # for pstats' callers/callees views
+            profiler.dump_stats("bench/sync.prof")  # for pstats' callers/callees views
             pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
         worker_cpu = cpu() - cpu_before
         threads = {name: seconds - threads_before.get(name, 0.0) for name, seconds in thread_cpu().items()}

@@ -4,11 +4,11 @@ can all write the same post and it still exists exactly once."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,7 +47,7 @@ async def known(session: AsyncSession, account_id: int, ig_ids: Sequence[str]) -
 def fingerprint(page: MediaPage) -> str:
     """What :func:`changed` compares, for a whole page, read straight from Instagram's JSON (no parsing): equal
     fingerprints, nothing on the page to write. (One ``repr`` of the page, not one per post: half the cost.)"""
-    rows = [tuple(map(item.get, _FINGERPRINTED)) if isinstance(item, Mapping) else None for item in page.raw]
+    rows = [tuple(map(item.get, _FINGERPRINTED)) if isinstance(item, dict) else None for item in page.raw]
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
@@ -77,6 +77,21 @@ async def upsert(session: AsyncSession, account_id: int, items: Sequence[Media],
             {"media_id": ids[m.id], "ig_media_id": c.id, "position": n, "media_type": c.media_type,
              "media_url": c.media_url, "thumbnail_url": c.thumbnail_url}
             for m in with_children for n, c in enumerate(m.children)])
+    return len(items)
+
+
+async def update_compared(session: AsyncSession, account_id: int, items: Sequence[Media], now: datetime) -> int:
+    """Posts already stored whose compared fields changed (likes, comments, an edited caption): those columns only,
+    from a page that carried nothing else (see ``service/sync.py``)."""
+    if not items:
+        return 0
+    table = MediaItem.__table__
+    # Bound names are prefixed: SQLAlchemy reserves a column's own name for its SET value.
+    statement = (update(table)
+                 .where(table.c.account_id == bindparam("b_account"), table.c.ig_media_id == bindparam("b_ig_id"))
+                 .values(updated_at=bindparam("b_now"), **{c: bindparam(f"b_{c}") for c in COMPARED}))
+    await session.execute(statement, [{"b_account": account_id, "b_ig_id": m.id, "b_now": now,
+                                       **{f"b_{c}": getattr(m, c) for c in COMPARED}} for m in items])
     return len(items)
 
 

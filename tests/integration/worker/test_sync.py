@@ -60,6 +60,9 @@ class Env:
             rows = list((await session.execute(query)).scalars())
         return [m for m in rows if m.deleted_at is None] if live else rows
 
+    async def media_map(self, account_id: int) -> dict[str, MediaItem]:
+        return {m.ig_media_id: m for m in await self.media(account_id)}
+
 
 @pytest.fixture
 async def env(sandbox, database_url) -> AsyncIterator[Env]:
@@ -121,17 +124,48 @@ async def test_an_unchanged_page_is_not_even_read_from_the_database(env, sandbox
         assert await env.sync() == {"synced": 1}
         touching_media = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)\s+media\b", re.IGNORECASE)
         assert statements and not [s for s in statements if touching_media.search(s)]  # fingerprint matched
-        # A changed like count on the newest page changes the fingerprint: that post is read and written again.
+        # A changed like count on the newest page changes the fingerprint: the page's posts are read, that one
+        # updated in place.
         newest = sandbox.control.media_ids(index, limit=1)[0]
         sandbox.control.media(newest, like_count=987_654)
         statements.clear()
         await env.due([account_id])
         assert await env.sync() == {"synced": 1}
-        assert [s for s in statements if s.lstrip().upper().startswith("INSERT INTO MEDIA ")]  # upserted
+        assert [s for s in statements if s.lstrip().upper().startswith("UPDATE MEDIA SET")]
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
     assert {m.ig_media_id: m.like_count for m in await env.media(account_id)}[newest] == 987_654
+
+
+async def test_new_counts_and_an_edited_caption_on_the_newest_page_cost_one_call(env, sandbox):
+    index = _index_with(sandbox, 30, 80)
+    (account_id,) = await env.seed([index])
+    await env.sync()
+    before = await env.media_map(account_id)
+    liked, edited = sandbox.control.media_ids(index, limit=3)[1:3]
+    sandbox.control.media(liked, like_count=before[liked].like_count + 7, comments_count=3)
+    sandbox.control.media(edited, caption="Better words, same photo")
+    sandbox.control.clear_calls()
+    await env.due([account_id])
+    assert await env.sync() == {"synced": 1}
+    assert [c["endpoint"] for c in sandbox.control.calls()] == ["user"]
+    after = await env.media_map(account_id)
+    assert (after[liked].like_count, after[liked].comments_count) == (before[liked].like_count + 7, 3)
+    assert after[edited].caption == "Better words, same photo"
+    moved = {i for i in after if after[i].updated_at != before[i].updated_at}
+    assert moved == {liked, edited}
+    # Columns the narrow page does not carry are kept as stored, never blanked.
+    for ig_id in (liked, edited):
+        assert after[ig_id].media_url == before[ig_id].media_url is not None
+        assert after[ig_id].timestamp == before[ig_id].timestamp and after[ig_id].shortcode == before[ig_id].shortcode
+    # The next routine sync sees its own fingerprint again: one call, nothing written.
+    sandbox.control.clear_calls()
+    await env.due([account_id])
+    assert await env.sync() == {"synced": 1}
+    assert len(sandbox.control.calls()) == 1
+    assert {i: m.updated_at for i, m in (await env.media_map(account_id)).items()} == {
+        i: m.updated_at for i, m in after.items()}
 
 
 async def test_a_new_post_is_picked_up_incrementally(env, sandbox):
@@ -143,9 +177,15 @@ async def test_a_new_post_is_picked_up_incrementally(env, sandbox):
     sandbox.control.clear_calls()
     await env.due([account_id])
     await env.sync()
-    assert len(sandbox.control.calls()) == 1
+    # The routine call shows a post we do not have; the newest page is read again with every field, once.
+    assert [c["endpoint"] for c in sandbox.control.calls()] == ["user", "media_list"]
     newest = (await env.media(account_id))[0]
     assert newest.ig_media_id == new["id"] and newest.caption == "Fresh from the oven" and newest.children_count == 2
+    assert newest.media_url is not None and newest.timestamp is not None and newest.permalink is not None
+    sandbox.control.clear_calls()
+    await env.due([account_id])
+    assert await env.sync() == {"synced": 1}
+    assert len(sandbox.control.calls()) == 1  # the page stored is the page a routine sync fingerprints
 
 
 async def test_the_full_pass_finds_deleted_and_edited_posts(env, sandbox):
