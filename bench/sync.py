@@ -23,6 +23,7 @@ import httpx
 from common import cpu, process_cpu, start_sandbox, status_mb, thread_cpu
 from sqlalchemy import select, update
 
+from filmroll import eventloop
 from filmroll.platform import InstagramClient
 from filmroll.secret import Secret
 from filmroll.service.sync import Syncer
@@ -95,7 +96,7 @@ async def prime(database: Database, vault: Vault, base: str, app: dict, concurre
         return len(found), time.monotonic() - started
 
 
-def unchanged_pass(url: str, key: str, base: str, app: dict, concurrency: int, profile: bool,
+def unchanged_pass(url: str, key: str, base: str, app: dict, concurrency: int, profile: bool, loop: str,
                    results: multiprocessing.Queue) -> None:
     """The measured pass, in a fresh process: a worker started on a database of N accounts, as in production, so
     its CPU and RSS are the worker's own and not the benchmark's (which holds every token and the seeding)."""
@@ -123,7 +124,7 @@ def unchanged_pass(url: str, key: str, base: str, app: dict, concurrency: int, p
         return {"count": count, "elapsed": elapsed, "cpu": worker_cpu, "threads": threads, "rss": rss,
                 "peak_rss": status_mb("VmHWM"), "warm_cpu": warm_cpu}
 
-    results.put(asyncio.run(main()))
+    results.put(eventloop.run(main(), prefer_uvloop=loop == "uvloop"))
 
 
 async def warm_up(database: Database, vault: Vault, base: str, app: dict) -> None:
@@ -140,10 +141,10 @@ async def warm_up(database: Database, vault: Vault, base: str, app: dict) -> Non
     httpx.delete(base + "/_sandbox/calls")
 
 
-def run_in_child(url: str, key: str, base: str, app: dict, concurrency: int, profile: bool) -> dict:
+def run_in_child(url: str, key: str, base: str, app: dict, concurrency: int, profile: bool, loop: str) -> dict:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    child = context.Process(target=unchanged_pass, args=(url, key, base, app, concurrency, profile, results))
+    child = context.Process(target=unchanged_pass, args=(url, key, base, app, concurrency, profile, loop, results))
     child.start()
     outcome = results.get()
     child.join()
@@ -180,6 +181,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--naive-accounts", type=int, default=100)
     parser.add_argument("--profile", action="store_true", help="cProfile the unchanged-accounts pass")
+    parser.add_argument("--loops", default="uvloop,asyncio",
+                        help="event loops to run the unchanged pass on, one pass each (uvloop is filmroll's)")
     parser.add_argument("--prime", action="store_true",
                         help="record first-page fingerprints instead of a first full sync (for 100 000 accounts)")
     args = parser.parse_args()
@@ -195,28 +198,35 @@ def main() -> None:
             database = Database(url)
             vault = Vault(Keyring(parse_keys(key)))
 
-            async def measure() -> tuple[int, float, int, dict, float, int]:
+            async def first_pass() -> tuple[int, float, int]:
                 await migrate.upgrade(database)
                 await seed(database, vault, tokens)
                 run_first = prime if args.prime else run_worker
                 first_count, first_time = await run_first(database, vault, base, app, args.concurrency)
                 first_calls = len(control.get("/calls", params={"limit": 10**6}).json()["data"])
-                control.delete("/calls")
+                await database.dispose()  # each measured pass runs in a process of its own (see unchanged_pass)
+                return first_count, first_time, first_calls
+
+            async def due() -> None:
                 await make_due(database)
-                await database.dispose()  # the pass runs in a process of its own (see unchanged_pass)
+                await database.dispose()
+
+            first_count, first_time, first_calls = asyncio.run(first_pass())
+            passes = {}
+            for loop in args.loops.split(","):
+                asyncio.run(due())
+                control.delete("/calls")
                 sandbox_before = process_cpu(sandbox.pid)
-                outcome = run_in_child(url, key, base, app, args.concurrency, args.profile)
-                print(f"  worker start-up before the pass (first connections, first call): "
+                outcome = run_in_child(url, key, base, app, args.concurrency, args.profile, loop)
+                outcome["sandbox_cpu"] = process_cpu(sandbox.pid) - sandbox_before
+                outcome["calls"] = len(control.get("/calls", params={"limit": 10**6}).json()["data"])
+                print(f"  {loop}: worker start-up before the pass (first connections, first call): "
                       f"{1000 * outcome['warm_cpu']:.0f} ms CPU, not counted per sync")
                 for name, spent in sorted(outcome["threads"].items(), key=lambda kv: -kv[1]):
                     if spent > 0.01:
-                        print(f"  worker thread {name!r}: {1000 * spent / outcome['count']:.2f} ms CPU per sync")
-                sandbox_cpu = process_cpu(sandbox.pid) - sandbox_before
-                calls = len(control.get("/calls", params={"limit": 10**6}).json()["data"])
-                return first_count, first_time, first_calls, outcome, sandbox_cpu, calls
-
-            first_count, first_time, first_calls, outcome, sandbox_cpu, calls = asyncio.run(measure())
-            count, elapsed, worker_cpu = outcome["count"], outcome["elapsed"], outcome["cpu"]
+                        print(f"  {loop}: worker thread {name!r}: {1000 * spent / outcome['count']:.2f} ms CPU "
+                              f"per sync")
+                passes[loop] = outcome
         naive_rate, naive_cpu = naive(base, tokens, args.naive_accounts)
     finally:
         sandbox.terminate()
@@ -227,12 +237,15 @@ def main() -> None:
     first_label = "priming fingerprints (1 call each)" if args.prime else "first sync (full pass, all media)"
     print(f"{first_label:<44} {first_count / first_time:>9.0f} {'':>12} "
           f"{first_calls / first_count:>14.2f}")
-    print(f"{'filmroll worker, unchanged accounts':<44} {count / elapsed:>9.0f} {1000 * worker_cpu / count:>12.2f} "
-          f"{calls / count:>14.2f}")
+    for loop, outcome in passes.items():
+        count = outcome["count"]
+        print(f"{'filmroll worker, unchanged accounts, ' + loop:<44} {count / outcome['elapsed']:>9.0f} "
+              f"{1000 * outcome['cpu'] / count:>12.2f} {outcome['calls'] / count:>14.2f}")
     print(f"{'naive sequential collector (seed 003)':<44} {naive_rate:>9.1f} {naive_cpu:>12.2f} {2:>14.2f}")
-    print(f"sandbox CPU per unchanged sync: {1000 * sandbox_cpu / count:.2f} ms (the other side of the loopback)")
-    print(f"worker process RSS during the unchanged pass: {outcome['rss'][0]:.0f} MB at its start, "
-          f"{max(outcome['rss']):.0f} MB at most; its peak RSS: {outcome['peak_rss']:.0f} MB")
+    for loop, outcome in passes.items():
+        print(f"{loop}: sandbox CPU per unchanged sync {1000 * outcome['sandbox_cpu'] / outcome['count']:.2f} ms "
+              f"(the other side of the loopback); worker RSS {outcome['rss'][0]:.0f} MB at its start, "
+              f"{max(outcome['rss']):.0f} MB at most; its peak RSS {outcome['peak_rss']:.0f} MB")
     print(f"peak RSS of the benchmark's own process (tokens, seeding, priming): {rss:.0f} MB")
 
 

@@ -3,7 +3,6 @@ messages and exit codes."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Coroutine
 from enum import IntEnum
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from filmroll import errors
+from filmroll import errors, eventloop
 
 if TYPE_CHECKING:
     from filmroll.settings import Settings
@@ -66,7 +65,7 @@ def _status(exc: errors.FilmrollError) -> ExitStatus:
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's async body; a FilmrollError becomes one line on stderr and a distinct exit status."""
     try:
-        return asyncio.run(coroutine)
+        return eventloop.run(coroutine)
     except errors.FilmrollError as exc:
         fail(exc.message, _status(exc))
     except KeyboardInterrupt:

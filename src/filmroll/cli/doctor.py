@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -11,7 +10,7 @@ from urllib.parse import urlsplit
 import typer
 from rich.table import Table
 
-from filmroll import errors
+from filmroll import errors, eventloop
 from filmroll.cli.common import ExitStatus, console, settings
 from filmroll.secret import Secret
 
@@ -128,7 +127,7 @@ def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check
             found.append(await _authorize_check(current))
         return found + await _store_checks(current)
 
-    checks = asyncio.run(body())
+    checks = eventloop.run(body())
     table = Table("", "check", "detail", show_lines=False)
     for check in checks:
         table.add_row("[green]ok[/green]" if check.ok else "[red]FIX[/red]", check.name, check.detail)
