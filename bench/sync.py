@@ -2,21 +2,26 @@
 naive collector written the way seed 003 would (one account after another, a plain blocking HTTP client).
 
 Run by hand (never in CI):  .venv/bin/python bench/sync.py --accounts 2000 --latency-ms 100
+(``--postgres postgresql://postgres@127.0.0.1:5432/postgres`` for PostgreSQL instead of SQLite; ``--help`` for more)
 
 Reported: account-syncs per second, worker CPU per account-sync, Instagram calls per unchanged account, peak RSS.
-The sandbox runs in its own process; the worker (or the naive loop) in this one.
+The sandbox runs in its own process; the first sync and the naive loop in this one; each measured unchanged pass
+in a worker process of its own, once per event loop (uvloop, filmroll's, and asyncio's as the baseline).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import multiprocessing
+import os
 import pstats
 import resource
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -162,6 +167,31 @@ async def make_due(database: Database) -> None:
         await session.execute(update(Account).values(next_sync_at=datetime.now(UTC) - timedelta(seconds=1)))
 
 
+@contextlib.contextmanager
+def bench_database(postgres: str | None) -> Iterator[str]:
+    """A SQLite file in a temporary directory, or with ``--postgres ADMIN_URL`` a fresh PostgreSQL database made
+    through that server's admin database and dropped afterwards."""
+    if postgres is None:
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{directory}/bench.db"
+        return
+    import asyncpg
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(postgres)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    name = f"filmroll_bench_{os.getpid()}"
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield postgres.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def naive(base: str, tokens: list[dict], count: int) -> tuple[float, float]:
     """Seed 003's collector: for each account in turn, fetch the profile, then the recent media."""
     started, cpu_before = time.monotonic(), cpu()
@@ -181,6 +211,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--naive-accounts", type=int, default=100)
     parser.add_argument("--profile", action="store_true", help="cProfile the unchanged-accounts pass")
+    parser.add_argument("--postgres", metavar="ADMIN_URL",
+                        help="run on a fresh PostgreSQL database made through this admin URL instead of SQLite, "
+                             "e.g. postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--loops", default="uvloop,asyncio",
                         help="event loops to run the unchanged pass on, one pass each (uvloop is filmroll's)")
     parser.add_argument("--prime", action="store_true",
@@ -193,8 +226,8 @@ def main() -> None:
         app = control.get("/").json()
         tokens = control.post("/tokens", json={"first": 0, "count": args.accounts, "kind": "long"}).json()["tokens"]
         control.patch("/switches", json={"latency_ms": args.latency_ms})
-        with tempfile.TemporaryDirectory() as directory:
-            url, key = f"sqlite:///{directory}/bench.db", generate_key()
+        with bench_database(args.postgres) as url:
+            key = generate_key()
             database = Database(url)
             vault = Vault(Keyring(parse_keys(key)))
 
@@ -232,7 +265,8 @@ def main() -> None:
         sandbox.terminate()
         sandbox.wait()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"accounts {args.accounts}, latency {args.latency_ms} ms, worker concurrency {args.concurrency}")
+    print(f"accounts {args.accounts}, latency {args.latency_ms} ms, worker concurrency {args.concurrency}, "
+          f"{'PostgreSQL' if args.postgres else 'SQLite'}")
     print(f"{'scenario':<44} {'syncs/s':>9} {'CPU ms/sync':>12} {'calls/account':>14}")
     first_label = "priming fingerprints (1 call each)" if args.prime else "first sync (full pass, all media)"
     print(f"{first_label:<44} {first_count / first_time:>9.0f} {'':>12} "
