@@ -55,7 +55,7 @@ async def _seed(database: Database, vault: Vault, tokens: list[dict], first: int
     now = datetime.now(UTC)
     async with database.transaction() as session:
         session.add_all([Account(id=i + 1, ig_user_id=t["ig_id"], app_scoped_id=t["user_id"], username=f"a{i}",
-                                 slug=f"a{i}", status="active", sync_interval=600, next_sync_at=now,
+                                 slug=f"a{i}", status="active", next_sync_at=now,
                                  connected_at=now, created_at=now, updated_at=now)
                          for i, t in enumerate(tokens, start=first)])
         await session.flush()

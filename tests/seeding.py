@@ -24,7 +24,7 @@ async def seed_accounts(database: Database, vault: Vault, sandbox, count: int, *
         sealed = vault.seal(Secret(token["access_token"]), account_id)
         rows.append(Account(id=account_id, ig_user_id=token["ig_id"], app_scoped_id=token["user_id"],
                             username=f"sandbox{token['account']}", slug=f"sandbox-{token['account']}",
-                            status="active", sync_interval=600, connected_at=now, created_at=now, updated_at=now))
+                            status="active", connected_at=now, created_at=now, updated_at=now))
         rows.append(Token(account_id=account_id, ciphertext=sealed.ciphertext, key_id=sealed.key_id, kind="long",
                           permissions=",".join(permissions),
                           issued_at=datetime.fromtimestamp(token["issued_at"], UTC),
@@ -36,3 +36,8 @@ async def seed_accounts(database: Database, vault: Vault, sandbox, count: int, *
         await session.flush()
         session.add_all([r for r in rows if isinstance(r, Token)])
     return ids
+
+
+def index_with(sandbox, low: int, high: int) -> int:
+    """A sandbox account (by index) with between ``low`` and ``high`` posts."""
+    return next(a["index"] for a in sandbox.control.accounts(limit=60)["data"] if low <= a["media_count"] <= high)

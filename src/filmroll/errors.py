@@ -8,6 +8,7 @@
     ├── CallbackError                    a bad OAuth redirect (state, code, parameters); nothing was exchanged
     │   └── AuthorizationDeniedError     the owner pressed Cancel
     ├── AccountNotFoundError             no connected account matches
+    ├── AccountStateError                the account cannot do that now (needs re-authorisation, busy); ``status``
     └── InstagramError                   Instagram answered with an error, or did not answer
         ├── TransportError               network, timeout, connection reset, or a non-JSON 5xx: retry later
         ├── MalformedResponseError       a success we cannot trust; it never replaces a stored token
@@ -67,6 +68,14 @@ class AuthorizationDeniedError(CallbackError):
 
 class AccountNotFoundError(FilmrollError):
     """No connected account matches."""
+
+
+class AccountStateError(FilmrollError):
+    """The account cannot do that in its current state."""
+
+    def __init__(self, message: str | None = None, *, status: str) -> None:
+        super().__init__(message)
+        self.status = status  # the account's status (needs_reauth, disconnected…), or "busy"
 
 
 class InstagramError(FilmrollError):

@@ -67,8 +67,9 @@ async def open_runtime(settings: Settings, *, upgrade: bool = True,
 
 
 def worker_for(runtime: Runtime, *, concurrency: int = 32, lease_seconds: int = 60, sync: bool = True,
-               fault_points: str = "", idle_poll: float = 2.0):  # type: ignore[no-untyped-def]
-    """The standard worker (refresh, probe and, unless ``sync`` is off, media sync) over a runtime."""
+               fault_points: str = "", idle_poll: float = 2.0, sync_policy=None):  # type: ignore[no-untyped-def]
+    """The standard worker (refresh, probe and, unless ``sync`` is off, media sync) over a runtime; ``sync_policy``
+    replaces the settings' (the demo syncs every few seconds)."""
     from datetime import timedelta
 
     from filmroll.faults import FaultPoints
@@ -89,6 +90,7 @@ def worker_for(runtime: Runtime, *, concurrency: int = 32, lease_seconds: int = 
     batch = WriteBatch(runtime.database)
     jobs.append(probe_job(Prober(*args, owner=owner, policy=policy, batch=batch)))
     if sync:
-        jobs.append(sync_job(Syncer(*args, owner=owner, batch=batch)))
+        jobs.append(sync_job(Syncer(*args, owner=owner, batch=batch,
+                                    policy=sync_policy or runtime.settings.sync.policy())))
     return Worker(runtime.database, jobs, owner=owner, concurrency=concurrency,
                   lease=timedelta(seconds=lease_seconds), idle_poll=idle_poll)

@@ -7,6 +7,7 @@ plain values; nothing here is created at import time.
     FILMROLL_INSTAGRAM__APP_SECRET=…
     FILMROLL_INSTAGRAM__REDIRECT_URI=https://feeds.example.org/callback
     FILMROLL_VAULT__KEYS=<base64 key>[,<older key>…]     (or a keys file, see `filmroll keys generate`)
+    FILMROLL_SYNC__INTERVAL_MINUTES=10
     FILMROLL_ALERTS__WEBHOOK_URL=https://hooks.example.org/filmroll
     FILMROLL_ALERTS__WEBHOOK_SECRET=…
 """
@@ -65,6 +66,24 @@ class RefreshSettings(BaseModel):
                              probe_interval=timedelta(hours=self.probe_interval_hours))
 
 
+class SyncSettings(BaseModel):
+    interval_minutes: int = Field(10, ge=1, le=7 * 24 * 60, description="Sync each account this often, unless the "
+                                  "account has its own interval (`filmroll sync ACCOUNT --interval-minutes N`)")
+    full_pass_hours: float = Field(24, ge=1, le=24 * 14, description="Walk every post this often, to find deleted "
+                                   "posts and edits beyond the newest page")
+    slow_down_above_percent: int = Field(75, ge=10, le=99, description="Stretch an account's interval once its "
+                                         "rate-limit usage passes this")
+
+    def policy(self):  # type: ignore[no-untyped-def]
+        from datetime import timedelta
+
+        from filmroll.service.sync import SyncPolicy
+
+        return SyncPolicy(interval=timedelta(minutes=self.interval_minutes),
+                          full_interval=timedelta(hours=self.full_pass_hours),
+                          slow_down_above=self.slow_down_above_percent)
+
+
 class AlertSettings(BaseModel):
     webhook_url: SecretStr = Field(SecretStr(""), description="Where alerts are POSTed; empty = no webhook. Kept "
                                    "secret: Slack-style URLs are credentials.")
@@ -82,6 +101,7 @@ class Settings(BaseSettings):
     vault: VaultSettings = Field(default_factory=VaultSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     def public_origin(self) -> str:

@@ -1,11 +1,17 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright (no browser download is possible here)."""
+"""End-to-end fixtures: the filmroll command as real processes, and Debian's Chromium driven by Playwright (no
+browser download is possible here)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.webapp import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -32,3 +38,39 @@ def page(browser) -> Iterator[object]:
     page = context.new_page()
     yield page
     context.close()
+
+
+class Cli:
+    def __init__(self, sandbox, database_url: str, directory: Path, redirect_uri: str) -> None:
+        self.sandbox = sandbox
+        self.directory = directory
+        self.env = {**os.environ, "COLUMNS": "250", "FILMROLL_DATABASE_URL": database_url,
+                    "FILMROLL_INSTAGRAM__APP_ID": sandbox.app_id, "FILMROLL_INSTAGRAM__APP_SECRET": sandbox.app_secret,
+                    "FILMROLL_INSTAGRAM__REDIRECT_URI": redirect_uri,
+                    "FILMROLL_INSTAGRAM__AUTHORIZE_URL": sandbox.base_url + "/oauth/authorize",
+                    "FILMROLL_INSTAGRAM__TOKEN_URL": sandbox.base_url + "/oauth/access_token",
+                    "FILMROLL_INSTAGRAM__GRAPH_URL": sandbox.base_url,
+                    "FILMROLL_VAULT__KEYS_FILE": str(directory / "filmroll.keys")}
+        self.env.pop("FILMROLL_VAULT__KEYS", None)
+
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "filmroll", *args], input=stdin, capture_output=True,
+                                text=True, env=self.env, cwd=self.directory, timeout=120)
+        if check:
+            assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result
+
+    def start(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "filmroll", *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+                                cwd=self.directory)
+
+
+@pytest.fixture
+def cli(sandbox, database_url, tmp_path) -> Cli:
+    redirect_uri = f"https://localhost:{free_port()}/callback"
+    sandbox.control.add_redirect_uri(redirect_uri)
+    tool = Cli(sandbox, database_url, tmp_path, redirect_uri)
+    tool("keys", "generate")
+    assert oct((tmp_path / "filmroll.keys").stat().st_mode & 0o777) == "0o600"
+    return tool

@@ -32,7 +32,11 @@ def _expires_in(view: AccountView) -> str:
     return f"{days:.1f} days" if days > 0 else "expired"
 
 
-def _json(view: AccountView) -> dict[str, object]:
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _json(view: AccountView, default_interval_minutes: int) -> dict[str, object]:
     return {
         "id": view.id, "username": view.username, "ig_user_id": view.ig_user_id, "status": view.status,
         "status_reason": view.status_reason, "slug": view.slug,
@@ -42,29 +46,45 @@ def _json(view: AccountView) -> dict[str, object]:
         "last_refresh_at": view.token_refreshed_at.isoformat() if view.token_refreshed_at else None,
         "next_refresh_at": view.next_refresh_at.isoformat() if view.next_refresh_at else None,
         "permissions": list(view.permissions), "last_error": view.last_error,
+        "posts": view.posts, "media_count": view.media_count,
+        "sync_interval_minutes": view.sync_interval / 60 if view.sync_interval else default_interval_minutes,
+        "sync_interval_is_default": view.sync_interval is None,
+        "last_synced_at": _iso(view.last_synced_at), "next_sync_at": _iso(view.next_sync_at),
+        "stale_since": _iso(view.stale_since), "sync_error": view.sync_error,
     }
 
 
+def _ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    minutes = (datetime.now(UTC) - moment).total_seconds() / 60
+    return f"{minutes:.0f} min ago" if minutes < 120 else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
 def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
-    """List connected accounts: status, when the token expires, when it was last refreshed."""
+    """List connected accounts: status, token expiry and last refresh, posts stored and last sync."""
     open_runtime, account_service = _lazy()
+    current = settings()
 
     async def body() -> list[AccountView]:
-        async with open_runtime(settings()) as runtime:
+        async with open_runtime(current) as runtime:
             return await account_service.listing(runtime.database)
 
     views = run(body())
     if as_json:
-        typer.echo(json.dumps([_json(v) for v in views], indent=2))
+        typer.echo(json.dumps([_json(v, current.sync.interval_minutes) for v in views], indent=2))
         return
     if not views:
         console.print("no account is connected yet; run `filmroll connect`")
         return
-    table = Table("id", "account", "status", "token expires in", "last refresh")
+    table = Table("id", "account", "status", "token expires in", "last refresh", "posts", "last sync")
     for view in views:
         status = view.status + (f" ({view.status_reason})" if view.status_reason else "")
         refreshed = f"{view.token_refreshed_at:%Y-%m-%d %H:%M} UTC" if view.token_refreshed_at else "never"
-        table.add_row(str(view.id), f"@{view.username}", status, _expires_in(view), refreshed)
+        posts = f"{view.posts} / {view.media_count}" if view.media_count is not None else str(view.posts)
+        synced = _ago(view.last_synced_at) + (f"\nfailing since {_ago(view.stale_since)}: {view.sync_error}"
+                                              if view.stale_since else "")
+        table.add_row(str(view.id), f"@{view.username}", status, _expires_in(view), refreshed, posts, synced)
     console.print(table)
 
 

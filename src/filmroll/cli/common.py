@@ -55,7 +55,8 @@ def _status(exc: errors.FilmrollError) -> ExitStatus:
         return ExitStatus.VAULT
     if isinstance(exc, errors.AccountNotFoundError):
         return ExitStatus.NOT_FOUND
-    if isinstance(exc, errors.TokenInvalidError):
+    if isinstance(exc, errors.TokenInvalidError) or (
+            isinstance(exc, errors.AccountStateError) and exc.status == "needs_reauth"):
         return ExitStatus.NEEDS_REAUTH
     if isinstance(exc, errors.InstagramError):
         return ExitStatus.INSTAGRAM

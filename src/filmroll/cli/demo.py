@@ -11,7 +11,7 @@ import asyncio
 import random
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -55,6 +55,7 @@ def demo(
     from filmroll.sandbox import SandboxConfig, running_sandbox
     from filmroll.service import accounts as account_service
     from filmroll.service.connect import Connector
+    from filmroll.service.sync import SyncPolicy
     from filmroll.settings import InstagramSettings, Settings, VaultSettings
     from filmroll.store.tables import Account, MediaItem, Token
     from filmroll.vault import generate_key, write_keys_file
@@ -91,10 +92,8 @@ def demo(
                         connected = await connector.complete(landing, flow="cli", session_id="demo", actor="demo")
                         console.print(f"connected @{connected.username} through OAuth; token valid until "
                                       f"{connected.expires_at:%Y-%m-%d} UTC, stored encrypted")
-                async with runtime.database.transaction() as session:
-                    for account in (await session.execute(select(Account))).scalars():
-                        account.sync_interval = sync_interval
-                worker = worker_for(runtime, idle_poll=0.5)
+                worker = worker_for(runtime, idle_poll=0.5,
+                                    sync_policy=SyncPolicy(interval=timedelta(seconds=sync_interval)))
                 stop = asyncio.Event()
                 task = asyncio.create_task(worker.run(stop))
                 started, rng, revoked = time.monotonic(), random.Random(7), False

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from filmroll.cli import accounts, admin, connect, database, demo, doctor, keys, sandbox, serve, worker
+from filmroll.cli import accounts, admin, connect, database, demo, doctor, keys, sandbox, serve, sync, worker
 
 app = typer.Typer(
     name="filmroll",
@@ -21,6 +21,7 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("connect")(connect.connect)
 app.command("accounts")(accounts.accounts)
+app.command("sync")(sync.sync)
 app.command("disconnect")(accounts.disconnect)
 app.command("reconnect-link")(accounts.reconnect_link)
 app.command("doctor")(doctor.doctor)

@@ -1,4 +1,4 @@
-"""``filmroll worker``: keep every token alive (refresh on Instagram's rules). Runs until SIGTERM, then drains."""
+"""``filmroll worker``: keep every token alive and every account synced. Runs until SIGTERM, then drains."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def worker(
     as_json: bool = typer.Option(False, "--json", help="Print the final statistics as JSON"),
     sync: bool = typer.Option(True, "--sync/--no-sync", help="Also sync profiles and media when due"),
 ) -> None:
-    """Refresh tokens when due and probe each one daily, with leases so any number of workers share one database."""
+    """Keep tokens alive (refresh, daily probe, alerts) and media synced, with leases so any number of workers share
+    one database."""
     from filmroll.runtime import open_runtime, worker_for
 
     current = settings()

@@ -34,7 +34,8 @@ PROFILE_COLUMNS = leases.PROFILE_COLUMNS
 
 
 @dataclass(frozen=True)
-class SyncSettings:
+class SyncPolicy:
+    interval: timedelta = timedelta(minutes=10)  # for accounts without an interval of their own
     page_size: int = 25
     full_interval: timedelta = timedelta(hours=24)
     max_pages: int = 400  # 10 000 media at 25 a page: Instagram's own ceiling
@@ -53,24 +54,25 @@ MEDIA_METRICS = {"FEED": ("reach", "likes", "comments", "saved", "shares", "view
 
 class Syncer:
     def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *, owner: str,
-                 settings: SyncSettings | None = None, backoff: Backoff | None = None,
+                 policy: SyncPolicy | None = None, backoff: Backoff | None = None,
                  rng: random.Random | None = None, batch: WriteBatch | None = None) -> None:
         self.database = database
         self.batch = batch  # shares commits with other jobs' bookkeeping (see store/batch.py)
         self.vault = vault
         self.instagram = instagram
         self.owner = owner
-        self.settings = settings or SyncSettings()
+        self.policy = policy or SyncPolicy()
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
 
-    async def run(self, claim: leases.SyncClaim) -> str:
+    async def run(self, claim: leases.SyncClaim, *, full: bool = False) -> str:
+        """Sync one claimed account; ``full`` asks for the full pass now, whenever the last one was."""
         started = self.database.clock.now()
-        full = claim.full_synced_at is None or started - claim.full_synced_at >= self.settings.full_interval
+        full = full or claim.full_synced_at is None or started - claim.full_synced_at >= self.policy.full_interval
         try:
             token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
             profile, page = await self.instagram.profile_and_media(
-                token, limit=self.settings.page_size, media_fields=MEDIA_FIELDS if full else ROUTINE_FIELDS)
+                token, limit=self.policy.page_size, media_fields=MEDIA_FIELDS if full else ROUTINE_FIELDS)
             newest = media_store.fingerprint(page)
             seen, written = set(), 0  # the very page stored last time: no read, no write
             if full:
@@ -102,7 +104,7 @@ class Syncer:
         async with self.database.read() as session:
             stored = await media_store.known(session, claim.account_id, [m.id for m in page.items])
         if any(stored.get(m.id) is None or stored[m.id]["deleted_at"] is not None for m in page.items):
-            page = await self.instagram.media_page(token, limit=self.settings.page_size)
+            page = await self.instagram.media_page(token, limit=self.policy.page_size)
             _, written = await self._walk(claim, token, page, False, now)
             return written, media_store.fingerprint(page)
         edited = [m for m in page.items if media_store.changed(stored[m.id], m)]
@@ -116,7 +118,7 @@ class Syncer:
         """Store new and changed posts page by page; returns every id seen and how many rows were written."""
         seen: set[str] = set()
         written = 0
-        for _ in range(self.settings.max_pages):
+        for _ in range(self.policy.max_pages):
             items = [m for m in page.items if m.id not in seen]
             seen.update(m.id for m in items)
             async with self.database.read() as session:
@@ -136,7 +138,7 @@ class Syncer:
         """Snapshot account and newest-post insights at most daily, when the token may read them."""
         if INSIGHTS_PERMISSION not in claim.permissions.split(","):
             return False
-        if claim.insights_at is not None and now - claim.insights_at < self.settings.insights_interval:
+        if claim.insights_at is not None and now - claim.insights_at < self.policy.insights_interval:
             return False
         day = now.strftime("%Y-%m-%d")
         rows: list[dict[str, object]] = []
@@ -147,7 +149,7 @@ class Syncer:
                                  "value": insight.value, "taken_at": now})
         except errors.PermissionMissingError:
             return False
-        for item in page.items[: self.settings.insights_media]:
+        for item in page.items[: self.policy.insights_media]:
             metrics = MEDIA_METRICS.get(item.media_product_type or "FEED")
             if metrics is None:
                 continue
@@ -164,10 +166,10 @@ class Syncer:
     async def _finish(self, claim: leases.SyncClaim, profile: Profile, full_seen: set[str] | None, written: int,
                       started: datetime, insights_taken: bool, newest: str) -> str:
         usage = profile.usage.busiest
-        interval = timedelta(seconds=claim.sync_interval)
-        if usage > self.settings.slow_down_above:
+        interval = timedelta(seconds=claim.sync_interval) if claim.sync_interval else self.policy.interval
+        if usage > self.policy.slow_down_above:
             # Stretch up to 4x as the budget fills, so the account is never the one Instagram throttles.
-            interval *= 1 + 3 * (usage - self.settings.slow_down_above) / (100 - self.settings.slow_down_above)
+            interval *= 1 + 3 * (usage - self.policy.slow_down_above) / (100 - self.policy.slow_down_above)
         next_sync_at = started + interval
         if full_seen is None and self.batch is not None:
             # Only bookkeeping (one fenced UPDATE) is left: share a commit with the other jobs finishing now.

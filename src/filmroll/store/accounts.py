@@ -35,7 +35,7 @@ async def upsert(session: AsyncSession, profile: Profile, now: datetime) -> tupl
     if account is None:
         account = Account(ig_user_id=profile.user_id, slug=await _free_slug(session, profile.username or
                                                                           profile.user_id),
-                          created_at=now, sync_interval=600)
+                          created_at=now)
         session.add(account)
     account.app_scoped_id = profile.app_scoped_id or account.app_scoped_id
     for name in ("username", "name", "account_type", "profile_picture_url", "followers_count", "follows_count",

@@ -111,7 +111,7 @@ class SyncClaim:
     ig_user_id: str
     full_synced_at: datetime | None
     sync_failures: int
-    sync_interval: int
+    sync_interval: int | None  # seconds; None: the deployment's default (SyncPolicy.interval)
     insights_at: datetime | None
     media_fingerprint: str | None
     ciphertext: bytes
@@ -124,13 +124,31 @@ async def claim_syncs(session: AsyncSession, *, owner: str, now: datetime, lease
                       limit: int) -> list[SyncClaim]:
     """Lease up to ``limit`` accounts due for a sync (the account's own lease; token work is unaffected)."""
     due = (select(Account.id).join(Token, Token.account_id == Account.id)
-           .where(Account.status == "active", Account.next_sync_at <= now,
-                  or_(Account.sync_lease_until.is_(None), Account.sync_lease_until < now))
+           .where(Account.status == "active", Account.next_sync_at <= now, _sync_free(now))
            .order_by(Account.next_sync_at).limit(limit)
            .with_for_update(skip_locked=True, of=Account))
-    until = now + lease
+    return await _lease_syncs(session, due, owner=owner, until=now + lease)
+
+
+async def claim_sync(session: AsyncSession, account_id: int, *, owner: str, now: datetime,
+                     lease: timedelta) -> SyncClaim | None:
+    """Lease one active account for a sync now, due or not (``filmroll sync``); None if it is not active, has no
+    token, or another worker holds its sync lease."""
+    chosen = (select(Account.id).join(Token, Token.account_id == Account.id)
+              .where(Account.id == account_id, Account.status == "active", _sync_free(now))
+              .with_for_update(skip_locked=True, of=Account))
+    claims = await _lease_syncs(session, chosen, owner=owner, until=now + lease)
+    return claims[0] if claims else None
+
+
+def _sync_free(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(Account.sync_lease_until.is_(None), Account.sync_lease_until < now)
+
+
+async def _lease_syncs(session: AsyncSession, chosen, *, owner: str,  # type: ignore[no-untyped-def]
+                       until: datetime) -> list[SyncClaim]:
     claimed = await session.execute(
-        update(Account).where(Account.id.in_(due.scalar_subquery()))
+        update(Account).where(Account.id.in_(chosen.scalar_subquery()))
         .values(sync_lease_owner=owner, sync_lease_until=until)
         .returning(Account.id, Account.ig_user_id, Account.full_synced_at, Account.sync_failures,
                    Account.sync_interval, Account.insights_at, Account.media_fingerprint)
@@ -146,7 +164,6 @@ async def claim_syncs(session: AsyncSession, *, owner: str, now: datetime, lease
 
 PROFILE_COLUMNS = ("username", "name", "account_type", "profile_picture_url", "followers_count", "follows_count",
                    "media_count")
-
 
 
 def _keep_if_null(column: str):  # type: ignore[no-untyped-def]

@@ -114,6 +114,13 @@ async def count(session: AsyncSession, account_id: int, *, live: bool = True) ->
     return (await session.execute(query)).scalar_one()
 
 
+async def live_counts(session: AsyncSession) -> dict[int, int]:
+    """Live posts per account, for every account at once."""
+    rows = await session.execute(select(MediaItem.account_id, func.count()).where(MediaItem.deleted_at.is_(None))
+                                 .group_by(MediaItem.account_id))
+    return dict(rows.tuples().all())
+
+
 async def record_insights(session: AsyncSession, account_id: int, rows: Sequence[dict[str, Any]]) -> int:
     """Upsert insight values keyed by (account, media, metric, period, day): a re-take the same day replaces."""
     if not rows:

@@ -37,6 +37,17 @@ async def upgrade(database: Database, revision: str = "head") -> str:
         return await connection.run_sync(run)
 
 
+async def downgrade(database: Database, revision: str) -> str:
+    """Take the schema back to ``revision`` (each migration says what its downgrade keeps)."""
+
+    def run(connection: Any) -> str:
+        command.downgrade(_config(connection), revision)
+        return MigrationContext.configure(connection).get_current_revision() or ""
+
+    async with database.engine.begin() as connection:
+        return await connection.run_sync(run)
+
+
 async def current(database: Database) -> str | None:
     def read(connection: Any) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()

@@ -66,7 +66,8 @@ class Account(Base):
     status: Mapped[str] = mapped_column(String(20), default="active")
     status_reason: Mapped[str | None] = mapped_column(Text)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
-    sync_interval: Mapped[int] = mapped_column(Integer, default=600)
+    # Seconds between syncs, set per account; NULL: the deployment's default (FILMROLL_SYNC__INTERVAL_MINUTES).
+    sync_interval: Mapped[int | None] = mapped_column(Integer)
     next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -98,3 +98,24 @@ async def test_migrations_build_exactly_the_models(database_url):
         assert diff == []
     finally:
         await database.dispose()
+
+
+async def test_the_old_fixed_sync_interval_becomes_the_default_and_chosen_ones_stay(database_url):
+    """Migration 0007: 600 s was the only interval ever written, so it means "the default" (NULL) from now on."""
+    database = Database(database_url)
+    insert = text("INSERT INTO accounts (ig_user_id, slug, status, sync_interval, sync_failures, connected_at, "
+                  "created_at, updated_at) VALUES (:ig, :ig, 'active', :interval, 0, :now, :now, :now)")
+    read = text("SELECT ig_user_id, sync_interval FROM accounts ORDER BY ig_user_id")
+    try:
+        assert await migrate.downgrade(database, "0006") == "0006"
+        async with database.transaction() as session:
+            for ig, interval in (("1001", 600), ("1002", 1800)):
+                await session.execute(insert, {"ig": ig, "interval": interval, "now": datetime.now(UTC)})
+        assert await migrate.upgrade(database) == migrate.head()
+        async with database.read() as session:
+            assert (await session.execute(read)).all() == [("1001", None), ("1002", 1800)]
+        await migrate.downgrade(database, "0006")
+        async with database.read() as session:
+            assert (await session.execute(read)).all() == [("1001", 600), ("1002", 1800)]
+    finally:
+        await database.dispose()

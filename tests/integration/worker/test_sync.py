@@ -2,83 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from filmroll.service.sync import Syncer
 from filmroll.store import media as media_store
-from filmroll.store.database import Database
 from filmroll.store.tables import Account, MediaChild, MediaItem
-from filmroll.vault import Keyring, Vault, generate_key, parse_keys
-from filmroll.worker import Worker, sync_job
-from tests.integration.service.conftest import instagram_for
-from tests.seeding import seed_accounts
+from tests.seeding import index_with, seed_accounts
 
 pytestmark = pytest.mark.anyio
 
 
-class Env:
-    def __init__(self, database, vault, instagram, sandbox) -> None:
-        self.database, self.vault, self.instagram, self.sandbox = database, vault, instagram, sandbox
-
-    async def seed(self, indexes: list[int]) -> list[int]:
-        ids = []
-        for index in indexes:
-            ids += await seed_accounts(self.database, self.vault, self.sandbox, 1, first=index, due=False)
-        await self.due(ids)
-        return ids
-
-    async def due(self, ids: list[int], *, full: bool = False) -> None:
-        async with self.database.transaction() as session:
-            for account_id in ids:
-                account = await session.get(Account, account_id)
-                account.next_sync_at = datetime.now(UTC) - timedelta(seconds=1)
-                if full:
-                    account.full_synced_at = datetime.now(UTC) - timedelta(days=2)
-
-    async def sync(self, owners: int = 1) -> dict[str, int]:
-        async def one(owner: str) -> dict[str, int]:
-            syncer = Syncer(self.database, self.vault, self.instagram, owner=owner)
-            worker = Worker(self.database, [sync_job(syncer)], owner=owner, idle_poll=0.05)
-            return dict((await worker.run(asyncio.Event(), until_idle=True)).outcomes)
-
-        results = await asyncio.gather(*(one(f"sync-{n}") for n in range(owners)))
-        merged: dict[str, int] = {}
-        for result in results:
-            for key, value in result.items():
-                merged[key] = merged.get(key, 0) + value
-        return merged
-
-    async def media(self, account_id: int, live: bool = True) -> list[MediaItem]:
-        async with self.database.read() as session:
-            query = select(MediaItem).where(MediaItem.account_id == account_id).order_by(MediaItem.timestamp.desc())
-            rows = list((await session.execute(query)).scalars())
-        return [m for m in rows if m.deleted_at is None] if live else rows
-
-    async def media_map(self, account_id: int) -> dict[str, MediaItem]:
-        return {m.ig_media_id: m for m in await self.media(account_id)}
-
-
-@pytest.fixture
-async def env(sandbox, database_url) -> AsyncIterator[Env]:
-    database = Database(database_url)
-    instagram = instagram_for(sandbox)
-    yield Env(database, Vault(Keyring(parse_keys(generate_key()))), instagram, sandbox)
-    await instagram.aclose()
-    await database.dispose()
-
-
-def _index_with(sandbox, low: int, high: int) -> int:
-    return next(a["index"] for a in sandbox.control.accounts(limit=60)["data"] if low <= a["media_count"] <= high)
-
-
 async def test_first_sync_stores_profile_and_every_post_with_children(env, sandbox):
-    index = _index_with(sandbox, 40, 80)
+    index = index_with(sandbox, 40, 80)
     (account_id,) = await env.seed([index])
     assert await env.sync() == {"synced_full": 1}
     stored = await env.media(account_id)
@@ -95,7 +33,7 @@ async def test_first_sync_stores_profile_and_every_post_with_children(env, sandb
 
 
 async def test_an_unchanged_account_costs_one_call_and_writes_nothing(env, sandbox):
-    (account_id,) = await env.seed([_index_with(sandbox, 30, 80)])
+    (account_id,) = await env.seed([index_with(sandbox, 30, 80)])
     await env.sync()
     before = [(m.id, m.updated_at) for m in await env.media(account_id)]
     sandbox.control.clear_calls()
@@ -108,7 +46,7 @@ async def test_an_unchanged_account_costs_one_call_and_writes_nothing(env, sandb
 async def test_an_unchanged_page_is_not_even_read_from_the_database(env, sandbox):
     from sqlalchemy import event
 
-    index = _index_with(sandbox, 30, 80)
+    index = index_with(sandbox, 30, 80)
     (account_id,) = await env.seed([index])
     await env.sync()
     statements: list[str] = []
@@ -139,7 +77,7 @@ async def test_an_unchanged_page_is_not_even_read_from_the_database(env, sandbox
 
 
 async def test_new_counts_and_an_edited_caption_on_the_newest_page_cost_one_call(env, sandbox):
-    index = _index_with(sandbox, 30, 80)
+    index = index_with(sandbox, 30, 80)
     (account_id,) = await env.seed([index])
     await env.sync()
     before = await env.media_map(account_id)
@@ -169,7 +107,7 @@ async def test_new_counts_and_an_edited_caption_on_the_newest_page_cost_one_call
 
 
 async def test_a_new_post_is_picked_up_incrementally(env, sandbox):
-    index = _index_with(sandbox, 30, 80)
+    index = index_with(sandbox, 30, 80)
     (account_id,) = await env.seed([index])
     await env.sync()
     new = sandbox.control.add_media(index, caption="Fresh from the oven", media_type="CAROUSEL_ALBUM",
@@ -189,7 +127,7 @@ async def test_a_new_post_is_picked_up_incrementally(env, sandbox):
 
 
 async def test_the_full_pass_finds_deleted_and_edited_posts(env, sandbox):
-    index = _index_with(sandbox, 30, 80)
+    index = index_with(sandbox, 30, 80)
     (account_id,) = await env.seed([index])
     await env.sync()
     ids = sandbox.control.media_ids(index, limit=100)
@@ -207,7 +145,7 @@ async def test_the_full_pass_finds_deleted_and_edited_posts(env, sandbox):
 
 
 async def test_several_workers_never_duplicate_a_post(env, sandbox):
-    ids = await env.seed([_index_with(sandbox, 20, 80), 1, 2, 3, 4, 5])
+    ids = await env.seed([index_with(sandbox, 20, 80), 1, 2, 3, 4, 5])
     for _ in range(3):
         await env.due(ids, full=True)
         await env.sync(owners=4)
@@ -246,7 +184,7 @@ async def test_throttling_and_failures_postpone_and_mark_the_feed_stale(env, san
 
 async def test_a_busy_account_is_synced_less_often(env, sandbox):
     sandbox.control.rate_limits(account_calls=10, window=3600)
-    index = _index_with(sandbox, 1, 20)
+    index = index_with(sandbox, 1, 20)
     (account_id,) = await env.seed([index])
     for _ in range(8):  # use up most of the account's budget
         await env.instagram.me(_token(env, sandbox, index))
@@ -266,7 +204,7 @@ def _token(env, sandbox, index):
 async def test_insights_snapshots_with_the_permission_only(env, sandbox):
     from filmroll.store.tables import InsightSnapshot
 
-    index = _index_with(sandbox, 12, 80)
+    index = index_with(sandbox, 12, 80)
     (with_permission,) = await seed_accounts(env.database, env.vault, sandbox, 1, first=index, due=False,
                                              permissions=("instagram_business_basic",
                                                           "instagram_business_manage_insights"))

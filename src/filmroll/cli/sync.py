@@ -1,0 +1,85 @@
+"""``filmroll sync ACCOUNT``: sync one account now, in the foreground, or set how often the workers sync it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+
+from filmroll.cli.common import ExitStatus, console, fail, run, settings
+
+# What each outcome of a sync run from the command line means for the person who ran it.
+_FAILED = {
+    "sync_retry": ("Instagram did not answer as expected", ExitStatus.INSTAGRAM),
+    "sync_throttled": ("Instagram is throttling this account", ExitStatus.INSTAGRAM),
+    "needs_reauth": ("its token no longer works", ExitStatus.NEEDS_REAUTH),
+    "stale_lease": ("a worker took the account over before the sync finished", ExitStatus.ERROR),
+}
+
+
+def sync(
+    account: str = typer.Argument(..., help="id, @username or slug"),
+    full: bool = typer.Option(False, "--full", help="Walk every post (finds deletions and older edits), not just "
+                                                    "what changed"),
+    interval_minutes: int | None = typer.Option(None, "--interval-minutes", min=1, max=7 * 24 * 60,
+                                                help="Instead of syncing now: sync this account every N minutes "
+                                                     "from now on"),
+    default_interval: bool = typer.Option(False, "--default-interval",
+                                          help="Instead of syncing now: follow FILMROLL_SYNC__INTERVAL_MINUTES "
+                                               "again"),
+) -> None:
+    """Sync one account's profile and posts now (the workers keep syncing it on schedule), or set its interval."""
+    from filmroll.runtime import open_runtime
+    from filmroll.service import accounts as account_service
+    from filmroll.service.sync import Syncer
+    from filmroll.worker import worker_id
+
+    if interval_minutes is not None and default_interval:
+        fail("give --interval-minutes or --default-interval, not both", ExitStatus.CONFIG)
+    if full and (interval_minutes is not None or default_interval):
+        fail("--full syncs now; --interval-minutes and --default-interval only set the schedule: give one",
+             ExitStatus.CONFIG)
+    current = settings()
+    policy = current.sync.policy()
+
+    if interval_minutes is not None or default_interval:
+        async def schedule() -> account_service.AccountView:
+            async with open_runtime(current) as runtime:
+                return await account_service.set_sync_interval(
+                    runtime.database, account, interval_minutes * 60 if interval_minutes else None,
+                    default=policy.interval, actor="cli")
+
+        view = run(schedule())
+        every = f"every {interval_minutes} min" if interval_minutes else \
+            f"every {current.sync.interval_minutes} min (the default)"
+        console.print(f"@{view.username} is synced {every}; next sync {_when(view.next_sync_at)}")
+        return
+
+    async def now() -> account_service.SyncReport:
+        async with open_runtime(current) as runtime:
+            syncer = Syncer(runtime.database, runtime.vault, runtime.instagram, owner=f"cli:{worker_id()}",
+                            policy=policy)
+            return await account_service.sync_now(syncer, account, full=full)
+
+    report = run(now())
+    view = report.account
+    if report.outcome in _FAILED:
+        what, status = _FAILED[report.outcome]
+        detail = view.status_reason if report.outcome == "needs_reauth" else view.sync_error
+        fail(f"@{view.username} was not synced: {what}" + (f" ({detail})" if detail else "") +
+             (f"; the workers try again {_when(view.next_sync_at)}" if status is ExitStatus.INSTAGRAM else ""),
+             status)
+    change = view.posts - report.posts_before
+    console.print(f"@{view.username} synced{' in full' if report.outcome == 'synced_full' else ''}: "
+                  f"{view.posts} posts stored ({change:+d}), Instagram reports "
+                  f"{view.media_count if view.media_count is not None else 'no count'}; next sync "
+                  f"{_when(view.next_sync_at)}")
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "not scheduled"
+    seconds = (moment - datetime.now(UTC)).total_seconds()
+    if seconds <= 0:
+        return "now"
+    return f"in {seconds / 60:.0f} min ({moment:%Y-%m-%d %H:%M} UTC)"
