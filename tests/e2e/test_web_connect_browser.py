@@ -74,3 +74,31 @@ def test_cancel_on_instagram_is_explained(sandbox, https_filmroll, secure_page):
     page.wait_for_url(app.base_url + "/callback?**")
     assert page.locator("#problem-title").inner_text() == "Connection cancelled"
     assert page.locator("#problem-code").inner_text() == "access_denied"
+
+
+def test_the_accounts_page_shows_sync_state_and_sync_now_works(sandbox, database_url, secure_page, tmp_path):
+    import time
+
+    page = secure_page
+    with running_filmroll(sandbox, database_url, https=True, worker=True) as app:
+        _sign_in(page, app)
+        page.click("#connect")
+        account = sandbox.control.account(14)
+        _owner_allows(page, sandbox, account)
+        page.wait_for_url(app.base_url + "/connections/*")
+        page.goto(app.base_url + "/accounts")
+        posts = page.locator("#accounts tbody tr td.posts")
+        deadline = time.monotonic() + 30
+        while posts.inner_text() != f"{account['media_count']} of {account['media_count']}":  # the first sync
+            assert time.monotonic() < deadline, posts.inner_text()
+            time.sleep(0.3)
+            page.reload()
+        assert "never" not in page.locator("td.last-sync").inner_text()
+        sandbox.control.add_media(14, caption="Fresh")
+        page.locator("#accounts button:has-text('Sync now')").click()
+        page.wait_for_url(app.base_url + "/accounts")
+        while posts.inner_text() != f"{account['media_count'] + 1} of {account['media_count'] + 1}":
+            assert time.monotonic() < deadline + 30, posts.inner_text()
+            time.sleep(0.3)
+            page.reload()
+        page.screenshot(path=str(tmp_path / "accounts.png"), full_page=True)

@@ -118,7 +118,7 @@ async def live_counts(session: AsyncSession) -> dict[int, int]:
     """Live posts per account, for every account at once."""
     rows = await session.execute(select(MediaItem.account_id, func.count()).where(MediaItem.deleted_at.is_(None))
                                  .group_by(MediaItem.account_id))
-    return dict(rows.tuples().all())
+    return {account_id: live for account_id, live in rows}
 
 
 async def record_insights(session: AsyncSession, account_id: int, rows: Sequence[dict[str, Any]]) -> int:

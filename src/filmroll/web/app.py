@@ -72,6 +72,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return pages.problem(request, 404, "Not found", exc.message, "not_found")
 
 
+async def _account_state(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.AccountStateError)
+    return pages.problem(request, 409, "Not possible right now", exc.message, exc.status)
+
+
 async def _filmroll_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.FilmrollError)
     return pages.problem(request, 500, "Something went wrong", exc.message, type(exc).__name__)
@@ -116,6 +121,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     app.add_exception_handler(errors.CallbackError, _callback_error)
     app.add_exception_handler(errors.InstagramError, _instagram_error)
     app.add_exception_handler(errors.AccountNotFoundError, _not_found)
+    app.add_exception_handler(errors.AccountStateError, _account_state)
     app.add_exception_handler(errors.FilmrollError, _filmroll_error)
     app.add_middleware(security.SecurityHeaders, form_action=authorize_origin,
                        hsts=bool(public_url and public_url.startswith("https://")))

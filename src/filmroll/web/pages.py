@@ -143,6 +143,21 @@ async def accounts_page(request: Request) -> Response:
                 csrf_token=security.csrf_token(_session_id(request) or ""))
 
 
+@router.post("/accounts/{account_id}/sync")
+async def sync_soon(request: Request, account_id: int) -> Response:
+    """*Sync now*: the account becomes due, and the next free worker (embedded or not) syncs it."""
+    admin = await _admin(request)
+    session_id = _session_id(request)
+    form = await _form(request)
+    if admin is None or session_id is None:
+        return RedirectResponse("/login", status_code=303)
+    if not security.csrf_ok(session_id, form.get("csrf_token")):
+        return problem(request, 403, "Please try again", "That button press came from an expired page or another "
+                       "site. Reload the accounts page and press it again.", "csrf")
+    await account_service.sync_soon(_web(request).database, account_id, actor=f"admin:{admin.username}")
+    return RedirectResponse("/accounts", status_code=303)
+
+
 @router.post("/connect")
 async def connect(request: Request) -> Response:
     admin = await _admin(request)

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+import httpx
 from sqlalchemy import select
 
 from filmroll.store.database import Database
@@ -60,3 +61,48 @@ def test_serve_refreshes_and_syncs_on_its_own(sandbox, database_url):
             time.sleep(0.2)
         assert len(sandbox.control.calls(endpoint="refresh")) == 1
         admin.close()
+
+
+def test_sync_now_on_the_accounts_page_has_the_worker_sync_at_once(sandbox, database_url):
+    import re
+
+    from tests.integration.web.conftest import csrf, snapshot
+
+    with running_filmroll(sandbox, database_url, worker=True) as app:
+        admin = signed_in(app)
+        params = consent(sandbox, start_connect(admin), account=9)
+        assert admin.get("/callback?" + urlencode(params)).status_code == 303
+        deadline = time.monotonic() + 30
+        while (first := _read(database_url))[1] is None:
+            assert time.monotonic() < deadline, first
+            time.sleep(0.2)
+        page = admin.get("/accounts").text
+        count = sandbox.control.account(9)["media_count"]
+        assert re.search(rf'class="posts">{count} <span class="muted">of {count}</span>', page)
+        account_id = re.search(r'action="/accounts/(\d+)/sync"', page).group(1)
+
+        # Not due for ten minutes; a new post appears on Instagram and the admin presses Sync now.
+        sandbox.control.add_media(9, caption="Just posted")
+        before = snapshot(database_url)
+        forged = admin.post(f"/accounts/{account_id}/sync", data={"csrf_token": "forged"})
+        assert forged.status_code == 403 and snapshot(database_url) == before
+        outsider = httpx.Client(base_url=app.base_url, follow_redirects=False)  # not signed in
+        assert outsider.post(f"/accounts/{account_id}/sync", data={"csrf_token": "x"}).headers["location"] == "/login"
+        pressed = admin.post(f"/accounts/{account_id}/sync", data={"csrf_token": csrf(admin)})
+        assert pressed.status_code == 303 and pressed.headers["location"] == "/accounts"
+        while (state := _read(database_url))[2] == first[2]:
+            assert time.monotonic() < deadline + 30, state
+            time.sleep(0.2)
+        assert state[2] == count + 1 and state[1] > first[1]
+        assert admin.post("/accounts/999/sync", data={"csrf_token": csrf(admin)}).status_code == 404
+
+        sandbox.control.revoke(9, "password_changed")
+        pressed = admin.post(f"/accounts/{account_id}/sync", data={"csrf_token": csrf(admin)})
+        while "needs reauth" not in admin.get("/accounts").text:  # the worker finds the token dead
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.2)
+        refused = admin.post(f"/accounts/{account_id}/sync", data={"csrf_token": csrf(admin)})
+        assert refused.status_code == 409 and "reconnect it first" in refused.text
+        assert f'action="/accounts/{account_id}/sync"' not in admin.get("/accounts").text
+        admin.close()
+        outsider.close()
