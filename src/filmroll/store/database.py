@@ -94,9 +94,12 @@ class Database:
         """The database's clock: every process that shares this database agrees on it (leases, due times)."""
         if self.is_sqlite:
             return self.clock.now()  # one machine, one clock
+        before = self.clock.wall()
         async with self.read() as session:
-            value = (await session.execute(text("SELECT now()"))).scalar_one()
-        return value.astimezone(UTC) + self.clock.offset
+            server = (await session.execute(text("SELECT now()"))).scalar_one().astimezone(UTC)
+        # Correct this machine's clock towards the server's (see clock.py), taking the middle of the round trip.
+        self.clock.correction = server - (before + (self.clock.wall() - before) / 2)
+        return server + self.clock.offset
 
     async def dispose(self) -> None:
         await self.engine.dispose()
