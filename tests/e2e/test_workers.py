@@ -249,3 +249,8 @@ def test_random_kills_across_three_workers(sandbox, database_url, mode):
     _assert_no_silent_loss(sandbox, database_url, key, mode, context=seed, expected=200)
     # A killed worker's lease keeps everyone else off its accounts until its in-flight calls are long over.
     assert sandbox.control.overlaps("refresh") == [], seed
+    if database_url.startswith("sqlite"):  # processes killed mid-write leave SQLite's file whole (WAL, FULL sync)
+        import sqlite3
+
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
+            assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)], seed
