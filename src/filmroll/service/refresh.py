@@ -34,13 +34,20 @@ log = logging.getLogger("filmroll.refresh")
 
 @dataclass(frozen=True)
 class Backoff:
-    base: timedelta = timedelta(minutes=1)
-    cap: timedelta = timedelta(hours=6)
+    """Capped exponential backoff with full jitter (AWS "Exponential Backoff and Jitter"), above a floor."""
 
-    def delay(self, failures: int, rng: random.Random) -> timedelta:
-        """Full jitter: uniform in [0, min(cap, base · 2^failures)] (AWS "Exponential Backoff and Jitter")."""
-        ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** min(failures, 30))
-        return timedelta(seconds=rng.uniform(0, ceiling))
+    base: timedelta = timedelta(minutes=2)
+    cap: timedelta = timedelta(hours=6)
+    floor: timedelta = timedelta(seconds=30)  # never sooner than this, whatever the draw
+
+    def delay(self, failures: int, rng: random.Random, *, cap: timedelta | None = None) -> timedelta:
+        """Uniform in [floor, min(cap, base · 2^failures)], with the tighter of the two caps if one is given. Drawn
+        above the floor, not clamped to it: a clamp puts every short draw at the same instant, and the accounts that
+        failed together would retry together."""
+        limit = min(self.cap, cap) if cap is not None else self.cap
+        ceiling = min(limit.total_seconds(), self.base.total_seconds() * 2 ** min(failures, 30))
+        floor = self.floor.total_seconds()
+        return timedelta(seconds=rng.uniform(floor, max(floor, ceiling)))
 
 
 class Refresher:
@@ -135,10 +142,10 @@ class Refresher:
             wait, outcome, counted = self.backoff.delay(claim.failure_count, self.rng), "retry", True
         if outcome == "retry":
             # Do not back off past the last safe moment to refresh (a day before expiry), nor hammer Instagram:
-            # at least half a minute between attempts. Throttling is always honoured in full (calling while
+            # at least the backoff's floor between attempts. Throttling is always honoured in full (calling while
             # throttled prolongs the block).
-            latest = max(now + timedelta(seconds=30), claim.expires_at - timedelta(days=1))
-            wait = max(timedelta(seconds=30), min(wait, latest - now))
+            latest = max(now + self.backoff.floor, claim.expires_at - timedelta(days=1))
+            wait = max(self.backoff.floor, min(wait, latest - now))
         async with self.database.transaction() as session:
             await leases.reschedule(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
                                     error=f"{type(exc).__name__}: {exc.message}", count_failure=counted,

@@ -46,6 +46,11 @@ class SyncPolicy:
 
 # The fields a routine sync asks for: what :func:`media_store.fingerprint` and :func:`media_store.changed` look at.
 ROUTINE_FIELDS = ("id", *media_store.COMPARED)
+# A feed should not stay stale long after Instagram comes back: a failing account is retried at least every two of
+# its intervals (so during a long outage it costs at most half the calls of a healthy one) and at least hourly.
+# Refreshes, with a month to spare, may wait up to six hours.
+SYNC_BACKOFF = Backoff(cap=timedelta(hours=1))
+RETRY_WITHIN_INTERVALS = 2
 INSIGHTS_PERMISSION = "instagram_business_manage_insights"
 ACCOUNT_METRICS = ("reach", "accounts_engaged", "total_interactions", "likes", "comments", "views")
 MEDIA_METRICS = {"FEED": ("reach", "likes", "comments", "saved", "shares", "views"),
@@ -62,7 +67,7 @@ class Syncer:
         self.instagram = instagram
         self.owner = owner
         self.policy = policy or SyncPolicy()
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or SYNC_BACKOFF
         self.rng = rng or random.Random()
 
     async def run(self, claim: leases.SyncClaim, *, full: bool = False) -> str:
@@ -87,7 +92,9 @@ class Syncer:
         except errors.RateLimitedError as exc:
             return await self._later(claim, timedelta(seconds=exc.retry_after), exc, counted=False)
         except errors.InstagramError as exc:
-            return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng), exc, counted=True)
+            cap = RETRY_WITHIN_INTERVALS * self._interval(claim)
+            return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng, cap=cap), exc,
+                                     counted=True)
         try:
             return await self._finish(claim, profile, seen if full else None, written, started, insights_taken,
                                       newest)
@@ -166,7 +173,7 @@ class Syncer:
     async def _finish(self, claim: leases.SyncClaim, profile: Profile, full_seen: set[str] | None, written: int,
                       started: datetime, insights_taken: bool, newest: str) -> str:
         usage = profile.usage.busiest
-        interval = timedelta(seconds=claim.sync_interval) if claim.sync_interval else self.policy.interval
+        interval = self._interval(claim)
         if usage > self.policy.slow_down_above:
             # Stretch up to 4x as the budget fills, so the account is never the one Instagram throttles.
             interval *= 1 + 3 * (usage - self.policy.slow_down_above) / (100 - self.policy.slow_down_above)
@@ -199,10 +206,13 @@ class Syncer:
         log.debug("account %s synced: %s written, %s deleted", claim.account_id, written, deleted)
         return "synced_full" if full_seen is not None else "synced"
 
+    def _interval(self, claim: leases.SyncClaim) -> timedelta:
+        return timedelta(seconds=claim.sync_interval) if claim.sync_interval else self.policy.interval
+
     async def _later(self, claim: leases.SyncClaim, wait: timedelta, exc: errors.InstagramError,
                      counted: bool) -> str:
         now = self.database.clock.now()
-        values: dict[str, object] = {"next_sync_at": now + max(wait, timedelta(seconds=30)),
+        values: dict[str, object] = {"next_sync_at": now + max(wait, self.backoff.floor),
                                      "sync_error": f"{type(exc).__name__}: {exc.message}"[:500]}
         if counted:
             values["sync_failures"] = claim.sync_failures + 1
