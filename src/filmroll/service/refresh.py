@@ -34,10 +34,12 @@ log = logging.getLogger("filmroll.refresh")
 
 @dataclass(frozen=True)
 class Backoff:
-    """Capped exponential backoff with full jitter (AWS "Exponential Backoff and Jitter"), above a floor."""
+    """Capped exponential backoff with full jitter (AWS "Exponential Backoff and Jitter"), above a floor. The cap is
+    an hour: even a days-long outage then costs little (only due work is retried), and once Instagram is back every
+    account recovers within the hour."""
 
     base: timedelta = timedelta(minutes=2)
-    cap: timedelta = timedelta(hours=6)
+    cap: timedelta = timedelta(hours=1)
     floor: timedelta = timedelta(seconds=30)  # never sooner than this, whatever the draw
 
     def delay(self, failures: int, rng: random.Random, *, cap: timedelta | None = None) -> timedelta:

@@ -46,10 +46,8 @@ class SyncPolicy:
 
 # The fields a routine sync asks for: what :func:`media_store.fingerprint` and :func:`media_store.changed` look at.
 ROUTINE_FIELDS = ("id", *media_store.COMPARED)
-# A feed should not stay stale long after Instagram comes back: a failing account is retried at least every two of
-# its intervals (so during a long outage it costs at most half the calls of a healthy one) and at least hourly.
-# Refreshes, with a month to spare, may wait up to six hours.
-SYNC_BACKOFF = Backoff(cap=timedelta(hours=1))
+# A failing account is retried within two of its intervals (and within the backoff's hour): during a long outage it
+# costs at most half the calls of a healthy one, and its feed is current again soon after Instagram is.
 RETRY_WITHIN_INTERVALS = 2
 INSIGHTS_PERMISSION = "instagram_business_manage_insights"
 ACCOUNT_METRICS = ("reach", "accounts_engaged", "total_interactions", "likes", "comments", "views")
@@ -67,7 +65,7 @@ class Syncer:
         self.instagram = instagram
         self.owner = owner
         self.policy = policy or SyncPolicy()
-        self.backoff = backoff or SYNC_BACKOFF
+        self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
 
     async def run(self, claim: leases.SyncClaim, *, full: bool = False) -> str:

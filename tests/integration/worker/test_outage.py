@@ -43,6 +43,7 @@ async def test_an_outage_is_waited_out_without_hammering_and_everyone_recovers(s
         await session.execute(update(Account).values(next_sync_at=await database.now()))
     ig_ids = {a["ig_id"]: i + 1 for i, a in enumerate(sandbox.control.accounts(limit=ACCOUNTS)["data"])}
     seen = 0
+    outcomes: Counter[str] = Counter()
 
     async def step(by: timedelta) -> Counter[tuple[str, int]]:
         """Let ``by`` pass, then work until nothing is due; returns the calls made, by (endpoint, account)."""
@@ -50,7 +51,7 @@ async def test_an_outage_is_waited_out_without_hammering_and_everyone_recovers(s
         database.clock.advance(by)
         worker = Worker(database, [refresh_job(refresher), sync_job(syncer)], owner="w", concurrency=32,
                         idle_poll=0.01)
-        await worker.run(asyncio.Event(), until_idle=True)
+        outcomes.update((await worker.run(asyncio.Event(), until_idle=True)).outcomes)
         calls = sandbox.control.calls(since_id=seen, limit=100_000)
         seen = max([seen, *(c["id"] for c in calls)])
         return Counter((c["endpoint"], ig_ids[c["account"]]) for c in calls)
@@ -81,21 +82,26 @@ async def test_an_outage_is_waited_out_without_hammering_and_everyone_recovers(s
         await instagram.aclose()
         await database.dispose()
 
+    # Every attempt was an ordinary failure or success (routine syncs follow the recovery): no job crashed (a crashed
+    # job is retried when its lease runs out, an attempt the backoff did not choose).
+    assert set(outcomes) <= {"retry", "sync_retry", "refreshed", "synced_full", "synced"}, outcomes
     attempts = sum(during, Counter())
+    worst = max(attempts, key=attempts.get)
+    print(f"most attempts: {worst} at seconds {[i * 5 for i, b in enumerate(during) if b[worst]]}")
     for endpoint in ("refresh", "user"):
         per_account = [attempts[(endpoint, account_id)] for account_id in ids]
         print(f"{endpoint}: attempts per account during the outage: mean "
               f"{sum(per_account) / len(per_account):.1f}, max {max(per_account)}")
         assert min(per_account) >= 2  # it did keep trying
-        assert max(per_account) <= 7 and sum(per_account) / len(per_account) <= 5
+        assert max(per_account) <= 8 and sum(per_account) / len(per_account) <= 5
     # The first wave is every due account at once; every retry after it is spread by jitter: no five seconds of the
     # outage carry more than 15 % of the accounts' jobs (about 10 % at most is seen; retries clamped to a floor
     # instead of drawn above it put over half of them in one step).
     waves = [sum(bucket.values()) for bucket in during[1:]]
     print(f"calls per 5 s after the first wave: max {max(waves)} of {2 * ACCOUNTS} accounts' jobs")
     assert max(waves) <= 0.15 * 2 * ACCOUNTS
-    # After Instagram is back: every feed is current again within two sync intervals (the sync backoff's cap), every
-    # token refreshed within the refresh backoff's ceiling for the failures it had (2 min · 2^5 after five).
+    # After Instagram is back: every feed is current again within two sync intervals, every token refreshed within
+    # the backoff's hour (each bound plus the one-minute step).
     print(f"every account synced {synced_after} min and refreshed {refreshed_after} min after Instagram came back")
     assert synced_after is not None and synced_after <= 2 * 10 + 1
-    assert refreshed_after is not None and refreshed_after <= 64 + 1
+    assert refreshed_after is not None and refreshed_after <= 60 + 1

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from filmroll.service.refresh import Backoff
-from filmroll.service.sync import SYNC_BACKOFF
 
 
 @given(failures=st.integers(min_value=0, max_value=10_000), seed=st.integers(), base=st.integers(1, 600),
@@ -25,9 +24,9 @@ def test_the_ceiling_doubles_with_each_failure_until_the_cap():
     backoff, rng = Backoff(), random.Random(1)
     ceilings = [max(backoff.delay(failures, rng) for _ in range(2_000)) for failures in range(10)]
     minutes = [c.total_seconds() / 60 for c in ceilings]
-    assert [round(m) for m in minutes[:6]] == [2, 4, 8, 16, 32, 64]
-    assert 359 < minutes[-1] <= 360  # six hours
-    assert max(SYNC_BACKOFF.delay(20, rng) for _ in range(2_000)) <= timedelta(hours=1)
+    assert [round(m) for m in minutes[:5]] == [2, 4, 8, 16, 32]
+    assert 59 < minutes[5] <= minutes[-1] <= 60  # the hour's cap
+    assert max(backoff.delay(20, rng, cap=timedelta(minutes=20)) for _ in range(2_000)) <= timedelta(minutes=20)
 
 
 def test_accounts_that_failed_together_do_not_retry_together():
