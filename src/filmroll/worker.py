@@ -82,7 +82,7 @@ class WorkerStats:
 class Worker:
     def __init__(self, database: Database, jobs: Sequence[Job], *, owner: str, concurrency: int = 32,
                  batch: int = 64, lease: timedelta = timedelta(seconds=60), idle_poll: float = 2.0,
-                 drain_timeout: float = 30.0) -> None:
+                 drain_timeout: float = 30.0, report_every: float = 60.0) -> None:
         self.database = database
         self.jobs = list(jobs)
         self.owner = owner
@@ -91,13 +91,17 @@ class Worker:
         self.lease = lease
         self.idle_poll = idle_poll
         self.drain_timeout = drain_timeout
+        self.report_every = report_every
         self.stats = WorkerStats()
         self._in_flight: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._freed = asyncio.Event()  # set whenever a job finishes
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> WorkerStats:
         """Work until ``stop`` is set (or, with ``until_idle``, until nothing is due), then drain."""
+        log.info("worker %s started: %s, up to %s jobs at once", self.owner, ", ".join(j.kind for j in self.jobs),
+                 self.concurrency)
         renewer = asyncio.create_task(self._renew_leases(stop))
+        reporter = asyncio.create_task(self._report_progress())
         try:
             drained: dict[str, float] = {}  # kind -> when a claim of that kind last came back short
             while not stop.is_set():
@@ -133,9 +137,12 @@ class Worker:
                 await self._wait(stop, timeout=self.idle_poll, for_a_job=bool(self._in_flight))
         finally:
             await self._drain()
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            for side_task in (renewer, reporter):
+                side_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await side_task
+            log.info("worker %s stopped: %s", self.owner,
+                     ", ".join(f"{kind} {n}" for kind, n in sorted(self.stats.outcomes.items())) or "nothing done")
             for job in self.jobs:
                 if job.close is not None:
                     await job.close()
@@ -174,6 +181,17 @@ class Worker:
         _, pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
+
+    async def _report_progress(self) -> None:
+        """What the worker did lately, once a ``report_every`` when it did anything (INFO: silent by default)."""
+        reported: Counter[str] = Counter()
+        while True:
+            await asyncio.sleep(self.report_every)
+            done = self.stats.outcomes - reported
+            if done:
+                log.info("worker %s, last %.0f s: %s; %d in flight", self.owner, self.report_every,
+                         ", ".join(f"{kind} {n}" for kind, n in sorted(done.items())), len(self._in_flight))
+            reported = Counter(self.stats.outcomes)
 
     async def _renew_leases(self, stop: asyncio.Event) -> None:
         interval = self.lease.total_seconds() / 3

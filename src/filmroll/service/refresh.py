@@ -166,4 +166,5 @@ async def mark_needs_reauth(database: Database, *, owner: str, account_id: int, 
         if account is not None:
             account.status, account.status_reason, account.updated_at = "needs_reauth", reason, now
         await alert_service.needs_reauth(session, account_id=account_id, reason=reason, now=now, actor=owner)
+    log.warning("account %s needs re-authorisation by its owner: %s", account_id, reason)
     return "needs_reauth"

@@ -230,6 +230,7 @@ class Syncer:
                 return "stale_lease"
             await alert_service.needs_reauth(session, account_id=claim.account_id, reason=reason, now=now,
                                              actor=self.owner)
+        log.warning("account %s needs re-authorisation by its owner: %s", claim.account_id, reason)
         return "needs_reauth"
 
 

@@ -281,3 +281,22 @@ async def test_a_job_that_fails_unexpectedly_keeps_its_lease_until_it_expires(de
         for account_id in ids:
             (await session.get(Token, account_id)).lease_until = datetime.now(UTC) - timedelta(seconds=1)
     assert await deps.run_worker(owner="worker-b") == {"alive": 2}
+
+
+async def test_the_worker_tells_operators_what_it_does_and_which_owner_must_act(deps, sandbox, caplog):
+    import logging
+
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 3)
+    tokens = [deps.plain(t) for t in (await deps.tokens()).values()]
+    sandbox.control.revoke(1, "password_changed")
+    sandbox.control.switches(latency_ms=300)  # the run outlasts a few progress reports
+    caplog.set_level(logging.INFO, logger="filmroll")
+    assert await deps.run_worker(report_every=0.1) == {"refreshed": 2, "needs_reauth": 1}
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("worker worker-a started: refresh, probe, up to 32 jobs") for line in lines)
+    assert [line for line in lines if line.startswith("worker worker-a, last 0 s: ")]  # while it works
+    assert lines[-1] == "worker worker-a stopped: needs_reauth 1, refreshed 2"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"account {ids[1]} needs re-authorisation by its owner: the owner changed their Instagram "
+                        "password (or Instagram reset the session for security)"]
+    assert not [t for t in tokens if t in caplog.text]
