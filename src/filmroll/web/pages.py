@@ -143,33 +143,44 @@ async def accounts_page(request: Request) -> Response:
                 csrf_token=security.csrf_token(_session_id(request) or ""))
 
 
+@dataclass
+class AdminForm:
+    admin: Admin
+    session_id: str
+    fields: dict[str, str]
+
+
+async def _admin_form(request: Request, button: str) -> AdminForm | Response:
+    """A form an admin posted from a page of ours: signed in, and the CSRF token matches their session. Anything
+    else gets the response to send instead (to the sign-in page, or a 403 naming the ``button`` to press again)."""
+    admin = await _admin(request)
+    session_id = _session_id(request)
+    fields = await _form(request)
+    if admin is None or session_id is None:
+        return RedirectResponse("/login", status_code=303)
+    if not security.csrf_ok(session_id, fields.get("csrf_token")):
+        return problem(request, 403, "Please try again", "That button press came from an expired page or another "
+                       f"site. Reload the accounts page and press {button} again.", "csrf")
+    return AdminForm(admin, session_id, fields)
+
+
 @router.post("/accounts/{account_id}/sync")
 async def sync_soon(request: Request, account_id: int) -> Response:
     """*Sync now*: the account becomes due, and the next free worker (embedded or not) syncs it."""
-    admin = await _admin(request)
-    session_id = _session_id(request)
-    form = await _form(request)
-    if admin is None or session_id is None:
-        return RedirectResponse("/login", status_code=303)
-    if not security.csrf_ok(session_id, form.get("csrf_token")):
-        return problem(request, 403, "Please try again", "That button press came from an expired page or another "
-                       "site. Reload the accounts page and press it again.", "csrf")
-    await account_service.sync_soon(_web(request).database, account_id, actor=f"admin:{admin.username}")
+    form = await _admin_form(request, "Sync now")
+    if isinstance(form, Response):
+        return form
+    await account_service.sync_soon(_web(request).database, account_id, actor=f"admin:{form.admin.username}")
     return RedirectResponse("/accounts", status_code=303)
 
 
 @router.post("/connect")
 async def connect(request: Request) -> Response:
-    admin = await _admin(request)
-    session_id = _session_id(request)
-    form = await _form(request)
-    if admin is None or session_id is None:
-        return RedirectResponse("/login", status_code=303)
-    if not security.csrf_ok(session_id, form.get("csrf_token")):
-        return problem(request, 403, "Please try again", "That button press came from an expired page or another "
-                       "site. Reload the accounts page and press Connect again.", "csrf")
-    url = await _web(request).connector.begin(flow="web", session_id=session_id,
-                                              force_reauth=form.get("force_reauth") == "1")
+    form = await _admin_form(request, "Connect")
+    if isinstance(form, Response):
+        return form
+    url = await _web(request).connector.begin(flow="web", session_id=form.session_id,
+                                              force_reauth=form.fields.get("force_reauth") == "1")
     return RedirectResponse(url, status_code=303)  # a full-page redirect: Instagram's login breaks in popups
 
 

@@ -44,15 +44,23 @@ def _make_refresh_due(database_url: str) -> None:
     aio.run(change())
 
 
+def _connect_and_wait_for_the_first_sync(app, sandbox, database_url: str, account: int):  # type: ignore[no-untyped-def]
+    """Sign in, connect the sandbox account through the web flow, and wait for the embedded worker's first sync
+    (connecting schedules it at once); returns the signed-in client and (token version, last sync, posts)."""
+    admin = signed_in(app)
+    params = consent(sandbox, start_connect(admin), account=account)
+    assert admin.get("/callback?" + urlencode(params)).status_code == 303
+    deadline = time.monotonic() + 30
+    while (state := _read(database_url))[1] is None:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.2)
+    return admin, state
+
+
 def test_serve_refreshes_and_syncs_on_its_own(sandbox, database_url):
     with running_filmroll(sandbox, database_url, worker=True) as app:
-        admin = signed_in(app)
-        params = consent(sandbox, start_connect(admin), account=8)
-        assert admin.get("/callback?" + urlencode(params)).status_code == 303
+        admin, state = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 8)
         deadline = time.monotonic() + 30
-        while (state := _read(database_url))[1] is None:  # connect schedules the first sync at once
-            assert time.monotonic() < deadline, state
-            time.sleep(0.2)
         assert state[2] == sandbox.control.account(8)["media_count"]
         sandbox.control.advance(2 * 86_400)  # old enough for Instagram to allow a refresh
         _make_refresh_due(database_url)
@@ -69,13 +77,8 @@ def test_sync_now_on_the_accounts_page_has_the_worker_sync_at_once(sandbox, data
     from tests.integration.web.conftest import csrf, snapshot
 
     with running_filmroll(sandbox, database_url, worker=True) as app:
-        admin = signed_in(app)
-        params = consent(sandbox, start_connect(admin), account=9)
-        assert admin.get("/callback?" + urlencode(params)).status_code == 303
+        admin, first = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 9)
         deadline = time.monotonic() + 30
-        while (first := _read(database_url))[1] is None:
-            assert time.monotonic() < deadline, first
-            time.sleep(0.2)
         page = admin.get("/accounts").text
         count = sandbox.control.account(9)["media_count"]
         assert re.search(rf'class="posts">{count} <span class="muted">of {count}</span>', page)
