@@ -75,7 +75,7 @@ class AccountStateError(FilmrollError):
 
     def __init__(self, message: str | None = None, *, status: str) -> None:
         super().__init__(message)
-        self.status = status  # the account's status (needs_reauth, disconnected…), or "busy"
+        self.status = status  # the account's status (needs_reauth, disconnected…), or "busy", "throttled"
 
 
 class InstagramError(FilmrollError):

@@ -147,12 +147,18 @@ async def disconnect(database: Database, ref: str, *, actor: str | None) -> Acco
         return await _view(session, fresh)
 
 
-def _syncable(account: Account) -> None:
+def _syncable(account: Account, now: datetime) -> None:
+    """Refuse a sync on demand that cannot work, or that would make things worse."""
     if account.status != "active":
         why = f" ({account.status_reason})" if account.status_reason else ""
         then = "reconnect it first" if account.status == "needs_reauth" else "connect it again first"
         raise errors.AccountStateError(f"@{account.username} is {account.status.replace('_', ' ')}{why}: {then}",
                                        status=account.status)
+    throttled = (account.sync_error or "").startswith(errors.RateLimitedError.__name__)
+    if throttled and account.next_sync_at is not None and account.next_sync_at > now:
+        # Calling while throttled prolongs the block: the scheduled sync waits exactly as long as Instagram said.
+        raise errors.AccountStateError(f"Instagram is throttling @{account.username}; filmroll syncs it again at "
+                                       f"{account.next_sync_at:%H:%M} UTC, when Instagram allows", status="throttled")
 
 
 async def set_sync_interval(database: Database, ref: str, seconds: int | None, *, default: timedelta,
@@ -180,7 +186,7 @@ async def sync_soon(database: Database, account_id: int, *, actor: str | None) -
         account = await session.get(Account, account_id)
         if account is None:
             raise errors.AccountNotFoundError(f"no connected account has id {account_id}")
-        _syncable(account)
+        _syncable(account, now)
         account.next_sync_at = now
         await events.record(session, "account.sync_requested", f"@{account.username}: sync requested", at=now,
                             account_id=account.id, actor=actor)
@@ -200,7 +206,7 @@ async def sync_now(syncer: Syncer, ref: str, *, full: bool = False,
     full pass is never taken over); refused while another worker holds it."""
     database = syncer.database
     account = await _find(database, ref)
-    _syncable(account)
+    _syncable(account, database.clock.now())
     async with database.read() as session:
         posts_before = await media.count(session, account.id)
     async with database.transaction() as session:
@@ -210,7 +216,7 @@ async def sync_now(syncer: Syncer, ref: str, *, full: bool = False,
         async with database.read() as session:
             fresh = await session.get(Account, account.id)
         assert fresh is not None
-        _syncable(fresh)
+        _syncable(fresh, database.clock.now())
         raise errors.AccountStateError(f"@{account.username} is being synced by a worker right now; try again in a "
                                        "minute", status="busy")
 

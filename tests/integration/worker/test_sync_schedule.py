@@ -125,6 +125,26 @@ async def test_sync_now_refuses_accounts_it_must_not_touch_and_calls_nobody(env,
     assert (await _account(env, busy)).sync_lease_owner == "worker-a"  # the worker's lease is untouched
 
 
+async def test_a_throttled_account_is_not_synced_on_demand_before_instagram_allows(env, sandbox):
+    (account_id,) = await env.seed([3])
+    sandbox.control.throttle(3, minutes=30)
+    assert await env.sync() == {"sync_throttled": 1}
+    sandbox.control.clear_calls()
+    for attempt in (account_service.sync_now(env.syncer("cli"), str(account_id)),
+                    account_service.sync_soon(env.database, account_id, actor="admin:test")):
+        with pytest.raises(errors.AccountStateError, match=r"throttling .* when Instagram allows") as refused:
+            await attempt
+        assert refused.value.status == "throttled"
+    assert sandbox.control.calls() == []
+    waiting = await _account(env, account_id)
+    async with env.database.transaction() as session:  # the wait is over
+        await session.execute(update(Account).where(Account.id == account_id)
+                              .values(next_sync_at=datetime.now(UTC) - timedelta(seconds=1)))
+    sandbox.control.reset_rate_usage()
+    assert (await account_service.sync_now(env.syncer("cli"), str(account_id))).outcome == "synced_full"
+    assert waiting.stale_since is not None and (await _account(env, account_id)).stale_since is None
+
+
 async def test_a_long_sync_now_keeps_its_lease_so_no_worker_takes_the_account_over(env, sandbox):
     index = index_with(sandbox, 51, 80)  # three pages and the profile: four calls
     (account_id,) = await env.seed([index])
