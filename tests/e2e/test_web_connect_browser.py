@@ -87,13 +87,15 @@ def test_the_accounts_page_shows_sync_state_and_sync_now_works(sandbox, database
         _owner_allows(page, sandbox, account)
         page.wait_for_url(app.base_url + "/connections/*")
         page.goto(app.base_url + "/accounts")
-        posts = page.locator("#accounts tbody tr td.posts")
+        posts, last_sync = page.locator("#accounts tbody tr td.posts"), page.locator("td.last-sync")
         deadline = time.monotonic() + 30
-        while posts.inner_text() != f"{account['media_count']} of {account['media_count']}":  # the first sync
-            assert time.monotonic() < deadline, posts.inner_text()
+        # The first sync stores the posts page by page and records itself last: wait for both to show.
+        while (posts.inner_text() != f"{account['media_count']} of {account['media_count']}"
+               or "never" in last_sync.inner_text()):
+            assert time.monotonic() < deadline, (posts.inner_text(), last_sync.inner_text())
             time.sleep(0.3)
             page.reload()
-        assert "never" not in page.locator("td.last-sync").inner_text()
+        assert "UTC" in last_sync.inner_text()
         sandbox.control.add_media(14, caption="Fresh")
         page.locator("#accounts button:has-text('Sync now')").click()
         page.wait_for_url(app.base_url + "/accounts")
