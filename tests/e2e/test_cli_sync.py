@@ -38,6 +38,7 @@ def test_sync_an_account_now_and_choose_how_often_it_is_synced(cli, sandbox):
     assert f"@{username} is synced every 30 min; next sync in 30 min" in out
     chosen = _listing(cli)
     assert (chosen["sync_interval_minutes"], chosen["sync_interval_is_default"]) == (30, False)
+    assert type(chosen["sync_interval_minutes"]) is int
     gap = datetime.fromisoformat(chosen["next_sync_at"]) - datetime.fromisoformat(chosen["last_synced_at"])
     assert gap == timedelta(minutes=30)
 

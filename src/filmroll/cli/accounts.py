@@ -47,11 +47,15 @@ def _json(view: AccountView, default_interval_minutes: int) -> dict[str, object]
         "next_refresh_at": view.next_refresh_at.isoformat() if view.next_refresh_at else None,
         "permissions": list(view.permissions), "last_error": view.last_error,
         "posts": view.posts, "media_count": view.media_count,
-        "sync_interval_minutes": view.sync_interval / 60 if view.sync_interval else default_interval_minutes,
+        "sync_interval_minutes": _minutes(view.sync_interval) if view.sync_interval else default_interval_minutes,
         "sync_interval_is_default": view.sync_interval is None,
         "last_synced_at": _iso(view.last_synced_at), "next_sync_at": _iso(view.next_sync_at),
         "stale_since": _iso(view.stale_since), "sync_error": view.sync_error,
     }
+
+
+def _minutes(seconds: int) -> int | float:
+    return seconds // 60 if seconds % 60 == 0 else seconds / 60  # 30, not 30.0, for whole minutes
 
 
 def _ago(moment: datetime | None) -> str:
