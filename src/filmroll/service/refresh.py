@@ -34,22 +34,26 @@ log = logging.getLogger("filmroll.refresh")
 
 @dataclass(frozen=True)
 class Backoff:
-    """Capped exponential backoff with full jitter (AWS "Exponential Backoff and Jitter"), above a floor. The cap is
-    an hour: even a days-long outage then costs little (only due work is retried), and once Instagram is back every
-    account recovers within the hour."""
+    """Capped exponential backoff with jitter over the upper half of each step ("equal jitter" in AWS's "Exponential
+    Backoff and Jitter"), above a floor. Full jitter, drawn from zero, lets an unlucky account draw several short
+    waits in a row: a ten-minute outage cost some accounts 5-7 attempts. With half of each step fixed, the n-th retry
+    comes no sooner than base · (2^n - 1) / 2 after the first failure, so a ten-minute outage costs at most three
+    attempts, and the accounts that failed together are still spread over half a step (90 s for the first retry).
+    The cap is an hour: even a days-long outage then costs little (only due work is retried), and once Instagram is
+    back every account recovers within the hour."""
 
-    base: timedelta = timedelta(minutes=2)
+    base: timedelta = timedelta(minutes=3)
     cap: timedelta = timedelta(hours=1)
     floor: timedelta = timedelta(seconds=30)  # never sooner than this, whatever the draw
 
     def delay(self, failures: int, rng: random.Random, *, cap: timedelta | None = None) -> timedelta:
-        """Uniform in [floor, min(cap, base · 2^failures)], with the tighter of the two caps if one is given. Drawn
-        above the floor, not clamped to it: a clamp puts every short draw at the same instant, and the accounts that
-        failed together would retry together."""
+        """Uniform in [ceiling / 2, ceiling] with ceiling = min(cap, base · 2^failures), the tighter of the two caps
+        if one is given, and never under the floor. Drawn above the floor, not clamped to it: a clamp puts every
+        short draw at the same instant, and the accounts that failed together would retry together."""
         limit = min(self.cap, cap) if cap is not None else self.cap
         ceiling = min(limit.total_seconds(), self.base.total_seconds() * 2 ** min(failures, 30))
         floor = self.floor.total_seconds()
-        return timedelta(seconds=rng.uniform(floor, max(floor, ceiling)))
+        return timedelta(seconds=rng.uniform(max(floor, ceiling / 2), max(floor, ceiling)))
 
 
 class Refresher:

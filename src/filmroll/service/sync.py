@@ -47,7 +47,8 @@ class SyncPolicy:
 # The fields a routine sync asks for: what :func:`media_store.fingerprint` and :func:`media_store.changed` look at.
 ROUTINE_FIELDS = ("id", *media_store.COMPARED)
 # A failing account is retried within two of its intervals (and within the backoff's hour): during a long outage it
-# costs at most half the calls of a healthy one, and its feed is current again soon after Instagram is.
+# waits one to two intervals between attempts, so it costs fewer calls than a healthy account (two thirds, on
+# average), and its feed is current again soon after Instagram is.
 RETRY_WITHIN_INTERVALS = 2
 INSIGHTS_PERMISSION = "instagram_business_manage_insights"
 ACCOUNT_METRICS = ("reach", "accounts_engaged", "total_interactions", "likes", "comments", "views")

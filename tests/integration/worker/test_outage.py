@@ -1,6 +1,6 @@
 """Instagram down for ten minutes while hundreds of accounts are due for a refresh and a sync: filmroll waits it out
-without hammering (a few attempts per account, spread out by jitter rather than in waves), shows the failure while it
-lasts, and every account recovers soon after Instagram does. On SQLite and PostgreSQL.
+without hammering (at most three attempts per account, spread out by jitter rather than in waves), shows the
+failure while it lasts, and every account recovers soon after Instagram does. On SQLite and PostgreSQL.
 
 Time is simulated: filmroll's clock (``Database.clock``) moves in steps, and after each step the real worker runs
 against the sandbox over HTTP until nothing is due. A seeded random source makes the run repeatable.
@@ -92,14 +92,15 @@ async def test_an_outage_is_waited_out_without_hammering_and_everyone_recovers(s
         per_account = [attempts[(endpoint, account_id)] for account_id in ids]
         print(f"{endpoint}: attempts per account during the outage: mean "
               f"{sum(per_account) / len(per_account):.1f}, max {max(per_account)}")
-        assert min(per_account) >= 2  # it did keep trying
-        assert max(per_account) <= 8 and sum(per_account) / len(per_account) <= 5
+        # It kept trying, and never more than three times in the ten minutes (half of each backoff step is fixed, so
+        # a fourth attempt is 10.5 minutes away at the earliest; full jitter gave some accounts 5-7).
+        assert min(per_account) >= 2 and max(per_account) <= 3
     # The first wave is every due account at once; every retry after it is spread by jitter: no five seconds of the
-    # outage carry more than 15 % of the accounts' jobs (about 10 % at most is seen; retries clamped to a floor
+    # outage carry more than 10 % of the accounts' jobs (7.5-8 % at most is seen; retries clamped to a floor
     # instead of drawn above it put over half of them in one step).
     waves = [sum(bucket.values()) for bucket in during[1:]]
     print(f"calls per 5 s after the first wave: max {max(waves)} of {2 * ACCOUNTS} accounts' jobs")
-    assert max(waves) <= 0.15 * 2 * ACCOUNTS
+    assert max(waves) <= 0.10 * 2 * ACCOUNTS
     # After Instagram is back: every feed is current again within two sync intervals, every token refreshed within
     # the backoff's hour (each bound plus the one-minute step).
     print(f"every account synced {synced_after} min and refreshed {refreshed_after} min after Instagram came back")
