@@ -91,7 +91,7 @@ class Alerter:
         """The worker's claim step: first (at most once a minute) queue alerts for tokens about to expire."""
         if self._swept_at is None or now - self._swept_at >= self.SWEEP_EVERY:
             self._swept_at = now
-            if await alerts.sweep_expiring(session, now=now, within=self.webhook.expiring_within):
+            if await alerts.sweep_expiring(session, now=now, within=self.webhook.expiring_within, actor=owner):
                 await session.flush()
         return await alerts.claim_deliveries(session, owner=owner, now=now, lease=lease, limit=limit)
 

@@ -114,8 +114,9 @@ class Refresher:
                 refreshed_at=now, next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at, self.rng),
                 next_probe_at=self.policy.next_probe_at(now, self.rng))
             if stored:
+                after = f" after {claim.failure_count} failed attempts" if claim.failure_count else ""
                 await events.record(session, "token.refreshed",
-                                    f"token refreshed, valid until {grant.expires_at:%Y-%m-%d %H:%M} UTC",
+                                    f"token refreshed{after}, valid until {grant.expires_at:%Y-%m-%d %H:%M} UTC",
                                     at=now, account_id=claim.account_id, actor=self.owner)
         if not stored:
             log.warning("stale_lease: account %s was taken over while refreshing; wrote nothing", claim.account_id)
@@ -152,10 +153,15 @@ class Refresher:
             # throttled prolongs the block).
             latest = max(now + self.backoff.floor, claim.expires_at - timedelta(days=1))
             wait = max(self.backoff.floor, min(wait, latest - now))
+        error = f"{type(exc).__name__}: {exc.message}"
         async with self.database.transaction() as session:
-            await leases.reschedule(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
-                                    error=f"{type(exc).__name__}: {exc.message}", count_failure=counted,
-                                    next_attempt_at=now + wait)
+            rescheduled = await leases.reschedule(session, owner=self.owner, account_id=claim.account_id,
+                                                  version=claim.version, error=error, count_failure=counted,
+                                                  next_attempt_at=now + wait)
+            if rescheduled and counted and claim.failure_count == 0:
+                await events.record(session, "token.refresh_failing",
+                                    f"refreshing the token failed, retrying from {now + wait:%Y-%m-%d %H:%M} UTC "
+                                    f"({error})"[:1000], at=now, account_id=claim.account_id, actor=self.owner)
         return outcome
 
 

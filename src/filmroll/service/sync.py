@@ -22,7 +22,7 @@ from filmroll.platform import InstagramClient, Media, MediaPage, Profile
 from filmroll.platform.client import MEDIA_FIELDS
 from filmroll.service import alerts as alert_service
 from filmroll.service.refresh import Backoff
-from filmroll.store import leases
+from filmroll.store import events, leases
 from filmroll.store import media as media_store
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
@@ -177,7 +177,7 @@ class Syncer:
             # Stretch up to 4x as the budget fills, so the account is never the one Instagram throttles.
             interval *= 1 + 3 * (usage - self.policy.slow_down_above) / (100 - self.policy.slow_down_above)
         next_sync_at = started + interval
-        if full_seen is None and self.batch is not None:
+        if full_seen is None and self.batch is not None and claim.stale_since is None:
             # Only bookkeeping (one fenced UPDATE) is left: share a commit with the other jobs finishing now.
             write = leases.synced_routinely(
                 owner=self.owner, account_id=claim.account_id, started=started,
@@ -202,6 +202,10 @@ class Syncer:
                 values["full_synced_at"] = started
             if not await leases.synced(session, owner=self.owner, account_id=claim.account_id, values=values):
                 raise _StaleLease
+            if claim.stale_since is not None:
+                await events.record(session, "sync.recovered",
+                                    f"syncing works again (it had failed since {claim.stale_since:%Y-%m-%d %H:%M} "
+                                    "UTC)", at=started, account_id=claim.account_id, actor=self.owner)
         log.debug("account %s synced: %s written, %s deleted", claim.account_id, written, deleted)
         return "synced_full" if full_seen is not None else "synced"
 
@@ -211,15 +215,19 @@ class Syncer:
     async def _later(self, claim: leases.SyncClaim, wait: timedelta, exc: errors.InstagramError,
                      counted: bool) -> str:
         now = self.database.clock.now()
-        values: dict[str, object] = {"next_sync_at": now + max(wait, self.backoff.floor),
-                                     "sync_error": f"{type(exc).__name__}: {exc.message}"[:500]}
+        error = f"{type(exc).__name__}: {exc.message}"[:500]
+        values: dict[str, object] = {"next_sync_at": now + max(wait, self.backoff.floor), "sync_error": error}
         if counted:
             values["sync_failures"] = claim.sync_failures + 1
         async with self.database.transaction() as session:
             account = await session.get(Account, claim.account_id)
-            if account is not None and account.stale_since is None:
+            starts_failing = account is not None and account.stale_since is None
+            if starts_failing:
                 values["stale_since"] = now  # feeds keep serving the last good copy, saying since when
-            await leases.synced(session, owner=self.owner, account_id=claim.account_id, values=values)
+            if await leases.synced(session, owner=self.owner, account_id=claim.account_id,
+                                   values=values) and starts_failing:
+                await events.record(session, "sync.failing", f"syncing failed, retrying; the stored posts are kept "
+                                    f"as they are ({error})", at=now, account_id=claim.account_id, actor=self.owner)
         return "sync_throttled" if not counted else "sync_retry"
 
     async def _needs_reauth(self, claim: leases.SyncClaim, reason: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.store.tables import Account, Alert, Token
+from filmroll.store.tables import Account, Alert, Event, Token, UTCDateTime
 
 NEEDS_REAUTH = "account.needs_reauth"
 EXPIRING = "token.expiring"
@@ -35,23 +35,30 @@ async def raise_alert(session: AsyncSession, *, account_id: int, kind: str, reas
         .on_conflict_do_nothing(index_elements=["account_id", "kind", "token_version"]))
 
 
-async def sweep_expiring(session: AsyncSession, *, now: datetime, within: timedelta) -> int:
-    """Queue ``token.expiring`` for every active account whose token ends within ``within`` and whose last refresh
-    attempt failed or was throttled (``last_error``: cleared by a successful refresh); returns how many were new.
-    A token merely on its way to being refreshed does not alert."""
+async def sweep_expiring(session: AsyncSession, *, now: datetime, within: timedelta,
+                         actor: str | None = None) -> int:
+    """Queue ``token.expiring``, with its event, for every active account whose token ends within ``within`` and
+    whose last refresh attempt failed or was throttled (``last_error``: cleared by a successful refresh); returns
+    how many were new. A token merely on its way to being refreshed does not alert. Two workers sweeping at once
+    queue each alert once: a conflict is skipped, and only the rows inserted get an event."""
     already = exists().where(Alert.account_id == Token.account_id, Alert.kind == EXPIRING,
                              Alert.token_version == Token.version)
-    dying = (select(Token.account_id, literal(EXPIRING), Token.version,
-                    literal(f"the token expires in under {within.days} days and no refresh has succeeded"),
-                    literal(now),
-                    literal("pending"), literal(0), literal(now))
+    reason = f"the token expires in under {within.days} days and no refresh has succeeded"
+    at = literal(now, UTCDateTime())
+    dying = (select(Token.account_id, literal(EXPIRING), Token.version, literal(reason), at, literal("pending"),
+                    literal(0), at)
              .join(Account, Account.id == Token.account_id)
              .where(Account.status == "active", Token.expires_at < now + within, Token.expires_at > now,
                     Token.last_error.is_not(None), ~already))
-    result = await session.execute(
-        insert(Alert).from_select(["account_id", "kind", "token_version", "reason", "created_at", "status",
-                                   "attempts", "next_attempt_at"], dying))
-    return result.rowcount or 0
+    queued = (await session.execute(
+        _insert(session).from_select(["account_id", "kind", "token_version", "reason", "created_at", "status",
+                                      "attempts", "next_attempt_at"], dying)
+        .on_conflict_do_nothing(index_elements=["account_id", "kind", "token_version"])
+        .returning(Alert.account_id))).scalars().all()
+    if queued:
+        await session.execute(insert(Event), [{"at": now, "account_id": account_id, "kind": EXPIRING,
+                                               "message": reason, "actor": actor} for account_id in queued])
+    return len(queued)
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,7 @@ class SyncClaim:
     sync_interval: int | None  # seconds; None: the deployment's default (SyncPolicy.interval)
     insights_at: datetime | None
     media_fingerprint: str | None
+    stale_since: datetime | None  # set while syncs fail: the feed serves the last good copy
     ciphertext: bytes
     key_id: str
     permissions: str
@@ -151,7 +152,7 @@ async def _lease_syncs(session: AsyncSession, chosen, *, owner: str,  # type: ig
         update(Account).where(Account.id.in_(chosen.scalar_subquery()))
         .values(sync_lease_owner=owner, sync_lease_until=until)
         .returning(Account.id, Account.ig_user_id, Account.full_synced_at, Account.sync_failures,
-                   Account.sync_interval, Account.insights_at, Account.media_fingerprint)
+                   Account.sync_interval, Account.insights_at, Account.media_fingerprint, Account.stale_since)
         .execution_options(synchronize_session=False))
     accounts = {row[0]: row for row in claimed}
     if not accounts:

@@ -185,3 +185,25 @@ async def test_a_token_that_cannot_be_refreshed_alerts_a_week_before_expiry(deps
     await deps.run_worker()
     assert len(receiver.deliveries) == 1
     assert [a.account_id for a in await deps.alerts()] == [ids[0]]
+    async with deps.database.read() as session:
+        expiring = (await session.execute(select(Event.account_id, Event.message)
+                                          .where(Event.kind == "token.expiring"))).all()
+    assert expiring == [(ids[0], sent[0]["reason"])]  # one event, with the alert
+
+
+async def test_two_sweeps_at_once_queue_each_expiring_alert_once(deps, sandbox):
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 3, age_seconds=54 * 86_400)
+    async with deps.database.transaction() as session:
+        await session.execute(update(Token).values(last_error="TransientError: down"))
+    now = deps.database.clock.now()
+
+    async def sweep() -> int:
+        async with deps.database.transaction() as session:
+            return await alerts.sweep_expiring(session, now=now, within=timedelta(days=7), actor="test")
+
+    counts = await asyncio.gather(sweep(), sweep())
+    assert sorted(counts) == [0, 3] and await sweep() == 0
+    async with deps.database.read() as session:
+        events = (await session.execute(select(Event.account_id).where(Event.kind == "token.expiring"))).scalars()
+        assert sorted(events) == sorted(ids)
+    assert sorted(a.account_id for a in await deps.alerts()) == sorted(ids)

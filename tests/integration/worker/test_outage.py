@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, Token
+from filmroll.store.tables import Account, Event, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.worker import Worker, refresh_job, sync_job
 from tests.integration.service.conftest import instagram_for
@@ -78,6 +78,8 @@ async def test_an_outage_is_waited_out_without_hammering_and_everyone_recovers(s
                 refreshed_after = minute
             if synced_after and refreshed_after:
                 break
+        async with database.read() as session:
+            transitions = Counter((await session.execute(select(Event.kind))).scalars())
     finally:
         await instagram.aclose()
         await database.dispose()
@@ -106,3 +108,6 @@ async def test_an_outage_is_waited_out_without_hammering_and_everyone_recovers(s
     print(f"every account synced {synced_after} min and refreshed {refreshed_after} min after Instagram came back")
     assert synced_after is not None and synced_after <= 2 * 10 + 1
     assert refreshed_after is not None and refreshed_after <= 60 + 1
+    # Each account's change of state wrote one event, not one per attempt.
+    assert transitions == {"sync.failing": ACCOUNTS, "sync.recovered": ACCOUNTS, "token.refresh_failing": ACCOUNTS,
+                           "token.refreshed": ACCOUNTS}, transitions

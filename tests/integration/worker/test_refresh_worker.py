@@ -136,6 +136,22 @@ async def test_transient_failures_back_off_with_jitter_and_recover(deps, sandbox
     assert (await deps.tokens())[ids[0]].failure_count == 0
 
 
+async def test_a_refresh_that_starts_failing_says_so_once_and_again_when_it_recovers(deps, sandbox):
+    ids = await seed_accounts(deps.database, deps.vault, sandbox, 1)
+    sandbox.control.add_fault("status", endpoint="refresh", status=503, times=3)
+    for _ in range(3):
+        assert await deps.run_worker() == {"retry": 1}
+        async with deps.database.transaction() as session:  # time passes
+            (await session.get(Token, ids[0])).next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
+    assert await deps.run_worker() == {"refreshed": 1}
+    async with deps.database.read() as session:
+        kinds_and_messages = (await session.execute(select(Event.kind, Event.message).where(
+            Event.account_id == ids[0], Event.kind.like("token.%")).order_by(Event.id))).all()
+    assert [kind for kind, _ in kinds_and_messages] == ["token.refresh_failing", "token.refreshed"]
+    assert "TransientError" in kinds_and_messages[0][1] and "retrying from" in kinds_and_messages[0][1]
+    assert "after 3 failed attempts" in kinds_and_messages[1][1]
+
+
 @pytest.mark.parametrize("body", ['{"access_token": "", "expires_in": 5184000}', '{"access_token": "IGAAx"}',
                                   '{"access_token": "IGAAx", "expires_in": "soon"}', '{"trunc', "<html>oops</html>"])
 async def test_a_malformed_answer_never_replaces_the_token(deps, sandbox, body):

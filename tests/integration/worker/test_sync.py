@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from filmroll.store import media as media_store
-from filmroll.store.tables import Account, MediaChild, MediaItem
+from filmroll.store.tables import Account, Event, MediaChild, MediaItem
 from tests.seeding import index_with, seed_accounts
 
 pytestmark = pytest.mark.anyio
@@ -180,6 +180,26 @@ async def test_throttling_and_failures_postpone_and_mark_the_feed_stale(env, san
     assert throttled.next_sync_at > datetime.now(UTC) + timedelta(minutes=19) and throttled.sync_failures == 0
     assert failing.sync_failures == 1 and "TransientError" in failing.sync_error
     assert throttled.stale_since is not None and failing.stale_since is not None
+
+
+async def test_a_feed_going_stale_and_current_again_writes_one_event_each_way(env, sandbox):
+    (account_id,) = await env.seed([2])
+    assert await env.sync() == {"synced_full": 1}
+    sandbox.control.add_fault("status", endpoint="user", status=503, times=2)
+    for _ in range(2):  # the second failure is not a new state
+        await env.due([account_id])
+        assert await env.sync() == {"sync_retry": 1}
+    await env.due([account_id])
+    assert await env.sync() == {"synced": 1}
+    await env.due([account_id])
+    assert await env.sync() == {"synced": 1}  # a routine sync of a current feed: no event
+    async with env.database.read() as session:
+        kinds_and_messages = (await session.execute(select(Event.kind, Event.message).where(
+            Event.account_id == account_id, Event.kind.like("sync.%")).order_by(Event.id))).all()
+        account = await session.get(Account, account_id)
+    assert [kind for kind, _ in kinds_and_messages] == ["sync.failing", "sync.recovered"]
+    assert "TransientError" in kinds_and_messages[0][1] and "works again" in kinds_and_messages[1][1]
+    assert account.stale_since is None and account.sync_failures == 0 and account.sync_error is None
 
 
 async def test_a_busy_account_is_synced_less_often(env, sandbox):
