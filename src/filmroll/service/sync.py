@@ -26,7 +26,6 @@ from filmroll.store import events, leases
 from filmroll.store import media as media_store
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
-from filmroll.store.tables import Account
 from filmroll.vault import Vault
 
 log = logging.getLogger("filmroll.sync")
@@ -219,11 +218,10 @@ class Syncer:
         values: dict[str, object] = {"next_sync_at": now + max(wait, self.backoff.floor), "sync_error": error}
         if counted:
             values["sync_failures"] = claim.sync_failures + 1
+        starts_failing = claim.stale_since is None  # only our lease writes it, so the claim's value is current
+        if starts_failing:
+            values["stale_since"] = now  # feeds keep serving the last good copy, saying since when
         async with self.database.transaction() as session:
-            account = await session.get(Account, claim.account_id)
-            starts_failing = account is not None and account.stale_since is None
-            if starts_failing:
-                values["stale_since"] = now  # feeds keep serving the last good copy, saying since when
             if await leases.synced(session, owner=self.owner, account_id=claim.account_id,
                                    values=values) and starts_failing:
                 await events.record(session, "sync.failing", f"syncing failed, retrying; the stored posts are kept "
