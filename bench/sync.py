@@ -62,7 +62,7 @@ async def _seed(database: Database, vault: Vault, tokens: list[dict], first: int
         for i, t in enumerate(tokens, start=first):
             sealed = vault.seal(Secret(t["access_token"]), i + 1)
             session.add(Token(account_id=i + 1, ciphertext=sealed.ciphertext, key_id=sealed.key_id, kind="long",
-                              permissions="instagram_business_basic", version=1, failure_count=0,
+                              permissions="instagram_business_basic", version=1, refresh_failures=0,
                               issued_at=now, expires_at=now + timedelta(days=60),
                               next_refresh_at=now + timedelta(days=30)))
 

@@ -63,3 +63,22 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     from tests import databases
 
     databases.drop_template()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A migrated, empty PostgreSQL database, for tests of what only a multi-machine deployment meets."""
+    from tests import databases
+
+    url, name = databases.postgres_database()
+    yield url
+    databases.drop_postgres_database(name)
+
+
+@pytest.fixture
+async def harness(sandbox, database_url):
+    """The one harness of the service and worker tests (``tests/harness.py``), on each database."""
+    from tests.harness import harness_for
+
+    async with harness_for(sandbox, database_url) as harness:
+        yield harness

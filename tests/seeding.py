@@ -30,7 +30,7 @@ async def seed_accounts(database: Database, vault: Vault, sandbox, count: int, *
                           issued_at=datetime.fromtimestamp(token["issued_at"], UTC),
                           expires_at=datetime.fromtimestamp(token["expires_at"], UTC),
                           next_refresh_at=now - timedelta(minutes=1) if due else now + timedelta(days=10),
-                          version=1, failure_count=0))
+                          version=1, refresh_failures=0))
     async with database.transaction() as session:
         session.add_all([r for r in rows if isinstance(r, Account)])
         await session.flush()

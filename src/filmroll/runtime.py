@@ -1,23 +1,71 @@
-"""Turning settings into the live objects the use-cases take: database, vault, Instagram client.
+"""The composition root: settings in, the live objects the use-cases take out (database, vault, the shared HTTP
+session, the Instagram client, the policies, the connector, the worker).
 
 Only the edges (CLI commands, the web app's lifespan, the worker entry) call :func:`open_runtime`; everything below
-receives plain objects.
+receives plain objects and never sees :class:`~filmroll.settings.Settings`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import aiohttp
 
 from filmroll.clock import Clock
+from filmroll.faults import FaultPoints
 from filmroll.platform import InstagramClient
 from filmroll.secret import Secret
-from filmroll.settings import Settings
+from filmroll.service.alerts import Alerter, Webhook
+from filmroll.service.connect import Connector
+from filmroll.service.policy import RefreshPolicy, SyncPolicy
+from filmroll.service.probe import Prober
+from filmroll.service.refresh import Refresher
+from filmroll.service.sync import Syncer
+from filmroll.settings import AlertSettings, RefreshSettings, Settings, SyncSettings
 from filmroll.store import migrate
+from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.store.tokens import key_ids_in_use
 from filmroll.vault import Vault, load_keyring
+from filmroll.worker import DatabaseHealth, Job, Worker, alert_job, probe_job, refresh_job, sync_job, worker_id
+
+USER_AGENT = "filmroll"
+
+
+def http_session(*, max_connections: int = 100) -> aiohttp.ClientSession:
+    """The process's one HTTP client session: the Instagram client, the alerter and (next) the media mirror share
+    its connection pool. Timeouts are per request; redirects are never followed where it matters (each caller says)."""
+    connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300)
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
+
+
+def refresh_policy(refresh: RefreshSettings) -> RefreshPolicy:
+    return RefreshPolicy(window=timedelta(days=refresh.window_days), jitter=timedelta(hours=refresh.jitter_hours),
+                         probe_interval=timedelta(hours=refresh.probe_interval_hours))
+
+
+def sync_policy(sync: SyncSettings) -> SyncPolicy:
+    return SyncPolicy(interval=timedelta(minutes=sync.interval_minutes),
+                      full_interval=timedelta(hours=sync.full_pass_hours), slow_down_above=sync.slow_down_above_percent)
+
+
+def webhook(alerts: AlertSettings, *, link_base: str) -> Webhook:
+    return Webhook(url=Secret(alerts.webhook_url.get_secret_value()),
+                   secret=Secret(alerts.webhook_secret.get_secret_value()), link_base=link_base,
+                   link_ttl=timedelta(days=alerts.reconnect_link_days),
+                   expiring_within=timedelta(days=alerts.expiring_days))
+
+
+def instagram_client(settings: Settings, *, clock: Clock | None = None,
+                     session: aiohttp.ClientSession | None = None) -> InstagramClient:
+    ig = settings.instagram
+    return InstagramClient(app_id=ig.app_id, app_secret=Secret(ig.app_secret.get_secret_value()),
+                           redirect_uri=ig.redirect_uri, authorize_url=ig.authorize_url, token_url=ig.token_url,
+                           graph_url=ig.graph_url, graph_version=ig.graph_version, timeout=ig.timeout,
+                           clock=clock, session=session)
 
 
 @dataclass
@@ -25,27 +73,47 @@ class Runtime:
     settings: Settings
     database: Database
     vault: Vault
+    http: aiohttp.ClientSession
     instagram: InstagramClient
+    health: DatabaseHealth = field(default_factory=DatabaseHealth)  # as the embedded worker last saw it
 
+    @property
+    def refresh_policy(self) -> RefreshPolicy:
+        return refresh_policy(self.settings.refresh)
 
-def instagram_client(settings: Settings, clock: Clock | None = None) -> InstagramClient:
-    ig = settings.instagram
-    return InstagramClient(app_id=ig.app_id, app_secret=Secret(ig.app_secret.get_secret_value()),
-                           redirect_uri=ig.redirect_uri, authorize_url=ig.authorize_url, token_url=ig.token_url,
-                           graph_url=ig.graph_url, graph_version=ig.graph_version, timeout=ig.timeout,
-                           clock=clock)
+    @property
+    def sync_policy(self) -> SyncPolicy:
+        return sync_policy(self.settings.sync)
 
+    def connector(self) -> Connector:
+        return Connector(self.database, self.vault, self.instagram, policy=self.refresh_policy,
+                         scopes=tuple(self.settings.instagram.scopes))
 
-def webhook(settings: Settings):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
+    def refresher(self, owner: str, faults: FaultPoints | None = None) -> Refresher:
+        return Refresher(self.database, self.vault, self.instagram, owner=owner, policy=self.refresh_policy,
+                         faults=faults or FaultPoints())
 
-    from filmroll.service.alerts import Webhook
+    def syncer(self, owner: str, *, policy: SyncPolicy | None = None, batch: WriteBatch | None = None) -> Syncer:
+        return Syncer(self.database, self.vault, self.instagram, owner=owner, policy=policy or self.sync_policy,
+                      batch=batch)
 
-    alerting = settings.alerts
-    return Webhook(url=Secret(alerting.webhook_url.get_secret_value()),
-                   secret=Secret(alerting.webhook_secret.get_secret_value()), link_base=settings.public_origin(),
-                   link_ttl=timedelta(days=alerting.reconnect_link_days),
-                   expiring_within=timedelta(days=alerting.expiring_days))
+    def worker(self, *, concurrency: int = 32, lease_seconds: int = 60, sync: bool = True, fault_points: str = "",
+               idle_poll: float = 2.0, sync_policy: SyncPolicy | None = None) -> Worker:
+        """The standard worker: refresh, alerts (when a webhook is set), probe and, unless ``sync`` is off, media
+        sync; ``sync_policy`` replaces the settings' (the demo syncs every few seconds)."""
+        owner = worker_id()
+        # In order of importance: the worker offers free slots to the first kinds first.
+        jobs: list[Job] = [refresh_job(self.refresher(owner, FaultPoints(fault_points)))]
+        if self.settings.alerts.webhook_url.get_secret_value():
+            hook = webhook(self.settings.alerts, link_base=self.settings.public_origin())
+            jobs.append(alert_job(Alerter(self.database, hook, self.http, owner=owner)))
+        batch = WriteBatch(self.database)
+        jobs.append(probe_job(Prober(self.database, self.vault, self.instagram, owner=owner,
+                                     policy=self.refresh_policy, batch=batch)))
+        if sync:
+            jobs.append(sync_job(self.syncer(owner, policy=sync_policy, batch=batch)))
+        return Worker(self.database, jobs, owner=owner, concurrency=concurrency,
+                      lease=timedelta(seconds=lease_seconds), idle_poll=idle_poll, health=self.health)
 
 
 @asynccontextmanager
@@ -54,43 +122,15 @@ async def open_runtime(settings: Settings, *, upgrade: bool = True,
     """Open everything, check the keyring against the stored tokens, and close it all on exit."""
     keyring = load_keyring(Secret(settings.vault.keys.get_secret_value()), settings.vault.keys_file)
     database = Database(settings.database_url, clock=clock)
-    instagram = instagram_client(settings, database.clock)
+    http = http_session()
+    instagram = instagram_client(settings, clock=database.clock, session=http)
     try:
         if upgrade:
             await migrate.upgrade(database)
         async with database.read() as session:
             keyring.require(await key_ids_in_use(session))
-        yield Runtime(settings, database, Vault(keyring), instagram)
+        yield Runtime(settings, database, Vault(keyring), http, instagram)
     finally:
         await instagram.aclose()
+        await http.close()
         await database.dispose()
-
-
-def worker_for(runtime: Runtime, *, concurrency: int = 32, lease_seconds: int = 60, sync: bool = True,
-               fault_points: str = "", idle_poll: float = 2.0, sync_policy=None):  # type: ignore[no-untyped-def]
-    """The standard worker (refresh, probe and, unless ``sync`` is off, media sync) over a runtime; ``sync_policy``
-    replaces the settings' (the demo syncs every few seconds)."""
-    from datetime import timedelta
-
-    from filmroll.faults import FaultPoints
-    from filmroll.service.alerts import Alerter
-    from filmroll.service.probe import Prober
-    from filmroll.service.refresh import Refresher
-    from filmroll.service.sync import Syncer
-    from filmroll.store.batch import WriteBatch
-    from filmroll.worker import Worker, alert_job, probe_job, refresh_job, sync_job, worker_id
-
-    owner = worker_id()
-    args = (runtime.database, runtime.vault, runtime.instagram)
-    # In order of importance: the worker offers free slots to the first kinds first.
-    policy = runtime.settings.refresh.policy()
-    jobs = [refresh_job(Refresher(*args, owner=owner, policy=policy, faults=FaultPoints(fault_points)))]
-    if runtime.settings.alerts.webhook_url.get_secret_value():
-        jobs.append(alert_job(Alerter(runtime.database, webhook(runtime.settings), owner=owner)))
-    batch = WriteBatch(runtime.database)
-    jobs.append(probe_job(Prober(*args, owner=owner, policy=policy, batch=batch)))
-    if sync:
-        jobs.append(sync_job(Syncer(*args, owner=owner, batch=batch,
-                                    policy=sync_policy or runtime.settings.sync.policy())))
-    return Worker(runtime.database, jobs, owner=owner, concurrency=concurrency,
-                  lease=timedelta(seconds=lease_seconds), idle_poll=idle_poll)

@@ -57,13 +57,6 @@ class RefreshSettings(BaseModel):
     jitter_hours: float = Field(6, ge=0, le=48, description="Spread refreshes over this much time")
     probe_interval_hours: float = Field(24, gt=0, le=24 * 14, description="Check each token at least this often")
 
-    def policy(self):  # type: ignore[no-untyped-def]
-        from datetime import timedelta
-
-        from filmroll.service.policy import RefreshPolicy
-
-        return RefreshPolicy(window=timedelta(days=self.window_days), jitter=timedelta(hours=self.jitter_hours),
-                             probe_interval=timedelta(hours=self.probe_interval_hours))
 
 
 class SyncSettings(BaseModel):
@@ -74,14 +67,6 @@ class SyncSettings(BaseModel):
     slow_down_above_percent: int = Field(75, ge=10, le=99, description="Stretch an account's interval once its "
                                          "rate-limit usage passes this")
 
-    def policy(self):  # type: ignore[no-untyped-def]
-        from datetime import timedelta
-
-        from filmroll.service.sync import SyncPolicy
-
-        return SyncPolicy(interval=timedelta(minutes=self.interval_minutes),
-                          full_interval=timedelta(hours=self.full_pass_hours),
-                          slow_down_above=self.slow_down_above_percent)
 
 
 class AlertSettings(BaseModel):

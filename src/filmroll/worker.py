@@ -1,15 +1,26 @@
-"""The worker: claims due work from the database, runs it with bounded concurrency, renews its leases, drains.
+"""The worker: claims due work from the database, runs it with bounded concurrency, renews its leases, drains, and
+rides out database outages without a restart.
 
     stop = asyncio.Event()
-    jobs = [refresh_job(refresher), probe_job(prober)]
+    jobs = [refresh_job(refresher), probe_job(prober), sync_job(syncer)]
     await Worker(database, jobs, owner="host:pid:…").run(stop)      # set stop on SIGTERM
 
-A job kind is a claim statement plus a runner. Every kind leases the same per-token lease, so one account is never
-worked on twice at once, whatever the kind.
+A job kind is a claim statement, the :class:`~filmroll.store.leases.Lease` its rows are held by, and a runner:
+refresh and probe share the token's lease (one token operation at a time), sync has the account's own, alerts
+their outbox rows'. Only orchestration lives here; every lease statement is in ``store/leases.py`` and the work
+itself in the services.
 
-Only orchestration lives here; every lease statement is in ``store/leases.py`` and the work itself in the services.
-One account's failure never stops the others: each job runs in its own task and its exceptions are logged; the
-lease of a job that failed unexpectedly runs out instead of being given back, so a bug cannot spin.
+Supervision, as procrastinate does it:
+
+* One account's failure never stops the others: each job runs in its own task and its exceptions are logged; the
+  lease of a job that failed unexpectedly runs out instead of being given back, so a bug cannot spin.
+* A database error is an outage, not a bug (:func:`~filmroll.store.database.is_unavailable`): logged once when it
+  starts and once when it ends, claims retried every poll interval meanwhile, so work resumes within one poll of
+  the database coming back. The jobs it interrupts are retried when their leases run out.
+* If the leases of running jobs cannot be renewed before they expire, the worker can no longer vouch for those
+  jobs: it abandons them (another worker may take them over; their writes are fenced anyway). A refreshed token
+  already in hand is still written once the database is back (``service/refresh.py``).
+* The side tasks (lease renewal, progress report) are restarted if they ever fail.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import secrets
 import socket
 import time
@@ -25,17 +37,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from operator import attrgetter
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any, Protocol
 
 from filmroll.service.alerts import Alerter
+from filmroll.service.policy import Backoff
 from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
-from filmroll.store import alerts, leases
-from filmroll.store.database import Database
+from filmroll.store import leases
+from filmroll.store.database import Database, is_unavailable
+from filmroll.vocabulary import Outcome
 
 log = logging.getLogger("filmroll.worker")
 
@@ -44,15 +55,17 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+class Claim(Protocol):
+    @property
+    def leased_id(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class Job:
     kind: str
-    claim: Callable[..., Awaitable[list[Any]]]  # (session, *, owner, now, lease, limit) -> claims
-    run: Callable[[Any], Awaitable[str]]
-    renew: Callable[..., Awaitable[set[int]]] = leases.renew  # the token lease, unless the job has its own
-    release: Callable[..., Awaitable[int]] = leases.release
-    ident: Callable[[Any], int] = attrgetter("account_id")  # what renew/release take: the leased rows' ids
-    close: Callable[[], Awaitable[None]] | None = None  # called once when the worker stops
+    claim: Callable[..., Awaitable[Sequence[Any]]]  # (session, *, owner, now, lease, limit) -> claims
+    run: Callable[[Any], Awaitable[Outcome]]
+    lease: leases.Lease = leases.TOKEN
 
 
 def refresh_job(refresher: Refresher) -> Job:
@@ -64,12 +77,11 @@ def probe_job(prober: Prober) -> Job:
 
 
 def sync_job(syncer: Syncer) -> Job:
-    return Job("sync", leases.claim_syncs, syncer.run, leases.renew_syncs, leases.release_syncs)
+    return Job("sync", leases.claim_syncs, syncer.run, leases.SYNC)
 
 
 def alert_job(alerter: Alerter) -> Job:
-    return Job("alert", alerter.claim, alerter.run, alerts.renew, alerts.release, attrgetter("alert_id"),
-               alerter.aclose)
+    return Job("alert", alerter.claim, alerter.run, leases.ALERT)
 
 
 @dataclass
@@ -77,12 +89,42 @@ class WorkerStats:
     claimed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     crashed: int = 0
+    abandoned: int = 0  # jobs given up because their leases could not be renewed in time
+    outages: int = 0  # times the database became unreachable
+    leased_elsewhere: int = 0  # at an --until-idle exit: rows another worker still holds a live lease on
+    leased_until: datetime | None = None  # ... and when the last of those leases runs out
+
+
+class DatabaseHealth:
+    """Whether the database answered lately, said once per outage in the log (and asked by ``/readyz``)."""
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None  # monotonic
+        self.outages = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.down_since is None
+
+    def failed(self, exc: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            self.outages += 1
+            log.warning("the database is unreachable (%s); filmroll keeps retrying and resumes by itself",
+                        type(exc).__name__)
+
+    def answered(self) -> None:
+        if self.down_since is not None:
+            log.warning("the database is reachable again after %.0f s; work resumes",
+                        time.monotonic() - self.down_since)
+            self.down_since = None
 
 
 class Worker:
     def __init__(self, database: Database, jobs: Sequence[Job], *, owner: str, concurrency: int = 32,
                  batch: int = 64, lease: timedelta = timedelta(seconds=60), idle_poll: float = 2.0,
-                 drain_timeout: float = 30.0, report_every: float = 60.0) -> None:
+                 drain_timeout: float = 30.0, report_every: float = 60.0,
+                 health: DatabaseHealth | None = None) -> None:
         self.database = database
         self.jobs = list(jobs)
         self.owner = owner
@@ -92,84 +134,139 @@ class Worker:
         self.idle_poll = idle_poll
         self.drain_timeout = drain_timeout
         self.report_every = report_every
+        self.health = health or DatabaseHealth()
         self.stats = WorkerStats()
         self._in_flight: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._vouched_until: dict[tuple[str, int], float] = {}  # monotonic: when we last knew the lease good until
+        # Leases of jobs an outage interrupted, given back once the database answers (or they would sit out their
+        # whole lease period before anyone, this worker included, could retry them).
+        self._interrupted: dict[leases.Lease, set[int]] = {}
         self._freed = asyncio.Event()  # set whenever a job finishes
+        # Retry claims while the database is down no less often than a poll: work resumes within a poll of recovery.
+        self._retry = Backoff(base=timedelta(seconds=idle_poll / 4), cap=timedelta(seconds=idle_poll),
+                              floor=timedelta(0))
+        self._rng = random.Random()
 
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> WorkerStats:
         """Work until ``stop`` is set (or, with ``until_idle``, until nothing is due), then drain."""
         log.info("worker %s started: %s, up to %s jobs at once", self.owner, ", ".join(j.kind for j in self.jobs),
                  self.concurrency)
-        renewer = asyncio.create_task(self._renew_leases(stop))
-        reporter = asyncio.create_task(self._report_progress())
+        side_tasks = [asyncio.create_task(self._supervised("lease renewal", self._renew_leases)),
+                      asyncio.create_task(self._supervised("progress report", self._report_progress))]
         try:
-            drained: dict[str, float] = {}  # kind -> when a claim of that kind last came back short
-            while not stop.is_set():
-                self._freed.clear()  # before any await of this round, so no finished job goes unnoticed
-                free = self.concurrency - len(self._in_flight)
-                # Claiming costs a write transaction per kind: wait for a worthwhile number of free slots rather
-                # than claiming after every finished job.
-                if free <= 0 or (self._in_flight and free < min(self.batch, self.concurrency) // 4):
-                    await self._wait(stop, timeout=self.idle_poll, for_a_job=True)
-                    continue
-                claimed, busy, now = 0, bool(self._in_flight), time.monotonic()
-                for job in self.jobs:  # in order of importance: a due refresh before a due probe
-                    room = min(self.batch, self.concurrency - len(self._in_flight))
-                    if room <= 0:
-                        break
-                    if busy and now - drained.get(job.kind, -1e9) < self.idle_poll:
-                        continue  # nothing was due a moment ago; look again after idle_poll
-                    claims = await self._claim(job, room)
-                    if len(claims) < room:
-                        drained[job.kind] = now
-                    for claim in claims:
-                        claimed += 1
-                        key = (job.kind, job.ident(claim))
-                        task = asyncio.create_task(self._one(job, claim))
-                        self._in_flight[key] = task
-                        task.add_done_callback(lambda _t, key=key: self._finished(key))
-                if claimed:
-                    continue
-                # Idle means a whole round of claims that started with nothing running found nothing: work that
-                # the last task queued (an alert, say) is claimed before the worker calls it a day.
-                if until_idle and not busy and not self._in_flight:
-                    break
-                await self._wait(stop, timeout=self.idle_poll, for_a_job=bool(self._in_flight))
+            await self._loop(stop, until_idle)
         finally:
             await self._drain()
-            for side_task in (renewer, reporter):
+            for side_task in side_tasks:
                 side_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await side_task
+            self.stats.outages = self.health.outages
             log.info("worker %s stopped: %s", self.owner,
                      ", ".join(f"{kind} {n}" for kind, n in sorted(self.stats.outcomes.items())) or "nothing done")
-            for job in self.jobs:
-                if job.close is not None:
-                    await job.close()
         return self.stats
 
-    async def _claim(self, job: Job, limit: int) -> list[Any]:
+    async def _loop(self, stop: asyncio.Event, until_idle: bool) -> None:
+        drained: dict[str, float] = {}  # kind -> when a claim of that kind last came back short
+        failures = 0  # consecutive rounds the database did not answer
+        while not stop.is_set():
+            self._freed.clear()  # before any await of this round, so no finished job goes unnoticed
+            free = self.concurrency - len(self._in_flight)
+            # Claiming costs a write transaction per kind: wait for a worthwhile number of free slots rather than
+            # claiming after every finished job.
+            if free <= 0 or (self._in_flight and free < min(self.batch, self.concurrency) // 4):
+                await self._wait(stop, timeout=self.idle_poll, for_a_job=True)
+                continue
+            busy, now = bool(self._in_flight), time.monotonic()
+            try:
+                await self._give_back_interrupted()
+                claimed = await self._claim_round(busy, now, drained)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    self.health.failed(exc)
+                else:  # a bug in a claim: keep the worker alive, say so loudly, and try again later
+                    log.exception("claiming work failed unexpectedly; retrying")
+                await self._wait(stop, timeout=self._retry.delay(failures, self._rng).total_seconds(),
+                                 for_a_job=False)
+                failures += 1
+                continue
+            failures = 0
+            self.health.answered()
+            if claimed:
+                continue
+            # Idle means a whole round of claims that started with nothing running found nothing: work that the last
+            # task queued (an alert, say) is claimed before the worker calls it a day.
+            if until_idle and not busy and not self._in_flight:
+                await self._note_leased_elsewhere()
+                break
+            await self._wait(stop, timeout=self.idle_poll, for_a_job=bool(self._in_flight))
+
+    async def _claim_round(self, busy: bool, now: float, drained: dict[str, float]) -> int:
+        claimed = 0
+        for job in self.jobs:  # in order of importance: a due refresh before a due probe
+            room = min(self.batch, self.concurrency - len(self._in_flight))
+            if room <= 0:
+                break
+            if busy and now - drained.get(job.kind, -1e9) < self.idle_poll:
+                continue  # nothing was due a moment ago; look again after idle_poll
+            claims = await self._claim(job, room)
+            if len(claims) < room:
+                drained[job.kind] = now
+            for claim in claims:
+                claimed += 1
+                self._start(job, claim)
+        return claimed
+
+    async def _claim(self, job: Job, limit: int) -> Sequence[Any]:
+        started = time.monotonic()
         now: datetime = await self.database.now()
-        session: AsyncSession
         async with self.database.transaction() as session:
             claims = await job.claim(session, owner=self.owner, now=now, lease=self.lease, limit=limit)
         self.stats.claimed += len(claims)
+        for claim in claims:
+            self._vouched_until[(job.kind, claim.leased_id)] = started + self._trust()
         return claims
 
-    async def _one(self, job: Job, claim: Any) -> None:
+    def _trust(self) -> float:
+        """How long after a successful claim or renewal we still trust the lease: a margin short of its length."""
+        return self.lease.total_seconds() * 0.9
+
+    def _start(self, job: Job, claim: Claim) -> None:
+        key = (job.kind, claim.leased_id)
+        task = asyncio.create_task(self._one(job, claim))
+        self._in_flight[key] = task
+        task.add_done_callback(lambda _t, key=key: self._finished(key))  # type: ignore[misc]
+
+    async def _one(self, job: Job, claim: Claim) -> None:
         try:
             outcome = await job.run(claim)
-        except Exception:  # one account's failure must never stop the others
-            # Treated as a crash of this one job: its lease is left to expire rather than given back, so a bug
-            # costs one attempt per lease period instead of a tight loop of claim, call Instagram, fail.
-            log.exception("%s of account %s failed unexpectedly; retried once its lease expires", job.kind,
-                          claim.account_id)
-            self.stats.crashed += 1
-            outcome = f"{job.kind}_crashed"
+        except asyncio.CancelledError:
+            outcome = Outcome.INTERRUPTED  # abandoned (its lease could not be renewed), or cancelled at the drain
+        except Exception as exc:  # one account's failure must never stop the others
+            if is_unavailable(exc):
+                self.health.failed(exc)
+                self._interrupted.setdefault(job.lease, set()).add(claim.leased_id)
+                outcome = Outcome.INTERRUPTED
+            else:
+                # Treated as a crash of this one job: its lease is left to expire rather than given back, so a bug
+                # costs one attempt per lease period instead of a tight loop of claim, call Instagram, fail.
+                log.exception("%s of account %s failed unexpectedly; retried once its lease expires", job.kind,
+                              claim.leased_id)
+                self.stats.crashed += 1
+                outcome = Outcome.CRASHED
         self.stats.outcomes[outcome] += 1
+
+    async def _give_back_interrupted(self) -> None:
+        if not self._interrupted:
+            return
+        async with self.database.transaction() as session:
+            for lease, ids in self._interrupted.items():
+                await lease.release(session, sorted(ids), owner=self.owner)
+        self._interrupted.clear()
 
     def _finished(self, key: tuple[str, int]) -> None:
         self._in_flight.pop(key, None)
+        self._vouched_until.pop(key, None)
         self._freed.set()
 
     async def _wait(self, stop: asyncio.Event, *, timeout: float, for_a_job: bool) -> None:
@@ -182,6 +279,20 @@ class Worker:
         for task in pending:
             task.cancel()
 
+    async def _supervised(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Run a side task for as long as the worker runs, restarting it if it ever fails."""
+        failures = 0
+        while True:
+            try:
+                await body()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the worker's %s failed; restarting it", name)
+                await asyncio.sleep(self._retry.delay(failures, self._rng).total_seconds())
+                failures += 1
+
     async def _report_progress(self) -> None:
         """What the worker did lately, once a ``report_every`` when it did anything (INFO: silent by default)."""
         reported: Counter[str] = Counter()
@@ -193,22 +304,58 @@ class Worker:
                          ", ".join(f"{kind} {n}" for kind, n in sorted(done.items())), len(self._in_flight))
             reported = Counter(self.stats.outcomes)
 
-    async def _renew_leases(self, stop: asyncio.Event) -> None:
+    async def _renew_leases(self) -> None:
         interval = self.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
             if not self._in_flight:
                 continue
-            now = await self.database.now()
-            for job in self.jobs:
-                held = [ident for kind, ident in list(self._in_flight) if kind == job.kind]
-                if not held:
-                    continue
-                async with self.database.transaction() as session:
-                    kept = await job.renew(session, held, owner=self.owner, now=now, lease=self.lease)
-                for lost in set(held) - kept:
-                    if (job.kind, lost) in self._in_flight:  # a job that just finished released its own lease
-                        log.warning("%s lease on account %s was lost; its result will not be written", job.kind, lost)
+            try:
+                await self._renew_round()
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                self.health.failed(exc)
+            self._abandon_unvouched()
+
+    async def _renew_round(self) -> None:
+        started = time.monotonic()
+        now = await self.database.now()
+        for job in self.jobs:
+            held = [ident for kind, ident in list(self._in_flight) if kind == job.kind]
+            if not held:
+                continue
+            async with self.database.transaction() as session:
+                kept = await job.lease.renew(session, held, owner=self.owner, now=now, lease=self.lease)
+            for ident in kept:
+                if (job.kind, ident) in self._vouched_until:
+                    self._vouched_until[(job.kind, ident)] = started + self._trust()
+            for lost in set(held) - kept:
+                if (job.kind, lost) in self._in_flight:  # a job that just finished released its own lease
+                    log.warning("%s lease on account %s was lost; its result will not be written", job.kind, lost)
+        self.health.answered()
+
+    def _abandon_unvouched(self) -> None:
+        now = time.monotonic()
+        expired = [key for key, until in self._vouched_until.items() if until <= now and key in self._in_flight]
+        if not expired:
+            return
+        log.warning("%d job(s) abandoned: their leases could not be renewed before running out, so other workers "
+                    "may take them over", len(expired))
+        for key in expired:
+            self._vouched_until.pop(key, None)
+            self.stats.abandoned += 1
+            self._in_flight[key].cancel()
+
+    async def _note_leased_elsewhere(self) -> None:
+        """At an --until-idle exit: is work still held by another worker (one that crashed, say)?"""
+        now = await self.database.now()
+        async with self.database.read() as session:
+            for lease in {job.lease for job in self.jobs}:
+                count, until = await lease.held_elsewhere(session, owner=self.owner, now=now)
+                self.stats.leased_elsewhere += count
+                if until is not None and (self.stats.leased_until is None or until > self.stats.leased_until):
+                    self.stats.leased_until = until
 
     async def _drain(self) -> None:
         if not self._in_flight:
@@ -220,7 +367,29 @@ class Worker:
         for task in pending:
             task.cancel()
         await asyncio.wait(pending)
-        async with self.database.transaction() as session:
-            for job in self.jobs:
-                stopped = [i for (kind, i), task in running.items() if task in pending and kind == job.kind]
-                await job.release(session, stopped, owner=self.owner)
+        try:
+            async with self.database.transaction() as session:
+                for job in self.jobs:
+                    stopped = [i for (kind, i), task in running.items() if task in pending and kind == job.kind]
+                    await job.lease.release(session, stopped, owner=self.owner)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("could not give back the leases of %d stopped job(s) (%s); they run out by themselves",
+                        len(pending), type(exc).__name__)
+
+
+async def run_supervised(worker: Worker, stop: asyncio.Event) -> None:
+    """The embedded worker of ``filmroll serve``: never gone for good. Outages are handled inside ``Worker.run``;
+    should it fail anyway, it is restarted after a pause instead of leaving tokens unrefreshed until a restart."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            await worker.run(stop)
+            return
+        except Exception:
+            log.exception("the embedded worker stopped unexpectedly; restarting it")
+            delay = Backoff(base=timedelta(seconds=1), cap=timedelta(seconds=30), floor=timedelta(0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay.delay(failures, random.Random()).total_seconds())
+            failures += 1

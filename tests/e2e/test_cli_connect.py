@@ -50,7 +50,7 @@ def test_connect_with_paste_then_manage_the_token(cli, sandbox):
     assert revealed.startswith("IGAA") and sandbox.control.inspect(revealed)["valid"]
     sandbox.control.advance(2 * 86_400)
     assert "token refreshed" in cli("token", "refresh", username).stdout
-    assert json.loads(cli("accounts", "--json").stdout)[0]["last_refresh_at"] is not None
+    assert json.loads(cli("accounts", "--json").stdout)[0]["refreshed_at"] is not None
     assert "disconnected" in cli("disconnect", username).stdout
     gone = cli("token", "show", username, "--reveal", check=False)
     assert gone.returncode == 3 and "no stored token" in gone.stderr

@@ -24,6 +24,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from filmroll.runtime import http_session
 from filmroll.sandbox import RunningSandbox, SandboxConfig
 from filmroll.sandbox.client import SandboxControl
 from filmroll.secret import Secret
@@ -37,7 +38,7 @@ from filmroll.store.tables import Account, Event, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.worker import Worker, alert_job, probe_job, refresh_job
 from tests import aio
-from tests.integration.service.conftest import instagram_for
+from tests.harness import instagram_for
 from tests.seeding import seed_accounts
 from tests.webhooks import webhook_receiver
 
@@ -107,7 +108,8 @@ async def _simulate(sandbox, database_url: str, receiver, seed: int) -> dict:
 
     await migrate.upgrade(database)
     vault = Vault(Keyring(parse_keys(generate_key())))
-    instagram = instagram_for(sandbox, clock=database.clock)  # one clock, as open_runtime wires it
+    http = http_session()
+    instagram = instagram_for(sandbox, clock=database.clock, session=http)  # one clock, as open_runtime wires it
     webhook = Webhook(url=Secret(receiver.url), secret=Secret(SECRET), link_base="https://feeds.example.org")
     try:
         await _seed(database, vault, sandbox, rng)
@@ -130,7 +132,7 @@ async def _simulate(sandbox, database_url: str, receiver, seed: int) -> dict:
             owner = f"sim-{step}"
             args = (database, vault, instagram)
             jobs = [refresh_job(Refresher(*args, owner=owner, policy=POLICY)),
-                    alert_job(Alerter(database, webhook, owner=owner)),
+                    alert_job(Alerter(database, webhook, http, owner=owner)),
                     probe_job(Prober(*args, owner=owner, policy=POLICY, batch=WriteBatch(database)))]
             stats = await Worker(database, jobs, owner=owner, concurrency=64, idle_poll=0.05).run(
                 asyncio.Event(), until_idle=True)
@@ -160,7 +162,7 @@ async def _simulate(sandbox, database_url: str, receiver, seed: int) -> dict:
                 "dead_in_sandbox": dead_in_sandbox, "accounts": accounts, "revoked_when": revoked_when,
                 "noticed": noticed, "now": database.clock.now()}
     finally:
-        await instagram.aclose()
+        await http.close()
         await database.dispose()
 
 

@@ -254,3 +254,53 @@ def test_random_kills_across_three_workers(sandbox, database_url, mode):
 
         with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
             assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)], seed
+
+
+def test_cli_refreshes_racing_four_workers_go_through_the_one_leased_path(sandbox, postgres_url):
+    """`filmroll token refresh` takes the token's lease like a worker: with Instagram revoking the old token on
+    refresh, CLI refreshes fired at accounts four workers are refreshing never overlap one, and no account ends
+    without a working token."""
+    import threading
+
+    sandbox.control.switches(refresh_token_string="new", old_token_after_refresh="revoked")
+    count = 24
+    key = _seed(sandbox, postgres_url, count)
+    sandbox.control.add_fault("latency", endpoint="refresh", latency_ms=1500)
+    sandbox.control.clear_calls()
+    env = _env(sandbox, postgres_url, key)
+    workers = [_worker(env, "--until-idle", "--concurrency", "1") for _ in range(4)]
+    exits: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def cli(ids: list[int]) -> None:
+        for account_id in ids:
+            done = subprocess.run([sys.executable, "-m", "filmroll", "token", "refresh", str(account_id)], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            with lock:
+                exits[done.returncode] += 1
+                if done.returncode == 1:  # refused without a call: the token was refreshed moments ago
+                    assert "under 24 hours old" in done.stderr, done.stderr
+                if done.returncode == 7:
+                    assert "a worker is refreshing or probing" in done.stderr, done.stderr
+
+    threads = [threading.Thread(target=cli, args=(list(range(1 + n, count + 1, 3)),)) for n in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        results = [_outcomes(w) for w in workers]
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert sandbox.control.overlaps("refresh") == []
+    assert set(exits) <= {0, 1, 7}, exits  # refreshed, refused as too young (no call), or busy (a worker holds it)
+    assert exits[7] >= 1, exits  # the race really happened
+    calls = sandbox.control.calls(endpoint="refresh")
+    per_account = Counter(c["account"] for c in calls)
+    assert len(per_account) == count and set(per_account.values()) == {1}, per_account
+    assert all(c["outcome"] == "ok" for c in calls)
+    assert sum(r["outcomes"].get("refreshed", 0) for r in results) + exits[0] == count
+    _assert_no_silent_loss(sandbox, postgres_url, key, "revoked", context=exits, expected=count)

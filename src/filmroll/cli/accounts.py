@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from filmroll.cli.common import console, run, settings
+from filmroll.cli.common import ExitStatus, console, fail, run, settings
+from filmroll.vocabulary import Outcome
 
 if TYPE_CHECKING:
-    from filmroll.service.accounts import AccountView
+    from filmroll.service.accounts import AccountView, RefreshReport
 
 def _lazy() -> tuple[Any, Any]:
     """The database stack, imported only by the commands that use it (keeps `filmroll --help` quick)."""
@@ -43,19 +44,15 @@ def _json(view: AccountView, default_interval_minutes: int) -> dict[str, object]
         "token_expires_at": view.token_expires_at.isoformat() if view.token_expires_at else None,
         "token_expires_in_seconds": int((view.token_expires_at - datetime.now(UTC)).total_seconds())
         if view.token_expires_at else None,
-        "last_refresh_at": view.token_refreshed_at.isoformat() if view.token_refreshed_at else None,
-        "next_refresh_at": view.next_refresh_at.isoformat() if view.next_refresh_at else None,
-        "permissions": list(view.permissions), "last_error": view.last_error,
-        "posts": view.posts, "media_count": view.media_count,
-        "sync_interval_minutes": _minutes(view.sync_interval) if view.sync_interval else default_interval_minutes,
-        "sync_interval_is_default": view.sync_interval is None,
+        "refreshed_at": _iso(view.refreshed_at), "next_refresh_at": _iso(view.next_refresh_at),
+        "permissions": list(view.permissions), "refresh_failures": view.refresh_failures,
+        "refresh_error": view.refresh_error, "posts": view.posts, "media_count": view.media_count,
+        "sync_interval_minutes": view.sync_interval_minutes or default_interval_minutes,
+        "sync_interval_is_default": view.sync_interval_minutes is None,
         "last_synced_at": _iso(view.last_synced_at), "next_sync_at": _iso(view.next_sync_at),
-        "stale_since": _iso(view.stale_since), "sync_error": view.sync_error,
+        "stale_since": _iso(view.stale_since), "sync_failures": view.sync_failures, "sync_error": view.sync_error,
+        "provider": view.provider,
     }
-
-
-def _minutes(seconds: int) -> int | float:
-    return seconds // 60 if seconds % 60 == 0 else seconds / 60  # 30, not 30.0, for whole minutes
 
 
 def _ago(moment: datetime | None) -> str:
@@ -81,10 +78,10 @@ def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
     if not views:
         console.print("no account is connected yet; run `filmroll connect`")
         return
-    table = Table("id", "account", "status", "token expires in", "last refresh", "posts", "last sync")
+    table = Table("id", "account", "status", "token expires in", "refreshed", "posts", "last sync")
     for view in views:
         status = view.status + (f" ({view.status_reason})" if view.status_reason else "")
-        refreshed = f"{view.token_refreshed_at:%Y-%m-%d %H:%M} UTC" if view.token_refreshed_at else "never"
+        refreshed = f"{view.refreshed_at:%Y-%m-%d %H:%M} UTC" if view.refreshed_at else "never"
         posts = f"{view.posts} / {view.media_count}" if view.media_count is not None else str(view.posts)
         synced = _ago(view.last_synced_at) + (f"\nfailing since {_ago(view.stale_since)}: {view.sync_error}"
                                               if view.stale_since else "")
@@ -92,17 +89,37 @@ def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
     console.print(table)
 
 
+# What each outcome of a refresh asked for on the command line means for the person who asked.
+_REFRESH_FAILED = {
+    Outcome.RETRY: ("Instagram did not answer as expected", ExitStatus.INSTAGRAM),
+    Outcome.THROTTLED: ("Instagram is throttling this account", ExitStatus.INSTAGRAM),
+    Outcome.NEEDS_REAUTH: ("its token no longer works", ExitStatus.NEEDS_REAUTH),
+    Outcome.STALE_LEASE: ("a worker took the token over before the refresh finished", ExitStatus.BUSY),
+    Outcome.TOO_EARLY: ("Instagram says the token is too young to refresh", ExitStatus.ERROR),
+}
+
+
 @token_app.command("refresh")
 def refresh(account: str = typer.Argument(..., help="id, @username or slug")) -> None:
-    """Refresh the account's token now (Instagram allows it once the token is 24 hours old)."""
+    """Refresh the account's token now (Instagram allows it once the token is 24 hours old). Refused, exit 7, while
+    a worker is refreshing or probing it."""
     open_runtime, account_service = _lazy()
 
-    async def body() -> AccountView:
-        async with open_runtime(settings()) as runtime:
-            return await account_service.refresh(runtime.database, runtime.vault, runtime.instagram, account,
-                                                 actor="cli")
+    async def body() -> RefreshReport:
+        from filmroll.worker import worker_id
 
-    view = run(body())
+        async with open_runtime(settings()) as runtime:
+            return await account_service.refresh_now(runtime.refresher(f"cli:{worker_id()}"), account)
+
+    report = run(body())
+    view = report.account
+    if report.outcome in _REFRESH_FAILED:
+        what, status = _REFRESH_FAILED[report.outcome]
+        detail = view.status_reason if report.outcome == Outcome.NEEDS_REAUTH else view.refresh_error
+        fail(f"@{view.username}'s token was not refreshed: {what}" + (f" ({detail})" if detail else ""), status)
+    if report.outcome == Outcome.LOST_RACE:
+        console.print(f"@{view.username}: a worker refreshed the token meanwhile; valid for {_expires_in(view)}")
+        return
     console.print(f"@{view.username}: token refreshed, valid for {_expires_in(view)}")
 
 

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from filmroll import errors, eventloop
+from filmroll.vocabulary import AccountStatus
 
 if TYPE_CHECKING:
     from filmroll.settings import Settings
@@ -29,6 +30,7 @@ class ExitStatus(IntEnum):
     INSTAGRAM = 4
     NEEDS_REAUTH = 5
     VAULT = 6
+    BUSY = 7  # a worker holds the lease on what was asked for: try again when it is done
 
 
 def settings() -> Settings:
@@ -56,8 +58,12 @@ def _status(exc: errors.FilmrollError) -> ExitStatus:
     if isinstance(exc, errors.AccountNotFoundError):
         return ExitStatus.NOT_FOUND
     if isinstance(exc, errors.TokenInvalidError) or (
-            isinstance(exc, errors.AccountStateError) and exc.status == "needs_reauth"):
+            isinstance(exc, errors.AccountStateError) and exc.status == AccountStatus.NEEDS_REAUTH):
         return ExitStatus.NEEDS_REAUTH
+    if isinstance(exc, errors.AccountStateError) and exc.status == "busy":
+        return ExitStatus.BUSY
+    if isinstance(exc, errors.AccountStateError) and exc.status == "throttled":
+        return ExitStatus.INSTAGRAM
     if isinstance(exc, errors.InstagramError):
         return ExitStatus.INSTAGRAM
     return ExitStatus.ERROR

@@ -130,12 +130,10 @@ def connect(
     imported = read_secret("Long-lived token") if token else None
 
     from filmroll.runtime import open_runtime
-    from filmroll.service.connect import Connector
 
     async def body() -> Connected:
         async with open_runtime(current) as runtime:
-            connector = Connector(runtime.database, runtime.vault, runtime.instagram, policy=current.refresh.policy(),
-                                  scopes=tuple(current.instagram.scopes))
+            connector = runtime.connector()
             if imported is not None:
                 if not imported:
                     raise errors.ConfigError("no token given")

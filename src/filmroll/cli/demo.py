@@ -51,11 +51,10 @@ def demo(
     """Run the whole story offline: sandbox, OAuth connect, encrypted tokens, worker, live sync."""
     from sqlalchemy import func, select
 
-    from filmroll.runtime import open_runtime, worker_for
+    from filmroll.runtime import open_runtime
     from filmroll.sandbox import SandboxConfig, running_sandbox
     from filmroll.service import accounts as account_service
-    from filmroll.service.connect import Connector
-    from filmroll.service.sync import SyncPolicy
+    from filmroll.service.policy import SyncPolicy
     from filmroll.settings import InstagramSettings, Settings, VaultSettings
     from filmroll.store.tables import Account, MediaItem, Token
     from filmroll.vault import generate_key, write_keys_file
@@ -81,7 +80,7 @@ def demo(
             import aiohttp
 
             async with open_runtime(settings) as runtime:
-                connector = Connector(runtime.database, runtime.vault, runtime.instagram)
+                connector = runtime.connector()
                 log: list[str] = []
                 async with aiohttp.ClientSession() as browser:
                     for index in range(accounts):
@@ -92,8 +91,8 @@ def demo(
                         connected = await connector.complete(landing, flow="cli", session_id="demo", actor="demo")
                         console.print(f"connected @{connected.username} through OAuth; token valid until "
                                       f"{connected.expires_at:%Y-%m-%d} UTC, stored encrypted")
-                worker = worker_for(runtime, idle_poll=0.5,
-                                    sync_policy=SyncPolicy(interval=timedelta(seconds=sync_interval)))
+                worker = runtime.worker(idle_poll=0.5,
+                                        sync_policy=SyncPolicy(interval=timedelta(seconds=sync_interval)))
                 stop = asyncio.Event()
                 task = asyncio.create_task(worker.run(stop))
                 started, rng, revoked = time.monotonic(), random.Random(7), False

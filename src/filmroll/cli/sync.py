@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 import typer
 
 from filmroll.cli.common import ExitStatus, console, fail, run, settings
+from filmroll.vocabulary import Outcome
 
 # What each outcome of a sync run from the command line means for the person who ran it.
 _FAILED = {
-    "sync_retry": ("Instagram did not answer as expected", ExitStatus.INSTAGRAM),
-    "sync_throttled": ("Instagram is throttling this account", ExitStatus.INSTAGRAM),
-    "needs_reauth": ("its token no longer works", ExitStatus.NEEDS_REAUTH),
-    "stale_lease": ("a worker took the account over before the sync finished", ExitStatus.ERROR),
+    Outcome.SYNC_RETRY: ("Instagram did not answer as expected", ExitStatus.INSTAGRAM),
+    Outcome.SYNC_THROTTLED: ("Instagram is throttling this account", ExitStatus.INSTAGRAM),
+    Outcome.NEEDS_REAUTH: ("its token no longer works", ExitStatus.NEEDS_REAUTH),
+    Outcome.STALE_LEASE: ("a worker took the account over before the sync finished", ExitStatus.BUSY),
 }
 
 
@@ -31,7 +32,6 @@ def sync(
     """Sync one account's profile and posts now (the workers keep syncing it on schedule), or set its interval."""
     from filmroll.runtime import open_runtime
     from filmroll.service import accounts as account_service
-    from filmroll.service.sync import Syncer
     from filmroll.worker import worker_id
 
     if interval_minutes is not None and default_interval:
@@ -40,14 +40,12 @@ def sync(
         fail("--full syncs now; --interval-minutes and --default-interval only set the schedule: give one",
              ExitStatus.CONFIG)
     current = settings()
-    policy = current.sync.policy()
 
     if interval_minutes is not None or default_interval:
         async def schedule() -> account_service.AccountView:
             async with open_runtime(current) as runtime:
                 return await account_service.set_sync_interval(
-                    runtime.database, account, interval_minutes * 60 if interval_minutes else None,
-                    default=policy.interval, actor="cli")
+                    runtime.database, account, interval_minutes, default=runtime.sync_policy.interval, actor="cli")
 
         view = run(schedule())
         every = f"every {interval_minutes} min" if interval_minutes else \
@@ -57,20 +55,18 @@ def sync(
 
     async def now() -> account_service.SyncReport:
         async with open_runtime(current) as runtime:
-            syncer = Syncer(runtime.database, runtime.vault, runtime.instagram, owner=f"cli:{worker_id()}",
-                            policy=policy)
-            return await account_service.sync_now(syncer, account, full=full)
+            return await account_service.sync_now(runtime.syncer(f"cli:{worker_id()}"), account, full=full)
 
     report = run(now())
     view = report.account
     if report.outcome in _FAILED:
         what, status = _FAILED[report.outcome]
-        detail = view.status_reason if report.outcome == "needs_reauth" else view.sync_error
+        detail = view.status_reason if report.outcome == Outcome.NEEDS_REAUTH else view.sync_error
         fail(f"@{view.username} was not synced: {what}" + (f" ({detail})" if detail else "") +
              (f"; the workers try again {_when(view.next_sync_at)}" if status is ExitStatus.INSTAGRAM else ""),
              status)
     change = view.posts - report.posts_before
-    console.print(f"@{view.username} synced{' in full' if report.outcome == 'synced_full' else ''}: "
+    console.print(f"@{view.username} synced{' in full' if report.outcome == Outcome.SYNCED_FULL else ''}: "
                   f"{view.posts} posts stored ({change:+d}), Instagram reports "
                   f"{view.media_count if view.media_count is not None else 'no count'}; next sync "
                   f"{_when(view.next_sync_at)}")

@@ -21,26 +21,32 @@ def worker(
 ) -> None:
     """Keep tokens alive (refresh, daily probe, alerts) and media synced, with leases so any number of workers share
     one database."""
-    from filmroll.runtime import open_runtime, worker_for
+    from filmroll.runtime import open_runtime
 
     current = settings()
 
     async def body() -> dict[str, object]:
         async with open_runtime(current) as runtime:
             # Crash tests name steps where this process kills itself: read at the edge, never in library code.
-            engine = worker_for(runtime, concurrency=concurrency, lease_seconds=lease_seconds, sync=sync,
-                                fault_points=os.environ.get("FILMROLL_FAULT_POINTS", ""),
-                                idle_poll=0.5 if until_idle else 2.0)
+            engine = runtime.worker(concurrency=concurrency, lease_seconds=lease_seconds, sync=sync,
+                                    fault_points=os.environ.get("FILMROLL_FAULT_POINTS", ""),
+                                    idle_poll=0.5 if until_idle else 2.0)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
             stats = await engine.run(stop, until_idle=until_idle)
             return {"owner": engine.owner, "claimed": stats.claimed, "outcomes": dict(stats.outcomes),
-                    "crashed": stats.crashed}
+                    "crashed": stats.crashed, "abandoned": stats.abandoned, "database_outages": stats.outages,
+                    "leased_elsewhere": stats.leased_elsewhere,
+                    "leased_until": stats.leased_until.isoformat() if stats.leased_until else None}
 
     result = run(body())
     if as_json:
         typer.echo(json.dumps(result))
-    else:
-        console.print(f"worker {result['owner']} stopped: {result['claimed']} claimed, {result['outcomes']}")
+        return
+    console.print(f"worker {result['owner']} stopped: {result['claimed']} claimed, {result['outcomes']}")
+    if result["leased_elsewhere"]:
+        # Not idle: another worker (perhaps one that crashed) still holds work; it is retried once its lease runs out.
+        console.print(f"{result['leased_elsewhere']} job(s) are still leased by another worker, until "
+                      f"{result['leased_until'][11:19]} UTC; they are retried once those leases run out")

@@ -108,7 +108,7 @@ class InstagramClient:
         headers = {"Authorization": f"Bearer {token.reveal()}"} if token is not None else {}
         try:
             async with self._http().request(method, url, params=params, data=data, headers=headers,
-                                            allow_redirects=False) as response:
+                                            allow_redirects=False, timeout=self._timeout) as response:
                 body = await _read_body(response)
                 status, response_headers = response.status, response.headers
         except TimeoutError:

@@ -1,24 +1,35 @@
 """Use-cases on connected accounts: list them, show a token, refresh or sync one now, set how often it is synced,
-disconnect it."""
+disconnect it.
+
+A refresh or a sync asked for from an edge (the CLI, later the web UI) runs the very job a worker would run, under the
+same lease, renewed while it runs: it is refused while a worker holds that lease, and a worker cannot take it over
+meanwhile. So there is one refresh path and one sync path, whoever starts them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll import errors
-from filmroll.platform import InstagramClient
 from filmroll.secret import Secret
-from filmroll.service import alerts as alert_service
-from filmroll.service.policy import RefreshPolicy
+from filmroll.service.policy import MIN_AGE
+from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
+from filmroll.service.transitions import transition
 from filmroll.store import accounts, events, leases, media, tokens
-from filmroll.store.database import Database
+from filmroll.store.database import Database, is_unavailable
 from filmroll.store.tables import Account, Token
 from filmroll.vault import Vault
+from filmroll.vocabulary import AccountStatus, FailureKind, Outcome
+
+T = TypeVar("T")
+EDGE_LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -28,35 +39,42 @@ class AccountView:
     id: int
     username: str | None
     ig_user_id: str
+    provider: str
     status: str
     status_reason: str | None
     slug: str
     token_expires_at: datetime | None
-    token_refreshed_at: datetime | None
+    refreshed_at: datetime | None  # the token's last successful refresh
     next_refresh_at: datetime | None
     permissions: tuple[str, ...]
-    last_error: str | None
+    refresh_failures: int
+    refresh_error: str | None
     posts: int  # live posts stored (not marked deleted)
     media_count: int | None  # what Instagram says the account has
-    sync_interval: int | None  # seconds; None: the deployment's default
+    sync_interval_minutes: int | None  # None: the deployment's default
     last_synced_at: datetime | None
     next_sync_at: datetime | None
     stale_since: datetime | None  # when syncing started failing (the stored copy is served meanwhile)
+    sync_failures: int
     sync_error: str | None
 
 
 def view(account: Account, token: Token | None, posts: int) -> AccountView:
     return AccountView(
-        account.id, account.username, account.ig_user_id, account.status, account.status_reason, account.slug,
-        token.expires_at if token else None, token.refreshed_at if token else None,
+        account.id, account.username, account.ig_user_id, account.provider, account.status, account.status_reason,
+        account.slug, token.expires_at if token else None, token.refreshed_at if token else None,
         token.next_refresh_at if token else None,
-        tuple(p for p in (token.permissions.split(",") if token else []) if p), token.last_error if token else None,
-        posts, account.media_count, account.sync_interval, account.last_synced_at, account.next_sync_at,
-        account.stale_since, account.sync_error)
+        tuple(p for p in (token.permissions.split(",") if token else []) if p),
+        token.refresh_failures if token else 0, token.refresh_error if token else None,
+        posts, account.media_count, account.sync_interval_minutes, account.last_synced_at, account.next_sync_at,
+        account.stale_since, account.sync_failures, account.sync_error)
 
 
-async def _view(session: AsyncSession, account: Account) -> AccountView:
-    return view(account, await tokens.get(session, account.id), await media.count(session, account.id))
+async def _view(session: AsyncSession, account_id: int) -> AccountView:
+    account = await session.get(Account, account_id, populate_existing=True)
+    if account is None:
+        raise errors.AccountNotFoundError(f"account {account_id} no longer exists")
+    return view(account, await tokens.get(session, account_id), await media.count(session, account_id))
 
 
 async def listing(database: Database) -> list[AccountView]:
@@ -77,7 +95,7 @@ async def describe(database: Database, ref: str) -> AccountView:
     """One account's facts (no secret), found by id, @username or slug."""
     account = await _find(database, ref)
     async with database.read() as session:
-        return await _view(session, account)
+        return await _view(session, account.id)
 
 
 def _no_token(account: Account) -> errors.AccountNotFoundError:
@@ -96,40 +114,72 @@ async def reveal(database: Database, vault: Vault, ref: str, *, actor: str | Non
     return account, secret
 
 
-async def refresh(database: Database, vault: Vault, instagram: InstagramClient, ref: str, *, actor: str | None,
-                  policy: RefreshPolicy | None = None) -> AccountView:
-    """Refresh one account's token now. Writes are fenced on the token version read before the call."""
-    policy = policy or RefreshPolicy()
+async def _under_lease(database: Database, lease: leases.Lease, key: int, *, owner: str, duration: timedelta,
+                       work: Awaitable[T]) -> T:
+    """Run ``work`` while renewing our ``lease`` on row ``key``, as a worker renews the leases of its jobs."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(duration.total_seconds() / 3)
+            try:
+                async with database.transaction() as session:
+                    await lease.renew(session, [key], owner=owner, now=await database.now(), lease=duration)
+            except Exception as exc:  # an outage: the job's own writes are fenced, and it retries or fails itself
+                if not is_unavailable(exc):
+                    raise
+
+    renewer = asyncio.create_task(renew())
+    try:
+        return await work
+    finally:
+        renewer.cancel()
+        await asyncio.gather(renewer, return_exceptions=True)
+
+
+def _refuse_inactive(account: Account, doing: str) -> None:
+    if account.status == AccountStatus.ACTIVE:
+        return
+    why = f" ({account.status_reason})" if account.status_reason else ""
+    then = "reconnect it first" if account.status == AccountStatus.NEEDS_REAUTH else "connect it again first"
+    raise errors.AccountStateError(f"@{account.username} is {account.status.replace('_', ' ')}{why}, so it cannot "
+                                   f"be {doing}: {then}", status=account.status)
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    outcome: Outcome  # the Refresher's
+    account: AccountView
+
+
+async def refresh_now(refresher: Refresher, ref: str, *, lease: timedelta = EDGE_LEASE) -> RefreshReport:
+    """Refresh one account's token now, through the worker's own leased, crash-marked path. Refused, without a call
+    to Instagram, while the account is not active, while its token is too young for Instagram to refresh, and while
+    a worker holds the token's lease."""
+    database = refresher.database
     account = await _find(database, ref)
+    _refuse_inactive(account, "refreshed")
     async with database.read() as session:
         token = await tokens.get(session, account.id)
     if token is None:
         raise _no_token(account)
-    current = vault.open(token.ciphertext, token.key_id, account.id)
-    try:
-        grant = await instagram.refresh(current)
-    except errors.TokenInvalidError as exc:
-        async with database.transaction() as session:
-            fresh = await session.get(Account, account.id)
-            assert fresh is not None
-            await accounts.set_status(session, fresh, "needs_reauth", exc.reason, database.clock.now())
-            await alert_service.needs_reauth(session, account_id=account.id, now=database.clock.now(),
-                                             reason=f"@{account.username}: {exc.reason}", actor=actor)
-        raise
-    now = database.clock.now()
-    issued_at = grant.expires_at - timedelta(seconds=grant.expires_in)  # when the refresh request was sent
+    refreshable_from = token.issued_at + MIN_AGE
+    if database.clock.now() < refreshable_from:
+        raise errors.AccountStateError(
+            f"@{account.username}'s token is under 24 hours old; Instagram refreshes it from "
+            f"{refreshable_from:%Y-%m-%d %H:%M} UTC (the workers do it on time by themselves)", status="too_early")
     async with database.transaction() as session:
-        written = await tokens.replace_if_version(
-            session, account.id, token.version, vault.seal(grant.access_token, account.id), issued_at=issued_at,
-            expires_at=grant.expires_at, refreshed_at=now,
-            next_refresh_at=policy.next_refresh_at(issued_at, grant.expires_at))
-        if written:
-            await events.record(session, "token.refreshed",
-                                f"@{account.username}: token refreshed, valid until {grant.expires_at:%Y-%m-%d} UTC",
-                                at=now, account_id=account.id, actor=actor)
-        fresh_account = await session.get(Account, account.id)
-        assert fresh_account is not None
-        return await _view(session, fresh_account)
+        claim = await leases.claim_refresh(session, account.id, owner=refresher.owner, now=await database.now(),
+                                           lease=lease)
+    if claim is None:
+        async with database.read() as session:
+            held = await tokens.get(session, account.id)
+        until = f" (its lease runs until {held.lease_until:%H:%M:%S} UTC)" if held and held.lease_until else ""
+        raise errors.AccountStateError(f"a worker is refreshing or probing @{account.username}'s token right "
+                                       f"now{until}; try again after that", status="busy")
+    outcome = await _under_lease(database, leases.TOKEN, account.id, owner=refresher.owner, duration=lease,
+                                 work=refresher.run(claim))
+    async with database.read() as session:
+        return RefreshReport(outcome, await _view(session, account.id))
 
 
 async def disconnect(database: Database, ref: str, *, actor: str | None) -> AccountView:
@@ -137,46 +187,39 @@ async def disconnect(database: Database, ref: str, *, actor: str | None) -> Acco
     account = await _find(database, ref)
     now = database.clock.now()
     async with database.transaction() as session:
-        fresh = await session.get(Account, account.id)
-        assert fresh is not None
         await tokens.remove(session, account.id)
-        await accounts.set_status(session, fresh, "disconnected", f"disconnected by {actor or 'an operator'}", now)
-        fresh.next_sync_at = None
-        await events.record(session, "account.disconnected", f"@{account.username} disconnected; token deleted",
-                            at=now, account_id=account.id, actor=actor)
-        return await _view(session, fresh)
+        await transition(session, account.id, AccountStatus.DISCONNECTED, now=now, actor=actor,
+                         reason=f"disconnected by {actor or 'an operator'}",
+                         message=f"@{account.username} disconnected; token deleted")
+        return await _view(session, account.id)
 
 
 def _syncable(account: Account, now: datetime) -> None:
     """Refuse a sync on demand that cannot work, or that would make things worse."""
-    if account.status != "active":
-        why = f" ({account.status_reason})" if account.status_reason else ""
-        then = "reconnect it first" if account.status == "needs_reauth" else "connect it again first"
-        raise errors.AccountStateError(f"@{account.username} is {account.status.replace('_', ' ')}{why}: {then}",
-                                       status=account.status)
-    throttled = (account.sync_error or "").startswith(errors.RateLimitedError.__name__)
+    _refuse_inactive(account, "synced")
+    throttled = account.sync_failure_kind == FailureKind.THROTTLED
     if throttled and account.next_sync_at is not None and account.next_sync_at > now:
         # Calling while throttled prolongs the block: the scheduled sync waits exactly as long as Instagram said.
         raise errors.AccountStateError(f"Instagram is throttling @{account.username}; filmroll syncs it again at "
                                        f"{account.next_sync_at:%H:%M} UTC, when Instagram allows", status="throttled")
 
 
-async def set_sync_interval(database: Database, ref: str, seconds: int | None, *, default: timedelta,
+async def set_sync_interval(database: Database, ref: str, minutes: int | None, *, default: timedelta,
                             actor: str | None) -> AccountView:
-    """Sync this account every ``seconds`` from now on (None: the deployment's ``default``). Its next sync moves to
+    """Sync this account every ``minutes`` from now on (None: the deployment's ``default``). Its next sync moves to
     one new interval after the last; an account never synced yet, or waiting out a failure, keeps its moment."""
     account = await _find(database, ref)
     now = database.clock.now()
     async with database.transaction() as session:
         fresh = await session.get(Account, account.id)
         assert fresh is not None
-        fresh.sync_interval, fresh.updated_at = seconds, now
-        if fresh.status == "active" and fresh.last_synced_at is not None and fresh.stale_since is None:
-            fresh.next_sync_at = fresh.last_synced_at + (timedelta(seconds=seconds) if seconds else default)
-        every = f"every {_minutes(seconds)}" if seconds else f"at the default interval ({_minutes(default)})"
+        fresh.sync_interval_minutes, fresh.updated_at = minutes, now
+        if fresh.status == AccountStatus.ACTIVE and fresh.last_synced_at is not None and fresh.stale_since is None:
+            fresh.next_sync_at = fresh.last_synced_at + (timedelta(minutes=minutes) if minutes else default)
+        every = f"every {_minutes(minutes * 60)}" if minutes else f"at the default interval ({_minutes(default)})"
         await events.record(session, "account.sync_interval", f"@{fresh.username} is now synced {every}", at=now,
-                             account_id=fresh.id, actor=actor)
-        return await _view(session, fresh)
+                            account_id=fresh.id, actor=actor)
+        return await _view(session, fresh.id)
 
 
 async def sync_soon(database: Database, account_id: int, *, actor: str | None) -> AccountView:
@@ -190,18 +233,17 @@ async def sync_soon(database: Database, account_id: int, *, actor: str | None) -
         account.next_sync_at = now
         await events.record(session, "account.sync_requested", f"@{account.username}: sync requested", at=now,
                             account_id=account.id, actor=actor)
-        return await _view(session, account)
+        return await _view(session, account.id)
 
 
 @dataclass(frozen=True)
 class SyncReport:
-    outcome: str  # the Syncer's: synced, synced_full, needs_reauth, sync_retry, sync_throttled, stale_lease
+    outcome: Outcome  # the Syncer's
     account: AccountView
     posts_before: int
 
 
-async def sync_now(syncer: Syncer, ref: str, *, full: bool = False,
-                   lease: timedelta = timedelta(seconds=60)) -> SyncReport:
+async def sync_now(syncer: Syncer, ref: str, *, full: bool = False, lease: timedelta = EDGE_LEASE) -> SyncReport:
     """Sync one account in this process, now, under its sync lease like any worker (renewed while it runs, so a long
     full pass is never taken over); refused while another worker holds it."""
     database = syncer.database
@@ -219,24 +261,10 @@ async def sync_now(syncer: Syncer, ref: str, *, full: bool = False,
         _syncable(fresh, database.clock.now())
         raise errors.AccountStateError(f"@{account.username} is being synced by a worker right now; try again in a "
                                        "minute", status="busy")
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(lease.total_seconds() / 3)
-            async with database.transaction() as session:
-                await leases.renew_syncs(session, [account.id], owner=syncer.owner, now=await database.now(),
-                                         lease=lease)
-
-    renewer = asyncio.create_task(renew())
-    try:
-        outcome = await syncer.run(claim, full=full)
-    finally:
-        renewer.cancel()
-        await asyncio.gather(renewer, return_exceptions=True)  # a failed renewal shows as a refused final write
+    outcome = await _under_lease(database, leases.SYNC, account.id, owner=syncer.owner, duration=lease,
+                                 work=syncer.run(claim, full=full))
     async with database.read() as session:
-        fresh = await session.get(Account, account.id)
-        assert fresh is not None
-        return SyncReport(outcome, await _view(session, fresh), posts_before)
+        return SyncReport(outcome, await _view(session, account.id), posts_before)
 
 
 def _minutes(interval: int | timedelta) -> str:

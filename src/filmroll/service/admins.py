@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from filmroll.errors import FilmrollError
+from filmroll.passwords import hash_password
 from filmroll.store import admins, events
 from filmroll.store.database import Database
-from filmroll.web.security import hash_password
 
 
 async def create(database: Database, username: str, password: str) -> None:

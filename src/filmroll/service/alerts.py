@@ -30,15 +30,18 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.secret import Secret
-from filmroll.store import alerts, events, links
-from filmroll.store.alerts import AlertClaim
+from filmroll.service.policy import Backoff
+from filmroll.store import alerts, events, leases, links
 from filmroll.store.database import Database
+from filmroll.store.leases import AlertClaim
 from filmroll.store.tables import Account, ReconnectLink, Token
+from filmroll.vocabulary import AccountStatus, Outcome
 
 log = logging.getLogger("filmroll.alerts")
 
 LINK_BYTES = 32  # 256 bits
 SIGNATURE_HEADER = "X-Filmroll-Signature-256"
+WEBHOOK_RETRY = Backoff(base=timedelta(seconds=30), cap=timedelta(hours=1), floor=timedelta(0))
 
 
 def sign(secret: Secret, body: bytes) -> str:
@@ -55,15 +58,7 @@ class Webhook:
     expiring_within: timedelta = timedelta(days=7)
     timeout: float = 10.0
     max_attempts: int = 20
-    retry_base: timedelta = timedelta(seconds=30)
-    retry_cap: timedelta = timedelta(hours=1)
-
-
-async def needs_reauth(session: AsyncSession, *, account_id: int, reason: str, now: datetime,
-                       actor: str | None) -> None:
-    """Record that the account's token is dead and queue its alert, in the caller's transaction."""
-    await events.record(session, alerts.NEEDS_REAUTH, reason, at=now, account_id=account_id, actor=actor)
-    await alerts.raise_alert(session, account_id=account_id, kind=alerts.NEEDS_REAUTH, reason=reason, now=now)
+    retry: Backoff = WEBHOOK_RETRY
 
 
 async def mint_link(database: Database, account_id: int, ttl: timedelta) -> tuple[str, ReconnectLink]:
@@ -77,12 +72,13 @@ async def mint_link(database: Database, account_id: int, ttl: timedelta) -> tupl
 class Alerter:
     SWEEP_EVERY = timedelta(minutes=1)
 
-    def __init__(self, database: Database, webhook: Webhook, *, owner: str, rng: random.Random | None = None) -> None:
+    def __init__(self, database: Database, webhook: Webhook, http: aiohttp.ClientSession, *, owner: str,
+                 rng: random.Random | None = None) -> None:
         self.database = database
         self.webhook = webhook
+        self.http = http  # the process's shared session (runtime.py); never follows redirects here
         self.owner = owner
         self.rng = rng or random.Random()
-        self._http: aiohttp.ClientSession | None = None
         self._swept_at: datetime | None = None
         self._agent = f"filmroll/{version('filmroll')}"
 
@@ -93,40 +89,40 @@ class Alerter:
             self._swept_at = now
             if await alerts.sweep_expiring(session, now=now, within=self.webhook.expiring_within, actor=owner):
                 await session.flush()
-        return await alerts.claim_deliveries(session, owner=owner, now=now, lease=lease, limit=limit)
+        return await leases.claim_alerts(session, owner=owner, now=now, lease=lease, limit=limit)
 
-    async def run(self, claim: AlertClaim) -> str:
+    async def run(self, claim: AlertClaim) -> Outcome:
         now = self.database.clock.now()
         async with self.database.read() as session:
             account = await session.get(Account, claim.account_id)
             token = await session.get(Token, claim.account_id)
         if account is None or not _still_true(claim, account, token):
             async with self.database.transaction() as session:
-                await alerts.finish(session, claim.alert_id, owner=self.owner, status="obsolete")
-            return "alert_obsolete"
+                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status="obsolete")
+            return Outcome.ALERT_OBSOLETE
         secret, link = await mint_link(self.database, claim.account_id, self.webhook.link_ttl)
         body = json.dumps(self._payload(claim, account, token, secret, link.expires_at, now)).encode()
         error = await self._post(claim, body)
         attempts = claim.attempts + 1
         async with self.database.transaction() as session:
             if error is None:
-                await alerts.finish(session, claim.alert_id, owner=self.owner, status="sent", sent_at=now,
-                                    attempts=attempts, last_error=None)
+                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status="sent", sent_at=now,
+                                            attempts=attempts, last_error=None)
                 await events.record(session, "alert.sent", f"{claim.kind} alert delivered to the webhook",
                                     at=now, account_id=claim.account_id, actor=self.owner)
-                return "alert_sent"
+                return Outcome.ALERT_SENT
             await links.drop(session, link.id)  # never delivered, so it must not work
             if attempts >= self.webhook.max_attempts:
-                await alerts.finish(session, claim.alert_id, owner=self.owner, status="failed", attempts=attempts,
-                                    last_error=error)
+                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status="failed",
+                                            attempts=attempts, last_error=error)
                 await events.record(session, "alert.failed",
                                     f"{claim.kind} alert not delivered after {attempts} attempts ({error})",
                                     at=now, account_id=claim.account_id, actor=self.owner)
-                return "alert_failed"
-            await alerts.finish(session, claim.alert_id, owner=self.owner, attempts=attempts, last_error=error,
-                                next_attempt_at=now + self._delay(attempts))
+                return Outcome.ALERT_FAILED
+            await leases.alert_finished(session, claim.alert_id, owner=self.owner, attempts=attempts,
+                                        last_error=error, next_attempt_at=now + self._delay(attempts))
         log.info("alert %s for account %s not delivered (%s); retrying", claim.alert_id, claim.account_id, error)
-        return "alert_retry"
+        return Outcome.ALERT_RETRY
 
     def _payload(self, claim: AlertClaim, account: Account, token: Token | None, secret: str,
                  link_expires: datetime, now: datetime) -> dict[str, Any]:
@@ -148,11 +144,9 @@ class Alerter:
         headers = {"Content-Type": "application/json", "User-Agent": self._agent,
                    "X-Filmroll-Event": claim.kind, "X-Filmroll-Delivery": str(claim.alert_id),
                    SIGNATURE_HEADER: sign(self.webhook.secret, body)}
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.webhook.timeout))
         try:
-            async with self._http.post(self.webhook.url.reveal(), data=body, headers=headers,
-                                       allow_redirects=False) as response:
+            async with self.http.post(self.webhook.url.reveal(), data=body, headers=headers, allow_redirects=False,
+                                      timeout=aiohttp.ClientTimeout(total=self.webhook.timeout)) as response:
                 await response.read()
                 return None if 200 <= response.status < 300 else f"HTTP {response.status}"
         except TimeoutError:
@@ -161,17 +155,10 @@ class Alerter:
             return type(exc).__name__
 
     def _delay(self, attempts: int) -> timedelta:
-        ceiling = min(self.webhook.retry_cap.total_seconds(),
-                      self.webhook.retry_base.total_seconds() * 2 ** min(attempts - 1, 30))
-        return timedelta(seconds=ceiling * self.rng.uniform(0.5, 1.0))  # spread receivers' recovery load
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        return self.webhook.retry.delay(attempts - 1, self.rng)  # jittered: spreads receivers' recovery load
 
 
 def _still_true(claim: AlertClaim, account: Account, token: Token | None) -> bool:
     if claim.kind == alerts.NEEDS_REAUTH:
-        return account.status == "needs_reauth"
-    return account.status == "active" and token is not None and token.version == claim.token_version
+        return account.status == AccountStatus.NEEDS_REAUTH
+    return account.status == AccountStatus.ACTIVE and token is not None and token.version == claim.token_version

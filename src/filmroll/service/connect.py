@@ -17,10 +17,12 @@ from filmroll import errors
 from filmroll.platform import InstagramClient, LongLivedGrant, Profile, wire
 from filmroll.secret import Secret
 from filmroll.service.policy import RefreshPolicy
+from filmroll.service.transitions import transition
 from filmroll.store import accounts, events, links, states, tokens
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, OAuthState, ReconnectLink
 from filmroll.vault import Vault
+from filmroll.vocabulary import AccountStatus
 
 STATE_TTL = timedelta(minutes=10)
 STATE_BYTES = 32  # 256 bits
@@ -156,12 +158,11 @@ class Connector:
                              permissions=permissions, issued_at=issued_at, expires_at=grant.expires_at,
                              next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at),
                              next_probe_at=self.policy.next_probe_at(now))
-            await links.retire_for_account(session, account.id, now)  # the account works: old links stop
             verb = how if created else ("reconnected" if how == "connected" else "re-imported")
-            event = await events.record(
-                session, f"account.{how if created else 'reconnected'}",
-                f"{verb} @{profile.username}; token valid until {grant.expires_at:%Y-%m-%d %H:%M} UTC",
-                at=now, account_id=account.id, actor=actor)
+            event = await transition(
+                session, account.id, AccountStatus.ACTIVE, reason=None, now=now, actor=actor,
+                event=f"account.{how if created else 'reconnected'}",
+                message=f"{verb} @{profile.username}; token valid until {grant.expires_at:%Y-%m-%d %H:%M} UTC")
         return Connected(account.id, account.username, account.ig_user_id, created, grant.expires_at, permissions,
                          event.id)
 

@@ -1,6 +1,10 @@
-"""When to refresh a long-lived token, on Instagram's rules: never before it is 24 hours old, never after it
-expires, by default once fewer than 30 days remain, spread with jitter so accounts connected together do not all
-refresh in the same minute."""
+"""When to do things, written once: refresh a token (:class:`RefreshPolicy`), sync an account (:class:`SyncPolicy`),
+try again after a failure (:class:`Backoff`). Pure values and arithmetic; the composition root builds them from
+settings and hands them to the services and the worker.
+
+A long-lived token is refreshed on Instagram's rules: never before it is 24 hours old, never after it expires, by
+default once fewer than 30 days remain, spread with jitter so accounts connected together do not all refresh in the
+same minute."""
 
 from __future__ import annotations
 
@@ -29,3 +33,38 @@ class RefreshPolicy:
         # Jitter only ever moves the refresh later within the window, never past a day before expiry.
         latest = max(earliest, expires_at - timedelta(days=1))
         return min(due + timedelta(seconds=spread), latest)
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    interval: timedelta = timedelta(minutes=10)  # for accounts without an interval of their own
+    page_size: int = 25
+    full_interval: timedelta = timedelta(hours=24)
+    max_pages: int = 400  # 10 000 media at 25 a page: Instagram's own ceiling
+    slow_down_above: int = 75  # percent of the rate-limit budget
+    insights_interval: timedelta = timedelta(hours=24)
+    insights_media: int = 10  # lifetime metrics for this many of the newest posts
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter over the upper half of each step ("equal jitter" in AWS's "Exponential
+    Backoff and Jitter"), above a floor. Full jitter, drawn from zero, lets an unlucky account draw several short
+    waits in a row: a ten-minute outage cost some accounts 5-7 attempts. With half of each step fixed, the n-th retry
+    comes no sooner than base · (2^n - 1) / 2 after the first failure, so a ten-minute outage costs at most three
+    attempts, and the accounts that failed together are still spread over half a step (90 s for the first retry).
+    The cap is an hour: even a days-long outage then costs little (only due work is retried), and once Instagram is
+    back every account recovers within the hour."""
+
+    base: timedelta = timedelta(minutes=3)
+    cap: timedelta = timedelta(hours=1)
+    floor: timedelta = timedelta(seconds=30)  # never sooner than this, whatever the draw
+
+    def delay(self, failures: int, rng: random.Random, *, cap: timedelta | None = None) -> timedelta:
+        """Uniform in [ceiling / 2, ceiling] with ceiling = min(cap, base · 2^failures), the tighter of the two caps
+        if one is given, and never under the floor. Drawn above the floor, not clamped to it: a clamp puts every
+        short draw at the same instant, and the accounts that failed together would retry together."""
+        limit = min(self.cap, cap) if cap is not None else self.cap
+        ceiling = min(limit.total_seconds(), self.base.total_seconds() * 2 ** min(failures, 30))
+        floor = self.floor.total_seconds()
+        return timedelta(seconds=rng.uniform(max(floor, ceiling / 2), max(floor, ceiling)))

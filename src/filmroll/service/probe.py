@@ -14,6 +14,7 @@ from filmroll.store import leases
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.vault import Vault
+from filmroll.vocabulary import Outcome
 
 RETRY_AFTER_FAILURE = timedelta(minutes=15)
 
@@ -30,7 +31,7 @@ class Prober:
         self.policy = policy or RefreshPolicy()
         self.rng = rng or random.Random()
 
-    async def run(self, claim: leases.ProbeClaim) -> str:
+    async def run(self, claim: leases.ProbeClaim) -> Outcome:
         try:
             token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
         except errors.VaultError as exc:
@@ -44,12 +45,13 @@ class Prober:
             return await mark_needs_reauth(self.database, owner=self.owner, account_id=claim.account_id,
                                            version=claim.version, reason=exc.reason)
         except errors.RateLimitedError as exc:
-            return await self._later(claim, now, timedelta(seconds=exc.retry_after), "throttled")
+            return await self._later(claim, now, timedelta(seconds=exc.retry_after), Outcome.THROTTLED)
         except errors.InstagramError:
-            return await self._later(claim, now, RETRY_AFTER_FAILURE, "retry")
-        return await self._later(claim, now, None, "alive")
+            return await self._later(claim, now, RETRY_AFTER_FAILURE, Outcome.RETRY)
+        return await self._later(claim, now, None, Outcome.ALIVE)
 
-    async def _later(self, claim: leases.ProbeClaim, now: datetime, wait: timedelta | None, outcome: str) -> str:
+    async def _later(self, claim: leases.ProbeClaim, now: datetime, wait: timedelta | None,
+                     outcome: Outcome) -> Outcome:
         next_probe_at = now + wait if wait is not None else self.policy.next_probe_at(now, self.rng)
 
         write = leases.probed(owner=self.owner, account_id=claim.account_id, version=claim.version, now=now,
@@ -59,4 +61,4 @@ class Prober:
         else:
             async with self.database.transaction() as session:
                 written = await write(session)
-        return outcome if written else "stale_lease"
+        return outcome if written else Outcome.STALE_LEASE

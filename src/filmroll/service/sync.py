@@ -14,33 +14,22 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from filmroll import errors
 from filmroll.platform import InstagramClient, Media, MediaPage, Profile
 from filmroll.platform.client import MEDIA_FIELDS
-from filmroll.service import alerts as alert_service
-from filmroll.service.refresh import Backoff
+from filmroll.service.policy import Backoff, SyncPolicy
+from filmroll.service.transitions import transition
 from filmroll.store import events, leases
 from filmroll.store import media as media_store
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.vault import Vault
+from filmroll.vocabulary import AccountStatus, FailureKind, Outcome
 
 log = logging.getLogger("filmroll.sync")
 PROFILE_COLUMNS = leases.PROFILE_COLUMNS
-
-
-@dataclass(frozen=True)
-class SyncPolicy:
-    interval: timedelta = timedelta(minutes=10)  # for accounts without an interval of their own
-    page_size: int = 25
-    full_interval: timedelta = timedelta(hours=24)
-    max_pages: int = 400  # 10 000 media at 25 a page: Instagram's own ceiling
-    slow_down_above: int = 75  # percent of the rate-limit budget
-    insights_interval: timedelta = timedelta(hours=24)
-    insights_media: int = 10  # lifetime metrics for this many of the newest posts
 
 
 # The fields a routine sync asks for: what :func:`media_store.fingerprint` and :func:`media_store.changed` look at.
@@ -68,7 +57,7 @@ class Syncer:
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
 
-    async def run(self, claim: leases.SyncClaim, *, full: bool = False) -> str:
+    async def run(self, claim: leases.SyncClaim, *, full: bool = False) -> Outcome:
         """Sync one claimed account; ``full`` asks for the full pass now, whenever the last one was."""
         started = self.database.clock.now()
         full = full or claim.full_synced_at is None or started - claim.full_synced_at >= self.policy.full_interval
@@ -88,18 +77,18 @@ class Syncer:
         except errors.VaultError as exc:
             return await self._needs_reauth(claim, f"the stored token cannot be decrypted ({exc.message})")
         except errors.RateLimitedError as exc:
-            return await self._later(claim, timedelta(seconds=exc.retry_after), exc, counted=False)
+            return await self._later(claim, timedelta(seconds=exc.retry_after), exc, FailureKind.THROTTLED)
         except errors.InstagramError as exc:
             cap = RETRY_WITHIN_INTERVALS * self._interval(claim)
             return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng, cap=cap), exc,
-                                     counted=True)
+                                     FailureKind.TEMPORARY)
         try:
             return await self._finish(claim, profile, seen if full else None, written, started, insights_taken,
                                       newest)
         except _StaleLease:
             log.warning("stale_lease: the sync of account %s was taken over; its bookkeeping was not written",
                         claim.account_id)
-            return "stale_lease"
+            return Outcome.STALE_LEASE
 
     async def _catch_up(self, claim: leases.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
                         now: datetime, newest: str) -> tuple[int, str]:
@@ -169,7 +158,7 @@ class Syncer:
         return True
 
     async def _finish(self, claim: leases.SyncClaim, profile: Profile, full_seen: set[str] | None, written: int,
-                      started: datetime, insights_taken: bool, newest: str) -> str:
+                      started: datetime, insights_taken: bool, newest: str) -> Outcome:
         usage = profile.usage.busiest
         interval = self._interval(claim)
         if usage > self.policy.slow_down_above:
@@ -185,7 +174,7 @@ class Syncer:
                 profile={c: getattr(profile, c) for c in PROFILE_COLUMNS})
             if not await self.batch.run(write):
                 raise _StaleLease
-            return "synced"
+            return Outcome.SYNCED
         values: dict[str, object] = {
             "last_synced_at": started, "next_sync_at": next_sync_at, "stale_since": None,
             "sync_failures": 0, "sync_error": None, "usage_percent": usage, "updated_at": started,
@@ -206,16 +195,19 @@ class Syncer:
                                     f"syncing works again (it had failed since {claim.stale_since:%Y-%m-%d %H:%M} "
                                     "UTC)", at=started, account_id=claim.account_id, actor=self.owner)
         log.debug("account %s synced: %s written, %s deleted", claim.account_id, written, deleted)
-        return "synced_full" if full_seen is not None else "synced"
+        return Outcome.SYNCED_FULL if full_seen is not None else Outcome.SYNCED
 
     def _interval(self, claim: leases.SyncClaim) -> timedelta:
-        return timedelta(seconds=claim.sync_interval) if claim.sync_interval else self.policy.interval
+        minutes = claim.sync_interval_minutes
+        return timedelta(minutes=minutes) if minutes else self.policy.interval
 
     async def _later(self, claim: leases.SyncClaim, wait: timedelta, exc: errors.InstagramError,
-                     counted: bool) -> str:
+                     failure: FailureKind) -> Outcome:
         now = self.database.clock.now()
         error = f"{type(exc).__name__}: {exc.message}"[:500]
-        values: dict[str, object] = {"next_sync_at": now + max(wait, self.backoff.floor), "sync_error": error}
+        values: dict[str, object] = {"next_sync_at": now + max(wait, self.backoff.floor), "sync_error": error,
+                                     "sync_failure_kind": failure}
+        counted = failure is FailureKind.TEMPORARY  # being throttled is no failure of ours
         if counted:
             values["sync_failures"] = claim.sync_failures + 1
         starts_failing = claim.stale_since is None  # only our lease writes it, so the claim's value is current
@@ -226,19 +218,17 @@ class Syncer:
                                    values=values) and starts_failing:
                 await events.record(session, "sync.failing", f"syncing failed, retrying; the stored posts are kept "
                                     f"as they are ({error})", at=now, account_id=claim.account_id, actor=self.owner)
-        return "sync_throttled" if not counted else "sync_retry"
+        return Outcome.SYNC_RETRY if counted else Outcome.SYNC_THROTTLED
 
-    async def _needs_reauth(self, claim: leases.SyncClaim, reason: str) -> str:
+    async def _needs_reauth(self, claim: leases.SyncClaim, reason: str) -> Outcome:
         now = self.database.clock.now()
         async with self.database.transaction() as session:
             if not await leases.synced(session, owner=self.owner, account_id=claim.account_id,
-                                       values={"status": "needs_reauth", "status_reason": reason, "updated_at": now,
-                                               "stale_since": now}):
-                return "stale_lease"
-            await alert_service.needs_reauth(session, account_id=claim.account_id, reason=reason, now=now,
-                                             actor=self.owner)
-        log.warning("account %s needs re-authorisation by its owner: %s", claim.account_id, reason)
-        return "needs_reauth"
+                                       values={"stale_since": claim.stale_since or now}):
+                return Outcome.STALE_LEASE
+            await transition(session, claim.account_id, AccountStatus.NEEDS_REAUTH, reason=reason, now=now,
+                             actor=self.owner)
+        return Outcome.NEEDS_REAUTH
 
 
 class _StaleLease(Exception):

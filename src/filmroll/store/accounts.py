@@ -27,7 +27,8 @@ async def _free_slug(session: AsyncSession, wanted: str) -> str:
 
 
 async def upsert(session: AsyncSession, profile: Profile, now: datetime) -> tuple[Account, bool]:
-    """Create or refresh the account for ``profile``; returns (account, created). Reconnecting keeps the row."""
+    """Create or refresh the account for ``profile``; returns (account, created). Reconnecting keeps the row; its
+    status is the caller's to set (``service/transitions.py``)."""
     assert profile.user_id is not None
     account = (await session.execute(
         select(Account).where(Account.ig_user_id == profile.user_id).with_for_update())).scalar_one_or_none()
@@ -43,7 +44,6 @@ async def upsert(session: AsyncSession, profile: Profile, now: datetime) -> tupl
         value = getattr(profile, name)
         if value is not None:
             setattr(account, name, value)
-    account.status, account.status_reason = "active", None
     account.connected_at = account.updated_at = now
     account.next_sync_at = now
     await session.flush()
@@ -68,9 +68,3 @@ async def find(session: AsyncSession, ref: str) -> Account | None:
 
 async def listing(session: AsyncSession) -> list[Account]:
     return list((await session.execute(select(Account).order_by(Account.id))).scalars())
-
-
-async def set_status(session: AsyncSession, account: Account, status: str, reason: str | None,
-                     now: datetime) -> None:
-    account.status, account.status_reason, account.updated_at = status, reason, now
-    await session.flush()

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -22,6 +23,27 @@ from filmroll.clock import Clock
 from filmroll.errors import ConfigError
 
 BUSY_TIMEOUT_MS = 30_000  # writers queue behind BEGIN IMMEDIATE; waiting beats failing
+# SQLSTATE classes of a server that went away or is not taking connections yet: connection exceptions (08) and
+# operator intervention (57P01 admin shutdown / pg_terminate_backend, 57P02 crash shutdown, 57P03 starting up).
+_UNAVAILABLE_SQLSTATES = ("08", "57P")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached, dropped the connection or stayed locked: an outage
+    to wait out and retry, not a bug. (Refused connections surface as OSError: SQLAlchemy wraps only the driver's
+    own errors.)"""
+    if isinstance(exc, (OSError, TimeoutError, sa_exc.TimeoutError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return True  # SQLite's "database is locked" past busy_timeout is an OperationalError too
+        cause: BaseException | None = exc.orig
+        while cause is not None:
+            sqlstate = getattr(cause, "sqlstate", None)
+            if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+                return True
+            cause = cause.__cause__
+    return False
 
 
 def async_url(url: str) -> str:

@@ -1,6 +1,12 @@
 """Every lease and claim statement, in one place.
 
-A claim is one atomic ``UPDATE … WHERE account_id IN (<due rows> LIMIT n) RETURNING …``:
+Three kinds of row are leased, each by its own pair of columns, through one :class:`Lease`:
+
+    TOKEN  tokens.lease_owner / lease_until          refresh and probe (one token operation at a time)
+    SYNC   accounts.sync_lease_owner / _until        sync (token work is unaffected)
+    ALERT  alerts.lease_owner / lease_until          webhook delivery
+
+A claim is one atomic ``UPDATE … WHERE key IN (<due rows> LIMIT n) RETURNING …``:
 
 * PostgreSQL: the inner SELECT takes ``FOR UPDATE SKIP LOCKED``, so concurrent workers claim disjoint rows without
   waiting on each other.
@@ -9,7 +15,9 @@ A claim is one atomic ``UPDATE … WHERE account_id IN (<due rows> LIMIT n) RETU
 
 Times come from the database clock (``Database.now()``), so workers on machines with skewed clocks agree on what is
 due and when a lease has expired. An expired lease is simply claimable again. Every write a worker makes after a
-network call is fenced on ``lease_owner`` and ``version``: a worker whose lease was taken over writes nothing.
+network call is fenced on the lease owner (and, for tokens, ``version``): a worker whose lease was taken over writes
+nothing. The fence is the owner, not the expiry, so a worker cut off from the database for longer than its lease
+still lands its write afterwards if nobody took the row over meanwhile.
 """
 
 from __future__ import annotations
@@ -17,17 +25,77 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.batch import Fenced
-from filmroll.store.tables import Account, Token
+from filmroll.store.tables import Account, Alert, Token
+from filmroll.vocabulary import AccountStatus, FailureKind
 
-# Core tables, for the prepared statements below (a list of parameters then makes an executemany).
-_ACCOUNTS = Account.__table__
-_TOKENS = Token.__table__
+_ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
+_TOKENS: Table = Token.__table__  # type: ignore[assignment]
+_ALERTS: Table = Alert.__table__  # type: ignore[assignment]
 
+
+@dataclass(frozen=True)
+class Lease:
+    """The lease columns of one table: claim, renew, release and "is it free", written once for all three."""
+
+    name: str
+    table: Table
+    key: str
+    owner: str
+    until: str
+
+    def free(self, now: datetime) -> ColumnElement[bool]:
+        until = self.table.c[self.until]
+        return or_(until.is_(None), until < now)
+
+    async def take(self, session: AsyncSession, chosen: Select[Any], *, owner: str, until: datetime,
+                   returning: Sequence[str]) -> list[Any]:
+        """Lease the rows ``chosen`` selects (their keys); returns the ``returning`` columns of each."""
+        key = self.table.c[self.key]
+        rows = await session.execute(
+            update(self.table).where(key.in_(chosen.scalar_subquery()))
+            .values({self.owner: owner, self.until: until})
+            .returning(*(self.table.c[c] for c in returning)))
+        return list(rows)
+
+    async def renew(self, session: AsyncSession, ids: Sequence[int], *, owner: str, now: datetime,
+                    lease: timedelta) -> set[int]:
+        """Extend our leases; returns the ids we still hold (a missing id means the lease was lost)."""
+        if not ids:
+            return set()
+        key = self.table.c[self.key]
+        rows = await session.execute(
+            update(self.table).where(key.in_(ids), self.table.c[self.owner] == owner)
+            .values({self.until: now + lease}).returning(key))
+        return set(rows.scalars())
+
+    async def release(self, session: AsyncSession, ids: Sequence[int], *, owner: str) -> int:
+        if not ids:
+            return 0
+        result = await session.execute(
+            update(self.table).where(self.table.c[self.key].in_(ids), self.table.c[self.owner] == owner)
+            .values({self.owner: None, self.until: None}))
+        return result.rowcount or 0  # type: ignore[attr-defined]
+
+    async def held_elsewhere(self, session: AsyncSession, *, owner: str, now: datetime) -> tuple[int, datetime | None]:
+        """How many rows someone else holds a live lease on, and when the last of those leases runs out."""
+        until = self.table.c[self.until]
+        count, latest = (await session.execute(
+            select(func.count(), func.max(until)).where(until >= now, self.table.c[self.owner] != owner))).one()
+        return count, latest
+
+
+TOKEN = Lease("token", _TOKENS, "account_id", "lease_owner", "lease_until")
+SYNC = Lease("sync", _ACCOUNTS, "id", "sync_lease_owner", "sync_lease_until")
+ALERT = Lease("alert", _ALERTS, "id", "lease_owner", "lease_until")
+
+
+# ----- token: refresh and probe -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class RefreshClaim:
@@ -37,31 +105,45 @@ class RefreshClaim:
     key_id: str
     issued_at: datetime
     expires_at: datetime
-    failure_count: int
+    refresh_failures: int
     refresh_started_at: datetime | None
     lease_until: datetime
 
+    @property
+    def leased_id(self) -> int:
+        return self.account_id
 
-def _free(now: datetime):  # type: ignore[no-untyped-def]
-    return or_(Token.lease_until.is_(None), Token.lease_until < now)
+
+_REFRESH_RETURNS = ("account_id", "version", "ciphertext", "key_id", "issued_at", "expires_at", "refresh_failures",
+                    "refresh_started_at")
+
+
+def _active() -> ColumnElement[bool]:
+    return Account.status == AccountStatus.ACTIVE
 
 
 async def claim_refreshes(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                           limit: int) -> list[RefreshClaim]:
     """Lease up to ``limit`` tokens whose refresh is due, oldest due first."""
     due = (select(Token.account_id).join(Account, Account.id == Token.account_id)
-           .where(Account.status == "active", Token.kind == "long", Token.next_refresh_at <= now,
-                  or_(Token.next_attempt_at.is_(None), Token.next_attempt_at <= now), _free(now))
+           .where(_active(), Token.kind == "long", Token.next_refresh_at <= now,
+                  or_(Token.next_attempt_at.is_(None), Token.next_attempt_at <= now), TOKEN.free(now))
            .order_by(Token.next_refresh_at).limit(limit)
            .with_for_update(skip_locked=True, of=Token))
     until = now + lease
-    rows = await session.execute(
-        update(Token).where(Token.account_id.in_(due.scalar_subquery()))
-        .values(lease_owner=owner, lease_until=until)
-        .returning(Token.account_id, Token.version, Token.ciphertext, Token.key_id, Token.issued_at,
-                   Token.expires_at, Token.failure_count, Token.refresh_started_at)
-        .execution_options(synchronize_session=False))
+    rows = await TOKEN.take(session, due, owner=owner, until=until, returning=_REFRESH_RETURNS)
     return [RefreshClaim(*row, lease_until=until) for row in rows]
+
+
+async def claim_refresh(session: AsyncSession, account_id: int, *, owner: str, now: datetime,
+                        lease: timedelta) -> RefreshClaim | None:
+    """Lease one account's token for a refresh now, due or not (``filmroll token refresh``); None while someone
+    else holds the token's lease (a worker refreshing or probing it)."""
+    chosen = (select(Token.account_id).where(Token.account_id == account_id, Token.kind == "long", TOKEN.free(now))
+              .with_for_update(skip_locked=True))
+    until = now + lease
+    rows = await TOKEN.take(session, chosen, owner=owner, until=until, returning=_REFRESH_RETURNS)
+    return RefreshClaim(*rows[0], lease_until=until) if rows else None
 
 
 @dataclass(frozen=True)
@@ -72,21 +154,22 @@ class ProbeClaim:
     key_id: str
     lease_until: datetime
 
+    @property
+    def leased_id(self) -> int:
+        return self.account_id
+
 
 async def claim_probes(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                        limit: int) -> list[ProbeClaim]:
     """Lease up to ``limit`` tokens due for their health probe. Shares the token's lease with refreshes, so a
     token is never probed and refreshed at the same time."""
     due = (select(Token.account_id).join(Account, Account.id == Token.account_id)
-           .where(Account.status == "active", Token.next_probe_at <= now, _free(now))
+           .where(_active(), Token.next_probe_at <= now, TOKEN.free(now))
            .order_by(Token.next_probe_at).limit(limit)
            .with_for_update(skip_locked=True, of=Token))
     until = now + lease
-    rows = await session.execute(
-        update(Token).where(Token.account_id.in_(due.scalar_subquery()))
-        .values(lease_owner=owner, lease_until=until)
-        .returning(Token.account_id, Token.version, Token.ciphertext, Token.key_id)
-        .execution_options(synchronize_session=False))
+    rows = await TOKEN.take(session, due, owner=owner, until=until,
+                            returning=("account_id", "version", "ciphertext", "key_id"))
     return [ProbeClaim(*row, lease_until=until) for row in rows]
 
 
@@ -105,13 +188,59 @@ def probed(*, owner: str, account_id: int, version: int, now: datetime, next_pro
                             "next_probe_at": next_probe_at})
 
 
+def _token_fence(owner: str, account_id: int, version: int) -> tuple[ColumnElement[bool], ...]:
+    return Token.account_id == account_id, Token.version == version, Token.lease_owner == owner
+
+
+async def mark_refresh_started(session: AsyncSession, *, owner: str, account_id: int, version: int,
+                               now: datetime) -> bool:
+    """The crash marker: set before calling Instagram, cleared by the fenced write of the result."""
+    result = await session.execute(
+        update(Token).where(*_token_fence(owner, account_id, version))
+        .values(refresh_started_at=now).execution_options(synchronize_session=False))
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+async def store_refreshed(session: AsyncSession, *, owner: str, account_id: int, version: int, ciphertext: bytes,
+                          key_id: str, issued_at: datetime, expires_at: datetime, refreshed_at: datetime,
+                          next_refresh_at: datetime, next_probe_at: datetime | None = None) -> bool:
+    """Write a refreshed token if we still hold the lease and nobody else changed the row; keeps the lease."""
+    result = await session.execute(
+        update(Token).where(*_token_fence(owner, account_id, version))
+        .values(ciphertext=ciphertext, key_id=key_id, issued_at=issued_at, expires_at=expires_at,
+                refreshed_at=refreshed_at, next_refresh_at=next_refresh_at, version=version + 1, refresh_failures=0,
+                refresh_error=None, refresh_failure_kind=None, next_attempt_at=None, refresh_started_at=None,
+                next_probe_at=next_probe_at)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+async def reschedule(session: AsyncSession, *, owner: str, account_id: int, version: int, error: str | None,
+                     next_attempt_at: datetime | None, failure: FailureKind | None, count_failure: bool,
+                     next_refresh_at: datetime | None = None) -> bool:
+    """After a failed attempt: remember why, when to try again, and give the lease back."""
+    values: dict[str, object] = {"refresh_error": error[:500] if error else None, "refresh_failure_kind": failure,
+                                 "next_attempt_at": next_attempt_at, "refresh_started_at": None, "lease_owner": None,
+                                 "lease_until": None}
+    if count_failure:
+        values["refresh_failures"] = Token.refresh_failures + 1
+    if next_refresh_at is not None:
+        values["next_refresh_at"] = next_refresh_at
+    result = await session.execute(
+        update(Token).where(*_token_fence(owner, account_id, version))
+        .values(**values).execution_options(synchronize_session=False))
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+# ----- sync -------------------------------------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class SyncClaim:
     account_id: int
     ig_user_id: str
     full_synced_at: datetime | None
     sync_failures: int
-    sync_interval: int | None  # seconds; None: the deployment's default (SyncPolicy.interval)
+    sync_interval_minutes: int | None  # None: the deployment's default (SyncPolicy.interval)
     insights_at: datetime | None
     media_fingerprint: str | None
     stale_since: datetime | None  # set while syncs fail: the feed serves the last good copy
@@ -120,14 +249,20 @@ class SyncClaim:
     permissions: str
     lease_until: datetime
 
+    @property
+    def leased_id(self) -> int:
+        return self.account_id
+
+
+def _sync_due(now: datetime) -> Select[Any]:
+    return (select(Account.id).join(Token, Token.account_id == Account.id)
+            .where(_active(), Account.next_sync_at <= now, SYNC.free(now)))
+
 
 async def claim_syncs(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                       limit: int) -> list[SyncClaim]:
     """Lease up to ``limit`` accounts due for a sync (the account's own lease; token work is unaffected)."""
-    due = (select(Account.id).join(Token, Token.account_id == Account.id)
-           .where(Account.status == "active", Account.next_sync_at <= now, _sync_free(now))
-           .order_by(Account.next_sync_at).limit(limit)
-           .with_for_update(skip_locked=True, of=Account))
+    due = _sync_due(now).order_by(Account.next_sync_at).limit(limit).with_for_update(skip_locked=True, of=Account)
     return await _lease_syncs(session, due, owner=owner, until=now + lease)
 
 
@@ -136,24 +271,16 @@ async def claim_sync(session: AsyncSession, account_id: int, *, owner: str, now:
     """Lease one active account for a sync now, due or not (``filmroll sync``); None if it is not active, has no
     token, or another worker holds its sync lease."""
     chosen = (select(Account.id).join(Token, Token.account_id == Account.id)
-              .where(Account.id == account_id, Account.status == "active", _sync_free(now))
+              .where(Account.id == account_id, _active(), SYNC.free(now))
               .with_for_update(skip_locked=True, of=Account))
     claims = await _lease_syncs(session, chosen, owner=owner, until=now + lease)
     return claims[0] if claims else None
 
 
-def _sync_free(now: datetime):  # type: ignore[no-untyped-def]
-    return or_(Account.sync_lease_until.is_(None), Account.sync_lease_until < now)
-
-
-async def _lease_syncs(session: AsyncSession, chosen, *, owner: str,  # type: ignore[no-untyped-def]
-                       until: datetime) -> list[SyncClaim]:
-    claimed = await session.execute(
-        update(Account).where(Account.id.in_(chosen.scalar_subquery()))
-        .values(sync_lease_owner=owner, sync_lease_until=until)
-        .returning(Account.id, Account.ig_user_id, Account.full_synced_at, Account.sync_failures,
-                   Account.sync_interval, Account.insights_at, Account.media_fingerprint, Account.stale_since)
-        .execution_options(synchronize_session=False))
+async def _lease_syncs(session: AsyncSession, chosen: Select[Any], *, owner: str, until: datetime) -> list[SyncClaim]:
+    claimed = await SYNC.take(session, chosen, owner=owner, until=until, returning=(
+        "id", "ig_user_id", "full_synced_at", "sync_failures", "sync_interval_minutes", "insights_at",
+        "media_fingerprint", "stale_since"))
     accounts = {row[0]: row for row in claimed}
     if not accounts:
         return []
@@ -167,7 +294,7 @@ PROFILE_COLUMNS = ("username", "name", "account_type", "profile_picture_url", "f
                    "media_count")
 
 
-def _keep_if_null(column: str):  # type: ignore[no-untyped-def]
+def _keep_if_null(column: str) -> ColumnElement[Any]:
     target = _ACCOUNTS.c[column]
     return func.coalesce(bindparam(column, type_=target.type), target)
 
@@ -179,8 +306,9 @@ _ROUTINE_SYNC = (
     .where(_ACCOUNTS.c.id == bindparam("account_id"), _ACCOUNTS.c.sync_lease_owner == bindparam("owner"))
     .values(sync_lease_owner=None, sync_lease_until=None, last_synced_at=bindparam("started"),
             updated_at=bindparam("started"), next_sync_at=bindparam("next_sync_at"), stale_since=None, sync_failures=0,
-            sync_error=None, usage_percent=bindparam("usage_percent"), media_fingerprint=bindparam("media_fingerprint"),
-            insights_at=_keep_if_null("insights_at"), **{c: _keep_if_null(c) for c in PROFILE_COLUMNS}))
+            sync_error=None, sync_failure_kind=None, usage_percent=bindparam("usage_percent"),
+            media_fingerprint=bindparam("media_fingerprint"), insights_at=_keep_if_null("insights_at"),
+            **{c: _keep_if_null(c) for c in PROFILE_COLUMNS}))
 
 
 def synced_routinely(*, owner: str, account_id: int, started: datetime, next_sync_at: datetime, usage_percent: int,
@@ -197,82 +325,38 @@ async def synced(session: AsyncSession, *, owner: str, account_id: int, values: 
     result = await session.execute(
         update(Account).where(Account.id == account_id, Account.sync_lease_owner == owner)
         .values(sync_lease_owner=None, sync_lease_until=None, **values).execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
-async def renew(session: AsyncSession, account_ids: Sequence[int], *, owner: str, now: datetime,
-                lease: timedelta) -> set[int]:
-    """Extend our leases; returns the ids we still hold (a missing id means the lease was lost)."""
-    if not account_ids:
-        return set()
-    rows = await session.execute(
-        update(Token).where(Token.account_id.in_(account_ids), Token.lease_owner == owner)
-        .values(lease_until=now + lease).returning(Token.account_id).execution_options(synchronize_session=False))
-    return {row[0] for row in rows}
+# ----- alerts -----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AlertClaim:
+    alert_id: int
+    account_id: int
+    kind: str
+    token_version: int
+    reason: str
+    created_at: datetime
+    attempts: int
+
+    @property
+    def leased_id(self) -> int:
+        return self.alert_id
 
 
-async def mark_refresh_started(session: AsyncSession, *, owner: str, account_id: int, version: int,
-                               now: datetime) -> bool:
-    """The crash marker: set before calling Instagram, cleared by the fenced write of the result."""
+async def claim_alerts(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                       limit: int) -> list[AlertClaim]:
+    due = (select(Alert.id).where(Alert.status == "pending", Alert.next_attempt_at <= now, ALERT.free(now))
+           .order_by(Alert.next_attempt_at).limit(limit).with_for_update(skip_locked=True))
+    rows = await ALERT.take(session, due, owner=owner, until=now + lease, returning=(
+        "id", "account_id", "kind", "token_version", "reason", "created_at", "attempts"))
+    return [AlertClaim(*row) for row in rows]
+
+
+async def alert_finished(session: AsyncSession, alert_id: int, *, owner: str, **values: object) -> bool:
+    """Record a delivery attempt's result and give the lease back; fenced on our lease."""
     result = await session.execute(
-        update(Token).where(Token.account_id == account_id, Token.version == version, Token.lease_owner == owner)
-        .values(refresh_started_at=now).execution_options(synchronize_session=False))
-    return result.rowcount == 1
-
-
-async def store_refreshed(session: AsyncSession, *, owner: str, account_id: int, version: int, ciphertext: bytes,
-                          key_id: str, issued_at: datetime, expires_at: datetime, refreshed_at: datetime,
-                          next_refresh_at: datetime, next_probe_at: datetime | None = None) -> bool:
-    """Write a refreshed token if we still hold the lease and nobody else changed the row; keeps the lease."""
-    result = await session.execute(
-        update(Token).where(Token.account_id == account_id, Token.version == version, Token.lease_owner == owner)
-        .values(ciphertext=ciphertext, key_id=key_id, issued_at=issued_at, expires_at=expires_at,
-                refreshed_at=refreshed_at, next_refresh_at=next_refresh_at, version=version + 1, failure_count=0,
-                last_error=None, next_attempt_at=None, refresh_started_at=None, next_probe_at=next_probe_at)
-        .execution_options(synchronize_session=False))
-    return result.rowcount == 1
-
-
-async def reschedule(session: AsyncSession, *, owner: str, account_id: int, version: int, error: str | None,
-                     next_attempt_at: datetime | None, count_failure: bool,
-                     next_refresh_at: datetime | None = None) -> bool:
-    """After a failed attempt: remember why, when to try again, and give the lease back."""
-    values: dict[str, object] = {"last_error": error[:500] if error else None, "next_attempt_at": next_attempt_at,
-                                 "refresh_started_at": None, "lease_owner": None, "lease_until": None}
-    if count_failure:
-        values["failure_count"] = Token.failure_count + 1
-    if next_refresh_at is not None:
-        values["next_refresh_at"] = next_refresh_at
-    result = await session.execute(
-        update(Token).where(Token.account_id == account_id, Token.version == version, Token.lease_owner == owner)
-        .values(**values).execution_options(synchronize_session=False))
-    return result.rowcount == 1
-
-
-async def renew_syncs(session: AsyncSession, account_ids: Sequence[int], *, owner: str, now: datetime,
-                      lease: timedelta) -> set[int]:
-    if not account_ids:
-        return set()
-    rows = await session.execute(
-        update(Account).where(Account.id.in_(account_ids), Account.sync_lease_owner == owner)
-        .values(sync_lease_until=now + lease).returning(Account.id).execution_options(synchronize_session=False))
-    return {row[0] for row in rows}
-
-
-async def release_syncs(session: AsyncSession, account_ids: Sequence[int], *, owner: str) -> int:
-    if not account_ids:
-        return 0
-    result = await session.execute(
-        update(Account).where(Account.id.in_(account_ids), Account.sync_lease_owner == owner)
-        .values(sync_lease_owner=None, sync_lease_until=None).execution_options(synchronize_session=False))
-    return result.rowcount
-
-
-async def release(session: AsyncSession, account_ids: Sequence[int], *, owner: str) -> int:
-    if not account_ids:
-        return 0
-    result = await session.execute(
-        update(Token).where(Token.account_id.in_(account_ids), Token.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False))
-    return result.rowcount
-
+        update(Alert).where(Alert.id == alert_id, Alert.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None, **values).execution_options(synchronize_session=False))
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ACCOUNT_STATUSES = ("active", "needs_reauth", "revoked", "disconnected")
+from filmroll.vocabulary import AccountStatus, Provider
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -55,6 +55,8 @@ class Account(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ig_user_id: Mapped[str] = mapped_column(String(32), unique=True)
+    provider: Mapped[str] = mapped_column(String(32), default=Provider.INSTAGRAM_LOGIN,
+                                          server_default=Provider.INSTAGRAM_LOGIN.value)
     app_scoped_id: Mapped[str | None] = mapped_column(String(32))
     username: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(200))
@@ -63,11 +65,11 @@ class Account(Base):
     followers_count: Mapped[int | None] = mapped_column(BigInteger)
     follows_count: Mapped[int | None] = mapped_column(BigInteger)
     media_count: Mapped[int | None] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(20), default="active")
+    status: Mapped[str] = mapped_column(String(20), default=AccountStatus.ACTIVE)  # an AccountStatus
     status_reason: Mapped[str | None] = mapped_column(Text)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
-    # Seconds between syncs, set per account; NULL: the deployment's default (FILMROLL_SYNC__INTERVAL_MINUTES).
-    sync_interval: Mapped[int | None] = mapped_column(Integer)
+    # Set per account (`filmroll sync ACCOUNT --interval-minutes N`); NULL: FILMROLL_SYNC__INTERVAL_MINUTES.
+    sync_interval_minutes: Mapped[int | None] = mapped_column(Integer)
     next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -76,6 +78,7 @@ class Account(Base):
     full_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sync_failures: Mapped[int] = mapped_column(Integer, default=0)
     sync_error: Mapped[str | None] = mapped_column(Text)
+    sync_failure_kind: Mapped[str | None] = mapped_column(String(16))  # a FailureKind, while syncs fail
     usage_percent: Mapped[int | None] = mapped_column(Integer)
     insights_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A hash of the newest media page as last stored: the same page again means nothing on it needs writing.
@@ -157,14 +160,17 @@ class Token(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     key_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(8))
+    provider: Mapped[str] = mapped_column(String(32), default=Provider.INSTAGRAM_LOGIN,
+                                          server_default=Provider.INSTAGRAM_LOGIN.value)
     permissions: Mapped[str] = mapped_column(Text, default="")
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_refresh_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    failure_count: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    refresh_failures: Mapped[int] = mapped_column(Integer, default=0)
+    refresh_error: Mapped[str | None] = mapped_column(Text)
+    refresh_failure_kind: Mapped[str | None] = mapped_column(String(16))  # a FailureKind, while refreshes fail
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refresh_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_probe_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,7 +1,7 @@
 """Token rows. The ciphertext comes from the vault; this module never sees a plaintext token.
 
-Writes that follow a network call are fenced: ``replace_if_version`` only writes when the row still has the
-version the caller read, so a caller whose view is stale (a lost lease, a concurrent refresh) changes nothing.
+The writes that follow a network call are fenced on the lease and the version (``store/leases.py``); re-encryption
+here is fenced on the version alone, so a refresh that lands meanwhile is never overwritten.
 """
 
 from __future__ import annotations
@@ -32,24 +32,12 @@ async def put(session: AsyncSession, account_id: int, sealed: Sealed, *, kind: s
     token.issued_at, token.expires_at, token.next_refresh_at = issued_at, expires_at, next_refresh_at
     token.next_probe_at = next_probe_at
     token.refreshed_at, token.refresh_started_at = None, None
-    token.failure_count, token.last_error, token.next_attempt_at = 0, None, None
+    token.refresh_failures, token.refresh_error, token.refresh_failure_kind = 0, None, None
+    token.next_attempt_at = None
     token.lease_owner, token.lease_until = None, None
     token.version = (token.version or 0) + 1
     await session.flush()
     return token
-
-
-async def replace_if_version(session: AsyncSession, account_id: int, version: int, sealed: Sealed, *,
-                             issued_at: datetime, expires_at: datetime, refreshed_at: datetime,
-                             next_refresh_at: datetime | None) -> bool:
-    result = await session.execute(
-        update(Token)
-        .where(Token.account_id == account_id, Token.version == version)
-        .values(ciphertext=sealed.ciphertext, key_id=sealed.key_id, issued_at=issued_at, expires_at=expires_at,
-                refreshed_at=refreshed_at, next_refresh_at=next_refresh_at, version=version + 1, failure_count=0,
-                last_error=None, next_attempt_at=None, refresh_started_at=None)
-        .execution_options(synchronize_session=False))
-    return result.rowcount == 1
 
 
 async def reseal_if_version(session: AsyncSession, account_id: int, version: int, sealed: Sealed) -> bool:
@@ -57,15 +45,6 @@ async def reseal_if_version(session: AsyncSession, account_id: int, version: int
     result = await session.execute(
         update(Token).where(Token.account_id == account_id, Token.version == version)
         .values(ciphertext=sealed.ciphertext, key_id=sealed.key_id).execution_options(synchronize_session=False))
-    return result.rowcount == 1
-
-
-async def record_failure(session: AsyncSession, account_id: int, version: int, error: str,
-                         next_attempt_at: datetime | None) -> bool:
-    result = await session.execute(
-        update(Token).where(Token.account_id == account_id, Token.version == version)
-        .values(failure_count=Token.failure_count + 1, last_error=error[:500], next_attempt_at=next_attempt_at)
-        .execution_options(synchronize_session=False))
     return result.rowcount == 1
 
 

@@ -18,10 +18,10 @@ from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmroll import errors
-from filmroll.runtime import Runtime, open_runtime, worker_for
-from filmroll.service.connect import Connector
+from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
-from filmroll.web import pages, security
+from filmroll.web import health, pages, security
+from filmroll.worker import run_supervised
 
 TEMPLATES = Path(__file__).parent / "templates"
 access_log = logging.getLogger("filmroll.access")
@@ -97,8 +97,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
                 return
             # The embedded worker: one process does everything on a single machine (design §5).
             stop = asyncio.Event()
-            engine = worker_for(runtime)
-            task = asyncio.create_task(engine.run(stop))
+            task = asyncio.create_task(run_supervised(runtime.worker(), stop))
             try:
                 yield
             finally:
@@ -106,8 +105,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
                 await task
 
     def _context(runtime: Runtime) -> pages.WebContext:
-        connector = Connector(runtime.database, runtime.vault, runtime.instagram, policy=settings.refresh.policy(),
-                              scopes=tuple(settings.instagram.scopes))
+        connector = runtime.connector()
         auth = security.AdminAuth(runtime.database, idle=timedelta(minutes=settings.web.session_idle_minutes),
                                   absolute=timedelta(hours=settings.web.session_absolute_hours))
         return pages.WebContext(runtime.database, connector, auth, Jinja2Templates(directory=str(TEMPLATES)),
@@ -115,6 +113,8 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
 
     app = FastAPI(title="filmroll", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stylesheet = (TEMPLATES / "filmroll.css").read_text()
+    app.state.embedded_worker = worker
+    app.include_router(health.router)
     app.include_router(pages.router)
     callback_path = urlsplit(settings.instagram.redirect_uri).path or "/callback"
     app.add_api_route(callback_path, pages.callback, methods=["GET"], include_in_schema=False)

@@ -1,5 +1,5 @@
-"""Admin authentication for the web UI: argon2id passwords, server-side sessions, CSRF tokens, login throttling,
-and the security headers every response carries.
+"""Admin authentication for the web UI: server-side sessions, CSRF tokens, login throttling (passwords are checked by
+``filmroll/passwords.py``), and the security headers every response carries.
 
 Session cookie: ``HttpOnly; SameSite=Lax; Path=/`` and, over HTTPS, ``Secure`` with the ``__Host-`` prefix. Lax,
 not Strict: Instagram's redirect back to ``/callback`` is a cross-site top-level GET, and a Strict cookie would not
@@ -14,28 +14,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from filmroll import passwords
 from filmroll.store import admins
 from filmroll.store.database import Database
 from filmroll.store.tables import Admin
 
-HASHER = PasswordHasher()  # argon2id; the library's defaults exceed OWASP's minimum (m=19 MiB, t=2)
-_DUMMY_HASH = HASHER.hash("filmroll-dummy-password-for-timing")
-MIN_PASSWORD = 12
-MAX_PASSWORD = 256
 THROTTLE_FAILURES = 5
 THROTTLE_WINDOW = timedelta(minutes=15)
-
-
-def hash_password(password: str) -> str:
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise ValueError(f"a password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
-    return HASHER.hash(password)
 
 
 def cookie_names(secure: bool) -> tuple[str, str]:
@@ -81,21 +70,16 @@ class AdminAuth:
                 wait = (oldest + THROTTLE_WINDOW - now).total_seconds() if oldest else THROTTLE_WINDOW.seconds
                 return LoginOutcome(retry_after=max(1, int(wait) + 1))
             admin = await admins.find(session, username)
-        try:
-            # An unknown user costs the same hash as a known one, so timing reveals nothing.
-            HASHER.verify(admin.password_hash if admin else _DUMMY_HASH, password[:MAX_PASSWORD])
-            verified = admin is not None
-        except (VerificationError, InvalidHashError):
-            verified = False
+        verified = passwords.verify(admin.password_hash if admin else None, password)
         async with self.database.transaction() as session:
             if not verified or admin is None:
                 await admins.add_failure(session, username, client, now)
                 return LoginOutcome()
             await admins.clear_failures(session, username, client)
-            if HASHER.check_needs_rehash(admin.password_hash):
+            if passwords.needs_rehash(admin.password_hash):
                 fresh = await session.get(Admin, admin.id)
                 assert fresh is not None
-                await admins.set_password_hash(session, fresh, HASHER.hash(password), now)
+                await admins.set_password_hash(session, fresh, passwords.hash_password(password), now)
         return LoginOutcome(admin=admin)
 
     async def open(self, admin: Admin) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from filmroll.errors import ConfigError
 from filmroll.platform.models import Profile
 from filmroll.secret import Secret
-from filmroll.store import accounts, migrate, tokens
+from filmroll.store import accounts, leases, migrate, tokens
 from filmroll.store.database import Database, async_url
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 
@@ -62,12 +62,15 @@ async def test_fenced_token_write_under_concurrency(database_url):
                                      permissions=(), issued_at=now, expires_at=now + timedelta(days=60),
                                      next_refresh_at=None)
         version = token.version
+        async with database.transaction() as session:
+            assert await leases.claim_refresh(session, account.id, owner="w", now=now, lease=timedelta(minutes=1))
 
         async def writer(i: int) -> bool:
+            sealed = vault.seal(Secret(f"t{i}"), account.id)
             async with database.transaction() as session:
-                return await tokens.replace_if_version(
-                    session, account.id, version, vault.seal(Secret(f"t{i}"), account.id), issued_at=now,
-                    expires_at=now, refreshed_at=now, next_refresh_at=None)
+                return await leases.store_refreshed(
+                    session, owner="w", account_id=account.id, version=version, ciphertext=sealed.ciphertext,
+                    key_id=sealed.key_id, issued_at=now, expires_at=now, refreshed_at=now, next_refresh_at=now)
 
         results = await asyncio.gather(*(writer(i) for i in range(1, 9)))
         assert results.count(True) == 1  # eight writers read the same version; exactly one may write
@@ -100,22 +103,33 @@ async def test_migrations_build_exactly_the_models(database_url):
         await database.dispose()
 
 
-async def test_the_old_fixed_sync_interval_becomes_the_default_and_chosen_ones_stay(database_url):
-    """Migration 0007: 600 s was the only interval ever written, so it means "the default" (NULL) from now on."""
+async def test_the_sync_interval_keeps_its_meaning_through_every_migration(database_url):
+    """0007: 600 s was the only interval ever written, so it means "the default" (NULL); 0008: the column counts
+    minutes. Downgrades give back what was there."""
     database = Database(database_url)
-    insert = text("INSERT INTO accounts (ig_user_id, slug, status, sync_interval, sync_failures, connected_at, "
-                  "created_at, updated_at) VALUES (:ig, :ig, 'active', :interval, 0, :now, :now, :now)")
-    read = text("SELECT ig_user_id, sync_interval FROM accounts ORDER BY ig_user_id")
+    insert = text("INSERT INTO accounts (ig_user_id, slug, status, sync_interval, sync_failures, sync_error, "
+                  "connected_at, created_at, updated_at) "
+                  "VALUES (:ig, :ig, 'active', :interval, 0, :error, :now, :now, :now)")
+    seconds = text("SELECT ig_user_id, sync_interval FROM accounts ORDER BY ig_user_id")
+    minutes = text("SELECT ig_user_id, sync_interval_minutes, sync_failure_kind, provider FROM accounts "
+                   "ORDER BY ig_user_id")
     try:
         assert await migrate.downgrade(database, "0006") == "0006"
         async with database.transaction() as session:
-            for ig, interval in (("1001", 600), ("1002", 1800)):
-                await session.execute(insert, {"ig": ig, "interval": interval, "now": datetime.now(UTC)})
+            for ig, interval, error in (("1001", 600, None), ("1002", 1800, "RateLimitedError: wait"),
+                                        ("1003", 90, "TransportError: down")):
+                await session.execute(insert, {"ig": ig, "interval": interval, "error": error,
+                                               "now": datetime.now(UTC)})
+        assert await migrate.upgrade(database, "0007") == "0007"
+        async with database.read() as session:
+            assert (await session.execute(seconds)).all() == [("1001", None), ("1002", 1800), ("1003", 90)]
         assert await migrate.upgrade(database) == migrate.head()
         async with database.read() as session:
-            assert (await session.execute(read)).all() == [("1001", None), ("1002", 1800)]
+            assert (await session.execute(minutes)).all() == [
+                ("1001", None, None, "instagram_login"), ("1002", 30, "throttled", "instagram_login"),
+                ("1003", 2, "temporary", "instagram_login")]
         await migrate.downgrade(database, "0006")
         async with database.read() as session:
-            assert (await session.execute(read)).all() == [("1001", 600), ("1002", 1800)]
+            assert (await session.execute(seconds)).all() == [("1001", 600), ("1002", 1800), ("1003", 120)]
     finally:
         await database.dispose()

@@ -16,15 +16,16 @@ import pytest
 from sqlalchemy import select, update
 
 from filmroll.clock import Clock
+from filmroll.service.policy import SyncPolicy
 from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
-from filmroll.service.sync import Syncer, SyncPolicy
+from filmroll.service.sync import Syncer
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.worker import Worker, probe_job, refresh_job, sync_job
 from tests import databases
-from tests.integration.service.conftest import instagram_for
+from tests.harness import instagram_for
 from tests.seeding import seed_accounts
 
 pytestmark = pytest.mark.anyio

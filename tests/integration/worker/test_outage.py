@@ -22,7 +22,7 @@ from filmroll.store.database import Database
 from filmroll.store.tables import Account, Event, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.worker import Worker, refresh_job, sync_job
-from tests.integration.service.conftest import instagram_for
+from tests.harness import instagram_for
 from tests.seeding import seed_accounts
 
 pytestmark = pytest.mark.anyio

@@ -2,149 +2,102 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from filmroll.platform import InstagramClient
 from filmroll.secret import Secret
-from filmroll.service.refresh import Refresher
 from filmroll.store import leases
-from filmroll.store.database import Database
-from filmroll.store.tables import Account, Event, Token
-from filmroll.vault import Keyring, Vault, generate_key, parse_keys
+from filmroll.store.tables import Event, Token
 from filmroll.worker import Worker
-from tests.integration.service.conftest import instagram_for
 from tests.seeding import seed_accounts
 
 pytestmark = pytest.mark.anyio
 
 
-@dataclass
-class Deps:
-    database: Database
-    vault: Vault
-    instagram: InstagramClient
-
-    def refresher(self, owner: str = "worker-a") -> Refresher:
-        return Refresher(self.database, self.vault, self.instagram, owner=owner)
-
-    async def run_worker(self, owner: str = "worker-a", **options) -> dict[str, int]:
-        import asyncio
-
-        from filmroll.service.probe import Prober
-        from filmroll.worker import probe_job, refresh_job
-
-        prober = Prober(self.database, self.vault, self.instagram, owner=owner)
-        engine = Worker(self.database, [refresh_job(self.refresher(owner)), probe_job(prober)], owner=owner,
-                        idle_poll=0.05, **options)
-        stats = await engine.run(asyncio.Event(), until_idle=True)
-        return dict(stats.outcomes)
-
-    async def tokens(self) -> dict[int, Token]:
-        async with self.database.read() as session:
-            return {t.account_id: t for t in (await session.execute(select(Token))).scalars()}
-
-    async def accounts(self) -> dict[int, Account]:
-        async with self.database.read() as session:
-            return {a.id: a for a in (await session.execute(select(Account))).scalars()}
-
-    def plain(self, token: Token) -> str:
-        return self.vault.open(token.ciphertext, token.key_id, token.account_id).reveal()
-
-
-@pytest.fixture
-async def deps(sandbox, database_url) -> AsyncIterator[Deps]:
-    database = Database(database_url)
-    instagram = instagram_for(sandbox)
-    yield Deps(database, Vault(Keyring(parse_keys(generate_key()))), instagram)
-    await instagram.aclose()
-    await database.dispose()
-
-
-async def test_due_tokens_are_refreshed_exactly_once(deps, sandbox):
-    due = await seed_accounts(deps.database, deps.vault, sandbox, 20)
-    later = await seed_accounts(deps.database, deps.vault, sandbox, 5, first=20, due=False)
-    before = await deps.tokens()
-    assert await deps.run_worker(concurrency=8) == {"refreshed": 20}
+async def test_due_tokens_are_refreshed_exactly_once(harness, sandbox):
+    due = await seed_accounts(harness.database, harness.vault, sandbox, 20)
+    later = await seed_accounts(harness.database, harness.vault, sandbox, 5, first=20, due=False)
+    before = await harness.tokens()
+    assert await harness.run_worker(concurrency=8) == {"refreshed": 20}
     calls = sandbox.control.calls(endpoint="refresh")
     assert len(calls) == 20 and len({c["account"] for c in calls}) == 20
     assert sandbox.control.overlaps("refresh") == []
-    after = await deps.tokens()
+    after = await harness.tokens()
     now = datetime.now(UTC)
     for account_id in due:
         token = after[account_id]
         assert token.version == 2 and token.lease_owner is None and token.refreshed_at is not None
         assert token.expires_at > before[account_id].expires_at + timedelta(days=30)
         assert now + timedelta(days=28) < token.next_refresh_at < token.expires_at - timedelta(days=1)
-        assert sandbox.control.inspect(deps.plain(token))["valid"]
+        assert sandbox.control.inspect(harness.plain(token))["valid"]
     for account_id in later:
         assert after[account_id].version == 1
-    assert await deps.run_worker() == {}  # nothing due any more: no calls
+    assert await harness.run_worker() == {}  # nothing due any more: no calls
     assert len(sandbox.control.calls(endpoint="refresh")) == 20
 
 
-async def test_rotation_stores_the_new_token(deps, sandbox):
+async def test_rotation_stores_the_new_token(harness, sandbox):
     sandbox.control.switches(refresh_token_string="new", old_token_after_refresh="revoked")
-    (account_id,) = await seed_accounts(deps.database, deps.vault, sandbox, 1)
-    old = deps.plain((await deps.tokens())[account_id])
-    assert await deps.run_worker() == {"refreshed": 1}
-    new = deps.plain((await deps.tokens())[account_id])
+    (account_id,) = await seed_accounts(harness.database, harness.vault, sandbox, 1)
+    old = harness.plain((await harness.tokens())[account_id])
+    assert await harness.run_worker() == {"refreshed": 1}
+    new = harness.plain((await harness.tokens())[account_id])
     assert new != old and sandbox.control.inspect(new)["valid"] and not sandbox.control.inspect(old)["valid"]
 
 
 @pytest.mark.parametrize(("reason", "words"), [("password_changed", "password"), ("revoked", "revoked"),
                                                ("app_removed", "removed the app")])
-async def test_dead_tokens_need_reauth_without_retries(deps, sandbox, reason, words):
-    ids = await seed_accounts(deps.database, deps.vault, sandbox, 3)
+async def test_dead_tokens_need_reauth_without_retries(harness, sandbox, reason, words):
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 3)
     sandbox.control.revoke(1, reason)  # the second seeded account
-    assert await deps.run_worker() == {"refreshed": 2, "needs_reauth": 1}
-    accounts = await deps.accounts()
+    assert await harness.run_worker() == {"refreshed": 2, "needs_reauth": 1}
+    accounts = await harness.accounts()
     dead = accounts[ids[1]]
     assert dead.status == "needs_reauth" and words in dead.status_reason
     assert [a.status for i, a in accounts.items() if i != ids[1]] == ["active", "active"]
-    async with deps.database.read() as session:
+    async with harness.database.read() as session:
         kinds = [e.kind for e in (await session.execute(select(Event).where(Event.account_id == ids[1]))).scalars()]
     assert kinds == ["account.needs_reauth"]
-    await deps.run_worker()
+    await harness.run_worker()
     assert len(sandbox.control.calls(endpoint="refresh")) == 3  # never retried
 
 
-async def test_throttling_waits_as_long_as_instagram_says(deps, sandbox):
-    ids = await seed_accounts(deps.database, deps.vault, sandbox, 2)
+async def test_throttling_waits_as_long_as_instagram_says(harness, sandbox):
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 2)
     sandbox.control.add_fault("graph_error", endpoint="refresh", account=sandbox.control.account(0)["ig_id"],
                               code=80002, times=1)
-    assert await deps.run_worker() == {"refreshed": 1, "throttled": 1}
-    token = (await deps.tokens())[ids[0]]
-    assert token.failure_count == 0 and token.version == 1 and "RateLimitedError" in token.last_error
+    assert await harness.run_worker() == {"refreshed": 1, "throttled": 1}
+    token = (await harness.tokens())[ids[0]]
+    assert token.refresh_failures == 0 and token.version == 1 and "RateLimitedError" in token.refresh_error
+    assert token.refresh_failure_kind == "throttled"
     assert token.next_attempt_at > datetime.now(UTC) + timedelta(seconds=50)
 
 
-async def test_transient_failures_back_off_with_jitter_and_recover(deps, sandbox):
-    ids = await seed_accounts(deps.database, deps.vault, sandbox, 1)
+async def test_transient_failures_back_off_with_jitter_and_recover(harness, sandbox):
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 1)
     sandbox.control.add_fault("status", endpoint="refresh", status=503, times=1)
-    assert await deps.run_worker() == {"retry": 1}
-    token = (await deps.tokens())[ids[0]]
-    assert token.failure_count == 1 and token.version == 1 and "TransientError" in token.last_error
+    assert await harness.run_worker() == {"retry": 1}
+    token = (await harness.tokens())[ids[0]]
+    assert token.refresh_failures == 1 and token.version == 1 and "TransientError" in token.refresh_error
+    assert token.refresh_failure_kind == "temporary"
     assert datetime.now(UTC) + timedelta(seconds=25) < token.next_attempt_at < datetime.now(UTC) + timedelta(minutes=3)
-    async with deps.database.transaction() as session:  # time passes
+    async with harness.database.transaction() as session:  # time passes
         (await session.get(Token, ids[0])).next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
-    assert await deps.run_worker() == {"refreshed": 1}
-    assert (await deps.tokens())[ids[0]].failure_count == 0
+    assert await harness.run_worker() == {"refreshed": 1}
+    assert (await harness.tokens())[ids[0]].refresh_failures == 0
 
 
-async def test_a_refresh_that_starts_failing_says_so_once_and_again_when_it_recovers(deps, sandbox):
-    ids = await seed_accounts(deps.database, deps.vault, sandbox, 1)
+async def test_a_refresh_that_starts_failing_says_so_once_and_again_when_it_recovers(harness, sandbox):
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 1)
     sandbox.control.add_fault("status", endpoint="refresh", status=503, times=3)
     for _ in range(3):
-        assert await deps.run_worker() == {"retry": 1}
-        async with deps.database.transaction() as session:  # time passes
+        assert await harness.run_worker() == {"retry": 1}
+        async with harness.database.transaction() as session:  # time passes
             (await session.get(Token, ids[0])).next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
-    assert await deps.run_worker() == {"refreshed": 1}
-    async with deps.database.read() as session:
+    assert await harness.run_worker() == {"refreshed": 1}
+    async with harness.database.read() as session:
         kinds_and_messages = (await session.execute(select(Event.kind, Event.message).where(
             Event.account_id == ids[0], Event.kind.like("token.%")).order_by(Event.id))).all()
     assert [kind for kind, _ in kinds_and_messages] == ["token.refresh_failing", "token.refreshed"]
@@ -154,69 +107,69 @@ async def test_a_refresh_that_starts_failing_says_so_once_and_again_when_it_reco
 
 @pytest.mark.parametrize("body", ['{"access_token": "", "expires_in": 5184000}', '{"access_token": "IGAAx"}',
                                   '{"access_token": "IGAAx", "expires_in": "soon"}', '{"trunc', "<html>oops</html>"])
-async def test_a_malformed_answer_never_replaces_the_token(deps, sandbox, body):
-    ids = await seed_accounts(deps.database, deps.vault, sandbox, 1)
-    before = (await deps.tokens())[ids[0]]
+async def test_a_malformed_answer_never_replaces_the_token(harness, sandbox, body):
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 1)
+    before = (await harness.tokens())[ids[0]]
     sandbox.control.add_fault("body", endpoint="refresh", status=200, message=body, times=1)
-    assert await deps.run_worker() == {"retry": 1}
-    after = (await deps.tokens())[ids[0]]
+    assert await harness.run_worker() == {"retry": 1}
+    after = (await harness.tokens())[ids[0]]
     assert after.ciphertext == before.ciphertext and after.version == 1
-    assert sandbox.control.inspect(deps.plain(after))["valid"] and "Malformed" in after.last_error
+    assert sandbox.control.inspect(harness.plain(after))["valid"] and "Malformed" in after.refresh_error
 
 
-async def test_a_lost_race_is_not_a_dead_account(deps, sandbox):
+async def test_a_lost_race_is_not_a_dead_account(harness, sandbox):
     sandbox.control.switches(refresh_token_string="new", old_token_after_refresh="revoked")
-    (account_id,) = await seed_accounts(deps.database, deps.vault, sandbox, 1)
-    now = await deps.database.now()
-    async with deps.database.transaction() as session:
+    (account_id,) = await seed_accounts(harness.database, harness.vault, sandbox, 1)
+    now = await harness.database.now()
+    async with harness.database.transaction() as session:
         (slow,) = await leases.claim_refreshes(session, owner="slow", now=now, lease=timedelta(seconds=1), limit=5)
     later = now + timedelta(seconds=5)  # the slow worker's lease has expired; another worker takes over
-    async with deps.database.transaction() as session:
+    async with harness.database.transaction() as session:
         (fast,) = await leases.claim_refreshes(session, owner="fast", now=later, lease=timedelta(seconds=60), limit=5)
-    assert await deps.refresher("fast").run(fast) == "refreshed"
-    assert await deps.refresher("slow").run(slow) in ("lost_race", "stale_lease")
-    account = (await deps.accounts())[account_id]
+    assert await harness.refresher("fast").run(fast) == "refreshed"
+    assert await harness.refresher("slow").run(slow) in ("lost_race", "stale_lease")
+    account = (await harness.accounts())[account_id]
     assert account.status == "active"
-    assert sandbox.control.inspect(deps.plain((await deps.tokens())[account_id]))["valid"]
+    assert sandbox.control.inspect(harness.plain((await harness.tokens())[account_id]))["valid"]
 
 
-async def test_a_stale_lease_writes_nothing(deps, sandbox):
-    (account_id,) = await seed_accounts(deps.database, deps.vault, sandbox, 1)
-    now = await deps.database.now()
-    async with deps.database.transaction() as session:
+async def test_a_stale_lease_writes_nothing(harness, sandbox):
+    (account_id,) = await seed_accounts(harness.database, harness.vault, sandbox, 1)
+    now = await harness.database.now()
+    async with harness.database.transaction() as session:
         (stale,) = await leases.claim_refreshes(session, owner="stale", now=now, lease=timedelta(seconds=1), limit=1)
-    async with deps.database.transaction() as session:
+    async with harness.database.transaction() as session:
         await leases.claim_refreshes(session, owner="new-owner", now=now + timedelta(seconds=5),
                                      lease=timedelta(seconds=60), limit=1)
-    assert await deps.refresher("stale").run(stale) == "stale_lease"
-    token = (await deps.tokens())[account_id]
+    assert await harness.refresher("stale").run(stale) == "stale_lease"
+    token = (await harness.tokens())[account_id]
     assert token.version == 1 and token.lease_owner == "new-owner"
 
 
 @pytest.mark.parametrize(("mode", "expected", "status"), [("valid", "refreshed", "active"),
                                                          ("revoked", "needs_reauth", "needs_reauth")])
-async def test_recovery_after_a_crash_in_the_middle_of_a_refresh(deps, sandbox, mode, expected, status):
+async def test_recovery_after_a_crash_in_the_middle_of_a_refresh(harness, sandbox, mode, expected, status):
     sandbox.control.switches(refresh_token_string="new", old_token_after_refresh=mode)
-    (account_id,) = await seed_accounts(deps.database, deps.vault, sandbox, 1)
-    stored = Secret(deps.plain((await deps.tokens())[account_id]))
-    await deps.instagram.refresh(stored)  # the crashed worker's call: Instagram answered, the answer died with it
-    async with deps.database.transaction() as session:
+    (account_id,) = await seed_accounts(harness.database, harness.vault, sandbox, 1)
+    stored = Secret(harness.plain((await harness.tokens())[account_id]))
+    await harness.instagram.refresh(stored)  # the crashed worker's call: Instagram answered, the answer died with it
+    async with harness.database.transaction() as session:
         (await session.get(Token, account_id)).refresh_started_at = datetime.now(UTC) - timedelta(minutes=5)
-    assert await deps.run_worker() == {expected: 1}
-    account = (await deps.accounts())[account_id]
+    assert await harness.run_worker() == {expected: 1}
+    account = (await harness.accounts())[account_id]
     assert account.status == status
     if status == "needs_reauth":
         assert "refresh_lost_in_crash" in account.status_reason
 
 
-async def test_concurrent_claims_are_disjoint(deps, sandbox):
+async def test_concurrent_claims_are_disjoint(harness, sandbox):
     import asyncio
 
-    await seed_accounts(deps.database, deps.vault, sandbox, 60)
-    now = await deps.database.now()
+    await seed_accounts(harness.database, harness.vault, sandbox, 60)
+    now = await harness.database.now()
 
     async def claim(owner: str) -> list[int]:
-        async with deps.database.transaction() as session:
+        async with harness.database.transaction() as session:
             found = await leases.claim_refreshes(session, owner=owner, now=now, lease=timedelta(seconds=60),
                                                  limit=25)
             await asyncio.sleep(0.05)  # hold the claim transaction open while the others run
@@ -227,41 +180,41 @@ async def test_concurrent_claims_are_disjoint(deps, sandbox):
     assert len(flat) == len(set(flat)) == 60
 
 
-async def _probes_due(deps, ids):
-    async with deps.database.transaction() as session:
+async def _probes_due(harness, ids):
+    async with harness.database.transaction() as session:
         for account_id in ids:
             (await session.get(Token, account_id)).next_probe_at = datetime.now(UTC) - timedelta(minutes=1)
 
 
-async def test_the_daily_probe_catches_a_revoked_token(deps, sandbox):
-    ids = await seed_accounts(deps.database, deps.vault, sandbox, 4, due=False)
-    await _probes_due(deps, ids)
+async def test_the_daily_probe_catches_a_revoked_token(harness, sandbox):
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 4, due=False)
+    await _probes_due(harness, ids)
     sandbox.control.revoke(2, "password_changed")
-    assert await deps.run_worker() == {"alive": 3, "needs_reauth": 1}
-    tokens, accounts = await deps.tokens(), await deps.accounts()
+    assert await harness.run_worker() == {"alive": 3, "needs_reauth": 1}
+    tokens, accounts = await harness.tokens(), await harness.accounts()
     assert accounts[ids[2]].status == "needs_reauth" and "password" in accounts[ids[2]].status_reason
     for account_id in (ids[0], ids[1], ids[3]):
         token = tokens[account_id]
         assert token.last_probe_at is not None and token.lease_owner is None
         assert timedelta(hours=19) < token.next_probe_at - datetime.now(UTC) < timedelta(hours=24)  # never later
     assert len(sandbox.control.calls(endpoint="user")) == 4
-    assert await deps.run_worker() == {}  # the dead one is not probed again, the live ones not before tomorrow
+    assert await harness.run_worker() == {}  # the dead one is not probed again, the live ones not before tomorrow
 
 
-async def test_a_failed_probe_tries_again_soon_without_condemning_the_token(deps, sandbox):
-    ids = await seed_accounts(deps.database, deps.vault, sandbox, 1, due=False)
-    await _probes_due(deps, ids)
+async def test_a_failed_probe_tries_again_soon_without_condemning_the_token(harness, sandbox):
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 1, due=False)
+    await _probes_due(harness, ids)
     sandbox.control.add_fault("status", endpoint="user", status=503, times=1)
-    assert await deps.run_worker() == {"retry": 1}
-    token = (await deps.tokens())[ids[0]]
-    assert (await deps.accounts())[ids[0]].status == "active"
+    assert await harness.run_worker() == {"retry": 1}
+    token = (await harness.tokens())[ids[0]]
+    assert (await harness.accounts())[ids[0]].status == "active"
     assert timedelta(minutes=14) < token.next_probe_at - datetime.now(UTC) < timedelta(minutes=16)
 
 
-async def test_refresh_and_probe_never_run_on_one_account_at_once(deps, sandbox):
-    ids = await seed_accounts(deps.database, deps.vault, sandbox, 10)
-    await _probes_due(deps, ids)  # every account is due for both
-    outcomes = await deps.run_worker(concurrency=20)
+async def test_refresh_and_probe_never_run_on_one_account_at_once(harness, sandbox):
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 10)
+    await _probes_due(harness, ids)  # every account is due for both
+    outcomes = await harness.run_worker(concurrency=20)
     assert outcomes.get("refreshed") == 10
     refreshes = sandbox.control.calls(endpoint="refresh")
     probes = sandbox.control.calls(endpoint="user")
@@ -271,48 +224,49 @@ async def test_refresh_and_probe_never_run_on_one_account_at_once(deps, sandbox)
                 assert probe["ended"] <= refresh["started"] or refresh["ended"] <= probe["started"]
 
 
-async def test_a_job_that_fails_unexpectedly_keeps_its_lease_until_it_expires(deps, sandbox):
+async def test_a_job_that_fails_unexpectedly_keeps_its_lease_until_it_expires(harness, sandbox):
     import asyncio
 
     from filmroll.store import leases
     from filmroll.worker import Job
 
-    ids = await seed_accounts(deps.database, deps.vault, sandbox, 2, due=False)
-    await _probes_due(deps, ids)
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 2, due=False)
+    await _probes_due(harness, ids)
     attempts: list[int] = []
 
     async def broken(claim) -> str:  # type: ignore[no-untyped-def]
         attempts.append(claim.account_id)
         raise RuntimeError("a bug in a job")
 
-    worker = Worker(deps.database, [Job("probe", leases.claim_probes, broken)], owner="worker-a", idle_poll=0.05,
+    worker = Worker(harness.database, [Job("probe", leases.claim_probes, broken)], owner="worker-a", idle_poll=0.05,
                     lease=timedelta(seconds=30))
     stats = await asyncio.wait_for(worker.run(asyncio.Event(), until_idle=True), 60)  # a retry loop never idles
     assert stats.crashed == 2 and sorted(attempts) == sorted(ids)  # once each: no tight retry loop
-    tokens = await deps.tokens()
+    tokens = await harness.tokens()
     for account_id in ids:
         assert tokens[account_id].lease_owner == "worker-a"  # left to expire, not handed straight back
     # Once the lease has run out, the work is claimed again (here by a healthy worker) and done.
-    async with deps.database.transaction() as session:
+    async with harness.database.transaction() as session:
         for account_id in ids:
             (await session.get(Token, account_id)).lease_until = datetime.now(UTC) - timedelta(seconds=1)
-    assert await deps.run_worker(owner="worker-b") == {"alive": 2}
+    assert await harness.run_worker(owner="worker-b") == {"alive": 2}
 
 
-async def test_the_worker_tells_operators_what_it_does_and_which_owner_must_act(deps, sandbox, caplog):
+async def test_the_worker_tells_operators_what_it_does_and_which_owner_must_act(harness, sandbox, caplog):
     import logging
 
-    ids = await seed_accounts(deps.database, deps.vault, sandbox, 3)
-    tokens = [deps.plain(t) for t in (await deps.tokens()).values()]
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 3)
+    tokens = [harness.plain(t) for t in (await harness.tokens()).values()]
     sandbox.control.revoke(1, "password_changed")
     sandbox.control.switches(latency_ms=300)  # the run outlasts a few progress reports
     caplog.set_level(logging.INFO, logger="filmroll")
-    assert await deps.run_worker(report_every=0.1) == {"refreshed": 2, "needs_reauth": 1}
+    assert await harness.run_worker(report_every=0.1) == {"refreshed": 2, "needs_reauth": 1}
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.startswith("worker worker-a started: refresh, probe, up to 32 jobs") for line in lines)
     assert [line for line in lines if line.startswith("worker worker-a, last 0 s: ")]  # while it works
     assert lines[-1] == "worker worker-a stopped: needs_reauth 1, refreshed 2"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"account {ids[1]} needs re-authorisation by its owner: the owner changed their Instagram "
+    assert warnings == [f"@sandbox1 (account {ids[1]}) needs re-authorisation by its owner: the owner changed their "
+                        "Instagram "
                         "password (or Instagram reset the session for security)"]
     assert not [t for t in tokens if t in caplog.text]

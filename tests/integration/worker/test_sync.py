@@ -15,13 +15,13 @@ from tests.seeding import index_with, seed_accounts
 pytestmark = pytest.mark.anyio
 
 
-async def test_first_sync_stores_profile_and_every_post_with_children(env, sandbox):
+async def test_first_sync_stores_profile_and_every_post_with_children(harness, sandbox):
     index = index_with(sandbox, 40, 80)
-    (account_id,) = await env.seed([index])
-    assert await env.sync() == {"synced_full": 1}
-    stored = await env.media(account_id)
+    (account_id,) = await harness.seed([index])
+    assert await harness.sync() == {"synced_full": 1}
+    stored = await harness.media(account_id)
     assert [m.ig_media_id for m in stored] == sandbox.control.media_ids(index, limit=200)
-    async with env.database.read() as session:
+    async with harness.database.read() as session:
         account = await session.get(Account, account_id)
         children = list((await session.execute(select(MediaChild))).scalars())
     profile = sandbox.control.account(index)
@@ -32,34 +32,34 @@ async def test_first_sync_stores_profile_and_every_post_with_children(env, sandb
     assert sandbox.control.calls(endpoint="children") == []  # children came inline, no call per album
 
 
-async def test_an_unchanged_account_costs_one_call_and_writes_nothing(env, sandbox):
-    (account_id,) = await env.seed([index_with(sandbox, 30, 80)])
-    await env.sync()
-    before = [(m.id, m.updated_at) for m in await env.media(account_id)]
+async def test_an_unchanged_account_costs_one_call_and_writes_nothing(harness, sandbox):
+    (account_id,) = await harness.seed([index_with(sandbox, 30, 80)])
+    await harness.sync()
+    before = [(m.id, m.updated_at) for m in await harness.media(account_id)]
     sandbox.control.clear_calls()
-    await env.due([account_id])
-    assert await env.sync() == {"synced": 1}
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}
     assert len(sandbox.control.calls()) == 1
-    assert [(m.id, m.updated_at) for m in await env.media(account_id)] == before
+    assert [(m.id, m.updated_at) for m in await harness.media(account_id)] == before
 
 
-async def test_an_unchanged_page_is_not_even_read_from_the_database(env, sandbox):
+async def test_an_unchanged_page_is_not_even_read_from_the_database(harness, sandbox):
     from sqlalchemy import event
 
     index = index_with(sandbox, 30, 80)
-    (account_id,) = await env.seed([index])
-    await env.sync()
+    (account_id,) = await harness.seed([index])
+    await harness.sync()
     statements: list[str] = []
 
     def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
         statements.append(statement)
 
-    engines = {env.database.engine.sync_engine, env.database.read_engine.sync_engine}
+    engines = {harness.database.engine.sync_engine, harness.database.read_engine.sync_engine}
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
     try:
-        await env.due([account_id])
-        assert await env.sync() == {"synced": 1}
+        await harness.due([account_id])
+        assert await harness.sync() == {"synced": 1}
         touching_media = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)\s+media\b", re.IGNORECASE)
         assert statements and not [s for s in statements if touching_media.search(s)]  # fingerprint matched
         # A changed like count on the newest page changes the fingerprint: the page's posts are read, that one
@@ -67,28 +67,28 @@ async def test_an_unchanged_page_is_not_even_read_from_the_database(env, sandbox
         newest = sandbox.control.media_ids(index, limit=1)[0]
         sandbox.control.media(newest, like_count=987_654)
         statements.clear()
-        await env.due([account_id])
-        assert await env.sync() == {"synced": 1}
+        await harness.due([account_id])
+        assert await harness.sync() == {"synced": 1}
         assert [s for s in statements if s.lstrip().upper().startswith("UPDATE MEDIA SET")]
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
-    assert {m.ig_media_id: m.like_count for m in await env.media(account_id)}[newest] == 987_654
+    assert {m.ig_media_id: m.like_count for m in await harness.media(account_id)}[newest] == 987_654
 
 
-async def test_new_counts_and_an_edited_caption_on_the_newest_page_cost_one_call(env, sandbox):
+async def test_new_counts_and_an_edited_caption_on_the_newest_page_cost_one_call(harness, sandbox):
     index = index_with(sandbox, 30, 80)
-    (account_id,) = await env.seed([index])
-    await env.sync()
-    before = await env.media_map(account_id)
+    (account_id,) = await harness.seed([index])
+    await harness.sync()
+    before = await harness.media_map(account_id)
     liked, edited = sandbox.control.media_ids(index, limit=3)[1:3]
     sandbox.control.media(liked, like_count=before[liked].like_count + 7, comments_count=3)
     sandbox.control.media(edited, caption="Better words, same photo")
     sandbox.control.clear_calls()
-    await env.due([account_id])
-    assert await env.sync() == {"synced": 1}
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}
     assert [c["endpoint"] for c in sandbox.control.calls()] == ["user"]
-    after = await env.media_map(account_id)
+    after = await harness.media_map(account_id)
     assert (after[liked].like_count, after[liked].comments_count) == (before[liked].like_count + 7, 3)
     assert after[edited].caption == "Better words, same photo"
     moved = {i for i in after if after[i].updated_at != before[i].updated_at}
@@ -99,101 +99,101 @@ async def test_new_counts_and_an_edited_caption_on_the_newest_page_cost_one_call
         assert after[ig_id].timestamp == before[ig_id].timestamp and after[ig_id].shortcode == before[ig_id].shortcode
     # The next routine sync sees its own fingerprint again: one call, nothing written.
     sandbox.control.clear_calls()
-    await env.due([account_id])
-    assert await env.sync() == {"synced": 1}
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}
     assert len(sandbox.control.calls()) == 1
-    assert {i: m.updated_at for i, m in (await env.media_map(account_id)).items()} == {
+    assert {i: m.updated_at for i, m in (await harness.media_map(account_id)).items()} == {
         i: m.updated_at for i, m in after.items()}
 
 
-async def test_a_new_post_is_picked_up_incrementally(env, sandbox):
+async def test_a_new_post_is_picked_up_incrementally(harness, sandbox):
     index = index_with(sandbox, 30, 80)
-    (account_id,) = await env.seed([index])
-    await env.sync()
+    (account_id,) = await harness.seed([index])
+    await harness.sync()
     new = sandbox.control.add_media(index, caption="Fresh from the oven", media_type="CAROUSEL_ALBUM",
                                     children=["IMAGE", "VIDEO"])
     sandbox.control.clear_calls()
-    await env.due([account_id])
-    await env.sync()
+    await harness.due([account_id])
+    await harness.sync()
     # The routine call shows a post we do not have; the newest page is read again with every field, once.
     assert [c["endpoint"] for c in sandbox.control.calls()] == ["user", "media_list"]
-    newest = (await env.media(account_id))[0]
+    newest = (await harness.media(account_id))[0]
     assert newest.ig_media_id == new["id"] and newest.caption == "Fresh from the oven" and newest.children_count == 2
     assert newest.media_url is not None and newest.timestamp is not None and newest.permalink is not None
     sandbox.control.clear_calls()
-    await env.due([account_id])
-    assert await env.sync() == {"synced": 1}
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}
     assert len(sandbox.control.calls()) == 1  # the page stored is the page a routine sync fingerprints
 
 
-async def test_the_full_pass_finds_deleted_and_edited_posts(env, sandbox):
+async def test_the_full_pass_finds_deleted_and_edited_posts(harness, sandbox):
     index = index_with(sandbox, 30, 80)
-    (account_id,) = await env.seed([index])
-    await env.sync()
+    (account_id,) = await harness.seed([index])
+    await harness.sync()
     ids = sandbox.control.media_ids(index, limit=100)
     sandbox.control.delete_media(ids[-1])  # an old post, far below the first page
     sandbox.control.media(ids[-2], caption="Edited years later")
-    await env.due([account_id])
-    assert await env.sync() == {"synced": 1}  # the incremental sync cannot see that far back
-    assert len(await env.media(account_id)) == len(ids)
-    await env.due([account_id], full=True)
-    assert await env.sync() == {"synced_full": 1}
-    live = {m.ig_media_id: m for m in await env.media(account_id)}
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}  # the incremental sync cannot see that far back
+    assert len(await harness.media(account_id)) == len(ids)
+    await harness.due([account_id], full=True)
+    assert await harness.sync() == {"synced_full": 1}
+    live = {m.ig_media_id: m for m in await harness.media(account_id)}
     assert ids[-1] not in live and live[ids[-2]].caption == "Edited years later"
-    everything = {m.ig_media_id: m for m in await env.media(account_id, live=False)}
+    everything = {m.ig_media_id: m for m in await harness.media(account_id, live=False)}
     assert everything[ids[-1]].deleted_at is not None  # marked, never erased
 
 
-async def test_several_workers_never_duplicate_a_post(env, sandbox):
-    ids = await env.seed([index_with(sandbox, 20, 80), 1, 2, 3, 4, 5])
+async def test_several_workers_never_duplicate_a_post(harness, sandbox):
+    ids = await harness.seed([index_with(sandbox, 20, 80), 1, 2, 3, 4, 5])
     for _ in range(3):
-        await env.due(ids, full=True)
-        await env.sync(owners=4)
-    async with env.database.read() as session:
+        await harness.due(ids, full=True)
+        await harness.sync(owners=4)
+    async with harness.database.read() as session:
         rows = list((await session.execute(select(MediaItem.account_id, MediaItem.ig_media_id))).all())
     assert len(rows) == len(set(rows))
     for account_id in ids:
-        async with env.database.read() as session:
+        async with harness.database.read() as session:
             account = await session.get(Account, account_id)
             assert await media_store.count(session, account_id) == account.media_count
 
 
-async def test_a_revoked_token_marks_the_account_and_stops_syncing_it(env, sandbox):
-    (account_id,) = await env.seed([3])
+async def test_a_revoked_token_marks_the_account_and_stops_syncing_it(harness, sandbox):
+    (account_id,) = await harness.seed([3])
     sandbox.control.revoke(3, "app_removed")
-    assert await env.sync() == {"needs_reauth": 1}
-    async with env.database.read() as session:
+    assert await harness.sync() == {"needs_reauth": 1}
+    async with harness.database.read() as session:
         account = await session.get(Account, account_id)
     assert account.status == "needs_reauth" and "removed the app" in account.status_reason
     assert account.stale_since is not None
-    await env.due([account_id])
-    assert await env.sync() == {}
+    await harness.due([account_id])
+    assert await harness.sync() == {}
 
 
-async def test_throttling_and_failures_postpone_and_mark_the_feed_stale(env, sandbox):
-    (first, second) = await env.seed([1, 2])
+async def test_throttling_and_failures_postpone_and_mark_the_feed_stale(harness, sandbox):
+    (first, second) = await harness.seed([1, 2])
     sandbox.control.throttle(1, minutes=20)
     sandbox.control.add_fault("status", endpoint="user", account=sandbox.control.account(2)["ig_id"], status=503)
-    assert await env.sync() == {"sync_throttled": 1, "sync_retry": 1}
-    async with env.database.read() as session:
+    assert await harness.sync() == {"sync_throttled": 1, "sync_retry": 1}
+    async with harness.database.read() as session:
         throttled, failing = await session.get(Account, first), await session.get(Account, second)
     assert throttled.next_sync_at > datetime.now(UTC) + timedelta(minutes=19) and throttled.sync_failures == 0
     assert failing.sync_failures == 1 and "TransientError" in failing.sync_error
     assert throttled.stale_since is not None and failing.stale_since is not None
 
 
-async def test_a_feed_going_stale_and_current_again_writes_one_event_each_way(env, sandbox):
-    (account_id,) = await env.seed([2])
-    assert await env.sync() == {"synced_full": 1}
+async def test_a_feed_going_stale_and_current_again_writes_one_event_each_way(harness, sandbox):
+    (account_id,) = await harness.seed([2])
+    assert await harness.sync() == {"synced_full": 1}
     sandbox.control.add_fault("status", endpoint="user", status=503, times=2)
     for _ in range(2):  # the second failure is not a new state
-        await env.due([account_id])
-        assert await env.sync() == {"sync_retry": 1}
-    await env.due([account_id])
-    assert await env.sync() == {"synced": 1}
-    await env.due([account_id])
-    assert await env.sync() == {"synced": 1}  # a routine sync of a current feed: no event
-    async with env.database.read() as session:
+        await harness.due([account_id])
+        assert await harness.sync() == {"sync_retry": 1}
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}  # a routine sync of a current feed: no event
+    async with harness.database.read() as session:
         kinds_and_messages = (await session.execute(select(Event.kind, Event.message).where(
             Event.account_id == account_id, Event.kind.like("sync.%")).order_by(Event.id))).all()
         account = await session.get(Account, account_id)
@@ -202,36 +202,36 @@ async def test_a_feed_going_stale_and_current_again_writes_one_event_each_way(en
     assert account.stale_since is None and account.sync_failures == 0 and account.sync_error is None
 
 
-async def test_a_busy_account_is_synced_less_often(env, sandbox):
+async def test_a_busy_account_is_synced_less_often(harness, sandbox):
     sandbox.control.rate_limits(account_calls=10, window=3600)
     index = index_with(sandbox, 1, 20)
-    (account_id,) = await env.seed([index])
+    (account_id,) = await harness.seed([index])
     for _ in range(8):  # use up most of the account's budget
-        await env.instagram.me(_token(env, sandbox, index))
-    await env.sync()
-    async with env.database.read() as session:
+        await harness.instagram.me(_token(harness, sandbox, index))
+    await harness.sync()
+    async with harness.database.read() as session:
         account = await session.get(Account, account_id)
     assert account.usage_percent >= 90
     assert account.next_sync_at - account.last_synced_at > timedelta(minutes=25)
 
 
-def _token(env, sandbox, index):
+def _token(harness, sandbox, index):
     from filmroll.secret import Secret
 
     return Secret(sandbox.control.mint_token(index)["access_token"])
 
 
-async def test_insights_snapshots_with_the_permission_only(env, sandbox):
+async def test_insights_snapshots_with_the_permission_only(harness, sandbox):
     from filmroll.store.tables import InsightSnapshot
 
     index = index_with(sandbox, 12, 80)
-    (with_permission,) = await seed_accounts(env.database, env.vault, sandbox, 1, first=index, due=False,
+    (with_permission,) = await seed_accounts(harness.database, harness.vault, sandbox, 1, first=index, due=False,
                                              permissions=("instagram_business_basic",
                                                           "instagram_business_manage_insights"))
-    (without,) = await seed_accounts(env.database, env.vault, sandbox, 1, first=index + 1, due=False)
-    await env.due([with_permission, without])
-    await env.sync()
-    async with env.database.read() as session:
+    (without,) = await seed_accounts(harness.database, harness.vault, sandbox, 1, first=index + 1, due=False)
+    await harness.due([with_permission, without])
+    await harness.sync()
+    async with harness.database.read() as session:
         rows = list((await session.execute(select(InsightSnapshot))).scalars())
         account = await session.get(Account, with_permission)
     assert {r.account_id for r in rows} == {with_permission}
@@ -244,13 +244,13 @@ async def test_insights_snapshots_with_the_permission_only(env, sandbox):
     assert {c["account"] for c in insight_calls} == {sandbox.control.account(index)["ig_id"]}
     # Within the interval: no new insight calls. A re-take the same day replaces, never duplicates.
     sandbox.control.clear_calls()
-    await env.due([with_permission])
-    await env.sync()
+    await harness.due([with_permission])
+    await harness.sync()
     assert not [c for c in sandbox.control.calls() if c["endpoint"].endswith("insights")]
-    async with env.database.transaction() as session:
+    async with harness.database.transaction() as session:
         (await session.get(Account, with_permission)).insights_at = datetime.now(UTC) - timedelta(days=2)
-    await env.due([with_permission])
-    await env.sync()
-    async with env.database.read() as session:
+    await harness.due([with_permission])
+    await harness.sync()
+    async with harness.database.read() as session:
         again = list((await session.execute(select(InsightSnapshot))).scalars())
     assert len(again) == len(rows)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from filmroll.service.refresh import Backoff
+from filmroll.service.policy import Backoff
 
 
 @given(failures=st.integers(min_value=0, max_value=10_000), seed=st.integers(), base=st.integers(1, 600),

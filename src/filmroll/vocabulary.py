@@ -1,0 +1,56 @@
+"""The words filmroll decides by, each written once: an account's status, a job's outcome, a failure's kind, the
+provider an account came through. They are ``StrEnum``s, so the database, the CLI's JSON and the logs keep the plain
+strings (``"needs_reauth"``) while the code compares members, never text.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"  # a working token; refreshed, probed and synced
+    NEEDS_REAUTH = "needs_reauth"  # the token died; the owner must sign in again (an alert says so)
+    REVOKED = "revoked"  # the owner removed the app (Meta's deauthorize callback)
+    DISCONNECTED = "disconnected"  # an operator disconnected it; the token is deleted
+
+
+class Provider(StrEnum):
+    """How an account's token was obtained; each provider has its own authorize, token and Graph hosts."""
+
+    INSTAGRAM_LOGIN = "instagram_login"  # Instagram API with Instagram Login (graph.instagram.com)
+
+
+class FailureKind(StrEnum):
+    """Why the last attempt of a refresh or a sync failed, when it is retried."""
+
+    THROTTLED = "throttled"  # Instagram asked us to wait; calling earlier prolongs the block
+    TEMPORARY = "temporary"  # an outage, a timeout, an answer we could not trust: retried with backoff
+
+
+class Outcome(StrEnum):
+    """What one job did: the worker counts these, the CLI maps them to messages and exit codes."""
+
+    # refresh
+    REFRESHED = "refreshed"
+    TOO_EARLY = "too_early"
+    LOST_RACE = "lost_race"  # another worker refreshed the token meanwhile: not a dead account
+    THROTTLED = "throttled"
+    RETRY = "retry"
+    # probe
+    ALIVE = "alive"
+    # sync
+    SYNCED = "synced"
+    SYNCED_FULL = "synced_full"
+    SYNC_RETRY = "sync_retry"
+    SYNC_THROTTLED = "sync_throttled"
+    # alert
+    ALERT_SENT = "alert_sent"
+    ALERT_RETRY = "alert_retry"
+    ALERT_FAILED = "alert_failed"
+    ALERT_OBSOLETE = "alert_obsolete"
+    # any job
+    NEEDS_REAUTH = "needs_reauth"
+    STALE_LEASE = "stale_lease"  # our lease was taken over: nothing was written
+    INTERRUPTED = "interrupted"  # the database went away mid-job; the lease runs out and the job is retried
+    CRASHED = "crashed"  # a bug; the lease runs out and the job is retried

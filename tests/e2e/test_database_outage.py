@@ -1,0 +1,239 @@
+"""The database goes away under running filmroll processes and comes back: nobody exits, nobody needs a restart,
+no refresh overlaps another, every due account is refreshed exactly once, and work resumes within a poll.
+
+PostgreSQL outages run on a throwaway server of the test's own (``tests/pgcluster.py``), never the shared one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from filmroll.store import migrate
+from filmroll.store.database import Database
+from filmroll.store.tables import Account, Token
+from filmroll.vault import Keyring, Vault, generate_key, parse_keys
+from tests import aio
+from tests.e2e.test_workers import _env, _outcomes, _worker
+from tests.pgcluster import Cluster, throwaway_cluster
+from tests.seeding import seed_accounts
+from tests.webapp import free_port
+
+OUTAGE_SECONDS = 10
+POLL_SECONDS = 2.0  # the worker's idle poll
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+def _prepare(sandbox, url: str, count: int, *, due: bool = True) -> str:
+    key = generate_key()
+
+    async def build() -> None:
+        database = Database(url)
+        try:
+            await migrate.upgrade(database)
+            await seed_accounts(database, Vault(Keyring(parse_keys(key))), sandbox, count, due=due)
+        finally:
+            await database.dispose()
+
+    aio.run(build())
+    return key
+
+
+def _read(url: str, query):  # type: ignore[no-untyped-def]
+    async def read():  # type: ignore[no-untyped-def]
+        database = Database(url)
+        try:
+            async with database.read() as session:
+                return (await session.execute(query)).all()
+        finally:
+            await database.dispose()
+
+    return aio.run(read())
+
+
+def _write(url: str, *statements) -> None:  # type: ignore[no-untyped-def]
+    async def write() -> None:
+        database = Database(url)
+        try:
+            async with database.transaction() as session:
+                for statement in statements:
+                    await session.execute(statement)
+        finally:
+            await database.dispose()
+
+    aio.run(write())
+
+
+def _refresh_calls_per_account(sandbox) -> Counter[str]:
+    calls = sandbox.control.calls(endpoint="refresh", limit=100_000)
+    assert all(c["outcome"] == "ok" for c in calls), [c for c in calls if c["outcome"] != "ok"][:3]
+    return Counter(c["account"] for c in calls)
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _serving(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen, httpx.Client]]:
+    port = free_port()
+    env = {**env, "FILMROLL_WEB__PORT": str(port),
+           "FILMROLL_INSTAGRAM__REDIRECT_URI": f"http://127.0.0.1:{port}/callback"}
+    with log.open("w") as output:  # a file, not a pipe: a full pipe would stall the server
+        process = subprocess.Popen([sys.executable, "-m", "filmroll", "serve"], stdout=output, stderr=output,
+                                   text=True, env=env)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    try:
+        _wait_for(lambda: _answers(client), 60, "filmroll serve to start")
+        yield process, client
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        return client.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_serve_rides_out_a_database_outage(sandbox, cluster, tmp_path):
+    url = cluster.create_database("filmroll")
+    key = _prepare(sandbox, url, 20, due=False)
+    env = _env(sandbox, url, key)
+    log = tmp_path / "serve.log"
+    with _serving(env, log) as (process, client):
+        assert client.get("/readyz").json()["status"] == "ready"
+        # Due while the database is down: a refresh and a sync of every account.
+        soon = datetime.now(UTC) + timedelta(seconds=3)
+        _write(url, update(Token).values(next_refresh_at=soon), update(Account).values(next_sync_at=soon))
+        cluster.stop()
+        down = client.get("/readyz")
+        assert down.status_code == 503 and down.json()["checks"]["database"]["ok"] is False
+        assert client.get("/healthz").status_code == 200  # alive, only not ready
+        time.sleep(OUTAGE_SECONDS)
+        assert process.poll() is None
+        cluster.start()
+        back = datetime.now(UTC)
+        _wait_for(lambda: client.get("/readyz").status_code == 200, 30, "/readyz to recover")
+        synced = lambda: _read(url, select(Account.last_synced_at))  # noqa: E731
+        _wait_for(lambda: all(row[0] is not None for row in synced()), 60, "every account to sync")
+        first = min(row[0] for row in synced())
+        # Work resumes within one poll of the database answering again (plus a reconnect and a sandbox call).
+        assert first - back < timedelta(seconds=POLL_SECONDS + 3), (first, back)
+        _wait_for(lambda: len(_refresh_calls_per_account(sandbox)) == 20, 60, "every refresh")
+        assert process.poll() is None
+        body = client.get("/readyz").json()
+        assert body["status"] == "ready" and body["checks"]["worker"]["ok"], body
+    assert set(_refresh_calls_per_account(sandbox).values()) == {1}
+    assert sandbox.control.overlaps("refresh") == []
+    stderr = log.read_text()
+    assert stderr.count("the database is unreachable") >= 1 and "Traceback" not in stderr, stderr[-3000:]
+
+
+@pytest.mark.parametrize("fault", ["server stopped", "backends terminated"])
+def test_four_workers_ride_out_a_database_outage(sandbox, cluster, fault):
+    count = 1000
+    url = cluster.create_database("filmroll")
+    key = _prepare(sandbox, url, count)
+    sandbox.control.add_fault("latency", endpoint="refresh", latency_ms=400)
+    sandbox.control.clear_calls()
+    env = _env(sandbox, url, key)
+    workers = [_worker(env, "--until-idle", "--concurrency", "32", "--no-sync") for _ in range(4)]
+    try:
+        _wait_for(lambda: len(sandbox.control.calls(endpoint="refresh", limit=100_000)) >= 100, 60,
+                  "the first refreshes")
+        if fault == "server stopped":
+            cluster.stop()
+            time.sleep(OUTAGE_SECONDS)
+            assert all(w.poll() is None for w in workers)
+            cluster.start()
+        else:
+            for _ in range(6):
+                cluster.terminate_backends("filmroll")
+                time.sleep(0.5)
+        results = [_outcomes(w, timeout=300) for w in workers]
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    per_account = _refresh_calls_per_account(sandbox)
+    assert len(per_account) == count and set(per_account.values()) == {1}, Counter(per_account.values())
+    assert sandbox.control.overlaps("refresh") == []
+    assert sum(r["outcomes"].get("refreshed", 0) for r in results) == count, [r["outcomes"] for r in results]
+    assert all(r["crashed"] == 0 and "Traceback" not in r["stderr"] for r in results), \
+        [r["stderr"][-2000:] for r in results]
+    if fault == "server stopped":
+        # (A worker whose slots were all waiting on Instagram may not have touched the database meanwhile.)
+        assert sum(r["database_outages"] for r in results) >= 1
+    rows = _read(url, select(Account.status, Token.version, Token.lease_until).join(Token))
+    assert {(status, version) for status, version, _ in rows} == {("active", 2)}
+    # A lease an outage kept a worker from giving back just runs out (60 s), like a crashed worker's.
+    latest = datetime.now(UTC) + timedelta(seconds=61)
+    assert all(until is None or until < latest for _, _, until in rows)
+
+
+def test_a_worker_waits_out_the_sqlite_write_lock_held_past_its_lease_and_busy_timeout(sandbox, tmp_path):
+    """Another process holds SQLite's write lock for 35 s, past the 5 s lease and the 30 s busy_timeout: the
+    worker's writes fail with "database is locked" meanwhile, and it carries on once the lock is free."""
+    url = f"sqlite:///{tmp_path / 'filmroll.db'}"
+    count = 120
+    key = _prepare(sandbox, url, count)
+    sandbox.control.add_fault("latency", endpoint="refresh", latency_ms=1000)
+    sandbox.control.clear_calls()
+    env = _env(sandbox, url, key)
+    worker = _worker(env, "--until-idle", "--concurrency", "8", "--lease-seconds", "5", "--no-sync")
+    holder = None
+    try:
+        _wait_for(lambda: len(sandbox.control.calls(endpoint="refresh")) >= 8, 60, "the first refreshes")
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import sqlite3, time\n"
+            f"c = sqlite3.connect({str(tmp_path / 'filmroll.db')!r}, timeout=60, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(35); c.execute('ROLLBACK')\n")],
+            stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        holder.communicate(timeout=60)
+        result = _outcomes(worker, timeout=300)
+    finally:
+        for process in (worker, holder):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate()
+    # Jobs whose leases ran out under the lock were abandoned (another worker could have taken them over); the
+    # refreshed tokens they held were still written once the lock was free.
+    outcomes = result["outcomes"]
+    assert outcomes.get("refreshed", 0) + outcomes.get("interrupted", 0) == count, result
+    assert result["crashed"] == 0 and result["database_outages"] >= 1, result
+    rows = _read(url, select(Account.status, Token.version).join(Token))
+    assert set(rows) == {("active", 2)} and len(rows) == count
+    per_account = _refresh_calls_per_account(sandbox)
+    assert len(per_account) == count and set(per_account.values()) == {1}
+    assert sandbox.control.overlaps("refresh") == []
+    with sqlite3.connect(tmp_path / "filmroll.db") as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
