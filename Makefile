@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make run    the main job: `filmroll demo` (sandbox + filmroll on SQLite, live in the terminal)
-#   make test   lint + every test (unit, integration over real HTTP, e2e in Chromium)
+#   make test   lint (ruff, mypy) + every test (unit, integration over real HTTP, e2e in Chromium)
 .PHONY: run test lint bench clean
 
 run:
@@ -10,11 +10,13 @@ run:
 test:
 	@scripts/bootstrap --test
 	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy
 	.venv/bin/pytest $(ARGS)
 
 lint:
 	@scripts/bootstrap
 	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy
 
 bench:
 	@scripts/bootstrap

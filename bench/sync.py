@@ -31,8 +31,8 @@ from sqlalchemy import select, update
 from filmroll import eventloop
 from filmroll.platform import InstagramClient
 from filmroll.secret import Secret
+from filmroll.service import posts
 from filmroll.service.sync import Syncer
-from filmroll.store import media as media_store
 from filmroll.store import migrate
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
@@ -91,7 +91,7 @@ async def prime(database: Database, vault: Vault, base: str, app: dict, concurre
             while queue:
                 account_id, ciphertext, key_id = queue.pop()
                 _, page = await instagram.profile_and_media(vault.open(ciphertext, key_id, account_id))
-                found.append((account_id, media_store.fingerprint(page)))
+                found.append((account_id, posts.fingerprint(page)))
 
         await asyncio.gather(*(puller() for _ in range(concurrency)))
         now = datetime.now(UTC)
@@ -142,7 +142,7 @@ async def warm_up(database: Database, vault: Vault, base: str, app: dict) -> Non
         await session.execute(update(Account).where(Account.id == -1).values(usage_percent=0))
     async with _instagram(app, base, 1) as instagram:
         _, page = await instagram.profile_and_media(vault.open(ciphertext, key_id, account_id))
-        media_store.fingerprint(page)
+        posts.fingerprint(page)
     httpx.delete(base + "/_sandbox/calls")
 
 

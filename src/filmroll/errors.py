@@ -30,6 +30,8 @@ from __future__ import annotations
 class FilmrollError(Exception):
     """Something went wrong in filmroll."""
 
+    event_id: int | None = None  # the event recorded about it, when one was (a failed connect's summary page)
+
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
 

@@ -25,7 +25,7 @@ from filmroll.store.database import Database
 from filmroll.store.tables import Account, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from tests import aio
-from tests.e2e.test_workers import _env, _outcomes, _worker
+from tests.e2e.test_workers import _env, _kill_leftovers, _outcomes, _worker
 from tests.pgcluster import Cluster, throwaway_cluster
 from tests.seeding import seed_accounts
 from tests.webapp import free_port
@@ -179,10 +179,7 @@ def test_four_workers_ride_out_a_database_outage(sandbox, cluster, fault):
                 time.sleep(0.5)
         results = [_outcomes(w, timeout=300) for w in workers]
     finally:
-        for process in workers:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        _kill_leftovers(workers)
     per_account = _refresh_calls_per_account(sandbox)
     assert len(per_account) == count and set(per_account.values()) == {1}, Counter(per_account.values())
     assert sandbox.control.overlaps("refresh") == []
@@ -221,10 +218,7 @@ def test_a_worker_waits_out_the_sqlite_write_lock_held_past_its_lease_and_busy_t
         holder.communicate(timeout=60)
         result = _outcomes(worker, timeout=300)
     finally:
-        for process in (worker, holder):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.communicate()
+        _kill_leftovers([worker, holder])
     # Jobs whose leases ran out under the lock were abandoned (another worker could have taken them over); the
     # refreshed tokens they held were still written once the lock was free.
     outcomes = result["outcomes"]

@@ -46,6 +46,14 @@ def _worker(env: dict[str, str], *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
+def _kill_leftovers(processes: list[subprocess.Popen | None]) -> None:
+    """Never leave a worker running into the next test (it would call the sandbox meanwhile)."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def _outcomes(process: subprocess.Popen, timeout: float = 180) -> dict[str, object]:
     out, err = process.communicate(timeout=timeout)
     assert process.returncode == 0, err
@@ -95,10 +103,7 @@ def test_four_workers_refresh_each_of_1000_accounts_exactly_once(sandbox, databa
     try:
         results = [_outcomes(w) for w in workers]
     finally:
-        for process in workers:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        _kill_leftovers(workers)
     refreshed = sum(r["outcomes"].get("refreshed", 0) for r in results)
     assert refreshed == 1000, [r["stderr"][-3000:] for r in results if r["crashed"]]
     assert sum(1 for r in results if r["outcomes"].get("refreshed")) >= 2  # the work really was shared
@@ -238,10 +243,7 @@ def test_random_kills_across_three_workers(sandbox, database_url, mode):
         for process in workers:
             process.communicate(timeout=180)
     finally:
-        for process in workers:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        _kill_leftovers(workers)
     time.sleep(5.5)  # leases of the killed workers expire
     _outcomes(_worker(env, "--until-idle"))
 
@@ -291,10 +293,7 @@ def test_cli_refreshes_racing_four_workers_go_through_the_one_leased_path(sandbo
             thread.join()
         results = [_outcomes(w) for w in workers]
     finally:
-        for process in workers:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        _kill_leftovers(workers)
     assert sandbox.control.overlaps("refresh") == []
     assert set(exits) <= {0, 1, 7}, exits  # refreshed, refused as too young (no call), or busy (a worker holds it)
     assert exits[7] >= 1, exits  # the race really happened

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from filmroll.cli.common import console, fail, run, settings
 
+if TYPE_CHECKING:
+    from filmroll.store.database import Database
+
+T = TypeVar("T")
+
 app = typer.Typer(help="Admins of the web UI.", no_args_is_help=True)
 
 
-async def _with_database(action):  # type: ignore[no-untyped-def]
+async def _with_database(action: Callable[[Database], Awaitable[T]]) -> T:
     from filmroll.store import migrate
     from filmroll.store.database import Database
 

@@ -13,6 +13,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Group
@@ -23,7 +24,8 @@ from rich.text import Text
 from filmroll.cli.common import console, run
 
 
-def _table(views, media: dict[int, int], started: float, stats, calls: int, log: list[str]) -> Group:  # type: ignore[no-untyped-def]
+def _table(views: list[tuple[Any, Any]], media: dict[int, int], started: float, stats: Any, calls: int,
+           log: list[str]) -> Group:
     table = Table("account", "status", "media synced", "last sync", "token valid until", "next refresh",
                   title="filmroll demo: accounts", title_justify="left")
     now = datetime.now(UTC)

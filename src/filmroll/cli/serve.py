@@ -33,7 +33,6 @@ def serve(
         logging.getLogger().setLevel(logging.INFO)  # a server says what it is doing
     scheme = "https" if cert else "http"
     console.print(f"filmroll on {scheme}://{host}:{port} (callback: {current.instagram.redirect_uri})")
-    options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)} if cert else {}
     # uvicorn's access log would print the callback's query string (code, state): filmroll logs requests itself.
     uvicorn.run(create_app(current, worker=not no_worker), host=host, port=port, access_log=False, log_level="info",
-                proxy_headers=False, **options)
+                proxy_headers=False, ssl_certfile=str(cert) if cert else None, ssl_keyfile=str(key) if key else None)

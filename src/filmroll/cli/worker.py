@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+from typing import Any
 
 import typer
 
@@ -25,7 +26,7 @@ def worker(
 
     current = settings()
 
-    async def body() -> dict[str, object]:
+    async def body() -> dict[str, Any]:
         async with open_runtime(current) as runtime:
             # Crash tests name steps where this process kills itself: read at the edge, never in library code.
             engine = runtime.worker(concurrency=concurrency, lease_seconds=lease_seconds, sync=sync,

@@ -8,7 +8,8 @@
         async for media in ig.media(long.access_token):
             ...
 
-Every base URL and the Graph version are arguments, so the same code talks to Instagram, to ``filmroll sandbox``
+Comments cite the team's wire reference by section (§), as docs/sandbox.md does. Every base URL and the Graph
+version are arguments, so the same code talks to Instagram, to ``filmroll sandbox``
 or to a proxy. Tokens travel in an ``Authorization: Bearer`` header for Graph reads; the token endpoints take them
 in the query string as documented, so no URL built here is ever logged or put in an exception.
 """
@@ -154,7 +155,7 @@ class InstagramClient:
         try:
             body, _ = await self._call("GET", url, params=params)
         except errors.MethodFlipError:
-            # Meta has flipped the accepted method on this endpoint more than once (reference §5.3).
+            # Meta has flipped the accepted method on this endpoint more than once (wire reference §5.3).
             body, _ = await self._call("POST", url, data=params)
         return wire.parse_long_lived(body, requested_at)
 
@@ -205,7 +206,7 @@ class InstagramClient:
             if page.next_url:
                 page = await self.media_page(token, next_url=page.next_url)
             elif page.after and len(page.items) >= limit:
-                # Some edges return cursors without `next` (reference §2.5): build the next request ourselves.
+                # Some edges return cursors without `next` (wire reference §2.5): build the next request ourselves.
                 page = await self.media_page(token, user_id=user_id, fields=fields, limit=limit, after=page.after,
                                              since=since)
             else:

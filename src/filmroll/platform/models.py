@@ -85,7 +85,7 @@ class Media:
 @dataclass(frozen=True)
 class MediaPage:
     """One page of media. ``raw`` is Instagram's JSON items; ``items`` parses them on first use, so a sync that
-    finds the page unchanged (by :func:`filmroll.store.media.fingerprint`, over ``raw``) never pays for parsing.
+    finds the page unchanged (by :func:`filmroll.service.posts.fingerprint`, over ``raw``) never pays for parsing.
     A malformed item therefore raises MalformedResponseError when ``items`` is first read."""
 
     raw: tuple[Mapping[str, Any], ...]

@@ -1,9 +1,9 @@
 """Instagram's wire format, parsed without I/O: every function here takes strings or decoded JSON.
 
-Both shapes that occur in the wild are accepted (reference §9): flat or ``{"data": [...]}`` token and profile
-responses, ``user_id`` as number or string, ``permissions`` as array or comma/space string, ``account_type`` in
-any case. Errors are classified on ``code``/``error_subcode`` (never on ``type``), from the Graph envelope, the
-flat token-endpoint envelope, or legacy ``meta``.
+Both shapes that occur in the wild are accepted (wire reference §9, see docs/sandbox.md): flat or ``{"data": [...]}``
+token and profile responses, ``user_id`` as number or string, ``permissions`` as array or comma/space string,
+``account_type`` in any case. Errors are classified on ``code``/``error_subcode`` (never on ``type``), from the Graph
+envelope, the flat token-endpoint envelope, or legacy ``meta``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from filmroll import errors
@@ -166,8 +166,8 @@ def parse_media(item: Any) -> Media:
 def parse_media_page(body: Any, usage: Usage | None = None) -> MediaPage:
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise errors.MalformedResponseError("Instagram's media list has no data array")
-    paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
-    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+    paging: dict[str, Any] = body["paging"] if isinstance(body.get("paging"), dict) else {}
+    cursors: dict[str, Any] = paging["cursors"] if isinstance(paging.get("cursors"), dict) else {}
     return MediaPage(tuple(body["data"]), _str(paging.get("next")), _str(cursors.get("after")), usage or Usage())
 
 
@@ -277,13 +277,20 @@ def _flat_error(message: str, status: int) -> errors.InstagramError:
     return errors.RequestError(f"Instagram: {message}", status=status)
 
 
+class _ErrorFacts(TypedDict):
+    code: int | None
+    subcode: int | None
+    status: int | None
+    fbtrace_id: str | None
+
+
 def _graph_error(error: Mapping[str, Any], status: int, headers: Mapping[str, str],
                  usage: Usage) -> errors.InstagramError:
     code = _int(error.get("code"))
     subcode = _int(error.get("error_subcode"))
     message = str(error.get("message", ""))[:500]
     trace = _str(error.get("fbtrace_id"))
-    meta = {"code": code, "subcode": subcode, "status": status, "fbtrace_id": trace}
+    meta: _ErrorFacts = {"code": code, "subcode": subcode, "status": status, "fbtrace_id": trace}
     if code == 190 or code == 102:
         reason = TOKEN_REASONS.get(subcode or 0, "Instagram no longer accepts the token")
         return errors.TokenInvalidError(f"Reconnect the account: {reason}.", reason=reason, **meta)

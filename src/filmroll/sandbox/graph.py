@@ -219,7 +219,8 @@ def _timestamp(ts: int) -> str:
 def _media(ctx: Context, media: Media, specs: list[FieldSpec]) -> dict[str, Any]:
     account = ctx.sandbox.world.account(media.account)
     assert account is not None
-    cdn, out = ctx.sandbox.cdn, {}
+    cdn = ctx.sandbox.cdn
+    out: dict[str, Any] = {}
     for spec in specs:
         name = spec.name
         if name not in MEDIA_FIELDS:
@@ -389,9 +390,9 @@ def _media_page(ctx: Context, account: Account, specs: list[FieldSpec], params: 
         before, after = _cursor(page[0], seed), _cursor(page[-1], seed)
         paging: dict[str, Any] = {"cursors": {"before": before, "after": after}}
         query = {"fields": ",".join(_spec_text(s) for s in specs), "limit": str(limit)}
-        for key in ("since", "until"):
-            if params.get(key):
-                query[key] = params[key]
+        for bound in ("since", "until"):
+            if params.get(bound):
+                query[bound] = params[bound]
         if start > low:
             paging["previous"] = ctx.url(f"{account.ig_id}/media", {**query, "before": before})
         if end < high:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -26,7 +27,9 @@ class _ResettableProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = {**self.scope.get("extensions", {}), TRANSPORT_KEY: self.transport}
+        extensions: dict[str, Any] = dict(self.scope.get("extensions") or {})
+        extensions[TRANSPORT_KEY] = self.transport
+        self.scope["extensions"] = extensions
 
 
 def uvicorn_config(config: SandboxConfig, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:

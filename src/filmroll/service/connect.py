@@ -120,7 +120,7 @@ class Connector:
                     await links.give_back(session, link_id)
                 event = await events.record(session, "connect.failed", f"connecting failed: {exc}",
                                             at=self.database.clock.now(), actor=actor)
-            exc.event_id = event.id  # type: ignore[attr-defined]
+            exc.event_id = event.id
             raise
         return await self._store(profile, grant, short.permissions, actor=actor, how="connected")
 
@@ -153,7 +153,9 @@ class Connector:
         now = self.database.clock.now()
         issued_at = grant.expires_at - timedelta(seconds=grant.expires_in)
         async with self.database.transaction() as session:
-            account, created = await accounts.upsert(session, profile, now)
+            account, created = await accounts.upsert(
+                session, ig_user_id=profile.user_id, app_scoped_id=profile.app_scoped_id, now=now,
+                profile={c: getattr(profile, c) for c in accounts.PROFILE_COLUMNS})
             await tokens.put(session, account.id, self.vault.seal(grant.access_token, account.id), kind="long",
                              permissions=permissions, issued_at=issued_at, expires_at=grant.expires_at,
                              next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at),

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from filmroll import errors
 from filmroll.platform import InstagramClient, Media, MediaPage, Profile
 from filmroll.platform.client import MEDIA_FIELDS
+from filmroll.service import posts
 from filmroll.service.policy import Backoff, SyncPolicy
 from filmroll.service.transitions import transition
 from filmroll.store import events, leases
@@ -32,8 +33,8 @@ log = logging.getLogger("filmroll.sync")
 PROFILE_COLUMNS = leases.PROFILE_COLUMNS
 
 
-# The fields a routine sync asks for: what :func:`media_store.fingerprint` and :func:`media_store.changed` look at.
-ROUTINE_FIELDS = ("id", *media_store.COMPARED)
+# The fields a routine sync asks for: what :func:`posts.fingerprint` and :func:`posts.changed` look at.
+ROUTINE_FIELDS = ("id", *posts.COMPARED)
 # A failing account is retried within two of its intervals (and within the backoff's hour): during a long outage it
 # waits one to two intervals between attempts, so it costs fewer calls than a healthy account (two thirds, on
 # average), and its feed is current again soon after Instagram is.
@@ -65,8 +66,9 @@ class Syncer:
             token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
             profile, page = await self.instagram.profile_and_media(
                 token, limit=self.policy.page_size, media_fields=MEDIA_FIELDS if full else ROUTINE_FIELDS)
-            newest = media_store.fingerprint(page)
-            seen, written = set(), 0  # the very page stored last time: no read, no write
+            newest = posts.fingerprint(page)
+            seen: set[str] = set()
+            written = 0  # the very page stored last time: no read, no write
             if full:
                 seen, written = await self._walk(claim, token, page, True, started)
             elif newest != claim.media_fingerprint:
@@ -96,15 +98,15 @@ class Syncer:
         (or had marked deleted), read the page again in full and walk. Returns rows written and the fingerprint of
         the page now stored."""
         async with self.database.read() as session:
-            stored = await media_store.known(session, claim.account_id, [m.id for m in page.items])
+            stored = await media_store.known(session, claim.account_id, [m.id for m in page.items], posts.COMPARED)
         if any(stored.get(m.id) is None or stored[m.id]["deleted_at"] is not None for m in page.items):
             page = await self.instagram.media_page(token, limit=self.policy.page_size)
             _, written = await self._walk(claim, token, page, False, now)
-            return written, media_store.fingerprint(page)
-        edited = [m for m in page.items if media_store.changed(stored[m.id], m)]
+            return written, posts.fingerprint(page)
+        edited = [m for m in page.items if posts.changed(stored[m.id], m)]
         if edited:
             async with self.database.transaction() as session:
-                await media_store.update_compared(session, claim.account_id, edited, now)
+                await media_store.update_columns(session, claim.account_id, [posts.compared(m) for m in edited], now)
         return len(edited), newest
 
     async def _walk(self, claim: leases.SyncClaim, token, page: MediaPage, full: bool,  # type: ignore[no-untyped-def]
@@ -116,12 +118,13 @@ class Syncer:
             items = [m for m in page.items if m.id not in seen]
             seen.update(m.id for m in items)
             async with self.database.read() as session:
-                stored = await media_store.known(session, claim.account_id, [m.id for m in items])
-            fresh: list[Media] = [m for m in items if media_store.changed(stored.get(m.id), m)]
+                stored = await media_store.known(session, claim.account_id, [m.id for m in items], posts.COMPARED)
+            fresh: list[Media] = [m for m in items if posts.changed(stored.get(m.id), m)]
             if fresh:
                 async with self.database.transaction() as session:
-                    written += await media_store.upsert(session, claim.account_id, fresh, now)
-            reached_known = any(m.id in stored and not media_store.changed(stored[m.id], m) for m in items)
+                    written += await media_store.upsert(session, claim.account_id, [posts.row(m) for m in fresh],
+                                                        now)
+            reached_known = any(m.id in stored and not posts.changed(stored[m.id], m) for m in items)
             if not page.next_url or (reached_known and not full):
                 break
             page = await self.instagram.media_page(token, next_url=page.next_url)

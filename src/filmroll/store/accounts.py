@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.platform.models import Profile
 from filmroll.store.tables import Account
 
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
@@ -26,22 +26,25 @@ async def _free_slug(session: AsyncSession, wanted: str) -> str:
     return f"{base}-{n}"
 
 
-async def upsert(session: AsyncSession, profile: Profile, now: datetime) -> tuple[Account, bool]:
-    """Create or refresh the account for ``profile``; returns (account, created). Reconnecting keeps the row; its
-    status is the caller's to set (``service/transitions.py``)."""
-    assert profile.user_id is not None
+PROFILE_COLUMNS = ("username", "name", "account_type", "profile_picture_url", "followers_count", "follows_count",
+                   "media_count")
+
+
+async def upsert(session: AsyncSession, *, ig_user_id: str, app_scoped_id: str | None,
+                 profile: Mapping[str, object], now: datetime) -> tuple[Account, bool]:
+    """Create or refresh the account of ``ig_user_id``; returns (account, created). Reconnecting keeps the row; its
+    status is the caller's to set (``service/transitions.py``). ``profile`` holds :data:`PROFILE_COLUMNS`; one that
+    is missing or None keeps its stored value."""
     account = (await session.execute(
-        select(Account).where(Account.ig_user_id == profile.user_id).with_for_update())).scalar_one_or_none()
+        select(Account).where(Account.ig_user_id == ig_user_id).with_for_update())).scalar_one_or_none()
     created = account is None
     if account is None:
-        account = Account(ig_user_id=profile.user_id, slug=await _free_slug(session, profile.username or
-                                                                          profile.user_id),
-                          created_at=now)
+        account = Account(ig_user_id=ig_user_id, created_at=now,
+                          slug=await _free_slug(session, str(profile.get("username") or ig_user_id)))
         session.add(account)
-    account.app_scoped_id = profile.app_scoped_id or account.app_scoped_id
-    for name in ("username", "name", "account_type", "profile_picture_url", "followers_count", "follows_count",
-                 "media_count"):
-        value = getattr(profile, name)
+    account.app_scoped_id = app_scoped_id or account.app_scoped_id
+    for name in PROFILE_COLUMNS:
+        value = profile.get(name)
         if value is not None:
             setattr(account, name, value)
     account.connected_at = account.updated_at = now

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.store.database import rowcount
 from filmroll.store.tables import Admin, AdminSession, LoginFailure
 
 
@@ -61,7 +62,7 @@ async def close_all_sessions(session: AsyncSession, admin_id: int, now: datetime
     result = await session.execute(update(AdminSession).where(AdminSession.admin_id == admin_id,
                                                               AdminSession.revoked_at.is_(None))
                                    .values(revoked_at=now).execution_options(synchronize_session=False))
-    return result.rowcount
+    return rowcount(result)
 
 
 async def count_failures(session: AsyncSession, username: str, client: str, since: datetime) -> int:

@@ -8,6 +8,7 @@ so a sweep may run as often as it likes.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exists, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,8 +22,8 @@ NEEDS_REAUTH = "account.needs_reauth"
 EXPIRING = "token.expiring"
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return (sqlite_insert if session.bind.dialect.name == "sqlite" else pg_insert)(Alert)
+def _insert(session: AsyncSession) -> Any:
+    return (sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert)(Alert)
 
 
 async def raise_alert(session: AsyncSession, *, account_id: int, kind: str, reason: str, now: datetime) -> None:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Executable
 
-from filmroll.store.database import Database
+from filmroll.store.database import Database, rowcount
 
 T = TypeVar("T")
 Write = Callable[[AsyncSession], Awaitable[Any]]
@@ -38,7 +38,7 @@ class Fenced:
     params: dict[str, Any]
 
     async def __call__(self, session: AsyncSession) -> bool:
-        return (await session.execute(self.statement, self.params)).rowcount == 1
+        return rowcount(await session.execute(self.statement, self.params)) == 1
 
 
 class _ShortCount(Exception):
@@ -90,7 +90,7 @@ class WriteBatch:
                 results[positions[0]] = await writes[0](session)
                 continue
             result = await session.execute(writes[0].statement, [w.params for w in writes])
-            if result.rowcount != len(writes):
+            if rowcount(result) != len(writes):
                 raise _ShortCount
             for position in positions:
                 results[position] = True

@@ -28,6 +28,11 @@ BUSY_TIMEOUT_MS = 30_000  # writers queue behind BEGIN IMMEDIATE; waiting beats 
 _UNAVAILABLE_SQLSTATES = ("08", "57P")
 
 
+def rowcount(result: Any) -> int:
+    """How many rows an UPDATE or DELETE matched (typed: SQLAlchemy's generic ``Result`` does not declare it)."""
+    return int(result.rowcount)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database could not be reached, dropped the connection or stayed locked: an outage
     to wait out and retry, not a bug. (Refused connections surface as OSError: SQLAlchemy wraps only the driver's
@@ -118,7 +123,7 @@ class Database:
             return self.clock.now()  # one machine, one clock
         before = self.clock.wall()
         async with self.read() as session:
-            server = (await session.execute(text("SELECT now()"))).scalar_one().astimezone(UTC)
+            server: datetime = (await session.execute(text("SELECT now()"))).scalar_one().astimezone(UTC)
         # Correct this machine's clock towards the server's (see clock.py), taking the middle of the round trip.
         self.clock.correction = server - (before + (self.clock.wall() - before) / 2)
         return server + self.clock.offset

@@ -30,7 +30,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.store import accounts
 from filmroll.store.batch import Fenced
+from filmroll.store.database import rowcount
 from filmroll.store.tables import Account, Alert, Token
 from filmroll.vocabulary import AccountStatus, FailureKind
 
@@ -80,7 +82,7 @@ class Lease:
         result = await session.execute(
             update(self.table).where(self.table.c[self.key].in_(ids), self.table.c[self.owner] == owner)
             .values({self.owner: None, self.until: None}))
-        return result.rowcount or 0  # type: ignore[attr-defined]
+        return rowcount(result)
 
     async def held_elsewhere(self, session: AsyncSession, *, owner: str, now: datetime) -> tuple[int, datetime | None]:
         """How many rows someone else holds a live lease on, and when the last of those leases runs out."""
@@ -132,7 +134,7 @@ async def claim_refreshes(session: AsyncSession, *, owner: str, now: datetime, l
            .with_for_update(skip_locked=True, of=Token))
     until = now + lease
     rows = await TOKEN.take(session, due, owner=owner, until=until, returning=_REFRESH_RETURNS)
-    return [RefreshClaim(*row, lease_until=until) for row in rows]
+    return [RefreshClaim(**dict(zip(_REFRESH_RETURNS, row, strict=True)), lease_until=until) for row in rows]
 
 
 async def claim_refresh(session: AsyncSession, account_id: int, *, owner: str, now: datetime,
@@ -143,7 +145,7 @@ async def claim_refresh(session: AsyncSession, account_id: int, *, owner: str, n
               .with_for_update(skip_locked=True))
     until = now + lease
     rows = await TOKEN.take(session, chosen, owner=owner, until=until, returning=_REFRESH_RETURNS)
-    return RefreshClaim(*rows[0], lease_until=until) if rows else None
+    return RefreshClaim(**dict(zip(_REFRESH_RETURNS, rows[0], strict=True)), lease_until=until) if rows else None
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,9 @@ class ProbeClaim:
         return self.account_id
 
 
+_PROBE_RETURNS = ("account_id", "version", "ciphertext", "key_id")
+
+
 async def claim_probes(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                        limit: int) -> list[ProbeClaim]:
     """Lease up to ``limit`` tokens due for their health probe. Shares the token's lease with refreshes, so a
@@ -168,9 +173,8 @@ async def claim_probes(session: AsyncSession, *, owner: str, now: datetime, leas
            .order_by(Token.next_probe_at).limit(limit)
            .with_for_update(skip_locked=True, of=Token))
     until = now + lease
-    rows = await TOKEN.take(session, due, owner=owner, until=until,
-                            returning=("account_id", "version", "ciphertext", "key_id"))
-    return [ProbeClaim(*row, lease_until=until) for row in rows]
+    rows = await TOKEN.take(session, due, owner=owner, until=until, returning=_PROBE_RETURNS)
+    return [ProbeClaim(**dict(zip(_PROBE_RETURNS, row, strict=True)), lease_until=until) for row in rows]
 
 
 _PROBED = (
@@ -198,7 +202,7 @@ async def mark_refresh_started(session: AsyncSession, *, owner: str, account_id:
     result = await session.execute(
         update(Token).where(*_token_fence(owner, account_id, version))
         .values(refresh_started_at=now).execution_options(synchronize_session=False))
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return rowcount(result) == 1
 
 
 async def store_refreshed(session: AsyncSession, *, owner: str, account_id: int, version: int, ciphertext: bytes,
@@ -212,7 +216,7 @@ async def store_refreshed(session: AsyncSession, *, owner: str, account_id: int,
                 refresh_error=None, refresh_failure_kind=None, next_attempt_at=None, refresh_started_at=None,
                 next_probe_at=next_probe_at)
         .execution_options(synchronize_session=False))
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return rowcount(result) == 1
 
 
 async def reschedule(session: AsyncSession, *, owner: str, account_id: int, version: int, error: str | None,
@@ -229,7 +233,7 @@ async def reschedule(session: AsyncSession, *, owner: str, account_id: int, vers
     result = await session.execute(
         update(Token).where(*_token_fence(owner, account_id, version))
         .values(**values).execution_options(synchronize_session=False))
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return rowcount(result) == 1
 
 
 # ----- sync -------------------------------------------------------------------------------------------------------
@@ -277,21 +281,23 @@ async def claim_sync(session: AsyncSession, account_id: int, *, owner: str, now:
     return claims[0] if claims else None
 
 
+_SYNC_RETURNS = ("id", "ig_user_id", "full_synced_at", "sync_failures", "sync_interval_minutes", "insights_at",
+                 "media_fingerprint", "stale_since")
+
+
 async def _lease_syncs(session: AsyncSession, chosen: Select[Any], *, owner: str, until: datetime) -> list[SyncClaim]:
-    claimed = await SYNC.take(session, chosen, owner=owner, until=until, returning=(
-        "id", "ig_user_id", "full_synced_at", "sync_failures", "sync_interval_minutes", "insights_at",
-        "media_fingerprint", "stale_since"))
-    accounts = {row[0]: row for row in claimed}
-    if not accounts:
+    claimed = await SYNC.take(session, chosen, owner=owner, until=until, returning=_SYNC_RETURNS)
+    leased = {row[0]: dict(zip(("account_id", *_SYNC_RETURNS[1:]), row, strict=True)) for row in claimed}
+    if not leased:
         return []
     sealed = await session.execute(select(Token.account_id, Token.ciphertext, Token.key_id, Token.permissions)
-                                   .where(Token.account_id.in_(list(accounts))))
-    return [SyncClaim(*accounts[account_id], ciphertext, key_id, permissions, until)
+                                   .where(Token.account_id.in_(list(leased))))
+    return [SyncClaim(**leased[account_id], ciphertext=ciphertext, key_id=key_id, permissions=permissions,
+                      lease_until=until)
             for account_id, ciphertext, key_id, permissions in sealed]
 
 
-PROFILE_COLUMNS = ("username", "name", "account_type", "profile_picture_url", "followers_count", "follows_count",
-                   "media_count")
+PROFILE_COLUMNS = accounts.PROFILE_COLUMNS
 
 
 def _keep_if_null(column: str) -> ColumnElement[Any]:
@@ -325,7 +331,7 @@ async def synced(session: AsyncSession, *, owner: str, account_id: int, values: 
     result = await session.execute(
         update(Account).where(Account.id == account_id, Account.sync_lease_owner == owner)
         .values(sync_lease_owner=None, sync_lease_until=None, **values).execution_options(synchronize_session=False))
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return rowcount(result) == 1
 
 
 # ----- alerts -----------------------------------------------------------------------------------------------------
@@ -349,9 +355,9 @@ async def claim_alerts(session: AsyncSession, *, owner: str, now: datetime, leas
                        limit: int) -> list[AlertClaim]:
     due = (select(Alert.id).where(Alert.status == "pending", Alert.next_attempt_at <= now, ALERT.free(now))
            .order_by(Alert.next_attempt_at).limit(limit).with_for_update(skip_locked=True))
-    rows = await ALERT.take(session, due, owner=owner, until=now + lease, returning=(
-        "id", "account_id", "kind", "token_version", "reason", "created_at", "attempts"))
-    return [AlertClaim(*row) for row in rows]
+    columns = ("id", "account_id", "kind", "token_version", "reason", "created_at", "attempts")
+    rows = await ALERT.take(session, due, owner=owner, until=now + lease, returning=columns)
+    return [AlertClaim(**dict(zip(("alert_id", *columns[1:]), row, strict=True))) for row in rows]
 
 
 async def alert_finished(session: AsyncSession, alert_id: int, *, owner: str, **values: object) -> bool:
@@ -359,4 +365,4 @@ async def alert_finished(session: AsyncSession, alert_id: int, *, owner: str, **
     result = await session.execute(
         update(Alert).where(Alert.id == alert_id, Alert.lease_owner == owner)
         .values(lease_owner=None, lease_until=None, **values).execution_options(synchronize_session=False))
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return rowcount(result) == 1

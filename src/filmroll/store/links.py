@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.store.database import rowcount
 from filmroll.store.states import digest
 from filmroll.store.tables import ReconnectLink
 
@@ -32,7 +33,7 @@ async def take(session: AsyncSession, link_id: int, now: datetime) -> bool:
         update(ReconnectLink).where(ReconnectLink.id == link_id, ReconnectLink.used_at.is_(None),
                                     ReconnectLink.expires_at > now)
         .values(used_at=now).execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def give_back(session: AsyncSession, link_id: int) -> None:

@@ -1,23 +1,20 @@
 """Media rows. Upserts are keyed on (account, Instagram id) with ON CONFLICT, so two workers, a crash and a retry
-can all write the same post and it still exists exactly once."""
+can all write the same post and it still exists exactly once. Posts come in as neutral rows (column name → value,
+``children`` a list of rows), built by ``service/posts.py``; nothing here knows Instagram's models."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.platform.models import Media, MediaPage
-from filmroll.store.tables import MediaChild, MediaItem
+from filmroll.store.tables import InsightSnapshot, MediaChild, MediaItem
 
-# What makes a post "changed". Signed URLs are not in here: Instagram re-signs them on every read (§2.6).
-COMPARED = ("caption", "like_count", "comments_count", "alt_text", "media_type", "media_product_type", "permalink")
-_FINGERPRINTED = ("id", *COMPARED)
+Row = Mapping[str, Any]
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -25,39 +22,24 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def _values(account_id: int, media: Media, now: datetime) -> dict[str, Any]:
-    return {"account_id": account_id, "ig_media_id": media.id, "media_type": media.media_type,
-            "media_product_type": media.media_product_type, "caption": media.caption, "permalink": media.permalink,
-            "shortcode": media.shortcode, "media_url": media.media_url, "thumbnail_url": media.thumbnail_url,
-            "alt_text": media.alt_text, "timestamp": media.timestamp, "like_count": media.like_count,
-            "comments_count": media.comments_count, "children_count": len(media.children), "first_seen_at": now,
-            "updated_at": now, "deleted_at": None}
+def _values(account_id: int, post: Row, now: datetime) -> dict[str, Any]:
+    values = {k: v for k, v in post.items() if k != "children"}
+    return {**values, "account_id": account_id, "children_count": len(post.get("children", ())),
+            "first_seen_at": now, "updated_at": now, "deleted_at": None}
 
 
-async def known(session: AsyncSession, account_id: int, ig_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The stored comparable fields of these posts (deleted ones included)."""
+async def known(session: AsyncSession, account_id: int, ig_ids: Sequence[str],
+                columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """These posts' stored ``columns`` and ``deleted_at``, by Instagram id (deleted ones included)."""
     if not ig_ids:
         return {}
     rows = await session.execute(select(MediaItem.ig_media_id, MediaItem.deleted_at,
-                                        *(getattr(MediaItem, c) for c in COMPARED))
+                                        *(getattr(MediaItem, c) for c in columns))
                                  .where(MediaItem.account_id == account_id, MediaItem.ig_media_id.in_(ig_ids)))
-    return {row[0]: {"deleted_at": row[1], **dict(zip(COMPARED, row[2:], strict=True))} for row in rows}
+    return {row[0]: {"deleted_at": row[1], **dict(zip(columns, row[2:], strict=True))} for row in rows}
 
 
-def fingerprint(page: MediaPage) -> str:
-    """What :func:`changed` compares, for a whole page, read straight from Instagram's JSON (no parsing): equal
-    fingerprints, nothing on the page to write. (One ``repr`` of the page, not one per post: half the cost.)"""
-    rows = [tuple(map(item.get, _FINGERPRINTED)) if isinstance(item, dict) else None for item in page.raw]
-    return hashlib.sha256(repr(rows).encode()).hexdigest()
-
-
-def changed(stored: dict[str, Any] | None, media: Media) -> bool:
-    if stored is None or stored["deleted_at"] is not None:
-        return True
-    return any(stored[c] != getattr(media, c) for c in COMPARED)
-
-
-async def upsert(session: AsyncSession, account_id: int, items: Sequence[Media], now: datetime) -> int:
+async def upsert(session: AsyncSession, account_id: int, items: Sequence[Row], now: datetime) -> int:
     """Insert new posts and update changed ones (and their children); returns how many rows were written."""
     if not items:
         return 0
@@ -70,28 +52,29 @@ async def upsert(session: AsyncSession, account_id: int, items: Sequence[Media],
     rows = await session.execute(statement.returning(MediaItem.id, MediaItem.ig_media_id),
                                  [_values(account_id, m, now) for m in items])
     ids = {ig_id: row_id for row_id, ig_id in rows}
-    with_children = [m for m in items if m.children]
+    with_children = [m for m in items if m.get("children")]
     if with_children:
-        await session.execute(delete(MediaChild).where(MediaChild.media_id.in_([ids[m.id] for m in with_children])))
+        parents = [ids[m["ig_media_id"]] for m in with_children]
+        await session.execute(delete(MediaChild).where(MediaChild.media_id.in_(parents)))
         await session.execute(_insert(session, MediaChild).on_conflict_do_nothing(), [
-            {"media_id": ids[m.id], "ig_media_id": c.id, "position": n, "media_type": c.media_type,
-             "media_url": c.media_url, "thumbnail_url": c.thumbnail_url}
-            for m in with_children for n, c in enumerate(m.children)])
+            {**child, "media_id": ids[m["ig_media_id"]], "position": n}
+            for m in with_children for n, child in enumerate(m["children"])])
     return len(items)
 
 
-async def update_compared(session: AsyncSession, account_id: int, items: Sequence[Media], now: datetime) -> int:
-    """Posts already stored whose compared fields changed (likes, comments, an edited caption): those columns only,
-    from a page that carried nothing else (see ``service/sync.py``)."""
+async def update_columns(session: AsyncSession, account_id: int, items: Sequence[Row], now: datetime) -> int:
+    """Posts already stored, some of whose columns changed (likes, comments, an edited caption): only the columns
+    each row carries, keyed by its ``ig_media_id`` (see ``service/sync.py``). All rows carry the same columns."""
     if not items:
         return 0
-    table = MediaItem.__table__
+    table: Table = MediaItem.__table__  # type: ignore[assignment]
+    columns = [c for c in items[0] if c != "ig_media_id"]
     # Bound names are prefixed: SQLAlchemy reserves a column's own name for its SET value.
     statement = (update(table)
                  .where(table.c.account_id == bindparam("b_account"), table.c.ig_media_id == bindparam("b_ig_id"))
-                 .values(updated_at=bindparam("b_now"), **{c: bindparam(f"b_{c}") for c in COMPARED}))
-    await session.execute(statement, [{"b_account": account_id, "b_ig_id": m.id, "b_now": now,
-                                       **{f"b_{c}": getattr(m, c) for c in COMPARED}} for m in items])
+                 .values(updated_at=bindparam("b_now"), **{c: bindparam(f"b_{c}") for c in columns}))
+    await session.execute(statement, [{"b_account": account_id, "b_ig_id": m["ig_media_id"], "b_now": now,
+                                       **{f"b_{c}": m[c] for c in columns}} for m in items])
     return len(items)
 
 
@@ -125,8 +108,6 @@ async def record_insights(session: AsyncSession, account_id: int, rows: Sequence
     """Upsert insight values keyed by (account, media, metric, period, day): a re-take the same day replaces."""
     if not rows:
         return 0
-    from filmroll.store.tables import InsightSnapshot
-
     statement = _insert(session, InsightSnapshot)
     statement = statement.on_conflict_do_update(
         index_elements=["account_id", "ig_media_id", "metric", "period", "day"],

@@ -13,6 +13,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.errors import CallbackError
+from filmroll.store.database import rowcount
 from filmroll.store.tables import OAuthState
 
 
@@ -53,6 +54,6 @@ async def consume(session: AsyncSession, state: str, *, session_id: str | None, 
     result = await session.execute(
         update(OAuthState).where(OAuthState.state_hash == row.state_hash, OAuthState.used_at.is_(None))
         .values(used_at=now).execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise CallbackError("This sign-in link was already used. Start the connection again.", code="used_state")
     return row

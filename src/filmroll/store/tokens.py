@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.store.database import rowcount
 from filmroll.store.tables import Token
 from filmroll.vault import Sealed
 
@@ -45,12 +46,12 @@ async def reseal_if_version(session: AsyncSession, account_id: int, version: int
     result = await session.execute(
         update(Token).where(Token.account_id == account_id, Token.version == version)
         .values(ciphertext=sealed.ciphertext, key_id=sealed.key_id).execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def remove(session: AsyncSession, account_id: int) -> bool:
     result = await session.execute(delete(Token).where(Token.account_id == account_id))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def key_ids_in_use(session: AsyncSession) -> dict[str, int]:

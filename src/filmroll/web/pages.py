@@ -88,7 +88,7 @@ async def home(request: Request) -> Response:
 
 @router.get("/login")
 async def login_form(request: Request) -> Response:
-    login_id = security.secrets.token_urlsafe(24)
+    login_id = secrets.token_urlsafe(24)
     response = page(request, "login.html", csrf_token=security.csrf_token(login_id), error=None)
     security.set_cookie(response, security.cookie_names(_secure(request))[1], login_id, secure=_secure(request),
                         max_age=3600)
@@ -115,10 +115,10 @@ async def login(request: Request) -> Response:
         return page(request, "login.html", 401, csrf_token=security.csrf_token(login_id or ""),
                     error="Wrong username or password.")
     session_id = await _web(request).auth.open(outcome.admin)
-    response = RedirectResponse("/accounts", status_code=303)
-    security.set_cookie(response, session_name, session_id, secure=secure, max_age=None)
-    response.delete_cookie(login_name, path="/", secure=secure, httponly=True, samesite="lax")
-    return response
+    signed_in = RedirectResponse("/accounts", status_code=303)
+    security.set_cookie(signed_in, session_name, session_id, secure=secure, max_age=None)
+    signed_in.delete_cookie(login_name, path="/", secure=secure, httponly=True, samesite="lax")
+    return signed_in
 
 
 @router.post("/logout")

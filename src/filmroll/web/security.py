@@ -37,7 +37,9 @@ def csrf_token(session_id: str) -> str:
 
 
 def csrf_ok(session_id: str | None, submitted: str | None) -> bool:
-    return bool(session_id and submitted) and hmac.compare_digest(csrf_token(session_id), submitted or "")
+    if not session_id or not submitted:
+        return False
+    return hmac.compare_digest(csrf_token(session_id), submitted)
 
 
 def is_secure(request: Request, public_url: str | None) -> bool:

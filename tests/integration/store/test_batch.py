@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import bindparam, event, select, text, update
 
-from filmroll.platform.models import Profile
 from filmroll.store import accounts
 from filmroll.store.batch import Fenced, WriteBatch
 from filmroll.store.database import Database
@@ -20,7 +19,9 @@ pytestmark = pytest.mark.anyio
 async def _accounts(database: Database, count: int) -> list[int]:
     now = datetime.now(UTC)
     async with database.transaction() as session:
-        return [(await accounts.upsert(session, Profile(str(i), f"1784140000{i:07d}", f"u{i}"), now))[0].id
+        return [(await accounts.upsert(
+                session, ig_user_id=f"1784140000{i:07d}", app_scoped_id=str(i),
+                profile={"username": f"u{i}"}, now=now))[0].id
                 for i in range(count)]
 
 

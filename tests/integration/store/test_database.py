@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import text
 
 from filmroll.errors import ConfigError
-from filmroll.platform.models import Profile
 from filmroll.secret import Secret
 from filmroll.store import accounts, leases, migrate, tokens
 from filmroll.store.database import Database, async_url
@@ -36,7 +35,9 @@ async def test_concurrent_read_then_write_transactions_never_fail_with_locked(tm
         await migrate.upgrade(database)
         now = datetime.now(UTC)
         async with database.transaction() as session:
-            await accounts.upsert(session, Profile("1", "17841400000000001", "a"), now)
+            await accounts.upsert(
+                session, ig_user_id="17841400000000001", app_scoped_id="1",
+                profile={"username": "a"}, now=now)
 
         async def bump(i: int) -> None:
             async with database.transaction() as session:
@@ -57,7 +58,9 @@ async def test_fenced_token_write_under_concurrency(database_url):
     try:
         now = datetime.now(UTC)
         async with database.transaction() as session:
-            account, _ = await accounts.upsert(session, Profile("1", "17841400000000002", "b"), now)
+            account, _ = await accounts.upsert(
+                session, ig_user_id="17841400000000002", app_scoped_id="1",
+                profile={"username": "b"}, now=now)
             token = await tokens.put(session, account.id, vault.seal(Secret("t0"), account.id), kind="long",
                                      permissions=(), issued_at=now, expires_at=now + timedelta(days=60),
                                      next_refresh_at=None)
