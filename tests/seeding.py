@@ -41,3 +41,25 @@ async def seed_accounts(database: Database, vault: Vault, sandbox, count: int, *
 def index_with(sandbox, low: int, high: int) -> int:
     """A sandbox account (by index) with between ``low`` and ``high`` posts."""
     return next(a["index"] for a in sandbox.control.accounts(limit=60)["data"] if low <= a["media_count"] <= high)
+
+
+def let_time_pass(sandbox, database_url: str, seconds: float) -> None:
+    """Both sides age: the sandbox's clock moves on, and the stored tokens' times move back by as much (a filmroll
+    process of its own reads the machine's clock, which a test cannot move)."""
+    from sqlalchemy import select
+
+    from tests import aio
+
+    sandbox.control.advance(seconds)
+    by = timedelta(seconds=seconds)
+
+    async def backdate() -> None:
+        database = Database(database_url)
+        try:
+            async with database.transaction() as session:
+                for token in (await session.execute(select(Token))).scalars():
+                    token.issued_at, token.expires_at = token.issued_at - by, token.expires_at - by
+        finally:
+            await database.dispose()
+
+    aio.run(backdate())

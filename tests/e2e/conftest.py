@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.seeding import let_time_pass
 from tests.webapp import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,6 +44,7 @@ def page(browser) -> Iterator[object]:
 class Cli:
     def __init__(self, sandbox, database_url: str, directory: Path, redirect_uri: str) -> None:
         self.sandbox = sandbox
+        self.database_url = database_url
         self.directory = directory
         self.env = {**os.environ, "COLUMNS": "250", "FILMROLL_DATABASE_URL": database_url,
                     "FILMROLL_INSTAGRAM__APP_ID": sandbox.app_id, "FILMROLL_INSTAGRAM__APP_SECRET": sandbox.app_secret,
@@ -59,6 +61,9 @@ class Cli:
         if check:
             assert result.returncode == 0, (args, result.stdout, result.stderr)
         return result
+
+    def let_time_pass(self, seconds: float) -> None:
+        let_time_pass(self.sandbox, self.database_url, seconds)
 
     def start(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "filmroll", *args], stdin=subprocess.PIPE,

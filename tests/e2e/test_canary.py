@@ -18,6 +18,7 @@ import pytest
 
 from filmroll.sandbox import SandboxConfig, running_sandbox
 from tests.integration.web.conftest import consent, signed_in, start_connect
+from tests.seeding import let_time_pass
 from tests.webapp import running_filmroll
 
 
@@ -89,7 +90,7 @@ def test_no_token_ever_leaks(database_url, tmp_path, debug_logs):
                "FILMROLL_INSTAGRAM__GRAPH_URL": settings.instagram.graph_url,
                "FILMROLL_VAULT__KEYS": settings.vault.keys.get_secret_value()}
         username = sandbox.control.account(3)["username"]
-        sandbox.control.advance(2 * 86_400)
+        let_time_pass(sandbox, database_url, 2 * 86_400)
 
         def cli(*args: str) -> str:
             result = subprocess.run([sys.executable, "-m", "filmroll", *args], capture_output=True, text=True,

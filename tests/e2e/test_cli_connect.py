@@ -48,7 +48,7 @@ def test_connect_with_paste_then_manage_the_token(cli, sandbox):
     assert "IGAA" not in shown.stdout + shown.stderr
     revealed = cli("token", "show", f"@{username}", "--reveal").stdout.strip()
     assert revealed.startswith("IGAA") and sandbox.control.inspect(revealed)["valid"]
-    sandbox.control.advance(2 * 86_400)
+    cli.let_time_pass(2 * 86_400)
     assert "token refreshed" in cli("token", "refresh", username).stdout
     assert json.loads(cli("accounts", "--json").stdout)[0]["refreshed_at"] is not None
     assert "disconnected" in cli("disconnect", username).stdout

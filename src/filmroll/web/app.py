@@ -1,5 +1,12 @@
-"""``create_app(settings)``: the FastAPI application. The lifespan opens the database, vault and Instagram client;
-nothing is created at import time. Errors become responses here, and only here."""
+"""``create_app(settings)``: the FastAPI application, by audience (``web/rendering.py``):
+
+    admin    web/admin.py    sign-in, accounts, Connect, Sync now, a connection's summary
+    owner    web/oauth.py    the OAuth callback and the owner's reconnect link
+    public   web/public.py   health today; feeds, media, the widget and Meta's callbacks next
+
+The lifespan opens the runtime (and, for ``serve``, the embedded worker); nothing is created at import time.
+Errors become responses here, and only here, each in its audience's form.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +20,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmroll import errors
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
-from filmroll.web import health, pages, security
+from filmroll.web import admin, oauth, public, security
+from filmroll.web.deps import FormRejected, SignInRequired, WebContext
+from filmroll.web.rendering import problem
 from filmroll.worker import run_supervised
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -52,34 +63,64 @@ class AccessLog:
                             1000 * (time.monotonic() - started))
 
 
+async def _sign_in(request: Request, exc: Exception) -> Response:
+    return RedirectResponse("/login", status_code=303)
+
+
+async def _form_rejected(request: Request, exc: Exception) -> Response:
+    return problem(request, 403, "Please try again", "That button press came from an expired page or another site. "
+                   "Reload the page and press the button again.", "csrf")
+
+
 async def _callback_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.CallbackError)
     status = 401 if exc.code == "no_session" else 400
     title = "Connection cancelled" if isinstance(exc, errors.AuthorizationDeniedError) else "Connection not completed"
-    return pages.problem(request, status, title, exc.message, exc.code)
+    return problem(request, status, title, exc.message, exc.code)
 
 
 async def _instagram_error(request: Request, exc: Exception) -> Response:
-    event_id = getattr(exc, "event_id", None)
-    if event_id is not None:
-        return RedirectResponse(f"/connections/{event_id}", status_code=303)
     assert isinstance(exc, errors.InstagramError)
-    return pages.problem(request, 502, "Instagram did not cooperate", exc.message, "instagram")
+    if exc.event_id is not None:  # a failed connect: its summary page says what happened
+        return RedirectResponse(f"/connections/{exc.event_id}", status_code=303)
+    return problem(request, 502, "Instagram did not cooperate", exc.message, "instagram")
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.FilmrollError)
-    return pages.problem(request, 404, "Not found", exc.message, "not_found")
+    return problem(request, 404, "Not found", exc.message, "not_found")
 
 
 async def _account_state(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.AccountStateError)
-    return pages.problem(request, 409, "Not possible right now", exc.message, exc.status)
+    return problem(request, 409, "Not possible right now", exc.message, exc.status)
 
 
 async def _filmroll_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.FilmrollError)
-    return pages.problem(request, 500, "Something went wrong", exc.message, type(exc).__name__)
+    return problem(request, 500, "Something went wrong", exc.message, type(exc).__name__)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return problem(request, 404, "Not found", "There is no page at this address.", "not_found")
+    if exc.status_code == 405:
+        response = problem(request, 405, "Method not allowed", "This address does not take that method.",
+                           "method_not_allowed")
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+    return problem(request, exc.status_code, "Request refused", str(exc.detail), "http")
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    # A path parameter that is not a number (/accounts/abc/sync) names no page; anything else is a bad request.
+    assert isinstance(exc, RequestValidationError)
+    in_path = any(error.get("loc", ("",))[0] == "path" for error in exc.errors())
+    if in_path:
+        return problem(request, 404, "Not found", "There is no page at this address.", "not_found")
+    return problem(request, 400, "Request refused", "The request's parameters are not valid.", "invalid_request")
 
 
 def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False) -> FastAPI:
@@ -104,25 +145,24 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
                 stop.set()
                 await task
 
-    def _context(runtime: Runtime) -> pages.WebContext:
-        connector = runtime.connector()
+    def _context(runtime: Runtime) -> WebContext:
         auth = security.AdminAuth(runtime.database, idle=timedelta(minutes=settings.web.session_idle_minutes),
                                   absolute=timedelta(hours=settings.web.session_absolute_hours))
-        return pages.WebContext(runtime.database, connector, auth, Jinja2Templates(directory=str(TEMPLATES)),
-                                public_url, authorize_origin)
+        return WebContext(runtime, runtime.connector(), auth, Jinja2Templates(directory=str(TEMPLATES)),
+                          public_url, authorize_origin)
 
     app = FastAPI(title="filmroll", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stylesheet = (TEMPLATES / "filmroll.css").read_text()
     app.state.embedded_worker = worker
-    app.include_router(health.router)
-    app.include_router(pages.router)
-    callback_path = urlsplit(settings.instagram.redirect_uri).path or "/callback"
-    app.add_api_route(callback_path, pages.callback, methods=["GET"], include_in_schema=False)
-    app.add_exception_handler(errors.CallbackError, _callback_error)
-    app.add_exception_handler(errors.InstagramError, _instagram_error)
-    app.add_exception_handler(errors.AccountNotFoundError, _not_found)
-    app.add_exception_handler(errors.AccountStateError, _account_state)
-    app.add_exception_handler(errors.FilmrollError, _filmroll_error)
+    app.include_router(public.router())
+    app.include_router(admin.router())
+    app.include_router(oauth.router(urlsplit(settings.instagram.redirect_uri).path or "/callback"))
+    for error, handler in ((SignInRequired, _sign_in), (FormRejected, _form_rejected),
+                           (errors.CallbackError, _callback_error), (errors.InstagramError, _instagram_error),
+                           (errors.AccountNotFoundError, _not_found), (errors.AccountStateError, _account_state),
+                           (errors.FilmrollError, _filmroll_error), (HTTPException, _http_error),
+                           (RequestValidationError, _invalid_request)):
+        app.add_exception_handler(error, handler)
     app.add_middleware(security.SecurityHeaders, form_action=authorize_origin,
                        hsts=bool(public_url and public_url.startswith("https://")))
     app.add_middleware(AccessLog)

@@ -1,24 +1,21 @@
 """``/healthz`` (the process is alive) and ``/readyz`` (it can do its job) for load balancers and orchestrators.
-JSON, never cached, no login: they say nothing a stranger could use."""
+JSON, never cached, no login: they say nothing a stranger could use. Mounted on the public router."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from filmroll.runtime import Runtime
 from filmroll.service.health import readiness
 
-router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-@router.get("/healthz")
 async def healthz() -> JSONResponse:
     return JSONResponse({"status": "alive"}, headers=NO_STORE)
 
 
-@router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     worker_ok = runtime.health.ok if request.app.state.embedded_worker else None

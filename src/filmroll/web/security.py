@@ -22,6 +22,7 @@ from filmroll import passwords
 from filmroll.store import admins
 from filmroll.store.database import Database
 from filmroll.store.tables import Admin
+from filmroll.web.rendering import Audience, audience_of
 
 THROTTLE_FAILURES = 5
 THROTTLE_WINDOW = timedelta(minutes=15)
@@ -111,22 +112,28 @@ class AdminAuth:
 
 
 class SecurityHeaders:
-    """CSP and friends on every response. ``form_action`` must allow Instagram's authorize origin: browsers apply
-    form-action to the redirect that follows a form post (our Connect button)."""
+    """Each audience's headers on every response (``web/rendering.py`` says whose a response is); a header the
+    handler set itself wins.
+
+    * every response: ``nosniff``, ``no-referrer``, HSTS when served over HTTPS;
+    * admin and owner pages: a CSP that allows only our own styles and forms (``form_action`` must allow Instagram's
+      authorize origin: browsers apply form-action to the redirect after our Connect button), never framed, never
+      stored in a cache;
+    * public responses: embeddable and fetchable from other origins (``Cross-Origin-Resource-Policy:
+      cross-origin``); their caching is the handler's to say, ``no-cache`` if it says nothing.
+    """
 
     def __init__(self, app: ASGIApp, *, form_action: str, hsts: bool) -> None:
         self.app = app
+        common = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+        if hsts:
+            common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
         csp = ("default-src 'none'; style-src 'self'; img-src 'self' data: https:; "
                f"form-action 'self' {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-        self.headers = [
-            (b"content-security-policy", csp.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"x-frame-options", b"DENY"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-        ]
-        if hsts:
-            self.headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+        pages = [*common, (b"content-security-policy", csp.encode()), (b"x-frame-options", b"DENY"),
+                 (b"cross-origin-opener-policy", b"same-origin"), (b"cache-control", b"no-store")]
+        public = [*common, (b"cross-origin-resource-policy", b"cross-origin"), (b"cache-control", b"no-cache")]
+        self.headers = {Audience.ADMIN: pages, Audience.OWNER: pages, Audience.PUBLIC: public}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,9 +142,9 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name for name, _ in message.get("headers", [])}
+                present = {name.lower() for name, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
-                    h for h in self.headers if h[0] not in present]
+                    h for h in self.headers[audience_of(scope)] if h[0] not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

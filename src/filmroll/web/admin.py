@@ -1,0 +1,108 @@
+"""The admin pages: sign-in, the accounts, *Connect* and *Sync now*, a connection's summary. Handlers stay thin:
+parse, call a use-case, render or redirect; signing in and CSRF are dependencies (``web/deps.py``)."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from filmroll.service import accounts as account_service
+from filmroll.store import events
+from filmroll.store.tables import Account
+from filmroll.web import security
+from filmroll.web.deps import CheckedForm, CurrentAdmin, FormFields, OptionalAdmin, Web, secure, session_id
+from filmroll.web.rendering import STYLESHEET_PATH, Audience, page, problem, route_class
+
+
+def router() -> APIRouter:
+    routes = APIRouter(route_class=route_class(Audience.ADMIN), include_in_schema=False)
+    routes.add_api_route(STYLESHEET_PATH, stylesheet, methods=["GET"])
+    routes.add_api_route("/", home, methods=["GET"])
+    routes.add_api_route("/login", login_form, methods=["GET"])
+    routes.add_api_route("/login", login, methods=["POST"])
+    routes.add_api_route("/logout", logout, methods=["POST"])
+    routes.add_api_route("/accounts", accounts_page, methods=["GET"])
+    routes.add_api_route("/accounts/{account_id}/sync", sync_soon, methods=["POST"])
+    routes.add_api_route("/connect", connect, methods=["POST"])
+    routes.add_api_route("/connections/{event_id}", connection_summary, methods=["GET"])
+    return routes
+
+
+async def stylesheet(request: Request) -> Response:
+    return Response(request.app.state.stylesheet, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+
+async def home(admin: OptionalAdmin) -> Response:
+    return RedirectResponse("/accounts" if admin else "/login", status_code=303)
+
+
+async def login_form(request: Request, web: Web) -> Response:
+    login_id = secrets.token_urlsafe(24)
+    response = page(request, "login.html", csrf_token=security.csrf_token(login_id), error=None)
+    security.set_cookie(response, security.cookie_names(secure(request, web))[1], login_id,
+                        secure=secure(request, web), max_age=3600)
+    return response
+
+
+async def login(request: Request, web: Web, form: FormFields) -> Response:
+    is_secure = secure(request, web)
+    session_name, login_name = security.cookie_names(is_secure)
+    login_id = request.cookies.get(login_name)
+    if not security.csrf_ok(login_id, form.get("csrf_token")):
+        return problem(request, 403, "Please try again", "The sign-in form expired or came from another site. "
+                       "Reload the sign-in page and try again.", "csrf")
+    client = request.client.host if request.client else "unknown"
+    outcome = await web.auth.login(form.get("username", ""), form.get("password", ""), client)
+    if outcome.retry_after is not None:
+        response = page(request, "login.html", 429, csrf_token=security.csrf_token(login_id or ""),
+                        error=f"Too many failed attempts. Try again in {outcome.retry_after // 60 + 1} minutes.")
+        response.headers["Retry-After"] = str(outcome.retry_after)
+        return response
+    if outcome.admin is None:
+        return page(request, "login.html", 401, csrf_token=security.csrf_token(login_id or ""),
+                    error="Wrong username or password.")
+    new_session = await web.auth.open(outcome.admin)
+    signed_in = RedirectResponse("/accounts", status_code=303)
+    security.set_cookie(signed_in, session_name, new_session, secure=is_secure, max_age=None)
+    signed_in.delete_cookie(login_name, path="/", secure=is_secure, httponly=True, samesite="lax")
+    return signed_in
+
+
+async def logout(request: Request, web: Web, form: FormFields) -> Response:
+    current = session_id(request, web)
+    if current and security.csrf_ok(current, form.get("csrf_token")):
+        await web.auth.close(current)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(security.cookie_names(secure(request, web))[0], path="/", secure=secure(request, web),
+                           httponly=True, samesite="lax")
+    return response
+
+
+async def accounts_page(request: Request, web: Web, admin: CurrentAdmin) -> Response:
+    listing = await account_service.listing(web.database)
+    return page(request, "accounts.html", admin=admin, accounts=listing, now=web.database.clock.now(),
+                csrf_token=security.csrf_token(session_id(request, web) or ""))
+
+
+async def sync_soon(web: Web, form: CheckedForm, account_id: int) -> Response:
+    """*Sync now*: the account becomes due, and the next free worker (embedded or not) syncs it."""
+    await account_service.sync_soon(web.database, account_id, actor=f"admin:{form.admin.username}")
+    return RedirectResponse("/accounts", status_code=303)
+
+
+async def connect(web: Web, form: CheckedForm) -> Response:
+    url = await web.connector.begin(flow="web", session_id=form.session_id,
+                                    force_reauth=form.fields.get("force_reauth") == "1")
+    return RedirectResponse(url, status_code=303)  # a full-page redirect: Instagram's login breaks in popups
+
+
+async def connection_summary(request: Request, web: Web, admin: CurrentAdmin, event_id: int) -> Response:
+    async with web.database.read() as session:
+        event = await events.get(session, event_id)
+        account = await session.get(Account, event.account_id) if event and event.account_id else None
+    if event is None or not event.kind.startswith(("account.", "connect.")):
+        return problem(request, 404, "Not found", "There is no such connection.", "not_found")
+    return page(request, "connection.html", admin=admin, event=event, account=account,
+                ok=event.kind != "connect.failed")

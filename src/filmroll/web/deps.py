@@ -1,0 +1,108 @@
+"""What handlers ask for, as FastAPI dependencies: the web context, the signed-in admin, a bounded form, a form an
+admin posted from one of our pages (signed in and CSRF-checked). Handlers name them in their signature
+(``admin: CurrentAdmin``) instead of reading ``request.app.state`` and checking by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+
+from filmroll import errors
+from filmroll.runtime import Runtime
+from filmroll.service.connect import Connector
+from filmroll.store.database import Database
+from filmroll.store.tables import Admin
+from filmroll.web import security
+
+MAX_FORM_BYTES = 16_384
+
+
+@dataclass
+class WebContext:
+    runtime: Runtime
+    connector: Connector
+    auth: security.AdminAuth
+    templates: Jinja2Templates
+    public_url: str | None
+    authorize_origin: str
+
+    @property
+    def database(self) -> Database:
+        return self.runtime.database
+
+
+def web_context(request: Request) -> WebContext:
+    context: WebContext = request.app.state.web
+    return context
+
+
+Web = Annotated[WebContext, Depends(web_context)]
+
+
+class SignInRequired(Exception):
+    """The page is for signed-in admins: the browser is sent to the sign-in page."""
+
+
+class FormRejected(Exception):
+    """A button press that did not come from one of our pages (or from an expired one): answered 403."""
+
+
+def secure(request: Request, web: WebContext) -> bool:
+    return security.is_secure(request, web.public_url)
+
+
+def session_id(request: Request, web: WebContext) -> str | None:
+    return request.cookies.get(security.cookie_names(secure(request, web))[0])
+
+
+async def optional_admin(request: Request, web: Web) -> Admin | None:
+    return await web.auth.current(session_id(request, web))
+
+
+OptionalAdmin = Annotated[Admin | None, Depends(optional_admin)]
+
+
+async def current_admin(admin: OptionalAdmin) -> Admin:
+    if admin is None:
+        raise SignInRequired
+    return admin
+
+
+CurrentAdmin = Annotated[Admin, Depends(current_admin)]
+
+
+async def form(request: Request) -> dict[str, str]:
+    """The form's text fields, refused past :data:`MAX_FORM_BYTES`."""
+    if len(await request.body()) > MAX_FORM_BYTES:
+        raise errors.CallbackError("The form is too large.", code="oversized_form")
+    try:
+        fields = await request.form(max_files=0, max_fields=20)
+    except Exception:  # python-multipart raises several unrelated types for a broken body
+        raise errors.CallbackError("The form could not be read.", code="bad_form") from None
+    return {k: v for k, v in fields.items() if isinstance(v, str)}
+
+
+FormFields = Annotated[dict[str, str], Depends(form)]
+
+
+@dataclass
+class AdminForm:
+    admin: Admin
+    session_id: str
+    fields: dict[str, str]
+
+
+async def admin_form(request: Request, web: Web, admin: OptionalAdmin, fields: FormFields) -> AdminForm:
+    """A form an admin posted from a page of ours: signed in, and the CSRF token matches their session."""
+    sid = session_id(request, web)
+    if admin is None or sid is None:
+        raise SignInRequired
+    if not security.csrf_ok(sid, fields.get("csrf_token")):
+        raise FormRejected
+    return AdminForm(admin, sid, fields)
+
+
+CheckedForm = Annotated[AdminForm, Depends(admin_form)]
