@@ -18,8 +18,9 @@ Supervision, as procrastinate does it:
   starts and once when it ends, claims retried every poll interval meanwhile, so work resumes within one poll of
   the database coming back. The jobs it interrupts are retried when their leases run out.
 * If the leases of running jobs cannot be renewed before they expire, the worker can no longer vouch for those
-  jobs: it abandons them (another worker may take them over; their writes are fenced anyway). A refreshed token
-  already in hand is still written once the database is back (``service/refresh.py``).
+  jobs: it abandons them (another worker may take them over; their writes are fenced anyway), cancelling all but
+  refreshes: a refresh's answer may be a new token that exists nowhere else, so it runs on and its fenced write
+  lands once the database is back, unless another worker took the token over (``service/refresh.py``).
 * The side tasks (lease renewal, progress report) are restarted if they ever fail.
 """
 
@@ -66,10 +67,13 @@ class Job:
     claim: Callable[..., Awaitable[Sequence[Any]]]  # (session, *, owner, now, lease, limit) -> claims
     run: Callable[[Any], Awaitable[Outcome]]
     lease: leases.Lease = leases.TOKEN
+    # Whether a job of this kind is cancelled when its lease cannot be vouched for. A refresh is not: its answer
+    # may be a new token that exists nowhere else, and its write is fenced, so it runs on to land or be refused.
+    cancel_when_abandoned: bool = True
 
 
 def refresh_job(refresher: Refresher) -> Job:
-    return Job("refresh", leases.claim_refreshes, refresher.run)
+    return Job("refresh", leases.claim_refreshes, refresher.run, cancel_when_abandoned=False)
 
 
 def probe_job(prober: Prober) -> Job:
@@ -213,6 +217,10 @@ class Worker:
             if len(claims) < room:
                 drained[job.kind] = now
             for claim in claims:
+                if (job.kind, claim.leased_id) in self._in_flight:
+                    # An abandoned refresh still running here, its lease expired and now ours again: it carries on
+                    # under the renewed lease, and no second call is made.
+                    continue
                 claimed += 1
                 self._start(job, claim)
         return claimed
@@ -341,11 +349,13 @@ class Worker:
         if not expired:
             return
         log.warning("%d job(s) abandoned: their leases could not be renewed before running out, so other workers "
-                    "may take them over", len(expired))
+                    "may take them over (their writes are fenced)", len(expired))
+        cancel = {job.kind for job in self.jobs if job.cancel_when_abandoned}
         for key in expired:
             self._vouched_until.pop(key, None)
             self.stats.abandoned += 1
-            self._in_flight[key].cancel()
+            if key[0] in cancel:
+                self._in_flight[key].cancel()
 
     async def _note_leased_elsewhere(self) -> None:
         """At an --until-idle exit: is work still held by another worker (one that crashed, say)?"""
