@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-from filmroll.cli.common import console, fail, run, settings
+from filmroll.cli.common import console, database, fail, run
 
 if TYPE_CHECKING:
     from filmroll.store.database import Database
@@ -19,15 +19,8 @@ app = typer.Typer(help="Admins of the web UI.", no_args_is_help=True)
 
 
 async def _with_database(action: Callable[[Database], Awaitable[T]]) -> T:
-    from filmroll.store import migrate
-    from filmroll.store.database import Database
-
-    database = Database(settings().database_url)
-    try:
-        await migrate.upgrade(database)
-        return await action(database)
-    finally:
-        await database.dispose()
+    async with database() as opened:
+        return await action(opened)
 
 
 @app.command("create")

@@ -4,7 +4,8 @@ messages and exit codes."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -16,6 +17,7 @@ from filmroll.vocabulary import AccountStatus
 
 if TYPE_CHECKING:
     from filmroll.settings import Settings
+    from filmroll.store.database import Database
 
 T = TypeVar("T")
 console = Console(highlight=False)
@@ -43,6 +45,22 @@ def settings() -> Settings:
     except ValidationError as exc:
         problems = "; ".join(f"{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         fail(f"the configuration is invalid: {problems}", ExitStatus.CONFIG)
+
+
+@asynccontextmanager
+async def database(current: Settings | None = None, *, upgrade: bool = True) -> AsyncIterator[Database]:
+    """The database alone, for a command that needs neither the keyring nor Instagram (admins, keys, the schema):
+    opened, migrated unless ``upgrade`` is off, and closed afterwards. The rest use ``runtime.open_runtime``."""
+    from filmroll.store import migrate
+    from filmroll.store.database import Database
+
+    opened = Database((current or settings()).database_url)
+    try:
+        if upgrade:
+            await migrate.upgrade(opened)
+        yield opened
+    finally:
+        await opened.dispose()
 
 
 def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> NoReturn:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from filmroll.cli.common import console, run, settings
+from filmroll.cli.common import console, database, run
 
 app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
@@ -15,13 +15,9 @@ def upgrade() -> None:
 
     async def body() -> str:
         from filmroll.store import migrate
-        from filmroll.store.database import Database
 
-        database = Database(settings().database_url)
-        try:
-            return await migrate.upgrade(database)
-        finally:
-            await database.dispose()
+        async with database(upgrade=False) as opened:
+            return await migrate.upgrade(opened)
 
     console.print(f"database schema at revision {run(body())}")
 
@@ -32,13 +28,9 @@ def current() -> None:
 
     async def body() -> str | None:
         from filmroll.store import migrate
-        from filmroll.store.database import Database
 
-        database = Database(settings().database_url)
-        try:
-            return await migrate.current(database)
-        finally:
-            await database.dispose()
+        async with database(upgrade=False) as opened:
+            return await migrate.current(opened)
 
     revision = run(body())
     from filmroll.store import migrate

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from filmroll.cli.common import ExitStatus, console, fail, run, settings
+from filmroll.cli.common import ExitStatus, console, database, fail, run, settings
 from filmroll.secret import Secret
 from filmroll.vault import Vault, generate_key, key_id, load_keyring, parse_keys, write_keys_file
 
@@ -34,17 +34,11 @@ def generate() -> None:
 
 async def _reencrypt() -> int:
     from filmroll.service import keys as key_service
-    from filmroll.store import migrate
-    from filmroll.store.database import Database
 
     current = settings()
     vault = Vault(load_keyring(Secret(current.vault.keys.get_secret_value()), current.vault.keys_file))
-    database = Database(current.database_url)
-    try:
-        await migrate.upgrade(database)
-        return await key_service.reencrypt(database, vault, actor="cli")
-    finally:
-        await database.dispose()
+    async with database(current) as opened:
+        return await key_service.reencrypt(opened, vault, actor="cli")
 
 
 @app.command("rotate")
@@ -84,15 +78,9 @@ def list_keys() -> None:
 
     async def body() -> dict[str, int]:
         from filmroll.service import keys as key_service
-        from filmroll.store import migrate
-        from filmroll.store.database import Database
 
-        database = Database(current.database_url)
-        try:
-            await migrate.upgrade(database)
-            return await key_service.usage(database)
-        finally:
-            await database.dispose()
+        async with database(current) as opened:
+            return await key_service.usage(opened)
 
     usage = run(body())
     for ident in keyring.ids:
@@ -117,15 +105,9 @@ def retire(ident: str = typer.Argument(..., help="The key id to remove from the 
 
     async def used() -> int:
         from filmroll.service import keys as key_service
-        from filmroll.store import migrate
-        from filmroll.store.database import Database
 
-        database = Database(settings().database_url)
-        try:
-            await migrate.upgrade(database)
-            return (await key_service.usage(database)).get(ident, 0)
-        finally:
-            await database.dispose()
+        async with database() as opened:
+            return (await key_service.usage(opened)).get(ident, 0)
 
     count = run(used())
     if count:
