@@ -1,7 +1,16 @@
 """The sandbox as one Starlette application: Instagram's surface, its CDN, and the ``/_sandbox/`` control API.
 
-Real Instagram spreads these over www.instagram.com, api.instagram.com, graph.instagram.com and the CDN hosts; their
-paths do not collide, so one server plays every host and filmroll's settings point all base URLs at it.
+Real Instagram spreads these over hosts, and each host has a route table of its own (:func:`host_tables`):
+
+    www.instagram.com       /oauth/authorize                 the consent page
+    api.instagram.com       /oauth/access_token              the code exchange
+    graph.instagram.com     /access_token, /refresh_access_token, and Graph reads (a catch-all)
+    scontent.cdninstagram.com   the CDN's signed image and video URLs
+
+Each table is served under its host's name (``http://127.0.0.1:8700/graph.instagram.com/v25.0/me``), and, since
+Instagram's own paths do not collide, also at the root, where filmroll's settings point every base URL by default.
+Another provider's hosts (graph.facebook.com, whose paths do collide with Instagram's) are added as tables of
+their own, reachable under their names, without touching Instagram's catch-all.
 """
 
 from __future__ import annotations
@@ -127,6 +136,25 @@ def _outcome(status: int, body: bytes) -> str:
     return f"http {status}"
 
 
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]
+# The token endpoints answer every method (with Instagram's error for the wrong ones), HEAD aside.
+TOKEN_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+
+
+def host_tables() -> dict[str, list[Route]]:
+    """Each emulated host's own routes, in matching order (a catch-all last)."""
+    return {
+        "www.instagram.com": [Route("/oauth/authorize", oauth.authorize, methods=["GET", "POST"])],
+        "api.instagram.com": [Route("/oauth/access_token", oauth.exchange_code, methods=TOKEN_METHODS)],
+        "scontent.cdninstagram.com": [Route(PATH_PREFIX + "{name}", cdn, methods=["GET", "HEAD"])],
+        "graph.instagram.com": [
+            Route("/access_token", oauth.exchange_long_lived, methods=TOKEN_METHODS),
+            Route("/refresh_access_token", oauth.refresh, methods=TOKEN_METHODS),
+            Route("/{path:path}", graph.dispatch, methods=ANY_METHOD),
+        ],
+    }
+
+
 def create_app(config: SandboxConfig | None = None) -> Starlette:
     sandbox = Sandbox(config or SandboxConfig())
     control_routes = [
@@ -134,16 +162,18 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         *delivery.routes,
         Route("/{rest:path}", control.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    # Instagram's surface first: a Graph read must not be matched against every control route on its way.
+    tables = host_tables()
+    # At the root, Instagram's hosts in an order where no route shadows another: the Graph catch-all last. Its
+    # surface comes before the control API: a Graph read must not be matched against every control route on its way.
+    at_root = [route for name in ("www.instagram.com", "api.instagram.com", "scontent.cdninstagram.com")
+               for route in tables[name]]
+    graph_routes = tables["graph.instagram.com"]
     routes = [
-        Route("/oauth/authorize", oauth.authorize, methods=["GET", "POST"]),
-        Route("/oauth/access_token", oauth.exchange_code, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
-        Route("/access_token", oauth.exchange_long_lived, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
-        Route("/refresh_access_token", oauth.refresh, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
-        Route(PATH_PREFIX + "{name}", cdn, methods=["GET", "HEAD"]),
+        *at_root, *graph_routes[:-1],
         Route("/_sandbox", control.summary, methods=["GET"]),
         Mount("/_sandbox", routes=control_routes),
-        Route("/{path:path}", graph.dispatch, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]),
+        *(Mount(f"/{name}", routes=table) for name, table in tables.items()),
+        graph_routes[-1],
     ]
     app = Starlette(
         routes=routes,

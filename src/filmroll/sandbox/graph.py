@@ -50,7 +50,9 @@ class Context:
         self.token = token
         self.version = version
         self.params = params
-        self.base = str(request.base_url).rstrip("/")
+        self.origin = f"{request.url.scheme}://{request.url.netloc}"  # the CDN host is served from the root
+        # This host's root (its mount, when reached under its name): paging links stay on it.
+        self.base = self.origin + str(request.scope.get("root_path", "")).rstrip("/")
         self.now = sandbox.now()
 
     def url(self, path: str, params: dict[str, str]) -> str:
@@ -83,7 +85,7 @@ def _fields(params: dict[str, str]) -> list[FieldSpec]:
 async def dispatch(request: Request) -> Response:
     sandbox: Sandbox = request.app.state.sandbox
     request.state.call = ("graph", None, None)
-    segments = [s for s in request.url.path.split("/") if s]
+    segments = [s for s in str(request.path_params.get("path", "")).split("/") if s]  # within this host's table
     version = f"v{LATEST_GRAPH_VERSION}.0"
     if segments and segments[0].startswith("v") and "." in segments[0]:
         match = _VERSION.fullmatch(segments[0])
@@ -198,7 +200,7 @@ def _user(ctx: Context, account: Account, specs: list[FieldSpec]) -> dict[str, A
             doc = ctx.sandbox.switches.account_type_case == "doc"
             out[name] = _DOC_ACCOUNT_TYPES[account.account_type] if doc else account.account_type
         elif name == "profile_picture_url":
-            out[name] = ctx.sandbox.cdn.url(ctx.base, f"{account.ig_id}_profile.jpg", ctx.now)
+            out[name] = ctx.sandbox.cdn.url(ctx.origin, f"{account.ig_id}_profile.jpg", ctx.now)
         elif name == "media_count":
             out[name] = ctx.sandbox.world.media_count(account.index)
         elif name == "media":
@@ -234,14 +236,14 @@ def _media(ctx: Context, media: Media, specs: list[FieldSpec]) -> dict[str, Any]
         elif name == "media_url":
             if not media.copyrighted:
                 if media.media_type == "VIDEO":
-                    out[name] = cdn.url(ctx.base, f"{media.id}_n.mp4", ctx.now)
+                    out[name] = cdn.url(ctx.origin, f"{media.id}_n.mp4", ctx.now)
                 elif media.media_type == "CAROUSEL_ALBUM" and media.children:
                     out[name] = _child_url(ctx, media.children[0])
                 else:
-                    out[name] = cdn.url(ctx.base, f"{media.id}_n.jpg", ctx.now)
+                    out[name] = cdn.url(ctx.origin, f"{media.id}_n.jpg", ctx.now)
         elif name == "thumbnail_url":
             if media.media_type == "VIDEO":
-                out[name] = cdn.url(ctx.base, f"{media.id}_poster.jpg", ctx.now)
+                out[name] = cdn.url(ctx.origin, f"{media.id}_poster.jpg", ctx.now)
         elif name == "is_shared_to_feed":
             if media.is_shared_to_feed is not None:
                 out[name] = media.is_shared_to_feed
@@ -275,7 +277,7 @@ def _simple(media: Media, account: Account, name: str) -> Any:
 
 def _child_url(ctx: Context, child: Child) -> str:
     suffix = "mp4" if child.media_type == "VIDEO" else "jpg"
-    return ctx.sandbox.cdn.url(ctx.base, f"{child.id}_n.{suffix}", ctx.now)
+    return ctx.sandbox.cdn.url(ctx.origin, f"{child.id}_n.{suffix}", ctx.now)
 
 
 def _child(ctx: Context, child: Child, parent: Media, specs: list[FieldSpec]) -> dict[str, Any]:
@@ -299,7 +301,7 @@ def _child(ctx: Context, child: Child, parent: Media, specs: list[FieldSpec]) ->
                 out[name] = _child_url(ctx, child)
         elif name == "thumbnail_url":
             if child.media_type == "VIDEO":
-                out[name] = ctx.sandbox.cdn.url(ctx.base, f"{child.id}_poster.jpg", ctx.now)
+                out[name] = ctx.sandbox.cdn.url(ctx.origin, f"{child.id}_poster.jpg", ctx.now)
         elif name == "timestamp":
             out[name] = _timestamp(child.timestamp)
         elif name == "shortcode":
