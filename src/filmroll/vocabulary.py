@@ -28,6 +28,15 @@ class FailureKind(StrEnum):
     TEMPORARY = "temporary"  # an outage, a timeout, an answer we could not trust: retried with backoff
 
 
+class AlertStatus(StrEnum):
+    """Where an outgoing alert (``alerts`` table, an outbox) stands."""
+
+    PENDING = "pending"  # waiting for its (next) delivery attempt
+    SENT = "sent"  # the receiver answered 2xx
+    FAILED = "failed"  # given up on after the last attempt
+    OBSOLETE = "obsolete"  # the account recovered before it went out: never sent
+
+
 class Outcome(StrEnum):
     """What one job did: the worker counts these, the CLI maps them to messages and exit codes."""
 

@@ -35,7 +35,7 @@ from filmroll.store import alerts, events, leases, links
 from filmroll.store.database import Database
 from filmroll.store.leases import AlertClaim
 from filmroll.store.tables import Account, ReconnectLink, Token
-from filmroll.vocabulary import AccountStatus, Outcome
+from filmroll.vocabulary import AccountStatus, AlertStatus, Outcome
 
 log = logging.getLogger("filmroll.alerts")
 
@@ -98,7 +98,7 @@ class Alerter:
             token = await session.get(Token, claim.account_id)
         if account is None or not _still_true(claim, account, token):
             async with self.database.transaction() as session:
-                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status="obsolete")
+                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status=AlertStatus.OBSOLETE)
             return Outcome.ALERT_OBSOLETE
         secret, link = await mint_link(self.database, claim.account_id, self.webhook.link_ttl)
         body = json.dumps(self._payload(claim, account, token, secret, link.expires_at, now)).encode()
@@ -106,14 +106,14 @@ class Alerter:
         attempts = claim.attempts + 1
         async with self.database.transaction() as session:
             if error is None:
-                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status="sent", sent_at=now,
-                                            attempts=attempts, last_error=None)
+                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status=AlertStatus.SENT,
+                                            sent_at=now, attempts=attempts, last_error=None)
                 await events.record(session, "alert.sent", f"{claim.kind} alert delivered to the webhook",
                                     at=now, account_id=claim.account_id, actor=self.owner)
                 return Outcome.ALERT_SENT
             await links.drop(session, link.id)  # never delivered, so it must not work
             if attempts >= self.webhook.max_attempts:
-                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status="failed",
+                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status=AlertStatus.FAILED,
                                             attempts=attempts, last_error=error)
                 await events.record(session, "alert.failed",
                                     f"{claim.kind} alert not delivered after {attempts} attempts ({error})",

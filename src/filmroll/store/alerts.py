@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.tables import Account, Alert, Event, Token, UTCDateTime
-from filmroll.vocabulary import AccountStatus
+from filmroll.vocabulary import AccountStatus, AlertStatus
 
 NEEDS_REAUTH = "account.needs_reauth"
 EXPIRING = "token.expiring"
@@ -31,7 +31,7 @@ async def raise_alert(session: AsyncSession, *, account_id: int, kind: str, reas
     version = (await session.execute(select(Token.version).where(Token.account_id == account_id))).scalar()
     await session.execute(
         _insert(session).values(account_id=account_id, kind=kind, token_version=version or 0, reason=reason[:1000],
-                                created_at=now, status="pending", attempts=0, next_attempt_at=now)
+                                created_at=now, status=AlertStatus.PENDING, attempts=0, next_attempt_at=now)
         .on_conflict_do_nothing(index_elements=["account_id", "kind", "token_version"]))
 
 
@@ -45,8 +45,8 @@ async def sweep_expiring(session: AsyncSession, *, now: datetime, within: timede
                              Alert.token_version == Token.version)
     reason = f"the token expires in under {within.days} days and no refresh has succeeded"
     at = literal(now, UTCDateTime())
-    dying = (select(Token.account_id, literal(EXPIRING), Token.version, literal(reason), at, literal("pending"),
-                    literal(0), at)
+    dying = (select(Token.account_id, literal(EXPIRING), Token.version, literal(reason), at,
+                    literal(AlertStatus.PENDING.value), literal(0), at)
              .join(Account, Account.id == Token.account_id)
              .where(Account.status == AccountStatus.ACTIVE, Token.expires_at < now + within, Token.expires_at > now,
                     Token.refresh_error.is_not(None), ~already))

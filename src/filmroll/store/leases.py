@@ -34,7 +34,7 @@ from filmroll.store import accounts
 from filmroll.store.batch import Fenced
 from filmroll.store.database import rowcount
 from filmroll.store.tables import Account, Alert, Token
-from filmroll.vocabulary import AccountStatus, FailureKind
+from filmroll.vocabulary import AccountStatus, AlertStatus, FailureKind
 
 _ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
 _TOKENS: Table = Token.__table__  # type: ignore[assignment]
@@ -353,7 +353,7 @@ class AlertClaim:
 
 async def claim_alerts(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                        limit: int) -> list[AlertClaim]:
-    due = (select(Alert.id).where(Alert.status == "pending", Alert.next_attempt_at <= now, ALERT.free(now))
+    due = (select(Alert.id).where(Alert.status == AlertStatus.PENDING, Alert.next_attempt_at <= now, ALERT.free(now))
            .order_by(Alert.next_attempt_at).limit(limit).with_for_update(skip_locked=True))
     columns = ("id", "account_id", "kind", "token_version", "reason", "created_at", "attempts")
     rows = await ALERT.take(session, due, owner=owner, until=now + lease, returning=columns)

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from filmroll.vocabulary import AccountStatus, Provider
+from filmroll.vocabulary import AccountStatus, AlertStatus, Provider
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -213,7 +213,7 @@ class Alert(Base):
     token_version: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed | obsolete
+    status: Mapped[str] = mapped_column(String(16), default=AlertStatus.PENDING)  # an AlertStatus
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(80))
