@@ -60,6 +60,9 @@ def sandbox(
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
         console.print(f"[red]error:[/red] {host}:{port} {reason}; choose another with --port.")
         raise typer.Exit(2) from None
+    # Listening before the address is printed: a client that connects at once waits in the backlog until the server
+    # accepts, instead of being refused by a socket that is bound but not yet listening.
+    sock.listen(2048)
     port = sock.getsockname()[1]
     base = f"http://{host if family == socket.AF_INET else f'[{host}]'}:{port}"
 
