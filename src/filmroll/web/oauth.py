@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from filmroll import errors
 from filmroll.web import security
-from filmroll.web.deps import FormFields, OptionalAdmin, Web, secure, session_id
+from filmroll.web.deps import FormFields, Web, optional_admin, secure, session_id
 from filmroll.web.rendering import AUDIENCE_KEY, Audience, page, problem, route_class
 
 RETURN_TARGETS = frozenset({"next", "redirect", "redirect_to", "redirect_uri", "return", "return_to", "returnto",
@@ -28,7 +28,7 @@ def router(callback_path: str) -> APIRouter:
     return routes
 
 
-async def callback(request: Request, web: Web, admin: OptionalAdmin) -> Response:
+async def callback(request: Request, web: Web) -> Response:
     # Until the state says it is an owner's reconnect, this is an admin's connection: errors render as admin pages.
     request.scope[AUDIENCE_KEY] = Audience.ADMIN
     try:
@@ -43,6 +43,7 @@ async def callback(request: Request, web: Web, admin: OptionalAdmin) -> Response
     if state and await web.connector.flow_of(state) == "reconnect":
         return await _finish_reconnect(request, web, query)
     current = session_id(request, web)
+    admin = await optional_admin(request, web)  # only now: the checks above touch neither database nor network
     if admin is None or current is None:
         raise errors.CallbackError("Sign in to filmroll first, then press Connect again; this redirect can only "
                                    "finish a connection started from your signed-in browser.", code="no_session")
