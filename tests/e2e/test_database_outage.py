@@ -223,7 +223,10 @@ def test_a_worker_waits_out_the_sqlite_write_lock_held_past_its_lease_and_busy_t
     # refreshed tokens they held were still written once the lock was free.
     outcomes = result["outcomes"]
     assert outcomes.get("refreshed", 0) + outcomes.get("interrupted", 0) == count, result
-    assert result["crashed"] == 0 and result["database_outages"] >= 1, result
+    assert result["crashed"] == 0, result
+    # The lock was felt: a claim or a write failed with "database is locked" and was retried (the worker's outage
+    # warning), or a refreshed token waited in memory for its write (the refresher's).
+    assert "the database is unreachable" in result["stderr"] or "held in memory" in result["stderr"], result
     rows = _read(url, select(Account.status, Token.version).join(Token))
     assert set(rows) == {("active", 2)} and len(rows) == count
     per_account = _refresh_calls_per_account(sandbox)

@@ -118,6 +118,9 @@ class Refresher:
             except Exception as exc:
                 if not is_unavailable(exc) or time.monotonic() >= deadline:
                     raise
+                if failures == 0:
+                    log.warning("the database is unavailable (%s): the refreshed token of account %s is held in "
+                                "memory and its write retried", type(exc).__name__, claim.account_id)
                 await asyncio.sleep(_STORE_RETRY.delay(failures, self.rng).total_seconds())
                 failures += 1
 
