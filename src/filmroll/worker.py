@@ -389,6 +389,9 @@ class Worker:
                         len(pending), type(exc).__name__)
 
 
+_RESTART = Backoff(base=timedelta(seconds=1), cap=timedelta(seconds=30), floor=timedelta(0))
+
+
 async def run_supervised(worker: Worker, stop: asyncio.Event) -> None:
     """The embedded worker of ``filmroll serve``: never gone for good. Outages are handled inside ``Worker.run``;
     should it fail anyway, it is restarted after a pause instead of leaving tokens unrefreshed until a restart."""
@@ -399,7 +402,6 @@ async def run_supervised(worker: Worker, stop: asyncio.Event) -> None:
             return
         except Exception:
             log.exception("the embedded worker stopped unexpectedly; restarting it")
-            delay = Backoff(base=timedelta(seconds=1), cap=timedelta(seconds=30), floor=timedelta(0))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay.delay(failures, random.Random()).total_seconds())
+                await asyncio.wait_for(stop.wait(), _RESTART.delay(failures, random.Random()).total_seconds())
             failures += 1
