@@ -16,7 +16,8 @@ Supervision, as procrastinate does it:
   lease of a job that failed unexpectedly runs out instead of being given back, so a bug cannot spin.
 * A database error is an outage, not a bug (:func:`~filmroll.store.database.is_unavailable`): logged once when it
   starts and once when it ends, claims retried every poll interval meanwhile, so work resumes within one poll of
-  the database coming back. The jobs it interrupts are retried when their leases run out.
+  the database coming back. The leases it leaves us holding with nothing running on them (jobs it interrupted,
+  claims whose commit landed but whose answer was lost) are given back as soon as it answers.
 * If the leases of running jobs cannot be renewed before they expire, the worker can no longer vouch for those
   jobs: it abandons them (another worker may take them over; their writes are fenced anyway), cancelling all but
   refreshes: a refresh's answer may be a new token that exists nowhere else, so it runs on and its fenced write
@@ -145,6 +146,8 @@ class Worker:
         # Leases of jobs an outage interrupted, given back once the database answers (or they would sit out their
         # whole lease period before anyone, this worker included, could retry them).
         self._interrupted: dict[leases.Lease, set[int]] = {}
+        # Claims that failed for want of the database: their commit may have landed all the same (lease, expiry).
+        self._unanswered: set[tuple[leases.Lease, datetime]] = set()
         self._freed = asyncio.Event()  # set whenever a job finishes
         # Retry claims while the database is down no less often than a poll: work resumes within a poll of recovery.
         self._retry = Backoff(base=timedelta(seconds=idle_poll / 4), cap=timedelta(seconds=idle_poll),
@@ -161,6 +164,11 @@ class Worker:
             await self._loop(stop, until_idle)
         finally:
             await self._drain()
+            try:
+                await self._give_back()
+            except Exception as exc:  # what cannot be given back now runs out by itself
+                if not is_unavailable(exc):
+                    raise
             for side_task in side_tasks:
                 side_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -183,7 +191,7 @@ class Worker:
                 continue
             busy, now = bool(self._in_flight), time.monotonic()
             try:
-                await self._give_back_interrupted()
+                await self._give_back()
                 claimed = await self._claim_round(busy, now, drained)
             except Exception as exc:
                 if is_unavailable(exc):
@@ -228,8 +236,13 @@ class Worker:
     async def _claim(self, job: Job, limit: int) -> Sequence[Any]:
         started = time.monotonic()
         now: datetime = await self.database.now()
-        async with self.database.transaction() as session:
-            claims = await job.claim(session, owner=self.owner, now=now, lease=self.lease, limit=limit)
+        try:
+            async with self.database.transaction() as session:
+                claims = await job.claim(session, owner=self.owner, now=now, lease=self.lease, limit=limit)
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._unanswered.add((job.lease, now + self.lease))
+            raise
         self.stats.claimed += len(claims)
         for claim in claims:
             self._vouched_until[(job.kind, claim.leased_id)] = started + self._trust()
@@ -264,13 +277,20 @@ class Worker:
                 outcome = Outcome.CRASHED
         self.stats.outcomes[outcome] += 1
 
-    async def _give_back_interrupted(self) -> None:
-        if not self._interrupted:
+    async def _give_back(self) -> None:
+        """Give back the leases an outage left us holding with nothing running on them: jobs it interrupted, and
+        claims whose answer it swallowed."""
+        if not self._interrupted and not self._unanswered:
             return
         async with self.database.transaction() as session:
             for lease, ids in self._interrupted.items():
                 await lease.release(session, sorted(ids), owner=self.owner)
+            for lease, until in self._unanswered:
+                if found := await lease.release_unanswered(session, owner=self.owner, until=until):
+                    log.info("gave back %d %s lease(s) taken by a claim whose answer the outage lost", found,
+                             lease.name)
         self._interrupted.clear()
+        self._unanswered.clear()
 
     def _finished(self, key: tuple[str, int]) -> None:
         self._in_flight.pop(key, None)

@@ -27,6 +27,7 @@ from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from tests import aio
 from tests.e2e.test_workers import _env, _kill_leftovers, _outcomes, _worker
 from tests.pgcluster import Cluster, throwaway_cluster
+from tests.pgproxy import proxy_for
 from tests.seeding import seed_accounts
 from tests.webapp import free_port
 
@@ -181,7 +182,10 @@ def test_four_workers_ride_out_a_database_outage(sandbox, cluster, fault):
     finally:
         _kill_leftovers(workers)
     per_account = _refresh_calls_per_account(sandbox)
-    assert len(per_account) == count and set(per_account.values()) == {1}, Counter(per_account.values())
+    left = _read(url, select(Token.account_id, Token.lease_owner, Token.lease_until, Token.refresh_started_at)
+                 .where(Token.version == 1))
+    assert len(per_account) == count and set(per_account.values()) == {1}, \
+        (Counter(per_account.values()), left[:10], [(r["owner"], r["crashed"], r["stderr"][-1500:]) for r in results])
     assert sandbox.control.overlaps("refresh") == []
     assert sum(r["outcomes"].get("refreshed", 0) for r in results) == count, [r["outcomes"] for r in results]
     assert all(r["crashed"] == 0 and "Traceback" not in r["stderr"] for r in results), \
@@ -194,6 +198,29 @@ def test_four_workers_ride_out_a_database_outage(sandbox, cluster, fault):
     # A lease an outage kept a worker from giving back just runs out (60 s), like a crashed worker's.
     latest = datetime.now(UTC) + timedelta(seconds=61)
     assert all(until is None or until < latest for _, _, until in rows)
+
+
+def test_a_claim_whose_commit_answer_is_lost_is_given_back_at_once(sandbox, postgres_url):
+    """The server commits a claim of 32 leases and the connection drops before the worker hears it: the worker
+    cannot know it holds them, yet finds them by the expiry it would have written and refreshes them in this run,
+    instead of letting them sit out a 60 s lease with nothing running on them (an --until-idle run ends first)."""
+    count = 40
+    key = _prepare(sandbox, postgres_url, count)
+    sandbox.control.clear_calls()
+    with proxy_for(postgres_url) as proxy:
+        proxy.lose_next_claim_commit()
+        worker = _worker(_env(sandbox, proxy.url_for(postgres_url), key), "--until-idle", "--no-sync")
+        try:
+            result = _outcomes(worker, timeout=120)
+        finally:
+            _kill_leftovers([worker])
+        assert proxy.lost_commits == 1
+    assert result["database_outages"] == 1 and result["crashed"] == 0, result
+    assert result["outcomes"] == {"refreshed": count}, result
+    assert set(_refresh_calls_per_account(sandbox).values()) == {1}
+    assert len(_refresh_calls_per_account(sandbox)) == count
+    rows = _read(postgres_url, select(Token.version, Token.lease_owner))
+    assert rows and all(version == 2 and owner is None for version, owner in rows), rows
 
 
 def test_a_worker_waits_out_the_sqlite_write_lock_held_past_its_lease_and_busy_timeout(sandbox, tmp_path):

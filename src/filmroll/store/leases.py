@@ -84,6 +84,15 @@ class Lease:
             .values({self.owner: None, self.until: None}))
         return rowcount(result)
 
+    async def release_unanswered(self, session: AsyncSession, *, owner: str, until: datetime) -> int:
+        """Give back what a claim whose answer was lost may have taken: a commit can land on the server while the
+        connection drops before its answer arrives. The rows are ours and carry the exact expiry that claim wrote
+        (renewals and other claims write others); nothing runs on them, so they would sit out their lease."""
+        result = await session.execute(
+            update(self.table).where(self.table.c[self.owner] == owner, self.table.c[self.until] == until)
+            .values({self.owner: None, self.until: None}))
+        return rowcount(result)
+
     async def held_elsewhere(self, session: AsyncSession, *, owner: str, now: datetime) -> tuple[int, datetime | None]:
         """How many rows someone else holds a live lease on, and when the last of those leases runs out."""
         until = self.table.c[self.until]

@@ -180,6 +180,25 @@ async def test_concurrent_claims_are_disjoint(harness, sandbox):
     assert len(flat) == len(set(flat)) == 60
 
 
+async def test_a_lost_claim_gives_back_exactly_its_own_rows(harness, sandbox):
+    """``release_unanswered`` frees the rows of one claim (our owner, the expiry it wrote) and no other lease."""
+    ids = await seed_accounts(harness.database, harness.vault, sandbox, 6)
+    now = await harness.database.now()
+    minute = timedelta(seconds=60)
+    async with harness.database.transaction() as session:
+        kept = await leases.claim_refreshes(session, owner="w1", now=now, lease=minute, limit=2)
+        lost = await leases.claim_refreshes(session, owner="w1", now=now + timedelta(seconds=1), lease=minute, limit=2)
+        theirs = await leases.claim_refreshes(session, owner="w2", now=now + timedelta(seconds=1), lease=minute,
+                                              limit=2)
+    async with harness.database.transaction() as session:
+        freed = await leases.TOKEN.release_unanswered(session, owner="w1", until=now + timedelta(seconds=1) + minute)
+    assert freed == 2
+    tokens = await harness.tokens()
+    assert {i for i in ids if tokens[i].lease_owner is None} == {c.account_id for c in lost}
+    assert {tokens[c.account_id].lease_owner for c in kept} == {"w1"}
+    assert {tokens[c.account_id].lease_owner for c in theirs} == {"w2"}
+
+
 async def _probes_due(harness, ids):
     async with harness.database.transaction() as session:
         for account_id in ids:
