@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from filmroll.clock import Clock
 from filmroll.errors import ConfigError
 
-BUSY_TIMEOUT_MS = 30_000  # writers queue behind BEGIN IMMEDIATE; waiting beats failing
+BUSY_TIMEOUT_MS = 30_000  # writers queue behind BEGIN IMMEDIATE; waiting beats failing (``?timeout=`` seconds)
 # SQLSTATE classes of a server that went away or is not taking connections yet: connection exceptions (08) and
 # operator intervention (57P01 admin shutdown / pg_terminate_backend, 57P02 crash shutdown, 57P03 starting up).
 _UNAVAILABLE_SQLSTATES = ("08", "57P")
@@ -65,13 +65,28 @@ def async_url(url: str) -> str:
     raise ConfigError(f"filmroll supports SQLite and PostgreSQL, not {backend!r}")
 
 
-def _sqlite_pragmas(engine: AsyncEngine, begin: str) -> None:
+def _busy_timeout_ms(url: str) -> int:
+    """SQLite's wait for another process's write lock: the URL's ``timeout`` (seconds, SQLAlchemy's own spelling for
+    SQLite), or 30 s."""
+    given = make_url(url).query.get("timeout")
+    if given is None:
+        return BUSY_TIMEOUT_MS
+    try:
+        seconds = float(given if isinstance(given, str) else given[-1])
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise ConfigError(f"FILMROLL_DATABASE_URL: timeout={given!r} is not a number of seconds from 0 to 3600")
+    return round(seconds * 1000)
+
+
+def _sqlite_pragmas(engine: AsyncEngine, begin: str, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=FULL",
-                       f"busy_timeout={BUSY_TIMEOUT_MS}"):
+                       f"busy_timeout={busy_timeout_ms}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -96,10 +111,11 @@ class Database:
             # One write connection per process: SQLite has one writer anyway, and queueing for the pool is an
             # asyncio wait, whereas connections contending for the write lock sleep in SQLite's busy handler
             # (up to 100 ms a try). Other processes still queue through busy_timeout.
+            busy_timeout_ms = _busy_timeout_ms(self.url)
             self.engine = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=120, **options)
-            _sqlite_pragmas(self.engine, "BEGIN IMMEDIATE")
+            _sqlite_pragmas(self.engine, "BEGIN IMMEDIATE", busy_timeout_ms)
             self.read_engine = create_async_engine(self.url, **options)
-            _sqlite_pragmas(self.read_engine, "BEGIN")
+            _sqlite_pragmas(self.read_engine, "BEGIN", busy_timeout_ms)
         else:
             self.engine = create_async_engine(self.url, **options)
             self.read_engine = self.engine

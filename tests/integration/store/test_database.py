@@ -28,6 +28,18 @@ async def test_sqlite_runs_in_wal_with_foreign_keys_and_durable_commits(tmp_path
         await database.dispose()
 
 
+async def test_the_sqlite_url_timeout_sets_the_busy_timeout(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'x.db'}?timeout=2.5")
+    try:
+        async with database.transaction() as session:
+            assert (await session.execute(text("PRAGMA busy_timeout"))).scalar_one() == 2500
+    finally:
+        await database.dispose()
+    for bad in ("0", "-1", "soon", "nan", "99999"):
+        with pytest.raises(ConfigError, match="timeout="):
+            Database(f"sqlite:///{tmp_path / 'x.db'}?timeout={bad}")
+
+
 async def test_concurrent_read_then_write_transactions_never_fail_with_locked(tmp_path):
     """Deferred transactions that read then write fail at once with "database is locked"; ours wait instead."""
     database = Database(f"sqlite:///{tmp_path / 'x.db'}")
