@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -35,24 +37,23 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    from tests import databases
+
+    return databases.sqlite_template(tmp_path_factory.mktemp("template") / "filmroll.db")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> Iterator[str]:
-    """A migrated, empty database of each kind; PostgreSQL ones are cloned from a template and dropped after."""
+    """A migrated, empty database of each kind, each cloned from a template migrated once per run (a file copy,
+    a ``CREATE DATABASE … TEMPLATE``); PostgreSQL ones are dropped after."""
     from tests import databases
 
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'filmroll.db'}"
-        from filmroll.store import migrate
-        from filmroll.store.database import Database
-        from tests import aio
-
-        async def build() -> None:
-            database = Database(url)
-            await migrate.upgrade(database)
-            await database.dispose()
-
-        aio.run(build())
-        yield url
+        path = tmp_path / "filmroll.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        yield f"sqlite:///{path}"
     else:
         url, name = databases.postgres_database()
         yield url

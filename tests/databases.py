@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import asyncpg
 
@@ -49,6 +50,21 @@ def postgres_database() -> tuple[str, str]:
     name = f"filmroll_test_{uuid.uuid4().hex[:12]}"
     aio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{_TEMPLATE}"'))
     return _pg_url(name), name
+
+
+def sqlite_template(path: Path) -> Path:
+    """A migrated SQLite file to copy: closed, so the WAL is checkpointed into it and the copy is whole."""
+
+    async def build() -> None:
+        database = Database(f"sqlite:///{path}")
+        try:
+            await migrate.upgrade(database)
+        finally:
+            await database.dispose()
+
+    aio.run(build())
+    assert not path.with_name(path.name + "-wal").exists() or path.with_name(path.name + "-wal").stat().st_size == 0
+    return path
 
 
 def drop_postgres_database(name: str) -> None:

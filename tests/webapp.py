@@ -1,8 +1,16 @@
-"""Run the real filmroll web app (uvicorn, real sockets) against the sandbox, for integration and browser tests."""
+"""Run the real filmroll web app against the sandbox: served by uvicorn on a loopback socket (browsers, the CLI,
+anything whose behaviour is the socket's), or in process for HTTP-level tests, where a socket would add only time.
+
+In process, the app runs as uvicorn runs it (the ASGI lifespan, then each request through the whole middleware
+stack) on an event loop of its own thread, so the embedded worker and concurrent requests behave as served; only
+the bytes never cross a socket (httpx's ASGI transport).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import socket
 import tempfile
 import threading
@@ -10,12 +18,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import uvicorn
 
-from filmroll.service import admins
+from filmroll.passwords import hash_password
 from filmroll.settings import InstagramSettings, Settings, VaultSettings, WebSettings
-from filmroll.store import migrate
+from filmroll.store import admins
 from filmroll.store.database import Database
 from filmroll.tlscert import self_signed
 from filmroll.vault import generate_key
@@ -30,6 +40,71 @@ class RunningFilmroll:
     base_url: str
     settings: Settings
     redirect_uri: str
+    transport: httpx.BaseTransport | None = None  # in process; None: served on base_url's socket
+
+    @property
+    def has_socket(self) -> bool:
+        return self.transport is None
+
+    def client(self, **options: Any) -> httpx.Client:
+        """A client of this filmroll (a browser, to the app: its own cookie jar), by socket or in process."""
+        options.setdefault("follow_redirects", False)
+        options.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.base_url, transport=self.transport, **options)
+
+
+class _AppThread(httpx.BaseTransport):
+    """An ASGI app with its lifespan on an event loop of its own thread; a sync httpx transport into it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        # Like a server: an exception in the app is a 500 to the client (and a test failure through its status).
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("127.0.0.1", 50000))
+
+    def _call(self, work: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=120)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._call(self._startup())
+
+    async def _startup(self) -> None:
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+        self._lifespan = asyncio.create_task(self.app(scope, self._inbox.get, self._outbox.put))
+        await self._inbox.put({"type": "lifespan.startup"})
+        answer = await self._outbox.get()
+        if answer["type"] != "lifespan.startup.complete":
+            raise RuntimeError(f"filmroll did not start: {answer.get('message')}")
+
+    async def _shutdown(self) -> None:
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        answer = await self._outbox.get()
+        await self._lifespan
+        if answer["type"] != "lifespan.shutdown.complete":
+            raise RuntimeError(f"filmroll did not stop cleanly: {answer.get('message')}")
+
+    def stop(self) -> None:
+        try:
+            self._call(self._shutdown())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+
+        async def send() -> httpx.Response:
+            response = await self._asgi.handle_async_request(request)
+            raw = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+            return httpx.Response(response.status_code, headers=response.headers, stream=httpx.ByteStream(raw),
+                                  extensions=response.extensions)
+
+        return self._call(send())
 
 
 def free_port() -> int:
@@ -51,19 +126,25 @@ def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = N
     )
 
 
-async def _prepare(database_url: str) -> None:
+@functools.cache
+def _admin_hash() -> str:
+    return hash_password(ADMIN[1])  # argon2 is slow by design: hashed once per run, verified at every sign-in
+
+
+async def _add_admin(database_url: str) -> None:
+    """The test admin, on a migrated database (``database_url`` fixtures are), as ``filmroll admin create`` makes it."""
     database = Database(database_url)
     try:
-        await migrate.upgrade(database)
-        with contextlib.suppress(Exception):
-            await admins.create(database, *ADMIN)
+        async with database.transaction() as session:
+            if await admins.find(session, ADMIN[0]) is None:
+                await admins.create(session, ADMIN[0], _admin_hash(), database.clock.now())
     finally:
         await database.dispose()
 
 
 @contextlib.contextmanager
 def running_filmroll(sandbox, database_url: str, *, https: bool = False, keys: str | None = None,
-                     worker: bool = False) -> Iterator[RunningFilmroll]:
+                     worker: bool = False, socket: bool = True) -> Iterator[RunningFilmroll]:
     port = free_port()
     scheme = "https" if https else "http"
     base_url = f"{scheme}://127.0.0.1:{port}"
@@ -71,7 +152,15 @@ def running_filmroll(sandbox, database_url: str, *, https: bool = False, keys: s
     if not https:
         sandbox.control.switches(require_https_redirect=False)
     sandbox.control.add_redirect_uri(settings.instagram.redirect_uri)
-    aio.run(_prepare(database_url))
+    aio.run(_add_admin(database_url))
+    if not socket:
+        app = _AppThread(create_app(settings, worker=worker))
+        app.start()
+        try:
+            yield RunningFilmroll(base_url, settings, settings.instagram.redirect_uri, transport=app)
+        finally:
+            app.stop()
+        return
     with tempfile.TemporaryDirectory() as directory:
         options = {}
         if https:

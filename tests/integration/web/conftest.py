@@ -16,13 +16,15 @@ from tests.webapp import ADMIN, RunningFilmroll, running_filmroll
 
 
 @pytest.fixture
-def filmroll(sandbox, database_url) -> Iterator[RunningFilmroll]:
-    with running_filmroll(sandbox, database_url) as app:
+def filmroll(request, sandbox, database_url) -> Iterator[RunningFilmroll]:
+    """filmroll in process; on a loopback socket for a test marked ``socket`` (its behaviour is the socket's)."""
+    socket = request.node.get_closest_marker("socket") is not None
+    with running_filmroll(sandbox, database_url, socket=socket) as app:
         yield app
 
 
 def signed_in(app: RunningFilmroll, username: str = ADMIN[0], password: str = ADMIN[1]) -> httpx.Client:
-    client = httpx.Client(base_url=app.base_url, timeout=30, follow_redirects=False)
+    client = app.client()
     form = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
     done = client.post("/login", data={"csrf_token": token, "username": username, "password": password})

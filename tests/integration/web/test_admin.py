@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 
 from tests.integration.web.conftest import csrf, signed_in, snapshot
@@ -12,7 +11,7 @@ from tests.webapp import ADMIN
 
 
 def _login(app, username, password, client=None):
-    client = client or httpx.Client(base_url=app.base_url, follow_redirects=False)
+    client = client or app.client()
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
     return client, client.post("/login", data={"csrf_token": token, "username": username, "password": password})
 
@@ -31,7 +30,7 @@ def test_wrong_user_and_wrong_password_look_the_same(filmroll):
 
 
 def test_throttling_after_five_failures_for_that_user_only(filmroll):
-    client = httpx.Client(base_url=filmroll.base_url, follow_redirects=False)
+    client = filmroll.client()
     for _ in range(5):
         assert _login(filmroll, ADMIN[0], "wrong password!!", client)[1].status_code == 401
     _, blocked = _login(filmroll, ADMIN[0], ADMIN[1], client)  # even the right password waits
@@ -42,7 +41,7 @@ def test_throttling_after_five_failures_for_that_user_only(filmroll):
 
 
 def test_session_id_is_new_at_login_and_logout_ends_it(filmroll):
-    client = httpx.Client(base_url=filmroll.base_url, follow_redirects=False)
+    client = filmroll.client()
     client.get("/login")
     pre_login_cookies = dict(client.cookies)
     client, done = _login(filmroll, *ADMIN, client)
@@ -52,15 +51,14 @@ def test_session_id_is_new_at_login_and_logout_ends_it(filmroll):
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
     assert client.get("/accounts").status_code == 200
     client.post("/logout", data={"csrf_token": csrf(client)})
-    replay = httpx.Client(base_url=filmroll.base_url, cookies={"filmroll_session": session_id},
-                          follow_redirects=False)
+    replay = filmroll.client(cookies={"filmroll_session": session_id})
     assert replay.get("/accounts").status_code == 303  # back to /login: the session is gone server-side
     replay.close()
     client.close()
 
 
 def test_login_form_needs_its_csrf_token(filmroll):
-    with httpx.Client(base_url=filmroll.base_url, follow_redirects=False) as client:
+    with filmroll.client() as client:
         client.get("/login")
         refused = client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1]})
     assert refused.status_code == 403

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
@@ -12,9 +15,9 @@ import pytest
 from filmroll.service.connect import Connector
 from filmroll.store import states
 from filmroll.store.database import Database
-from tests import aio
+from tests import aio, databases
 from tests.integration.web.conftest import consent, signed_in, snapshot, start_connect
-from tests.webapp import RunningFilmroll
+from tests.webapp import RunningFilmroll, running_filmroll
 
 
 def _ask(client: httpx.Client, method: str, query: str, **kwargs) -> httpx.Response:
@@ -107,8 +110,8 @@ CASES: list[tuple[str, str, str, int, str]] = [
 SESSION_CASES = ["no session cookie", "forged session cookie", "session after sign-out"]
 
 
-@pytest.fixture
-def stage(sandbox, filmroll, database_url):
+@contextlib.contextmanager
+def _staged(sandbox, filmroll: RunningFilmroll, database_url: str) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
     """A signed-in admin with one pending, valid state and its valid code, plus states that must not pass."""
     admin = signed_in(filmroll)
     params = consent(sandbox, start_connect(admin))
@@ -117,9 +120,38 @@ def stage(sandbox, filmroll, database_url):
     values = {"code": params["code"], "state": params["state"], "state_upper": params["state"].upper(),
               "foreign": foreign, "expired": _expired_state(database_url), "cli": _cli_state(filmroll, database_url)}
     sandbox.control.clear_calls()
-    yield admin, values
-    admin.close()
-    other.close()
+    try:
+        yield admin, values
+    finally:
+        admin.close()
+        other.close()
+
+
+@pytest.fixture
+def stage(sandbox, filmroll, database_url):
+    with _staged(sandbox, filmroll, database_url) as staged:
+        yield staged
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def crafted_stage(request, _sandbox_server, tmp_path_factory):
+    """One stage per database for every crafted request: each case asserts that it changed nothing in filmroll and
+    called nothing at Instagram, so each meets the very state the first one did. The sandbox is not reset between
+    the cases, so the code stays one Instagram would accept: a request wrongly let through would exchange it."""
+    sandbox = _sandbox_server
+    sandbox.control.reset()
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("crafted") / "filmroll.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        url, name = f"sqlite:///{path}", None
+    else:
+        url, name = databases.postgres_database()
+    try:
+        with running_filmroll(sandbox, url, socket=False) as app, _staged(sandbox, app, url) as (admin, values):
+            yield sandbox, url, admin, values
+    finally:
+        if name is not None:
+            databases.drop_postgres_database(name)
 
 
 def _assert_untouched(sandbox, database_url, before) -> None:
@@ -128,9 +160,9 @@ def _assert_untouched(sandbox, database_url, before) -> None:
 
 
 @pytest.mark.parametrize(("name", "method", "query", "status", "reason"), CASES, ids=[c[0] for c in CASES])
-def test_crafted_callback_is_refused_without_side_effects(sandbox, database_url, stage, name, method, query, status,
-                                                          reason):
-    admin, values = stage
+def test_crafted_callback_is_refused_without_side_effects(crafted_stage, name, method, query, status, reason):
+    sandbox, database_url, admin, values = crafted_stage
+    sandbox.control.clear_calls()
     before = snapshot(database_url)
     response = _ask(admin, method, query.format(**values))
     assert response.status_code == status, (response.status_code, response.text[:500])
@@ -145,7 +177,7 @@ def test_crafted_callback_is_refused_without_side_effects(sandbox, database_url,
 def test_callback_without_a_live_session_is_refused(sandbox, filmroll, database_url, stage, case):
     admin, values = stage
     query = urlencode({"code": values["code"], "state": values["state"]})
-    client = httpx.Client(base_url=filmroll.base_url, follow_redirects=False)
+    client = filmroll.client()
     if case == "forged session cookie":
         client.cookies.set("filmroll_session", "x" * 43)
     elif case == "session after sign-out":
@@ -161,6 +193,7 @@ def test_callback_without_a_live_session_is_refused(sandbox, filmroll, database_
     _assert_untouched(sandbox, database_url, before)
 
 
+@pytest.mark.socket
 def test_raw_non_ascii_bytes_in_the_query(sandbox, filmroll, database_url, stage):
     admin, values = stage
     before = snapshot(database_url)
@@ -202,7 +235,7 @@ def test_two_concurrent_deliveries_make_exactly_one_exchange(sandbox, filmroll, 
     barrier, statuses = threading.Barrier(2), []
 
     def deliver() -> None:
-        with httpx.Client(base_url=filmroll.base_url, cookies={"filmroll_session": cookie}, timeout=30) as client:
+        with filmroll.client(cookies={"filmroll_session": cookie}, timeout=30) as client:
             barrier.wait()
             statuses.append(_ask(client, "GET", query).status_code)
 

@@ -6,7 +6,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-import httpx
 from sqlalchemy import select
 
 from filmroll.store.database import Database
@@ -58,7 +57,7 @@ def _connect_and_wait_for_the_first_sync(app, sandbox, database_url: str, accoun
 
 
 def test_serve_refreshes_and_syncs_on_its_own(sandbox, database_url):
-    with running_filmroll(sandbox, database_url, worker=True) as app:
+    with running_filmroll(sandbox, database_url, worker=True, socket=False) as app:
         admin, state = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 8)
         deadline = time.monotonic() + 30
         assert state[2] == sandbox.control.account(8)["media_count"]
@@ -76,7 +75,7 @@ def test_sync_now_on_the_accounts_page_has_the_worker_sync_at_once(sandbox, data
 
     from tests.integration.web.conftest import csrf, snapshot
 
-    with running_filmroll(sandbox, database_url, worker=True) as app:
+    with running_filmroll(sandbox, database_url, worker=True, socket=False) as app:
         admin, first = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 9)
         deadline = time.monotonic() + 30
         page = admin.get("/accounts").text
@@ -89,7 +88,7 @@ def test_sync_now_on_the_accounts_page_has_the_worker_sync_at_once(sandbox, data
         before = snapshot(database_url)
         forged = admin.post(f"/accounts/{account_id}/sync", data={"csrf_token": "forged"})
         assert forged.status_code == 403 and snapshot(database_url) == before
-        outsider = httpx.Client(base_url=app.base_url, follow_redirects=False)  # not signed in
+        outsider = app.client()  # not signed in
         assert outsider.post(f"/accounts/{account_id}/sync", data={"csrf_token": "x"}).headers["location"] == "/login"
         pressed = admin.post(f"/accounts/{account_id}/sync", data={"csrf_token": csrf(admin)})
         assert pressed.status_code == 303 and pressed.headers["location"] == "/accounts"

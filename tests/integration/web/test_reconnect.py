@@ -67,7 +67,7 @@ def browsers(filmroll) -> Iterator[Callable[[], httpx.Client]]:
     opened: list[httpx.Client] = []
 
     def new() -> httpx.Client:
-        opened.append(httpx.Client(base_url=filmroll.base_url, timeout=30, follow_redirects=False))
+        opened.append(filmroll.client())
         return opened[-1]
 
     yield new
