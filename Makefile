@@ -3,6 +3,10 @@
 #   make test   lint (ruff, mypy) + every test (unit, integration over real HTTP, e2e in Chromium)
 .PHONY: run test lint bench clean
 
+# Test processes (pytest-xdist). Most tests wait on sockets, subprocesses and the sandbox, so on two cores four
+# processes keep both busy; `make test TEST_WORKERS=0` runs in one process (for -s, pdb, a single test).
+TEST_WORKERS ?= 4
+
 run:
 	@scripts/bootstrap
 	.venv/bin/filmroll demo $(ARGS)
@@ -11,7 +15,7 @@ test:
 	@scripts/bootstrap --test
 	.venv/bin/ruff check src tests bench
 	.venv/bin/mypy
-	.venv/bin/pytest $(ARGS)
+	.venv/bin/pytest -n $(TEST_WORKERS) $(ARGS)
 
 lint:
 	@scripts/bootstrap

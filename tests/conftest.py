@@ -60,6 +60,13 @@ def database_url(request, tmp_path) -> Iterator[str]:
         databases.drop_postgres_database(name)
 
 
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The longest tests first (the simulation, then the rest marked slow): a parallel run hands tests out in this
+    order, and one started last would keep the whole run waiting on it alone."""
+    items.sort(key=lambda item: (item.get_closest_marker("simulation") is None,
+                                 item.get_closest_marker("slow") is None))
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     from tests import databases
 

@@ -7,6 +7,8 @@ import json
 import re
 from datetime import datetime, timedelta
 
+import pytest
+
 from tests.seeding import index_with
 
 
@@ -16,6 +18,7 @@ def _listing(cli) -> dict:
     return account
 
 
+@pytest.mark.slow
 def test_sync_an_account_now_and_choose_how_often_it_is_synced(cli, sandbox):
     index = index_with(sandbox, 30, 80)
     cli("connect", "--token", stdin=sandbox.control.mint_token(index, kind="long")["access_token"] + "\n")

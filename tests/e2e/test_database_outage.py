@@ -31,6 +31,8 @@ from tests.pgproxy import proxy_for
 from tests.seeding import seed_accounts
 from tests.webapp import free_port
 
+pytestmark = pytest.mark.slow
+
 OUTAGE_SECONDS = 10
 POLL_SECONDS = 2.0  # the worker's idle poll
 
@@ -247,9 +249,10 @@ def test_a_worker_waits_out_the_sqlite_write_lock_held_past_its_lease_and_busy_t
     finally:
         _kill_leftovers([worker, holder])
     # Jobs whose leases ran out under the lock were abandoned (another worker could have taken them over); the
-    # refreshed tokens they held were still written once the lock was free.
+    # refreshed tokens they held were still written once the lock was free. A job the lock interrupted before its
+    # call to Instagram gave its lease back and was claimed again: every account ends refreshed, each once.
     outcomes = result["outcomes"]
-    assert outcomes.get("refreshed", 0) + outcomes.get("interrupted", 0) == count, result
+    assert outcomes.get("refreshed", 0) == count and set(outcomes) <= {"refreshed", "interrupted"}, result
     assert result["crashed"] == 0, result
     # The lock was felt: the first write to meet it began within a second of the lock and failed with "database is
     # locked" 3 s later, and was retried: a claim or renewal (the worker's outage warning) or a refreshed token's

@@ -42,7 +42,7 @@ from tests.harness import instagram_for
 from tests.seeding import seed_accounts
 from tests.webhooks import webhook_receiver
 
-pytestmark = pytest.mark.simulation
+pytestmark = [pytest.mark.simulation, pytest.mark.slow]
 
 # CI runs 1 000 accounts with the default daily probe (~120 000 probes); the run recorded in docs/benchmarks.md is
 # FILMROLL_SIM_ACCOUNTS=10000, also with the daily probe (1.2 M probes, about 20 minutes: too long for every CI run).

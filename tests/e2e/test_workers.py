@@ -18,6 +18,8 @@ from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from tests import aio
 from tests.seeding import seed_accounts
 
+pytestmark = pytest.mark.slow
+
 
 def _env(sandbox, database_url: str, key: str) -> dict[str, str]:
     return {**os.environ, "FILMROLL_DATABASE_URL": database_url, "FILMROLL_VAULT__KEYS": key,

@@ -25,7 +25,7 @@ from filmroll.worker import Worker, refresh_job, sync_job
 from tests.harness import instagram_for
 from tests.seeding import seed_accounts
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ACCOUNTS = 200
 STEP = timedelta(seconds=5)
 OUTAGE = timedelta(minutes=10)
