@@ -73,3 +73,18 @@ def test_syncing_an_account_whose_token_died_says_so(cli, sandbox):
     assert listing["status"] == "needs_reauth" and listing["stale_since"] is not None
     again = cli("sync", username, check=False)
     assert again.returncode == 5 and "needs reauth" in again.stderr and "reconnect it first" in again.stderr
+
+
+def test_a_sync_that_lists_no_posts_where_instagram_counts_them_fails_and_changes_nothing(cli, sandbox):
+    """It used to store 0 of the posts and exit 0 (a wrapped /me hid the media edge; a listing came back empty)."""
+    cli("connect", "--token", stdin=sandbox.control.mint_token(32, kind="long")["access_token"] + "\n")
+    username = sandbox.control.account(32)["username"]
+    count = sandbox.control.account(32)["media_count"]
+    sandbox.control.switches(me_response="data")  # the documented shape, with the edge inside it
+    cli("sync", username, "--full")
+    assert _listing(cli)["posts"] == count
+    sandbox.control.switches(media_listing="truncated")
+    failed = cli("sync", username, "--full", check=False)
+    assert failed.returncode == 4 and f"counts {count} posts" in failed.stderr and "listed none" in failed.stderr
+    after = _listing(cli)
+    assert after["posts"] == count and after["stale_since"] is not None and "listed none" in after["sync_error"]

@@ -178,9 +178,7 @@ class InstagramClient:
         expansion = f"media.limit({limit}){{{','.join(media_fields)}}}"
         body, headers = await self._call("GET", self._graph("me"), params={"fields": ",".join([*fields, expansion])},
                                          token=token)
-        usage = wire.parse_usage(headers)
-        page = body.get("media") if isinstance(body, dict) else None
-        return wire.parse_profile(body, usage), wire.parse_media_page(page or {"data": []}, usage)
+        return wire.parse_profile_and_media(body, wire.parse_usage(headers))
 
     async def media_page(self, token: Secret, *, user_id: str = "me", fields: Sequence[str] = MEDIA_FIELDS,
                          limit: int = 25, after: str | None = None, since: int | None = None,
@@ -211,6 +209,11 @@ class InstagramClient:
                                              since=since)
             else:
                 return
+
+    async def media_item(self, token: Secret, media_id: str, *, fields: Sequence[str] = MEDIA_FIELDS) -> Media:
+        """One post by id; :class:`~filmroll.errors.NotFoundError` once it is gone (or hidden from this token)."""
+        body, _ = await self._call("GET", self._graph(media_id), params={"fields": ",".join(fields)}, token=token)
+        return wire.parse_media(body)
 
     async def children(self, token: Secret, media_id: str) -> tuple[Child, ...]:
         body, _ = await self._call("GET", self._graph(f"{media_id}/children"),

@@ -135,6 +135,13 @@ def parse_profile(body: Any, usage: Usage | None = None) -> Profile:
     return profile
 
 
+def parse_profile_and_media(body: Any, usage: Usage | None = None) -> tuple[Profile, MediaPage]:
+    """``/me`` with the media edge expanded: the edge sits in the profile object, flat or in its ``data`` wrapper."""
+    profile = parse_profile(body, usage)
+    page = _unwrap(body).get("media")
+    return profile, parse_media_page(page if page is not None else {"data": []}, usage)
+
+
 def _child(item: Mapping[str, Any]) -> Child:
     return Child(id=_id(item.get("id"), "child id"), media_type=_str(item.get("media_type")),
                  media_url=_str(item.get("media_url")), thumbnail_url=_str(item.get("thumbnail_url")),

@@ -400,6 +400,11 @@ def _media_page(ctx: Context, account: Account, specs: list[FieldSpec], params: 
         if end < high:
             paging["next"] = ctx.url(f"{account.ig_id}/media", {**query, "after": after})
         body["paging"] = paging
+    listing = ctx.sandbox.switches.media_listing
+    if listing == "empty":
+        body["data"] = []
+    elif listing == "truncated":
+        body = {"data": []}
     return body
 
 

@@ -47,6 +47,9 @@ class Switches:
 
     token_response: str = "flat"  # "flat" (observed) | "data" (documented {"data": [...]})
     me_response: str = "flat"  # "flat" (observed) | "data" (Get-started page {"data": [...]})
+    # "whole" | "empty" (pages without items that still carry `next`: documented as possible) | "truncated" (the
+    # newest page empty and without `next`, as if the account had no posts; its media_count still says otherwise)
+    media_listing: str = "whole"
     account_type_case: str = "upper"  # "upper" (BUSINESS, observed) | "doc" (Business, Media_Creator)
     refresh_token_string: str = "same"  # "same" (observed) | "new" (reference sample)
     old_token_after_refresh: str = "valid"  # "valid" | "revoked" (only meaningful with "new")
@@ -62,6 +65,7 @@ class Switches:
     CHOICES = {
         "token_response": ("flat", "data"),
         "me_response": ("flat", "data"),
+        "media_listing": ("whole", "empty", "truncated"),
         "account_type_case": ("upper", "doc"),
         "refresh_token_string": ("same", "new"),
         "old_token_after_refresh": ("valid", "revoked"),

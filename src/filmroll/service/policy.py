@@ -44,6 +44,13 @@ class SyncPolicy:
     slow_down_above: int = 75  # percent of the rate-limit budget
     insights_interval: timedelta = timedelta(hours=24)
     insights_media: int = 10  # lifetime metrics for this many of the newest posts
+    # A full pass marks the posts it did not see deleted only when its listing was whole: paging ended on a page
+    # without `next` and the count agrees with the profile's media_count within Instagram's own count lag. Even
+    # then no more than this share of the account's posts (at least 3) goes without asking Instagram about each one
+    # by id; so does every missing post of a listing that was not whole, up to `confirm_limit` a pass.
+    count_lag: int = 2
+    unconfirmed_share: float = 0.1
+    confirm_limit: int = 100
 
 
 @dataclass(frozen=True)

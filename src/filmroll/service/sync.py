@@ -6,7 +6,10 @@ When that page differs from the one stored last time, posts already stored are u
 counts, an edited caption: still one call); a post not stored yet needs every field, so the newest page is read again
 in full (children included, so carousels need no call per child) and walked: paging goes on only while every post on
 a page is new, and stops at the first post already known and unchanged. Once a day (``full_interval``) a full pass
-walks every page in full to mark posts deleted on Instagram and pick up edits further down. The rate-limit headers
+walks every page in full to mark posts deleted on Instagram and pick up edits further down; a post it did not see is
+marked deleted only when the listing was whole and agrees with the profile's count, and then few at a time, else
+only once Instagram says so when asked by id (:class:`~filmroll.service.policy.SyncPolicy`). A listing that shows no
+posts while the profile counts some is refused outright, so a feed never goes blank on it. The rate-limit headers
 stretch the next sync of a busy account before Instagram throttles it.
 """
 
@@ -45,6 +48,13 @@ MEDIA_METRICS = {"FEED": ("reach", "likes", "comments", "saved", "shares", "view
                  "REELS": ("reach", "likes", "comments", "saved", "shares", "views")}
 
 
+def _refuse_an_empty_listing(listed: int | bool, profile: Profile) -> None:
+    """Instagram counts posts and lists none: an answer not to trust (a feed must not go blank on it)."""
+    if not listed and (profile.media_count or 0) > 0:
+        raise errors.MalformedResponseError(f"Instagram counts {profile.media_count} posts for this account but "
+                                            "listed none; nothing was changed, and the sync is retried")
+
+
 class Syncer:
     def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *, owner: str,
                  policy: SyncPolicy | None = None, backoff: Backoff | None = None,
@@ -67,12 +77,16 @@ class Syncer:
             profile, page = await self.instagram.profile_and_media(
                 token, limit=self.policy.page_size, media_fields=MEDIA_FIELDS if full else ROUTINE_FIELDS)
             newest = posts.fingerprint(page)
-            seen: set[str] = set()
+            gone: list[str] = []
             written = 0  # the very page stored last time: no read, no write
             if full:
-                seen, written = await self._walk(claim, token, page, True, started)
-            elif newest != claim.media_fingerprint:
-                written, newest = await self._catch_up(claim, token, page, started, newest)
+                seen, written, whole = await self._walk(claim, token, page, True, started)
+                _refuse_an_empty_listing(len(seen), profile)
+                gone = await self._gone(claim, token, seen, whole, profile)
+            else:
+                _refuse_an_empty_listing(len(page.items) or page.next_url is not None, profile)
+                if newest != claim.media_fingerprint:
+                    written, newest = await self._catch_up(claim, token, page, started, newest)
             insights_taken = await self._insights(claim, token, page, started)
         except errors.TokenInvalidError as exc:
             return await self._needs_reauth(claim, exc.reason)
@@ -85,7 +99,7 @@ class Syncer:
             return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng, cap=cap), exc,
                                      FailureKind.TEMPORARY)
         try:
-            return await self._finish(claim, profile, seen if full else None, written, started, insights_taken,
+            return await self._finish(claim, profile, gone if full else None, written, started, insights_taken,
                                       newest)
         except _StaleLease:
             log.warning("stale_lease: the sync of account %s was taken over; its bookkeeping was not written",
@@ -101,7 +115,7 @@ class Syncer:
             stored = await media_store.known(session, claim.account_id, [m.id for m in page.items], posts.COMPARED)
         if any(stored.get(m.id) is None or stored[m.id]["deleted_at"] is not None for m in page.items):
             page = await self.instagram.media_page(token, limit=self.policy.page_size)
-            _, written = await self._walk(claim, token, page, False, now)
+            _, written, _ = await self._walk(claim, token, page, False, now)
             return written, posts.fingerprint(page)
         edited = [m for m in page.items if posts.changed(stored[m.id], m)]
         if edited:
@@ -110,8 +124,9 @@ class Syncer:
         return len(edited), newest
 
     async def _walk(self, claim: leases.SyncClaim, token, page: MediaPage, full: bool,  # type: ignore[no-untyped-def]
-                    now: datetime) -> tuple[set[str], int]:
-        """Store new and changed posts page by page; returns every id seen and how many rows were written."""
+                    now: datetime) -> tuple[set[str], int, bool]:
+        """Store new and changed posts page by page; returns every id seen, how many rows were written, and whether
+        the listing was read to its end (a page without ``next``)."""
         seen: set[str] = set()
         written = 0
         for _ in range(self.policy.max_pages):
@@ -125,10 +140,36 @@ class Syncer:
                     written += await media_store.upsert(session, claim.account_id, [posts.row(m) for m in fresh],
                                                         now)
             reached_known = any(m.id in stored and not posts.changed(stored[m.id], m) for m in items)
-            if not page.next_url or (reached_known and not full):
+            if not page.next_url:
+                return seen, written, True
+            if reached_known and not full:
                 break
             page = await self.instagram.media_page(token, next_url=page.next_url)
-        return seen, written
+        return seen, written, False
+
+    async def _gone(self, claim: leases.SyncClaim, token, seen: set[str], whole: bool,  # type: ignore[no-untyped-def]
+                    profile: Profile) -> list[str]:
+        """The stored posts a full pass did not see that are gone from Instagram (see :class:`SyncPolicy`): an empty
+        or short listing is not a reason to delete anything."""
+        async with self.database.read() as session:
+            live = await media_store.live_ids(session, claim.account_id)
+        missing = [i for i in live if i not in seen]
+        if not missing:
+            return []
+        counted = profile.media_count
+        agrees = counted is not None and abs(len(seen) - counted) <= self.policy.count_lag
+        if whole and agrees and len(missing) <= max(3, self.policy.unconfirmed_share * len(live)):
+            return missing
+        gone = []
+        for media_id in missing[: self.policy.confirm_limit]:
+            try:
+                await self.instagram.media_item(token, media_id, fields=("id",))
+            except errors.NotFoundError:
+                gone.append(media_id)
+        if len(missing) > len(gone):
+            log.info("account %s: %d stored post(s) were not listed by Instagram; %d confirmed gone by id, the rest "
+                     "kept", claim.account_id, len(missing), len(gone))
+        return gone
 
     async def _insights(self, claim: leases.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
                         now: datetime) -> bool:
@@ -160,7 +201,7 @@ class Syncer:
             await media_store.record_insights(session, claim.account_id, rows)
         return True
 
-    async def _finish(self, claim: leases.SyncClaim, profile: Profile, full_seen: set[str] | None, written: int,
+    async def _finish(self, claim: leases.SyncClaim, profile: Profile, full_gone: list[str] | None, written: int,
                       started: datetime, insights_taken: bool, newest: str) -> Outcome:
         usage = profile.usage.busiest
         interval = self._interval(claim)
@@ -168,7 +209,7 @@ class Syncer:
             # Stretch up to 4x as the budget fills, so the account is never the one Instagram throttles.
             interval *= 1 + 3 * (usage - self.policy.slow_down_above) / (100 - self.policy.slow_down_above)
         next_sync_at = started + interval
-        if full_seen is None and self.batch is not None and claim.stale_since is None:
+        if full_gone is None and self.batch is not None and claim.stale_since is None:
             # Only bookkeeping (one fenced UPDATE) is left: share a commit with the other jobs finishing now.
             write = leases.synced_routinely(
                 owner=self.owner, account_id=claim.account_id, started=started,
@@ -188,8 +229,8 @@ class Syncer:
             values["insights_at"] = started
         deleted = 0
         async with self.database.transaction() as session:
-            if full_seen is not None:
-                deleted = await media_store.mark_deleted_except(session, claim.account_id, full_seen, started)
+            if full_gone is not None:
+                deleted = await media_store.mark_deleted(session, claim.account_id, full_gone, started)
                 values["full_synced_at"] = started
             if not await leases.synced(session, owner=self.owner, account_id=claim.account_id, values=values):
                 raise _StaleLease
@@ -198,7 +239,7 @@ class Syncer:
                                     f"syncing works again (it had failed since {claim.stale_since:%Y-%m-%d %H:%M} "
                                     "UTC)", at=started, account_id=claim.account_id, actor=self.owner)
         log.debug("account %s synced: %s written, %s deleted", claim.account_id, written, deleted)
-        return Outcome.SYNCED_FULL if full_seen is not None else Outcome.SYNCED
+        return Outcome.SYNCED_FULL if full_gone is not None else Outcome.SYNCED
 
     def _interval(self, claim: leases.SyncClaim) -> timedelta:
         minutes = claim.sync_interval_minutes

@@ -12,6 +12,7 @@ from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.store.database import rowcount
 from filmroll.store.tables import InsightSnapshot, MediaChild, MediaItem
 
 Row = Mapping[str, Any]
@@ -78,16 +79,23 @@ async def update_columns(session: AsyncSession, account_id: int, items: Sequence
     return len(items)
 
 
-async def mark_deleted_except(session: AsyncSession, account_id: int, present: set[str], now: datetime) -> int:
-    """After a full pass: every live post Instagram no longer lists is marked deleted (never erased)."""
-    live = await session.execute(select(MediaItem.ig_media_id).where(MediaItem.account_id == account_id,
-                                                                     MediaItem.deleted_at.is_(None)))
-    gone = [row[0] for row in live if row[0] not in present]
-    if gone:
-        await session.execute(update(MediaItem).where(MediaItem.account_id == account_id,
-                                                      MediaItem.ig_media_id.in_(gone))
-                              .values(deleted_at=now, updated_at=now).execution_options(synchronize_session=False))
-    return len(gone)
+async def live_ids(session: AsyncSession, account_id: int) -> list[str]:
+    """The Instagram ids of the account's posts not marked deleted, newest first."""
+    rows = await session.execute(select(MediaItem.ig_media_id).where(MediaItem.account_id == account_id,
+                                                                     MediaItem.deleted_at.is_(None))
+                                 .order_by(MediaItem.timestamp.desc()))
+    return list(rows.scalars())
+
+
+async def mark_deleted(session: AsyncSession, account_id: int, ig_media_ids: Sequence[str], now: datetime) -> int:
+    """Posts gone from Instagram: marked deleted, never erased."""
+    if not ig_media_ids:
+        return 0
+    result = await session.execute(
+        update(MediaItem).where(MediaItem.account_id == account_id, MediaItem.ig_media_id.in_(ig_media_ids),
+                                MediaItem.deleted_at.is_(None))
+        .values(deleted_at=now, updated_at=now).execution_options(synchronize_session=False))
+    return rowcount(result)
 
 
 async def count(session: AsyncSession, account_id: int, *, live: bool = True) -> int:

@@ -54,6 +54,20 @@ def test_paging_visits_every_item_once_newest_first(sandbox, http):
     assert stamps == sorted(stamps, reverse=True)
 
 
+def test_listings_that_show_no_posts_while_the_profile_counts_them(sandbox, http):
+    """media_listing: "empty" pages still carry ``next`` to the end (documented as possible), "truncated" ends at
+    once; in both the profile's media_count is unchanged, inline on /me as on the edge."""
+    account = _account_with(sandbox, lambda a: 40 < a["media_count"] < 81)
+    token = long_lived(http, sandbox, account["index"])
+    sandbox.control.switches(media_listing="empty")
+    items, pages = _all_pages(http, "/me/media", {"limit": "25", "access_token": token})
+    assert items == [] and pages == -(-account["media_count"] // 25)
+    sandbox.control.switches(media_listing="truncated")
+    me = http.get("/me", params={"fields": "media_count,media{id}", "access_token": token}).json()
+    assert me["media_count"] == account["media_count"] and me["media"] == {"data": []}
+    assert http.get("/me/media", params={"access_token": token}).json() == {"data": []}
+
+
 def test_next_url_keeps_fields_limit_and_the_token(sandbox, http):
     account = _account_with(sandbox, lambda a: a["media_count"] > 10)
     token = long_lived(http, sandbox, account["index"])

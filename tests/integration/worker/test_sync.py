@@ -32,6 +32,19 @@ async def test_first_sync_stores_profile_and_every_post_with_children(harness, s
     assert sandbox.control.calls(endpoint="children") == []  # children came inline, no call per album
 
 
+async def test_the_documented_wrapped_me_still_yields_every_post(harness, sandbox):
+    """``/me`` as the Get-started page documents it, ``{"data": [{…, "media": {…}}]}``: the media edge is inside the
+    wrapped profile, and every post is stored (0 of them were, when the edge was looked for beside ``data``)."""
+    sandbox.control.switches(me_response="data")
+    index = index_with(sandbox, 40, 80)
+    (account_id,) = await harness.seed([index])
+    assert await harness.sync() == {"synced_full": 1}
+    assert [m.ig_media_id for m in await harness.media(account_id)] == sandbox.control.media_ids(index, limit=200)
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}  # and the routine sync reads the same edge: nothing vanishes
+    assert len(await harness.media(account_id)) == sandbox.control.account(index)["media_count"]
+
+
 async def test_an_unchanged_account_costs_one_call_and_writes_nothing(harness, sandbox):
     (account_id,) = await harness.seed([index_with(sandbox, 30, 80)])
     await harness.sync()
@@ -142,6 +155,65 @@ async def test_the_full_pass_finds_deleted_and_edited_posts(harness, sandbox):
     assert ids[-1] not in live and live[ids[-2]].caption == "Edited years later"
     everything = {m.ig_media_id: m for m in await harness.media(account_id, live=False)}
     assert everything[ids[-1]].deleted_at is not None  # marked, never erased
+
+
+def _asked_by_id(sandbox) -> int:
+    """Reads of one post by id: "media", or "graph:node" for an id Instagram no longer knows."""
+    return len(sandbox.control.calls(endpoint="media")) + len(sandbox.control.calls(endpoint="graph:node"))
+
+
+@pytest.mark.parametrize("listing", ["empty", "truncated"])
+async def test_a_full_pass_over_an_empty_listing_deletes_nothing_and_says_so(harness, sandbox, listing):
+    """Instagram's profile counts the posts while its listing shows none (empty pages that carry ``next``, or a
+    newest page without items or ``next``): the daily full pass used to mark every stored post deleted and
+    succeed, and a feed went blank until the next pass. Nothing is marked, the sync fails and says why."""
+    index = index_with(sandbox, 30, 80)
+    (account_id,) = await harness.seed([index])
+    await harness.sync()
+    stored = len(await harness.media(account_id))
+    sandbox.control.switches(media_listing=listing)
+    await harness.due([account_id], full=True)
+    assert await harness.sync() == {"sync_retry": 1}
+    assert len(await harness.media(account_id)) == stored
+    async with harness.database.read() as session:
+        account = await session.get(Account, account_id)
+    assert "listed none" in account.sync_error and account.stale_since is not None
+    sandbox.control.switches(media_listing="whole")
+    await harness.due([account_id], full=True)
+    assert await harness.sync() == {"synced_full": 1}
+    assert len(await harness.media(account_id)) == stored
+
+
+async def test_a_listing_cut_short_deletes_only_what_instagram_confirms_gone(harness, sandbox):
+    """A full pass that could not read the listing to its end (here: a page limit) asks Instagram about each post
+    it did not see, by id: the ones still there are kept, the one really deleted is marked."""
+    from filmroll.service.policy import SyncPolicy
+
+    index = index_with(sandbox, 60, 80)
+    (account_id,) = await harness.seed([index])
+    await harness.sync()
+    ids = sandbox.control.media_ids(index, limit=200)
+    sandbox.control.delete_media(ids[-1])
+    sandbox.control.clear_calls()
+    await harness.due([account_id], full=True)
+    assert await harness.sync(policy=SyncPolicy(page_size=25, max_pages=2)) == {"synced_full": 1}
+    live = {m.ig_media_id for m in await harness.media(account_id)}
+    assert live == set(ids[:-1])  # the 10+ posts past page 2 were asked about, and kept
+    assert _asked_by_id(sandbox) == len(ids) - 50
+
+
+async def test_many_posts_gone_at_once_are_each_confirmed_before_they_are_marked(harness, sandbox):
+    index = index_with(sandbox, 40, 80)
+    (account_id,) = await harness.seed([index])
+    await harness.sync()
+    ids = sandbox.control.media_ids(index, limit=200)
+    for media_id in ids[5:15]:  # a quarter of the account, beyond the share marked without asking
+        sandbox.control.delete_media(media_id)
+    sandbox.control.clear_calls()
+    await harness.due([account_id], full=True)
+    assert await harness.sync() == {"synced_full": 1}
+    assert {m.ig_media_id for m in await harness.media(account_id)} == set(ids[:5] + ids[15:])
+    assert _asked_by_id(sandbox) == 10
 
 
 async def test_several_workers_never_duplicate_a_post(harness, sandbox):

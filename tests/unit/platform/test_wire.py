@@ -74,6 +74,24 @@ def test_profile_flat_wrapped_and_account_type_case(body):
     assert profile.account_type == "BUSINESS"
 
 
+_EDGE = {"data": [{"id": "1"}, {"id": "2"}], "paging": {"cursors": {"after": "QVFI"}, "next": "https://g/next"}}
+
+
+@pytest.mark.parametrize("body", [
+    {"id": "28978671838402975", "user_id": "17841477965412210", "media": _EDGE},
+    {"data": [{"id": "28978671838402975", "user_id": "17841477965412210", "media": _EDGE}]},
+])
+def test_the_media_edge_is_read_from_the_profile_flat_or_wrapped(body):
+    profile, page = wire.parse_profile_and_media(body)
+    assert profile.user_id == "17841477965412210"
+    assert [item.id for item in page.items] == ["1", "2"] and page.next_url == "https://g/next"
+
+
+def test_a_profile_without_the_media_edge_has_an_empty_page():
+    _, page = wire.parse_profile_and_media({"data": [{"id": "28978671838402975"}]})
+    assert page.items == () and page.next_url is None
+
+
 def test_media_item_with_children_and_missing_optional_fields():
     media = wire.parse_media({"id": "1", "media_type": "CAROUSEL_ALBUM", "timestamp": "2019-09-26T22:36:43+0000",
                               "children": {"data": [{"id": "2", "media_type": "IMAGE"}, {"id": "3"}]}})
