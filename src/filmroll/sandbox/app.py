@@ -30,7 +30,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmroll.sandbox import control, delivery, graph, oauth
-from filmroll.sandbox.cdn import PATH_PREFIX, VIDEO_PLACEHOLDER, CdnError
+from filmroll.sandbox.cdn import PATH_PREFIX, PROFILE_SIZE, VIDEO_PLACEHOLDER, CdnError, size_for
 from filmroll.sandbox.state import Sandbox, SandboxConfig
 from filmroll.sandbox.traffic import ConnectionReset
 from filmroll.sandbox.wire import WireError, graph_error, json_response
@@ -50,8 +50,20 @@ async def cdn(request: Request) -> Response:
     headers = {"Cache-Control": "max-age=1209600, no-transform", "Access-Control-Allow-Origin": "*"}
     if name.endswith(".mp4"):
         return Response(VIDEO_PLACEHOLDER, headers=headers, media_type="video/mp4")
-    size = 150 if name.endswith("_profile.jpg") else 480
-    return Response(sandbox.cdn.image(name, size), headers=headers, media_type="image/jpeg")
+    return Response(sandbox.cdn.image(name, _picture_size(sandbox, name)), headers=headers, media_type="image/jpeg")
+
+
+def _picture_size(sandbox: Sandbox, name: str) -> tuple[int, int]:
+    """``{id}_profile.jpg``, or ``{media or child id}_{n|poster}.jpg``: the size of that post's pictures."""
+    object_id, _, kind = name.partition("_")
+    if kind == "profile.jpg":
+        return PROFILE_SIZE
+    media = sandbox.world.media(object_id)
+    if media is None and (child := sandbox.world.child(object_id)) is not None:
+        media = sandbox.world.media(child.parent_id)
+    if media is None:  # deleted since: the CDN still serves what the URL signed
+        return size_for(object_id, reel=False)
+    return size_for(media.id, reel=media.product_type == "REELS")
 
 
 async def _wire_error(request: Request, exc: Exception) -> Response:

@@ -2,8 +2,12 @@
 
 Instagram's ``media_url``/``thumbnail_url``/``profile_picture_url`` point at ``scontent*.cdninstagram.com`` with an
 ``oh`` signature and an ``oe`` expiry (hex Unix time); after expiry the CDN answers HTTP 403, ``text/plain``,
-``URL signature expired``. Some query parameters (``_nc_rid``, ``ccb``) change on every API read, so clients must not
-diff media on URLs. Images are real JPEGs drawn from the object id, so the same object always looks the same.
+``URL signature expired``. Video URLs expire sooner than image URLs, as observed (serving reference §1.1). Some
+query parameters (``_nc_rid``, ``ccb``) change on every API read, so clients must not diff media on URLs.
+
+Images are real JPEGs at Instagram's sizes (1080x1350, 1080x1080, 1440x1800, 1080x566; 1080x1920 for reels), drawn
+from the object id, so the same object always looks the same, with detail at every scale as a photograph has:
+a flat gradient would make every resizer and encoder look fast, and every file small.
 """
 
 from __future__ import annotations
@@ -12,15 +16,19 @@ import base64
 import hashlib
 import hmac
 import io
+import random
 import secrets
 from collections import OrderedDict
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from filmroll.sandbox.ids import mix64
 
 PATH_PREFIX = "/cdn/v/t51.29350-15/"
-_IMAGE_CACHE = 512
+_CACHE_BYTES = 64 * 1024 * 1024
+FEED_SIZES = ((1080, 1350), (1080, 1080), (1440, 1800), (1080, 566))  # portrait 4:5, square, large 4:5, landscape
+REEL_SIZE = (1080, 1920)
+PROFILE_SIZE = (150, 150)
 
 # A minimal ISO-BMFF header: enough for a client to store and serve "a video", not to play one.
 VIDEO_PLACEHOLDER = (
@@ -36,18 +44,21 @@ class CdnError(Exception):
 
 
 class Cdn:
-    def __init__(self, key: bytes, url_ttl: int) -> None:
+    def __init__(self, key: bytes, url_ttl: int, video_url_ttl: int | None = None) -> None:
         self._key = key
         self.url_ttl = url_ttl
+        self.video_url_ttl = url_ttl if video_url_ttl is None else video_url_ttl
         self._images: OrderedDict[str, bytes] = OrderedDict()
+        self._cached_bytes = 0
 
     def _signature(self, name: str, expires: int) -> str:
         digest = hmac.new(self._key, f"{name}|{expires:x}".encode(), hashlib.sha256).digest()
         return "00_" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def url(self, base: str, name: str, now: float) -> str:
-        """A freshly signed URL for ``name`` (e.g. ``1790…_n.jpg``), valid for ``url_ttl`` seconds."""
-        expires = int(now) + self.url_ttl
+        """A freshly signed URL for ``name`` (e.g. ``1790…_n.jpg``), valid for ``url_ttl`` seconds (a video's for
+        ``video_url_ttl``)."""
+        expires = int(now) + (self.video_url_ttl if name.endswith(".mp4") else self.url_ttl)
         # Every value is URL-safe already (digits, hex, base64url), so no quoting pass is needed.
         ohc = base64.urlsafe_b64encode(hashlib.sha1(name.encode()).digest()[:9]).decode()  # noqa: S324
         query = (f"stp=dst-jpg_e35_s640x640&_nc_cat={100 + mix64(len(name), expires) % 10}"
@@ -67,32 +78,52 @@ class Cdn:
         if now >= expires:
             raise CdnError(403, "URL signature expired")
 
-    def image(self, name: str, size: int) -> bytes:
+    def image(self, name: str, size: tuple[int, int]) -> bytes:
         cached = self._images.get(name)
         if cached is not None:
             self._images.move_to_end(name)
             return cached
-        data = _draw(name, size)
+        data = draw(name, size)
         self._images[name] = data
-        if len(self._images) > _IMAGE_CACHE:
-            self._images.popitem(last=False)
+        self._cached_bytes += len(data)
+        while self._cached_bytes > _CACHE_BYTES:
+            _, dropped = self._images.popitem(last=False)
+            self._cached_bytes -= len(dropped)
         return data
 
 
-def _draw(name: str, size: int) -> bytes:
-    h = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
-    top = (h & 0xFF, (h >> 8) & 0xFF, (h >> 16) & 0xFF)
-    bottom = ((h >> 24) & 0xFF, (h >> 32) & 0xFF, (h >> 40) & 0xFF)
-    image = Image.new("RGB", (size, size))
-    draw = ImageDraw.Draw(image)
-    for y in range(0, size, 4):
-        t = y / size
-        colour = tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
-        draw.rectangle([0, y, size, y + 4], fill=colour)
-    radius = size // 5 + (h >> 48) % (size // 5)
-    cx, cy = size // 2 + (h >> 52) % (size // 4) - size // 8, size // 2
-    draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=bottom[::-1])
-    draw.text((12, size - 24), name.split("_")[0][-12:], fill=(255, 255, 255))
+def size_for(seed_id: str, *, reel: bool) -> tuple[int, int]:
+    """The size of a post's pictures: a reel's is 9:16; a feed post's one of Instagram's, by its id (a carousel's
+    children take their album's, as Instagram crops them all to the first)."""
+    if reel:
+        return REEL_SIZE
+    return FEED_SIZES[int(hashlib.sha256(seed_id.encode()).hexdigest()[:8], 16) % len(FEED_SIZES)]
+
+
+def draw(name: str, size: tuple[int, int]) -> bytes:
+    """A deterministic picture of ``size`` for ``name``: a two-colour scene with value noise at five scales (from
+    broad shapes to film grain), a sun and a horizon, as a JPEG at Instagram's quality."""
+    rng = random.Random(hashlib.sha256(name.encode()).digest())
+    width, height = size
+    detail = Image.new("L", size, 128)
+    for cells, weight in ((4, 0.55), (16, 0.35), (64, 0.25), (256, 0.18), (0, 0.10)):
+        across, down = (width, height) if cells == 0 else (cells, max(1, cells * height // width))
+        layer = Image.frombytes("L", (across, down), rng.randbytes(across * down))
+        if layer.size != size:
+            layer = layer.resize(size, Image.Resampling.BICUBIC)
+        detail = Image.blend(detail, layer, weight)
+    detail = ImageOps.autocontrast(detail, cutoff=1)
+    colours = [tuple(rng.randrange(256) for _ in range(3)) for _ in range(3)]
+    picture = ImageOps.colorize(detail, black=colours[0], white=colours[1], mid=colours[2])
+    scene = ImageDraw.Draw(picture)
+    horizon = height * rng.uniform(0.45, 0.75)
+    scene.polygon([(0, height), (0, horizon), (width, horizon + rng.uniform(-0.1, 0.1) * height), (width, height)],
+                  fill=tuple(c // 2 for c in colours[0]))
+    radius = min(size) * rng.uniform(0.06, 0.14)
+    x, y = width * rng.uniform(0.2, 0.8), horizon * rng.uniform(0.3, 0.8)
+    scene.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(255, 236, 200))
+    # The ground keeps its texture: the polygon is flat, so lay the detail back over it.
+    picture = Image.blend(picture, ImageOps.colorize(detail, black=(0, 0, 0), white=(255, 255, 255)), 0.25)
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=80)
+    picture.save(out, "JPEG", quality=88)
     return out.getvalue()

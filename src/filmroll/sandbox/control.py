@@ -201,6 +201,7 @@ async def switches(request: Request) -> Response:
         except ValueError as exc:
             raise ControlError(str(exc)) from None
         sandbox.cdn.url_ttl = sandbox.switches.cdn_url_ttl
+        sandbox.cdn.video_url_ttl = sandbox.switches.cdn_video_url_ttl
         sandbox.traffic.latency_ms = sandbox.switches.latency_ms
         sandbox.traffic.latency_jitter_ms = sandbox.switches.latency_jitter_ms
     return json_response(sandbox.switches.public())

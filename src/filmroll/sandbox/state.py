@@ -59,6 +59,7 @@ class Switches:
     auto_consent: bool = False
     auto_consent_account: int = 0
     cdn_url_ttl: int = 3 * 86_400
+    cdn_video_url_ttl: int = 86_400  # video URLs die sooner: ~3 days before the images of the same answer, observed
     latency_ms: int = 0
     latency_jitter_ms: int = 0
 
@@ -122,7 +123,8 @@ class Sandbox:
         self.auth.apps[app.app_id] = app
         log_size = self.traffic.calls.maxlen if hasattr(self, "traffic") else config.call_log_size
         self.traffic = Traffic(log_size or config.call_log_size, config.seed)
-        self.cdn = Cdn(derive_secret(config.seed, "cdn").encode(), self.switches.cdn_url_ttl)
+        self.cdn = Cdn(derive_secret(config.seed, "cdn").encode(), self.switches.cdn_url_ttl,
+                       self.switches.cdn_video_url_ttl)
         self.started_at = time.time()
 
     @property
