@@ -254,10 +254,12 @@ def test_a_worker_waits_out_the_sqlite_write_lock_held_past_its_lease_and_busy_t
     outcomes = result["outcomes"]
     assert outcomes.get("refreshed", 0) == count and set(outcomes) <= {"refreshed", "interrupted"}, result
     assert result["crashed"] == 0, result
-    # The lock was felt: the first write to meet it began within a second of the lock and failed with "database is
-    # locked" 3 s later, and was retried: a claim or renewal (the worker's outage warning) or a refreshed token's
-    # write (the refresher's), whichever was first in the queue for the one write connection.
-    assert "the database is unreachable" in result["stderr"] or "held in memory" in result["stderr"], result
+    # The lock was felt: a write failed with "database is locked" and was retried (a claim or renewal: the worker's
+    # outage warning; a refreshed token's write: the refresher's), or leases ran out unrenewed behind it and their
+    # jobs were abandoned, whichever the queue for the one write connection made of it on a loaded machine.
+    felt = ("the database is unreachable" in result["stderr"] or "held in memory" in result["stderr"]
+            or result["abandoned"] > 0)
+    assert felt, result
     rows = _read(url, select(Account.status, Token.version).join(Token))
     assert set(rows) == {("active", 2)} and len(rows) == count
     per_account = _refresh_calls_per_account(sandbox)
