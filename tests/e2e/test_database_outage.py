@@ -193,8 +193,10 @@ def test_four_workers_ride_out_a_database_outage(sandbox, cluster, fault):
     assert all(r["crashed"] == 0 and "Traceback" not in r["stderr"] for r in results), \
         [r["stderr"][-2000:] for r in results]
     if fault == "server stopped":
-        # (A worker whose slots were all waiting on Instagram may not have touched the database meanwhile.)
-        assert sum(r["database_outages"] for r in results) >= 1
+        # The outage was met: by a claim or renewal (counted as an outage), or by a refreshed token's write, which
+        # waits in memory (a worker whose slots were all busy at Instagram claims and renews nothing for a while).
+        assert any(r["database_outages"] or "held in memory" in r["stderr"] for r in results), \
+            [r["stderr"][-1000:] for r in results]
     rows = _read(url, select(Account.status, Token.version, Token.lease_until).join(Token))
     assert {(status, version) for status, version, _ in rows} == {("active", 2)}
     # A lease an outage kept a worker from giving back just runs out (60 s), like a crashed worker's.
