@@ -48,7 +48,7 @@ MEDIA_METRICS = {"FEED": ("reach", "likes", "comments", "saved", "shares", "view
                  "REELS": ("reach", "likes", "comments", "saved", "shares", "views")}
 
 
-def _refuse_an_empty_listing(listed: int | bool, profile: Profile) -> None:
+def _refuse_an_empty_listing(listed: bool, profile: Profile) -> None:
     """Instagram counts posts and lists none: an answer not to trust (a feed must not go blank on it)."""
     if not listed and (profile.media_count or 0) > 0:
         raise errors.MalformedResponseError(f"Instagram counts {profile.media_count} posts for this account but "
@@ -81,10 +81,10 @@ class Syncer:
             written = 0  # the very page stored last time: no read, no write
             if full:
                 seen, written, whole = await self._walk(claim, token, page, True, started)
-                _refuse_an_empty_listing(len(seen), profile)
+                _refuse_an_empty_listing(bool(seen), profile)
                 gone = await self._gone(claim, token, seen, whole, profile)
             else:
-                _refuse_an_empty_listing(len(page.items) or page.next_url is not None, profile)
+                _refuse_an_empty_listing(bool(page.items) or page.next_url is not None, profile)
                 if newest != claim.media_fingerprint:
                     written, newest = await self._catch_up(claim, token, page, started, newest)
             insights_taken = await self._insights(claim, token, page, started)
