@@ -9,6 +9,12 @@
     │   └── AuthorizationDeniedError     the owner pressed Cancel
     ├── AccountNotFoundError             no connected account matches
     ├── AccountStateError                the account cannot do that now (needs re-authorisation, busy); ``status``
+    ├── MediaError                       the media mirror could not store a picture
+    │   ├── DownloadRefusedError         a URL or an answer filmroll does not take (host, scheme, size, type,
+    │   │                                decompression bomb): never fetched or stored, never retried as is
+    │   ├── DownloadFailedError          the CDN did not answer well (unreachable, 5xx, 404, cut short): retry later
+    │   └── UrlExpiredError              the CDN says the signed URL expired: read fresh URLs by id
+    ├── StorageError                     the file storage (local directory, S3) failed: retry later
     └── InstagramError                   Instagram answered with an error, or did not answer
         ├── TransportError               network, timeout, connection reset, or a non-JSON 5xx: retry later
         ├── MalformedResponseError       a success we cannot trust; it never replaces a stored token
@@ -78,6 +84,26 @@ class AccountStateError(FilmrollError):
     def __init__(self, message: str | None = None, *, status: str) -> None:
         super().__init__(message)
         self.status = status  # the account's status (needs_reauth, disconnected…), or "busy", "throttled"
+
+
+class MediaError(FilmrollError):
+    """A picture could not be mirrored."""
+
+
+class DownloadRefusedError(MediaError):
+    """filmroll does not fetch or store this: it is outside the CDN hosts, too big, or not a picture."""
+
+
+class DownloadFailedError(MediaError):
+    """Instagram's CDN did not deliver the file; it is tried again later."""
+
+
+class UrlExpiredError(MediaError):
+    """Instagram's CDN says this signed URL has expired; fresh URLs are read from the Graph API by id."""
+
+
+class StorageError(FilmrollError):
+    """The file storage could not be written or read; check its settings and reachability."""
 
 
 class InstagramError(FilmrollError):

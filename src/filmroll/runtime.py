@@ -17,20 +17,41 @@ import aiohttp
 from filmroll.clock import Clock
 from filmroll.faults import FaultPoints
 from filmroll.platform import InstagramClient
+from filmroll.platform.cdn import CdnClient
 from filmroll.secret import Secret
 from filmroll.service.alerts import Alerter, Webhook
 from filmroll.service.connect import Connector
-from filmroll.service.policy import RefreshPolicy, SyncPolicy
+from filmroll.service.mirror import Mirror
+from filmroll.service.policy import MirrorPolicy, RefreshPolicy, SyncPolicy
 from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
+from filmroll.service.renderer import Renderer
 from filmroll.service.sync import Syncer
-from filmroll.settings import AlertSettings, RefreshSettings, Settings, SyncSettings
+from filmroll.settings import (
+    AlertSettings,
+    MirrorSettings,
+    RefreshSettings,
+    Settings,
+    StorageSettings,
+    SyncSettings,
+)
+from filmroll.storage import Storage, open_storage
 from filmroll.store import migrate
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.store.tokens import key_ids_in_use
 from filmroll.vault import Vault, load_keyring
-from filmroll.worker import DatabaseHealth, Job, Worker, alert_job, probe_job, refresh_job, sync_job, worker_id
+from filmroll.worker import (
+    DatabaseHealth,
+    Job,
+    Worker,
+    alert_job,
+    mirror_job,
+    probe_job,
+    refresh_job,
+    sync_job,
+    worker_id,
+)
 
 USER_AGENT = "filmroll"
 
@@ -50,6 +71,20 @@ def refresh_policy(refresh: RefreshSettings) -> RefreshPolicy:
 def sync_policy(sync: SyncSettings) -> SyncPolicy:
     return SyncPolicy(interval=timedelta(minutes=sync.interval_minutes),
                       full_interval=timedelta(hours=sync.full_pass_hours), slow_down_above=sync.slow_down_above_percent)
+
+
+def mirror_policy(mirror: MirrorSettings, storage: StorageSettings) -> MirrorPolicy:
+    return MirrorPolicy(widths=tuple(mirror.widths), formats=tuple(mirror.formats), eager_posts=mirror.eager_posts,
+                        videos=mirror.videos, max_image_bytes=int(mirror.max_image_mb * 1e6),
+                        max_video_bytes=int(mirror.max_video_mb * 1e6),
+                        retention=timedelta(days=storage.retention_days),
+                        variant_budget_bytes=int(storage.variant_budget_mb * 1e6))
+
+
+def storage(settings: StorageSettings) -> Storage:
+    return open_storage(settings.url, endpoint=settings.s3_endpoint, region=settings.s3_region,
+                        access_key_id=settings.s3_access_key_id,
+                        secret_access_key=Secret(settings.s3_secret_access_key.get_secret_value()))
 
 
 def webhook(alerts: AlertSettings, *, link_base: str) -> Webhook:
@@ -75,6 +110,8 @@ class Runtime:
     vault: Vault
     http: aiohttp.ClientSession
     instagram: InstagramClient
+    storage: Storage
+    renderer: Renderer
     health: DatabaseHealth = field(default_factory=DatabaseHealth)  # as the embedded worker last saw it
 
     @property
@@ -84,6 +121,15 @@ class Runtime:
     @property
     def sync_policy(self) -> SyncPolicy:
         return sync_policy(self.settings.sync)
+
+    @property
+    def mirror_policy(self) -> MirrorPolicy:
+        return mirror_policy(self.settings.mirror, self.settings.storage)
+
+    def mirror(self, owner: str) -> Mirror:
+        cdn = CdnClient(self.http, hosts=self.settings.mirror.cdn_hosts, timeout=self.settings.instagram.timeout)
+        return Mirror(self.database, self.vault, self.instagram, cdn, self.storage, self.renderer, owner=owner,
+                      policy=self.mirror_policy, per_host=self.settings.mirror.per_host)
 
     def connector(self) -> Connector:
         return Connector(self.database, self.vault, self.instagram, policy=self.refresh_policy,
@@ -99,8 +145,9 @@ class Runtime:
 
     def worker(self, *, concurrency: int = 32, lease_seconds: int = 60, sync: bool = True, fault_points: str = "",
                idle_poll: float = 2.0, sync_policy: SyncPolicy | None = None) -> Worker:
-        """The standard worker: refresh, alerts (when a webhook is set), probe and, unless ``sync`` is off, media
-        sync; ``sync_policy`` replaces the settings' (the demo syncs every few seconds)."""
+        """The standard worker: refresh, alerts (when a webhook is set), probe, media sync unless ``sync`` is off,
+        and the media mirror unless FILMROLL_MIRROR__ENABLED is false; ``sync_policy`` replaces the settings' (the
+        demo syncs every few seconds)."""
         owner = worker_id()
         # In order of importance: the worker offers free slots to the first kinds first.
         jobs: list[Job] = [refresh_job(self.refresher(owner, FaultPoints(fault_points)))]
@@ -112,6 +159,8 @@ class Runtime:
                                      policy=self.refresh_policy, batch=batch)))
         if sync:
             jobs.append(sync_job(self.syncer(owner, policy=sync_policy, batch=batch)))
+        if self.settings.mirror.enabled:
+            jobs.append(mirror_job(self.mirror(owner)))
         return Worker(self.database, jobs, owner=owner, concurrency=concurrency,
                       lease=timedelta(seconds=lease_seconds), idle_poll=idle_poll, health=self.health)
 
@@ -124,13 +173,17 @@ async def open_runtime(settings: Settings, *, upgrade: bool = True,
     database = Database(settings.database_url, clock=clock)
     http = http_session()
     instagram = instagram_client(settings, clock=database.clock, session=http)
+    files = storage(settings.storage)
+    renderer = Renderer(settings.mirror.processes)
     try:
         if upgrade:
             await migrate.upgrade(database)
         async with database.read() as session:
             keyring.require(await key_ids_in_use(session))
-        yield Runtime(settings, database, Vault(keyring), http, instagram)
+        yield Runtime(settings, database, Vault(keyring), http, instagram, files, renderer)
     finally:
+        renderer.close()
+        await files.close()
         await instagram.aclose()
         await http.close()
         await database.dispose()

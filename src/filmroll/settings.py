@@ -15,6 +15,7 @@ plain values; nothing here is created at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
@@ -77,6 +78,38 @@ class AlertSettings(BaseModel):
     reconnect_link_days: int = Field(7, ge=1, le=30, description="How long a reconnect link stays valid")
 
 
+class MirrorSettings(BaseModel):
+    enabled: bool = Field(True, description="Store every post's pictures (the worker's mirror job)")
+    cdn_hosts: list[str] = Field(default_factory=lambda: ["*.cdninstagram.com", "*.fbcdn.net"],
+                                 description="The only hosts pictures are fetched from (https); a whole origin "
+                                 "such as http://127.0.0.1:8001 allows exactly that origin (the sandbox)")
+    widths: list[Annotated[int, Field(ge=16, le=4096)]] = Field(default_factory=lambda: [320, 640, 1080],
+                                                                description="The variants' widths")
+    formats: list[Literal["webp", "avif"]] = Field(default_factory=lambda: ["webp", "avif"],  # type: ignore[arg-type]
+                                                   description="The variants' formats")
+    eager_posts: int = Field(24, ge=0, le=10_000, description="The newest posts of each account whose variants are "
+                             "made at once; the others' on first request")
+    videos: bool = Field(False, description="Store video files too (a video's poster is always stored)")
+    max_image_mb: float = Field(30, gt=0, le=500)
+    max_video_mb: float = Field(200, gt=0, le=5_000)
+    per_host: int = Field(4, ge=1, le=64, description="Downloads at a time per CDN host")
+    processes: int = Field(2, ge=1, le=64, description="Processes that render variants")
+
+
+class StorageSettings(BaseModel):
+    url: str = Field("file:filmroll-media", description="file:DIRECTORY (default, beside the database) or "
+                     "s3://BUCKET[/PREFIX]")
+    s3_endpoint: str | None = Field(None, description="An S3-compatible service other than AWS, e.g. "
+                                    "http://127.0.0.1:9000")
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: SecretStr = SecretStr("")
+    retention_days: float = Field(30, ge=0, le=3650, description="How long files of deleted posts and of "
+                                  "disconnected accounts are kept")
+    variant_budget_mb: float = Field(0, ge=0, description="The most the variants may take (0: no limit); the "
+                                     "least recently served go first, and are made again on request")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FILMROLL_", env_nested_delimiter="__", env_file=".env",
                                       extra="ignore")
@@ -88,6 +121,8 @@ class Settings(BaseSettings):
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    mirror: MirrorSettings = Field(default_factory=MirrorSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
 
     def public_origin(self) -> str:
         """Where people reach filmroll's pages: ``web.public_url``, else the redirect URI's origin (the callback

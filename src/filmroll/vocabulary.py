@@ -37,6 +37,15 @@ class AlertStatus(StrEnum):
     OBSOLETE = "obsolete"  # the account recovered before it went out: never sent
 
 
+class FileRole(StrEnum):
+    """What a stored file (``media_files.role``) is to its post."""
+
+    ORIGINAL = "original"  # Instagram's image, byte for byte (a post's, a carousel child's, the profile picture)
+    POSTER = "poster"  # a video's still image (its thumbnail_url), byte for byte
+    VIDEO = "video"  # the video file itself (by setting)
+    VARIANT = "variant"  # a resized, re-encoded copy of an original or poster ("640.webp")
+
+
 class Outcome(StrEnum):
     """What one job did: the worker counts these, the CLI maps them to messages and exit codes."""
 
@@ -58,6 +67,9 @@ class Outcome(StrEnum):
     ALERT_RETRY = "alert_retry"
     ALERT_FAILED = "alert_failed"
     ALERT_OBSOLETE = "alert_obsolete"
+    # mirror
+    MIRRORED = "mirrored"  # every pending picture of the account stored (or refused for good, with an event)
+    MIRROR_RETRY = "mirror_retry"  # some could not be fetched now; retried with backoff
     # any job
     NEEDS_REAUTH = "needs_reauth"
     STALE_LEASE = "stale_lease"  # our lease was taken over: nothing was written

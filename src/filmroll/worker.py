@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from filmroll.service.alerts import Alerter
+from filmroll.service.mirror import Mirror
 from filmroll.service.policy import Backoff
 from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
@@ -87,6 +88,10 @@ def sync_job(syncer: Syncer) -> Job:
 
 def alert_job(alerter: Alerter) -> Job:
     return Job("alert", alerter.claim, alerter.run, leases.ALERT)
+
+
+def mirror_job(mirror: Mirror) -> Job:
+    return Job("mirror", leases.claim_mirrors, mirror.run, leases.MIRROR)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The architecture drawn in docs/architecture.md, checked: no module imports a layer it must not, lazily or not.
 
     cli ──┐
-    web ──┼──> runtime ──> worker ──> service ──> platform · store · vault
+    web ──┼──> runtime ──> worker ──> service ──> platform · store · vault · storage
     jobs ─┘                                       (store may use vault's sealed values; nothing below imports up)
     sandbox: imports nothing of filmroll's but itself
 """
@@ -19,9 +19,11 @@ UPPER = (*EDGES, "filmroll.runtime", "filmroll.settings", "filmroll.sandbox")
 # module prefix -> the prefixes it must never import
 FORBIDDEN = {
     "filmroll.platform": (*UPPER, "filmroll.worker", "filmroll.service", "filmroll.store", "filmroll.vault",
-                          "filmroll.passwords"),
+                          "filmroll.passwords", "filmroll.storage"),
     "filmroll.vault": (*UPPER, "filmroll.worker", "filmroll.service", "filmroll.store", "filmroll.platform"),
-    "filmroll.store": (*UPPER, "filmroll.worker", "filmroll.service", "filmroll.platform"),
+    "filmroll.store": (*UPPER, "filmroll.worker", "filmroll.service", "filmroll.platform", "filmroll.storage"),
+    "filmroll.storage": (*UPPER, "filmroll.worker", "filmroll.service", "filmroll.store", "filmroll.platform",
+                         "filmroll.vault"),
     "filmroll.service": (*UPPER, "filmroll.worker"),
     "filmroll.worker": UPPER,
     "filmroll.runtime": (*EDGES, "filmroll.sandbox"),

@@ -54,6 +54,25 @@ class SyncPolicy:
 
 
 @dataclass(frozen=True)
+class MirrorPolicy:
+    """What the media mirror stores and when (``FILMROLL_MIRROR__*``, ``FILMROLL_STORAGE__*``)."""
+
+    widths: tuple[int, ...] = (320, 640, 1080)
+    formats: tuple[str, ...] = ("webp", "avif")
+    eager_posts: int = 24  # the newest posts of each account get their variants at once; the rest on first request
+    videos: bool = False  # the video file itself (a video's poster is always stored)
+    max_image_bytes: int = 30_000_000
+    max_video_bytes: int = 200_000_000
+    max_pixels: int = 40_000_000
+    posts_per_pass: int = 50  # then the lease is given back and the account is due again at once
+    max_attempts: int = 5  # a post whose pictures failed this often waits for the daily sweep's reset
+    sweep_interval: timedelta = timedelta(days=1)  # the profile picture, failed posts, the collector
+    retention: timedelta = timedelta(days=30)  # files of deleted posts and of disconnected accounts, then removed
+    expiry_margin: timedelta = timedelta(minutes=10)  # a URL this close to its `oe` is read afresh by id first
+    variant_budget_bytes: int = 0  # 0: no limit; else the least recently served variants go first
+
+
+@dataclass(frozen=True)
 class Backoff:
     """Capped exponential backoff with jitter over the upper half of each step ("equal jitter" in AWS's "Exponential
     Backoff and Jitter"), above a floor. Full jitter, drawn from zero, lets an unlucky account draw several short

@@ -41,3 +41,10 @@ def row(media: Media) -> dict[str, Any]:
             "timestamp": media.timestamp, "like_count": media.like_count, "comments_count": media.comments_count,
             "children": [{"ig_media_id": c.id, "media_type": c.media_type, "media_url": c.media_url,
                           "thumbnail_url": c.thumbnail_url} for c in media.children]}
+
+
+def urls(media: Media) -> dict[str, Any]:
+    """A post's signed URLs and its children's, for a post already stored (Instagram re-signs them on each read)."""
+    return {"ig_media_id": media.id, "media_url": media.media_url, "thumbnail_url": media.thumbnail_url,
+            "children": [{"ig_media_id": c.id, "media_url": c.media_url, "thumbnail_url": c.thumbnail_url}
+                         for c in media.children]}

@@ -26,6 +26,7 @@ from filmroll.service import posts
 from filmroll.service.policy import Backoff, SyncPolicy
 from filmroll.service.transitions import transition
 from filmroll.store import events, leases
+from filmroll.store import files as file_store
 from filmroll.store import media as media_store
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
@@ -135,10 +136,15 @@ class Syncer:
             async with self.database.read() as session:
                 stored = await media_store.known(session, claim.account_id, [m.id for m in items], posts.COMPARED)
             fresh: list[Media] = [m for m in items if posts.changed(stored.get(m.id), m)]
-            if fresh:
+            # This page was read in full: the posts already stored get Instagram's newly signed URLs too.
+            resigned = [posts.urls(m) for m in items if m.id in stored and m not in fresh and m.media_url]
+            if fresh or resigned:
                 async with self.database.transaction() as session:
                     written += await media_store.upsert(session, claim.account_id, [posts.row(m) for m in fresh],
                                                         now)
+                    await media_store.update_urls(session, claim.account_id, resigned)
+                    if fresh:
+                        await file_store.mirror_due(session, claim.account_id, now)
             reached_known = any(m.id in stored and not posts.changed(stored[m.id], m) for m in items)
             if not page.next_url:
                 return seen, written, True

@@ -1,10 +1,11 @@
 """Every lease and claim statement, in one place.
 
-Three kinds of row are leased, each by its own pair of columns, through one :class:`Lease`:
+Four leases on three tables are leased, each by its own pair of columns, through one :class:`Lease`:
 
     TOKEN  tokens.lease_owner / lease_until          refresh and probe (one token operation at a time)
     SYNC   accounts.sync_lease_owner / _until        sync (token work is unaffected)
     ALERT  alerts.lease_owner / lease_until          webhook delivery
+    MIRROR accounts.mirror_lease_owner / _until      the media mirror and its collector (one pass per account)
 
 A claim is one atomic ``UPDATE … WHERE key IN (<due rows> LIMIT n) RETURNING …``:
 
@@ -104,6 +105,7 @@ class Lease:
 TOKEN = Lease("token", _TOKENS, "account_id", "lease_owner", "lease_until")
 SYNC = Lease("sync", _ACCOUNTS, "id", "sync_lease_owner", "sync_lease_until")
 ALERT = Lease("alert", _ALERTS, "id", "lease_owner", "lease_until")
+MIRROR = Lease("mirror", _ACCOUNTS, "id", "mirror_lease_owner", "mirror_lease_until")
 
 
 # ----- token: refresh and probe -----------------------------------------------------------------------------------
@@ -375,3 +377,71 @@ async def alert_finished(session: AsyncSession, alert_id: int, *, owner: str, **
         update(Alert).where(Alert.id == alert_id, Alert.lease_owner == owner)
         .values(lease_owner=None, lease_until=None, **values).execution_options(synchronize_session=False))
     return rowcount(result) == 1
+
+
+# ----- the media mirror -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MirrorClaim:
+    account_id: int
+    status: str  # an AccountStatus: a disconnected or revoked account's pass only collects its files
+    profile_picture_url: str | None
+    mirror_failures: int
+    updated_at: datetime
+    ciphertext: bytes | None  # None once the token is gone: stored URLs are all there is
+    key_id: str | None
+    lease_until: datetime
+
+    @property
+    def leased_id(self) -> int:
+        return self.account_id
+
+
+_MIRROR_RETURNS = ("id", "status", "profile_picture_url", "mirror_failures", "updated_at")
+
+
+async def claim_mirrors(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                        limit: int) -> list[MirrorClaim]:
+    """Lease up to ``limit`` accounts whose mirror pass is due (any status: a disconnected account's files are
+    collected by it)."""
+    due = (select(Account.id).where(Account.next_mirror_at <= now, MIRROR.free(now))
+           .order_by(Account.next_mirror_at).limit(limit).with_for_update(skip_locked=True, of=Account))
+    return await _lease_mirrors(session, due, owner=owner, until=now + lease)
+
+
+async def claim_mirror(session: AsyncSession, account_id: int, *, owner: str, now: datetime,
+                       lease: timedelta) -> MirrorClaim | None:
+    """Lease one account's mirror now, due or not (``filmroll mirror``, ``filmroll storage gc``); None while
+    another process holds it."""
+    chosen = select(Account.id).where(Account.id == account_id, MIRROR.free(now)).with_for_update(
+        skip_locked=True, of=Account)
+    claims = await _lease_mirrors(session, chosen, owner=owner, until=now + lease)
+    return claims[0] if claims else None
+
+
+async def _lease_mirrors(session: AsyncSession, chosen: Select[Any], *, owner: str,
+                         until: datetime) -> list[MirrorClaim]:
+    claimed = await MIRROR.take(session, chosen, owner=owner, until=until, returning=_MIRROR_RETURNS)
+    if not claimed:
+        return []
+    sealed: dict[int, tuple[bytes | None, str | None]] = {row[0]: (row[1], row[2]) for row in await session.execute(
+        select(Token.account_id, Token.ciphertext, Token.key_id).where(Token.account_id.in_([r[0] for r in claimed])))}
+    return [MirrorClaim(account_id, status, picture, failures, updated_at, *sealed.get(account_id, (None, None)),
+                        lease_until=until)
+            for account_id, status, picture, failures, updated_at in claimed]
+
+
+async def mirrored(session: AsyncSession, *, owner: str, account_id: int, values: dict[str, object]) -> bool:
+    """Record a mirror pass's outcome on the account and give its lease back, if we still hold it."""
+    result = await session.execute(
+        update(Account).where(Account.id == account_id, Account.mirror_lease_owner == owner)
+        .values(mirror_lease_owner=None, mirror_lease_until=None, **values)
+        .execution_options(synchronize_session=False))
+    return rowcount(result) == 1
+
+
+async def still_mirroring(session: AsyncSession, *, owner: str, account_id: int) -> bool:
+    """Whether we still hold the account's mirror lease (checked before each post's files are recorded)."""
+    held = await session.execute(select(Account.id).where(Account.id == account_id,
+                                                          Account.mirror_lease_owner == owner))
+    return held.scalar_one_or_none() is not None

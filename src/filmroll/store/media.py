@@ -45,7 +45,8 @@ async def upsert(session: AsyncSession, account_id: int, items: Sequence[Row], n
     if not items:
         return 0
     statement = _insert(session, MediaItem)
-    keep = {"first_seen_at"}  # a re-seen post keeps the moment we first saw it
+    # A re-seen post keeps the moment we first saw it, and its mirror state (its pictures do not change).
+    keep = {"first_seen_at", "mirrored_at", "mirror_attempts", "mirror_error"}
     statement = statement.on_conflict_do_update(
         index_elements=["account_id", "ig_media_id"],
         set_={c.name: statement.excluded[c.name] for c in MediaItem.__table__.columns
@@ -77,6 +78,31 @@ async def update_columns(session: AsyncSession, account_id: int, items: Sequence
     await session.execute(statement, [{"b_account": account_id, "b_ig_id": m["ig_media_id"], "b_now": now,
                                        **{f"b_{c}": m[c] for c in columns}} for m in items])
     return len(items)
+
+
+async def update_urls(session: AsyncSession, account_id: int, items: Sequence[Row]) -> None:
+    """Instagram's freshly signed URLs for posts already stored, and for their children (rows as
+    ``service/posts.urls`` makes them): every read that returns URLs keeps the stored ones current."""
+    if not items:
+        return
+    table: Table = MediaItem.__table__  # type: ignore[assignment]
+    await session.execute(
+        update(table).where(table.c.account_id == bindparam("b_account"), table.c.ig_media_id == bindparam("b_ig_id"))
+        .values(media_url=bindparam("b_url"), thumbnail_url=bindparam("b_thumb")),
+        [{"b_account": account_id, "b_ig_id": m["ig_media_id"], "b_url": m["media_url"],
+          "b_thumb": m["thumbnail_url"]} for m in items])
+    children = [(m["ig_media_id"], c) for m in items for c in m["children"]]
+    if children:
+        rows = await session.execute(select(MediaItem.ig_media_id, MediaItem.id).where(
+            MediaItem.account_id == account_id, MediaItem.ig_media_id.in_([p for p, _ in children])))
+        parents = {ig_id: media_id for ig_id, media_id in rows}
+        child_table: Table = MediaChild.__table__  # type: ignore[assignment]
+        await session.execute(
+            update(child_table).where(child_table.c.media_id == bindparam("b_parent"),
+                                      child_table.c.ig_media_id == bindparam("b_ig_id"))
+            .values(media_url=bindparam("b_url"), thumbnail_url=bindparam("b_thumb")),
+            [{"b_parent": parents[p], "b_ig_id": c["ig_media_id"], "b_url": c["media_url"],
+              "b_thumb": c["thumbnail_url"]} for p, c in children if p in parents])
 
 
 async def live_ids(session: AsyncSession, account_id: int) -> list[str]:

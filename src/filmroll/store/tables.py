@@ -83,11 +83,18 @@ class Account(Base):
     insights_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A hash of the newest media page as last stored: the same page again means nothing on it needs writing.
     media_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # The media mirror: when its next pass is due (NULL: nothing to do), its lease, and why its last pass failed.
+    next_mirror_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mirror_lease_owner: Mapped[str | None] = mapped_column(String(80))
+    mirror_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mirror_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    mirror_error: Mapped[str | None] = mapped_column(Text)
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_accounts_due_sync", "status", "next_sync_at"),)
+    __table_args__ = (Index("ix_accounts_due_sync", "status", "next_sync_at"),
+                      Index("ix_accounts_due_mirror", "next_mirror_at"))
 
 
 class MediaItem(Base):
@@ -113,9 +120,42 @@ class MediaItem(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The mirror: when every picture of the post was stored (NULL: not yet), attempts and the last refusal.
+    mirrored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mirror_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    mirror_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("account_id", "ig_media_id", name="uq_media_account_ig_id"),
                       Index("ix_media_account_timestamp", "account_id", "timestamp"))
+
+
+class MediaFile(Base):
+    """A file filmroll stores for a post (its picture, each carousel child's, a video's poster and file, their
+    variants) or for the account's profile picture (``ig_media_id`` ""). Objects are content-addressed under the
+    account's prefix (``storage_key`` holds the SHA-256 of the bytes), so a retry writes the same object again."""
+
+    __tablename__ = "media_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    ig_media_id: Mapped[str] = mapped_column(String(32))  # the post's or the child's; "" for the profile picture
+    role: Mapped[str] = mapped_column(String(16))  # a FileRole
+    variant: Mapped[str] = mapped_column(String(24), default="")  # "640.webp" for a variant; "" otherwise
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(40))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    source_name: Mapped[str | None] = mapped_column(Text)  # the CDN's file name, for the profile picture's change
+    color: Mapped[str | None] = mapped_column(String(16))  # "r,g,b", as Behold writes it
+    palette: Mapped[str | None] = mapped_column(Text)  # JSON: {"dominant": "r,g,b", "vibrant": …}
+    placeholder: Mapped[str | None] = mapped_column(String(64))  # a BlurHash
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    served_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # variants: the byte budget evicts by this
+
+    __table_args__ = (UniqueConstraint("account_id", "ig_media_id", "role", "variant", name="uq_media_files_key"),
+                      Index("ix_media_files_sha256", "account_id", "sha256"))
 
 
 class MediaChild(Base):

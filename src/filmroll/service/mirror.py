@@ -1,0 +1,321 @@
+"""The media mirror: every post's pictures into storage filmroll controls, long before Instagram's URLs expire.
+
+One pass holds the account's mirror lease (``leases.MIRROR``) and does, in order:
+
+    profile picture   stored again only when its CDN file name changed
+    pending posts     the newest first, up to ``posts_per_pass`` (then the account is due again at once):
+                      each picture (a post's, each carousel child's, a video's poster; the video by setting) is
+                      fetched from the CDN only (platform/cdn.py), identified from its bytes, stored under the
+                      SHA-256 of its bytes, and, for the ``eager_posts`` newest, rendered into variants in a process
+                      pool; the post's file rows and its ``mirrored_at`` are written together, after the objects
+    expired URLs      a URL past (or near) its ``oe``, or one the CDN answers 403, is read afresh by id
+                      (``GET /{media-id}?fields=media_url,thumbnail_url,children{…}``) and stored, then fetched
+    the collector     files of posts deleted on Instagram, and all files of a disconnected or revoked account,
+                      once ``retention`` has passed; objects with no row (a crash between the two) after an hour;
+                      over the variant byte budget, the least recently served variants
+
+A refusal (a URL outside the CDN hosts, a body over the cap, not a picture, a decompression bomb) is final for that
+post: an event says what and why, and nothing is stored. A failure (the CDN or the storage not answering) counts an
+attempt and the account is retried with backoff. The next sweep is due a day after a pass that left nothing to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from filmroll import errors
+from filmroll.platform import InstagramClient
+from filmroll.platform.cdn import CdnClient, describe, file_name, url_expires_at
+from filmroll.secret import Secret
+from filmroll.service import pictures
+from filmroll.service.policy import Backoff, MirrorPolicy
+from filmroll.service.renderer import Renderer
+from filmroll.storage import Storage, account_prefix, original_key, variant_key
+from filmroll.store import events, leases
+from filmroll.store import files as file_store
+from filmroll.store.database import Database
+from filmroll.store.files import PendingPost, Source
+from filmroll.vault import Vault
+from filmroll.vocabulary import AccountStatus, FileRole, Outcome
+
+log = logging.getLogger("filmroll.mirror")
+URL_FIELDS = ("id", "media_type", "media_url", "thumbnail_url", "children{id,media_type,media_url,thumbnail_url}")
+PROFILE_WIDTHS = (150, 320)
+ORPHAN_GRACE = timedelta(hours=1)  # an object this young without a row may be a put whose row is on its way
+
+
+def sources(post: PendingPost, *, videos: bool) -> list[Source]:
+    """The files a post needs: its picture, or each child's; a video's poster (and the video, by setting)."""
+    items = [(c[0], c[1], c[2], c[3]) for c in post.children] or [
+        (post.ig_media_id, post.media_type, post.media_url, post.thumbnail_url)]
+    found: list[Source] = []
+    for ig_id, kind, url, thumbnail in items:
+        if kind == "VIDEO":
+            found.append(Source(ig_id, FileRole.POSTER, thumbnail))
+            if videos:
+                found.append(Source(ig_id, FileRole.VIDEO, url))
+        else:
+            found.append(Source(ig_id, FileRole.ORIGINAL, url))
+    return found
+
+
+class Mirror:
+    def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, cdn: CdnClient,
+                 storage: Storage, renderer: Renderer, *, owner: str, policy: MirrorPolicy | None = None,
+                 backoff: Backoff | None = None, per_host: int = 4, rng: random.Random | None = None) -> None:
+        self.database = database
+        self.vault = vault
+        self.instagram = instagram
+        self.cdn = cdn
+        self.storage = storage
+        self.renderer = renderer
+        self.owner = owner
+        self.policy = policy or MirrorPolicy()
+        self.backoff = backoff or Backoff()
+        self.per_host = per_host
+        self.rng = rng or random.Random()
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    async def run(self, claim: leases.MirrorClaim) -> Outcome:
+        now = self.database.clock.now()
+        if claim.status in (AccountStatus.DISCONNECTED, AccountStatus.REVOKED):
+            remaining = await self.collect(claim, now)
+            due = claim.updated_at + self.policy.retention if remaining else None
+            await self._finish(claim, {"next_mirror_at": due, "mirror_failures": 0, "mirror_error": None})
+            return Outcome.MIRRORED
+        token = self._token(claim)
+        failed: list[str] = []
+        try:
+            await self._profile_picture(claim, token, now)
+        except (errors.MediaError, errors.StorageError, errors.InstagramError) as exc:
+            failed.append(f"profile picture: {exc.message}")
+        async with self.database.read() as session:
+            posts = await file_store.pending(session, claim.account_id, limit=self.policy.posts_per_pass,
+                                             max_attempts=self.policy.max_attempts)
+            eager = await file_store.newest_ids(session, claim.account_id, self.policy.eager_posts)
+        results = await asyncio.gather(*(self._post(claim, token, p, p.media_id in eager, now) for p in posts))
+        failed += [r for r in results if r]
+        if len(posts) < self.policy.posts_per_pass:
+            await self.collect(claim, now)
+        if failed:
+            wait = self.backoff.delay(claim.mirror_failures, self.rng)
+            values: dict[str, object] = {"next_mirror_at": now + wait, "mirror_failures": claim.mirror_failures + 1,
+                                         "mirror_error": f"{len(failed)} failed; first: {failed[0]}"[:500]}
+        else:
+            more = len(posts) == self.policy.posts_per_pass
+            values = {"next_mirror_at": now if more else now + self.policy.sweep_interval, "mirror_failures": 0,
+                      "mirror_error": None}
+        await self._finish(claim, values)
+        return Outcome.MIRROR_RETRY if failed else Outcome.MIRRORED
+
+    def _token(self, claim: leases.MirrorClaim) -> Secret | None:
+        if claim.ciphertext is None or claim.key_id is None:
+            return None
+        try:
+            return self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
+        except errors.VaultError:
+            return None  # the sync says so; the mirror makes do with the stored URLs
+
+    async def _finish(self, claim: leases.MirrorClaim, values: dict[str, object]) -> None:
+        async with self.database.transaction() as session:
+            if not await leases.mirrored(session, owner=self.owner, account_id=claim.account_id, values=values):
+                log.warning("stale_lease: the mirror pass of account %s was taken over", claim.account_id)
+
+    # ----- one post ----------------------------------------------------------------------------------------------
+
+    async def _post(self, claim: leases.MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
+                    now: datetime) -> str | None:
+        """Store one post's files; returns why it failed for now (None: stored, or refused for good)."""
+        try:
+            rows = await self._post_files(claim, token, post, eager, now)
+        except errors.DownloadRefusedError as exc:
+            await self._refused(claim, post, exc.message, now)
+            return None
+        except errors.NotFoundError:
+            await self._refused(claim, post, "Instagram says the post no longer exists", now)
+            return None
+        except (errors.MediaError, errors.StorageError, errors.InstagramError) as exc:
+            async with self.database.transaction() as session:
+                await file_store.mark_failed(session, post.media_id, exc.message, attempts=post.mirror_attempts + 1)
+            return f"post {post.ig_media_id}: {exc.message}"
+        async with self.database.transaction() as session:
+            if await leases.still_mirroring(session, owner=self.owner, account_id=claim.account_id):
+                await file_store.record(session, rows)
+                await file_store.mark_mirrored(session, post.media_id, now)
+        return None
+
+    async def _post_files(self, claim: leases.MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
+                          now: datetime) -> list[dict[str, Any]]:
+        wanted = sources(post, videos=self.policy.videos)
+        if token is not None and any(self._stale(s.url, now) for s in wanted):
+            post = await self._fresh_urls(token, post)
+            wanted = sources(post, videos=self.policy.videos)
+        if not wanted or any(s.url is None for s in wanted):
+            raise errors.DownloadRefusedError("Instagram gives no picture URL for this post (a reel with licensed "
+                                              "audio, or a post the token may not see in full)")
+        try:
+            return [row for s in wanted for row in await self._source(claim.account_id, s, eager, now)]
+        except errors.UrlExpiredError:
+            if token is None:
+                raise
+            post = await self._fresh_urls(token, post)  # signed afresh: once, then a 403 again is a failure
+            wanted = sources(post, videos=self.policy.videos)
+            return [row for s in wanted for row in await self._source(claim.account_id, s, eager, now)]
+
+    def _stale(self, url: str | None, now: datetime) -> bool:
+        expires = url_expires_at(url)
+        return url is None or (expires is not None and expires - self.policy.expiry_margin <= now)
+
+    async def _fresh_urls(self, token: Secret, post: PendingPost) -> PendingPost:
+        media = await self.instagram.media_item(token, post.ig_media_id, fields=URL_FIELDS)
+        children = tuple((c.id, c.media_type, c.media_url, c.thumbnail_url) for c in media.children)
+        async with self.database.transaction() as session:
+            await file_store.update_urls(session, post.media_id, media.media_url, media.thumbnail_url,
+                                         [(c[0], c[2], c[3]) for c in children])
+        return replace(post, media_url=media.media_url, thumbnail_url=media.thumbnail_url,
+                       children=children or post.children)
+
+    async def _fetch(self, url: str, role: FileRole) -> bytes:
+        host = urlsplit(url).hostname or ""
+        slots = self._hosts.setdefault(host, asyncio.Semaphore(self.per_host))
+        cap = self.policy.max_video_bytes if role is FileRole.VIDEO else self.policy.max_image_bytes
+        async with slots:
+            return await self.cdn.fetch(url, max_bytes=cap)
+
+    async def _source(self, account_id: int, source: Source, eager: bool, now: datetime,
+                      widths: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+        """Fetch, check and store one file (and its variants); returns its rows, for the caller to record."""
+        assert source.url is not None
+        data = await self._fetch(source.url, source.role)
+        found = pictures.identify(data, max_pixels=self.policy.max_pixels)
+        is_video = found.content_type == "video/mp4"
+        if is_video != (source.role is FileRole.VIDEO):
+            raise errors.DownloadRefusedError(f"refused {describe(source.url)}: a "
+                                              f"{'video' if is_video else 'picture'} where a "
+                                              f"{'video' if source.role is FileRole.VIDEO else 'picture'} belongs")
+        sha = hashlib.sha256(data).hexdigest()
+        key = original_key(account_id, sha, found.content_type)
+        await self.storage.put(key, data, found.content_type)
+        row: dict[str, Any] = {"account_id": account_id, "ig_media_id": source.ig_media_id, "role": source.role,
+                               "variant": "", "sha256": sha, "storage_key": key, "content_type": found.content_type,
+                               "bytes": len(data), "width": found.width, "height": found.height,
+                               "source_name": file_name(source.url), "created_at": now}
+        if is_video:
+            return [row]
+        rendered = await self.renderer.render(
+            data, widths=widths or self.policy.widths, formats=self.policy.formats if eager else (),
+            max_pixels=self.policy.max_pixels, fallback_jpeg=eager and not found.clean)
+        row.update(color=rendered.color, palette=rendered.palette, placeholder=rendered.placeholder)
+        rows = [row]
+        for variant in rendered.variants:
+            name = variant_key(account_id, sha, variant.variant)
+            await self.storage.put(name, variant.data, variant.content_type)
+            rows.append({**row, "role": FileRole.VARIANT, "variant": variant.variant, "storage_key": name,
+                         "content_type": variant.content_type, "bytes": len(variant.data), "width": variant.width,
+                         "height": variant.height})
+        return rows
+
+    async def _refused(self, claim: leases.MirrorClaim, post: PendingPost, why: str, now: datetime) -> None:
+        log.warning("account %s, post %s: %s", claim.account_id, post.ig_media_id, why)
+        async with self.database.transaction() as session:
+            await file_store.mark_failed(session, post.media_id, f"refused: {why}", attempts=self.policy.max_attempts)
+            await events.record(session, "media.refused", f"post {post.ig_media_id} was not mirrored: {why}",
+                                at=now, account_id=claim.account_id, actor=self.owner)
+
+    async def _profile_picture(self, claim: leases.MirrorClaim, token: Secret | None, now: datetime) -> None:
+        url = claim.profile_picture_url
+        if not url:
+            return
+        async with self.database.read() as session:
+            stored = await file_store.of_account(session, claim.account_id, [""])
+        if any(f.role == FileRole.ORIGINAL and f.source_name == file_name(url) for f in stored):
+            return
+        try:
+            if token is not None and self._stale(url, now):
+                raise errors.UrlExpiredError()
+            rows = await self._source(claim.account_id, Source("", FileRole.ORIGINAL, url), True, now,
+                                      widths=PROFILE_WIDTHS)
+        except errors.UrlExpiredError:
+            if token is None:
+                raise
+            url = (await self.instagram.me(token, fields=("id", "profile_picture_url"))).profile_picture_url
+            if not url:
+                return
+            async with self.database.transaction() as session:
+                await file_store.set_profile_picture_url(session, claim.account_id, url)
+            rows = await self._source(claim.account_id, Source("", FileRole.ORIGINAL, url), True, now,
+                                      widths=PROFILE_WIDTHS)
+        async with self.database.transaction() as session:
+            await file_store.forget(session, [f.id for f in stored])
+            await file_store.record(session, rows)
+        # The old picture's objects go with the next orphan sweep (an hour on): a page may still be showing it.
+
+    # ----- the collector -----------------------------------------------------------------------------------------
+
+    async def collect(self, claim: leases.MirrorClaim, now: datetime) -> int:
+        """Remove what is no longer referenced (see the module docstring); returns how many file rows remain."""
+        async with self.database.read() as session:
+            gone = await file_store.collectable(session, claim.account_id, before=now - self.policy.retention)
+        if gone:
+            async with self.database.transaction() as session:
+                await file_store.forget(session, [f.id for f in gone])
+                # Should Instagram list such a post again, it is mirrored again.
+                await file_store.unmirror(session, claim.account_id, {f.ig_media_id for f in gone})
+            await self.storage.delete([f.storage_key for f in gone])
+            log.info("account %s: %d file(s) of deleted posts or of the disconnected account removed",
+                     claim.account_id, len(gone))
+        if self.policy.variant_budget_bytes:
+            await self._evict(claim, now)
+        async with self.database.read() as session:
+            known = await file_store.keys_of(session, claim.account_id)
+        wall = datetime.now(UTC)  # objects' times are the storage's (real) time, not the database clock's
+        orphans = [o.key async for o in self.storage.list(account_prefix(claim.account_id))
+                   if o.key not in known and wall - o.modified > ORPHAN_GRACE]
+        if orphans:
+            await self.storage.delete(orphans)
+        return len(known)
+
+    async def _evict(self, claim: leases.MirrorClaim, now: datetime) -> None:
+        async with self.database.read() as session:
+            over = await file_store.variant_bytes(session) - self.policy.variant_budget_bytes
+            victims = [f for f in await file_store.variants_to_evict(session, over_bytes=over)
+                       if f.account_id == claim.account_id] if over > 0 else []
+        if victims:
+            async with self.database.transaction() as session:
+                await file_store.forget(session, [f.id for f in victims])
+            await self.storage.delete([f.storage_key for f in victims])
+
+    # ----- a variant on first request (web) ------------------------------------------------------------------------
+
+    async def variant(self, account_id: int, sha256: str, variant: str, now: datetime) -> tuple[bytes, str] | None:
+        """The bytes and type of a variant, rendered now from its original if it was never made (or was evicted);
+        None if there is no such original or the width/format is not one filmroll makes."""
+        width, _, fmt = variant.partition(".")
+        if fmt not in self.policy.formats or not width.isdigit():
+            return None
+        async with self.database.read() as session:
+            original = await file_store.original_of(session, account_id, sha256)
+        if original is None or (int(width) not in self.policy.widths and int(width) != original.width):
+            return None
+        data = await self.storage.get(original.storage_key)
+        if data is None:
+            return None
+        rendered = await self.renderer.render(data, widths=(int(width),), formats=(fmt,),
+                                              max_pixels=self.policy.max_pixels)
+        made = next(v for v in rendered.variants)
+        key = variant_key(account_id, sha256, made.variant)
+        await self.storage.put(key, made.data, made.content_type)
+        async with self.database.transaction() as session:
+            await file_store.record(session, [{
+                "account_id": account_id, "ig_media_id": original.ig_media_id, "role": FileRole.VARIANT,
+                "variant": made.variant, "sha256": sha256, "storage_key": key, "content_type": made.content_type,
+                "bytes": len(made.data), "width": made.width, "height": made.height, "created_at": now,
+                "served_at": now}])
+        return made.data, made.content_type

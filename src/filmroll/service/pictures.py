@@ -1,0 +1,186 @@
+"""What filmroll does with a picture's bytes: decide what they are (from the bytes, never a header), refuse what is
+not a picture or is a decompression bomb, and render the variants a website serves (a width ladder in WebP and
+AVIF, upright, metadata stripped, the colour profile kept), with a dominant colour, Behold's seven-swatch palette
+and a BlurHash placeholder. Pure functions over bytes; :func:`render` is CPU work and runs in a process pool
+(``service/mirror.py``).
+
+Where the speed comes from (``bench/mirror.py`` measures it against the naive way): a JPEG is decoded at the
+smallest scale its largest target allows (libjpeg's DCT scaling, ``Image.draft``), each width is resized from the
+next larger one instead of from the full image, and the encoders run at settings chosen by measured size and
+similarity (:data:`ENCODERS`), not at their slowest defaults.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+import blurhash
+from PIL import Image, ImageOps
+
+from filmroll import errors
+
+FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+           "AVIF": "image/avif"}
+# Chosen in bench/mirror.py by bytes and SSIM against the source at each width (docs/benchmarks.md): WebP at method
+# 4 and AVIF at speed 8 lose under 1 % of SSIM to their slowest settings, at a third of AVIF's default CPU.
+ENCODERS: dict[str, dict[str, object]] = {"webp": {"quality": 80, "method": 4},
+                                          "avif": {"quality": 60, "speed": 8}}
+CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg"}
+DEFAULT_WIDTHS = (320, 640, 1080)
+DEFAULT_MAX_PIXELS = 40_000_000  # 6x Instagram's largest picture (1440x1800 is 2.6 MP)
+
+
+@dataclass(frozen=True)
+class Identified:
+    content_type: str
+    width: int | None
+    height: int | None
+    clean: bool = True  # upright already and without EXIF or XMP: the original itself can be served as is
+
+
+@dataclass(frozen=True)
+class Variant:
+    variant: str  # "640.webp", the media_files.variant column
+    content_type: str
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Rendered:
+    width: int  # upright
+    height: int
+    color: str  # "r,g,b"
+    palette: str  # JSON of the seven swatches
+    placeholder: str  # BlurHash
+    variants: list[Variant] = field(default_factory=list)
+
+
+def _is_video(data: bytes) -> bool:
+    return len(data) >= 12 and data[4:8] == b"ftyp"
+
+
+def identify(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Identified:
+    """What the bytes are; refuses anything but a picture or an MP4, and pictures over ``max_pixels``."""
+    if _is_video(data):
+        return Identified("video/mp4", None, None, clean=False)
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            kind, (width, height) = image.format, image.size
+            orientation = image.getexif().get(0x0112, 1)
+            if orientation in (5, 6, 7, 8):  # the size as shown, once turned upright
+                width, height = height, width
+            clean = orientation == 1 and not image.info.get("exif") and not image.info.get("xmp")
+    except Image.DecompressionBombError:
+        raise errors.DownloadRefusedError("refused a picture of absurd dimensions (a decompression bomb)") from None
+    except (OSError, ValueError, SyntaxError):
+        raise errors.DownloadRefusedError("refused a file that is neither a picture nor a video") from None
+    if kind not in FORMATS:
+        raise errors.DownloadRefusedError(f"refused a picture in an unsupported format ({kind})")
+    if width * height > max_pixels:
+        raise errors.DownloadRefusedError(f"refused a {width}x{height} picture: more than {max_pixels} pixels "
+                                          "(a decompression bomb, or far larger than Instagram serves)")
+    return Identified(FORMATS[kind], width, height, clean)
+
+
+def upright(data: bytes, *, largest: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The picture decoded, turned as its EXIF orientation says, in RGB (or RGBA), with its ICC profile in
+    ``info``. A JPEG is decoded straight at the smallest DCT scale that still covers ``largest`` pixels of width
+    (:func:`identify` first: never decode what it refuses)."""
+    if identify(data, max_pixels=max_pixels).content_type == "video/mp4":
+        raise errors.DownloadRefusedError("a video has no picture to render; render its poster")
+    source = Image.open(io.BytesIO(data))
+    icc = source.info.get("icc_profile")
+    if largest and source.format == "JPEG":
+        turned = source.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # width and height swap once it is upright
+        source.draft("RGB", (source.width, largest) if turned else (largest, source.height))
+    image: Image.Image = ImageOps.exif_transpose(source)
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "transparency" in image.info or image.mode in ("LA", "PA") else "RGB")
+    image.info = {"icc_profile": icc} if icc else {}
+    return image
+
+
+def render(data: bytes, *, widths: Sequence[int] = DEFAULT_WIDTHS, formats: Sequence[str] = ("webp", "avif"),
+           max_pixels: int = DEFAULT_MAX_PIXELS, fallback_jpeg: bool = False) -> Rendered:
+    """Every variant of one picture: each of ``widths`` no wider than the picture (never upscaled; the picture's
+    own width instead when it is narrower than the smallest), in each of ``formats``; ``fallback_jpeg`` adds an
+    upright, stripped JPEG at full width (for an original whose bytes need turning or carry metadata)."""
+    chosen = sorted({w for w in widths if w > 0})
+    image = upright(data, largest=max(chosen) if chosen else None, max_pixels=max_pixels)
+    full = identify(data, max_pixels=max_pixels)
+    full_width, full_height = full.width or image.width, full.height or image.height
+    ladder = [w for w in chosen if w <= full_width] or [full_width]
+    icc = image.info.get("icc_profile")
+    variants: list[Variant] = []
+    if fallback_jpeg:
+        variants.append(_encode(image.convert("RGB"), f"{image.width}.jpg", "jpg", icc))
+    current = image
+    for width in sorted(ladder, reverse=True):  # each from the next larger one: far less to resample
+        height = max(1, round(full_height * width / full_width))
+        if current.size != (width, height):
+            current = current.resize((width, height), Image.Resampling.LANCZOS,
+                                     reducing_gap=None if current is image and image.width < 2 * width else 3.0)
+        for fmt in formats:
+            variants.append(_encode(current, f"{width}.{fmt}", fmt, icc))
+    small = current.convert("RGB")
+    return Rendered(full_width, full_height, *_colours(small), placeholder=_placeholder(small),
+                    variants=variants)
+
+
+def _encode(image: Image.Image, name: str, fmt: str, icc: bytes | None) -> Variant:
+    out = io.BytesIO()
+    options = dict(ENCODERS.get(fmt, {"quality": 85, "optimize": True}))
+    if icc:
+        options["icc_profile"] = icc
+    if fmt == "jpg" and image.mode != "RGB":
+        image = image.convert("RGB")
+    image.save(out, format={"jpg": "JPEG"}.get(fmt, fmt.upper()), **options)
+    return Variant(name, CONTENT_TYPES[fmt], out.getvalue(), image.width, image.height)
+
+
+def _placeholder(image: Image.Image) -> str:
+    thumb = image.copy()
+    thumb.thumbnail((64, 64))
+    return str(blurhash.encode(thumb, x_components=4, y_components=3))
+
+
+# node-vibrant's targets (Behold's swatch names): (name, luma min, target, max, saturation min, target, max).
+_TARGETS = (("vibrantDark", 0.0, 0.26, 0.45, 0.35, 1.0, 1.0), ("vibrant", 0.3, 0.5, 0.7, 0.35, 1.0, 1.0),
+            ("vibrantLight", 0.55, 0.74, 1.0, 0.35, 1.0, 1.0), ("mutedDark", 0.0, 0.26, 0.45, 0.0, 0.3, 0.4),
+            ("muted", 0.3, 0.5, 0.7, 0.0, 0.3, 0.4), ("mutedLight", 0.55, 0.74, 1.0, 0.0, 0.3, 0.4))
+
+
+def _colours(image: Image.Image) -> tuple[str, str]:
+    """The dominant colour and the seven swatches, each ``"r,g,b"``, from a 16-colour median cut of the picture."""
+    thumb = image.copy()
+    thumb.thumbnail((96, 96))
+    quantized = thumb.quantize(colors=16, method=Image.Quantize.MEDIANCUT)
+    flat = quantized.getpalette() or []
+    swatches: list[tuple[int, tuple[int, ...]]] = sorted(
+        ((count, tuple(flat[3 * cast(int, i):3 * cast(int, i) + 3])) for count, i in (quantized.getcolors() or [])),
+        reverse=True)
+    dominant = swatches[0][1]
+    most = swatches[0][0]
+    palette: dict[str, tuple[int, ...]] = {"dominant": dominant}
+    for name, luma_min, luma, luma_max, sat_min, sat, sat_max in _TARGETS:
+        best: tuple[int, ...] | None = None
+        best_score = -1.0
+        for count, rgb in swatches:
+            hue, light, saturation = colorsys.rgb_to_hls(*(c / 255 for c in rgb))
+            if luma_min <= light <= luma_max and sat_min <= saturation <= sat_max:
+                score = 3 * (1 - abs(saturation - sat)) + 6.5 * (1 - abs(light - luma)) + 0.5 * count / most
+                if score > best_score:
+                    best, best_score = rgb, score
+        if best is None:  # none in range: the dominant colour moved to the target's lightness and saturation
+            hue, _, _ = colorsys.rgb_to_hls(*(c / 255 for c in dominant))
+            best = tuple(round(c * 255) for c in colorsys.hls_to_rgb(hue, luma, sat if sat < 1 else 0.7))
+        palette[name] = best
+    as_text = {name: ",".join(str(int(c)) for c in rgb) for name, rgb in palette.items()}
+    return as_text["dominant"], json.dumps(as_text, separators=(",", ":"))

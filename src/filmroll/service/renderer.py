@@ -1,0 +1,41 @@
+"""Variants are CPU work: rendered in a process pool, off the event loop, with a bound on how many pictures are in
+flight (each holds a decoded image in memory: a 1440x1800 RGB frame is 7.8 MB, its ladder a few more)."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+
+from filmroll.service import pictures
+
+
+class Renderer:
+    def __init__(self, processes: int = 2, *, in_flight: int | None = None) -> None:
+        self.processes = max(1, processes)
+        self._pool: ProcessPoolExecutor | None = None
+        self.in_flight = in_flight or 2 * self.processes
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # "spawn": a forked child would inherit the parent's event loop, sockets and threads.
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    async def render(self, data: bytes, *, widths: Sequence[int], formats: Sequence[str], max_pixels: int,
+                     fallback_jpeg: bool = False) -> pictures.Rendered:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:  # the pool outlives a loop (a test's, the CLI's)
+            self._slots = (loop, asyncio.Semaphore(self.in_flight))
+        async with self._slots[1]:
+            job = partial(pictures.render, data, widths=tuple(widths), formats=tuple(formats), max_pixels=max_pixels,
+                          fallback_jpeg=fallback_jpeg)
+            return await loop.run_in_executor(self._executor(), job)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

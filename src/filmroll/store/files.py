@@ -1,0 +1,210 @@
+"""The mirror's rows: ``media_files`` (what is stored where) and each post's mirror state. Nothing here commits.
+
+A file row is written only after its object is stored, and deleted before its object is: a crash in between
+leaves an object without a row (found by the collector's listing), never a row without its object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem
+from filmroll.vocabulary import FileRole
+
+
+@dataclass(frozen=True)
+class Source:
+    """One picture (or video) of a post to store: whose it is, what it is to the post, and where Instagram has it."""
+
+    ig_media_id: str  # the post's, a child's, or "" for the profile picture
+    role: FileRole
+    url: str | None
+
+
+@dataclass(frozen=True)
+class PendingPost:
+    media_id: int
+    ig_media_id: str
+    media_type: str | None
+    media_url: str | None
+    thumbnail_url: str | None
+    mirror_attempts: int
+    children: tuple[tuple[str, str | None, str | None, str | None], ...]  # (ig id, type, media_url, thumbnail_url)
+
+
+async def pending(session: AsyncSession, account_id: int, *, limit: int, max_attempts: int) -> list[PendingPost]:
+    """Live posts not mirrored yet (newest first) that have attempts left."""
+    rows = (await session.execute(
+        select(MediaItem.id, MediaItem.ig_media_id, MediaItem.media_type, MediaItem.media_url,
+               MediaItem.thumbnail_url, MediaItem.mirror_attempts)
+        .where(MediaItem.account_id == account_id, MediaItem.deleted_at.is_(None), MediaItem.mirrored_at.is_(None),
+               MediaItem.mirror_attempts < max_attempts)
+        .order_by(MediaItem.timestamp.desc(), MediaItem.id.desc()).limit(limit))).all()
+    children: dict[int, list[tuple[str, str | None, str | None, str | None]]] = {}
+    if rows:
+        for media_id, ig_id, kind, url, thumb in await session.execute(
+                select(MediaChild.media_id, MediaChild.ig_media_id, MediaChild.media_type, MediaChild.media_url,
+                       MediaChild.thumbnail_url).where(MediaChild.media_id.in_([r[0] for r in rows]))
+                .order_by(MediaChild.media_id, MediaChild.position)):
+            children.setdefault(media_id, []).append((ig_id, kind, url, thumb))
+    return [PendingPost(*row, children=tuple(children.get(row[0], ()))) for row in rows]
+
+
+async def newest_ids(session: AsyncSession, account_id: int, count: int) -> set[int]:
+    """The ``count`` newest live posts (their variants are made eagerly)."""
+    rows = await session.execute(select(MediaItem.id).where(MediaItem.account_id == account_id,
+                                                            MediaItem.deleted_at.is_(None))
+                                 .order_by(MediaItem.timestamp.desc(), MediaItem.id.desc()).limit(count))
+    return set(rows.scalars())
+
+
+async def record(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or replace file rows, keyed by (account, Instagram id, role, variant)."""
+    for row in rows:
+        found = (await session.execute(select(MediaFile).where(
+            MediaFile.account_id == row["account_id"], MediaFile.ig_media_id == row["ig_media_id"],
+            MediaFile.role == row["role"], MediaFile.variant == row.get("variant", "")))).scalar_one_or_none()
+        if found is None:
+            session.add(MediaFile(**row))
+        else:
+            for name, value in row.items():
+                setattr(found, name, value)
+    await session.flush()
+
+
+async def mark_mirrored(session: AsyncSession, media_id: int, now: datetime) -> None:
+    await session.execute(update(MediaItem).where(MediaItem.id == media_id)
+                          .values(mirrored_at=now, mirror_error=None))
+
+
+async def unmirror(session: AsyncSession, account_id: int, ig_media_ids: set[str]) -> None:
+    """These posts' files are gone: they count as not mirrored (a post is keyed by its own id or a child's)."""
+    children = select(MediaChild.media_id).where(MediaChild.ig_media_id.in_(ig_media_ids))
+    await session.execute(update(MediaItem).where(
+        MediaItem.account_id == account_id,
+        or_(MediaItem.ig_media_id.in_(ig_media_ids), MediaItem.id.in_(children))).values(mirrored_at=None))
+
+
+async def mark_failed(session: AsyncSession, media_id: int, error: str, *, attempts: int) -> None:
+    await session.execute(update(MediaItem).where(MediaItem.id == media_id)
+                          .values(mirror_attempts=attempts, mirror_error=error[:500]))
+
+
+async def update_urls(session: AsyncSession, media_id: int, media_url: str | None, thumbnail_url: str | None,
+                      children: Sequence[tuple[str, str | None, str | None]]) -> None:
+    """Fresh signed URLs for a post and its children (``children``: (Instagram id, media_url, thumbnail_url))."""
+    await session.execute(update(MediaItem).where(MediaItem.id == media_id)
+                          .values(media_url=media_url, thumbnail_url=thumbnail_url))
+    for ig_id, url, thumb in children:
+        await session.execute(update(MediaChild).where(MediaChild.media_id == media_id,
+                                                       MediaChild.ig_media_id == ig_id)
+                              .values(media_url=url, thumbnail_url=thumb))
+
+
+async def of_account(session: AsyncSession, account_id: int, ig_media_ids: Sequence[str] | None = None
+                     ) -> list[MediaFile]:
+    query = select(MediaFile).where(MediaFile.account_id == account_id)
+    if ig_media_ids is not None:
+        query = query.where(MediaFile.ig_media_id.in_(ig_media_ids))
+    return list((await session.execute(query.order_by(MediaFile.id))).scalars())
+
+
+async def by_key(session: AsyncSession, storage_key: str) -> MediaFile | None:
+    return (await session.execute(select(MediaFile).where(MediaFile.storage_key == storage_key))).scalars().first()
+
+
+async def original_of(session: AsyncSession, account_id: int, sha256: str) -> MediaFile | None:
+    """The original (or poster) whose bytes have this hash: what a variant is made from."""
+    return (await session.execute(select(MediaFile).where(
+        MediaFile.account_id == account_id, MediaFile.sha256 == sha256,
+        MediaFile.role.in_([FileRole.ORIGINAL, FileRole.POSTER])))).scalars().first()
+
+
+async def collectable(session: AsyncSession, account_id: int, *, before: datetime) -> list[MediaFile]:
+    """Files no longer referenced since before ``before``: those of posts deleted on Instagram, and every file of
+    an account disconnected or revoked (its status last changed at ``updated_at``)."""
+    account = (await session.execute(select(Account.status, Account.updated_at)
+                                     .where(Account.id == account_id))).one_or_none()
+    if account is None:
+        return []
+    status, updated_at = account
+    if status in ("disconnected", "revoked"):
+        if updated_at >= before:
+            return []
+        return await of_account(session, account_id)
+    deleted = select(MediaItem.ig_media_id).where(MediaItem.account_id == account_id,
+                                                  MediaItem.deleted_at.is_not(None), MediaItem.deleted_at < before)
+    children = (select(MediaChild.ig_media_id).join(MediaItem, MediaItem.id == MediaChild.media_id)
+                .where(MediaItem.account_id == account_id, MediaItem.deleted_at.is_not(None),
+                       MediaItem.deleted_at < before))
+    rows = await session.execute(select(MediaFile).where(
+        MediaFile.account_id == account_id, MediaFile.ig_media_id != "",
+        or_(MediaFile.ig_media_id.in_(deleted), MediaFile.ig_media_id.in_(children))))
+    return list(rows.scalars())
+
+
+async def forget(session: AsyncSession, file_ids: Sequence[int]) -> None:
+    if file_ids:
+        await session.execute(delete(MediaFile).where(MediaFile.id.in_(file_ids)))
+
+
+async def keys_of(session: AsyncSession, account_id: int) -> set[str]:
+    return set((await session.execute(select(MediaFile.storage_key)
+                                      .where(MediaFile.account_id == account_id))).scalars())
+
+
+async def usage(session: AsyncSession) -> list[tuple[int, str, int, int]]:
+    """(account id, role, files, bytes) for every account and role."""
+    rows = await session.execute(select(MediaFile.account_id, MediaFile.role, func.count(), func.sum(MediaFile.bytes))
+                                 .group_by(MediaFile.account_id, MediaFile.role)
+                                 .order_by(MediaFile.account_id, MediaFile.role))
+    return [(a, r, n, int(b or 0)) for a, r, n, b in rows]
+
+
+async def variants_to_evict(session: AsyncSession, *, over_bytes: int) -> list[MediaFile]:
+    """The least recently served variants whose bytes add up to at least ``over_bytes`` (originals are kept)."""
+    found: list[MediaFile] = []
+    total = 0
+    rows = await session.execute(select(MediaFile).where(MediaFile.role == FileRole.VARIANT)
+                                 .order_by(func.coalesce(MediaFile.served_at, MediaFile.created_at), MediaFile.id))
+    for row in rows.scalars():
+        if total >= over_bytes:
+            break
+        found.append(row)
+        total += row.bytes
+    return found
+
+
+async def variant_bytes(session: AsyncSession) -> int:
+    total = await session.execute(select(func.sum(MediaFile.bytes)).where(MediaFile.role == FileRole.VARIANT))
+    return int(total.scalar_one() or 0)
+
+
+async def served(session: AsyncSession, file_id: int, now: datetime) -> None:
+    await session.execute(update(MediaFile).where(MediaFile.id == file_id).values(served_at=now))
+
+
+async def set_profile_picture_url(session: AsyncSession, account_id: int, url: str) -> None:
+    await session.execute(update(Account).where(Account.id == account_id).values(profile_picture_url=url))
+
+
+async def mirror_due(session: AsyncSession, account_id: int, now: datetime) -> None:
+    """The account has something new to mirror: due now, unless due sooner already."""
+    await session.execute(update(Account).where(
+        Account.id == account_id, or_(Account.next_mirror_at.is_(None), Account.next_mirror_at > now))
+        .values(next_mirror_at=now))
+
+
+def mirror_state(post: MediaItem) -> str:
+    """How a post stands in the mirror, for people: mirrored · pending · failed (the error is on the row)."""
+    if post.mirrored_at is not None:
+        return "mirrored"
+    return "failed" if post.mirror_error else "pending"
+
+
