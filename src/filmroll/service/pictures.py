@@ -146,9 +146,14 @@ def _encode(image: Image.Image, name: str, fmt: str, icc: bytes | None) -> Varia
 
 
 def _placeholder(image: Image.Image) -> str:
-    thumb = image.copy()
-    thumb.thumbnail((64, 64))
-    return str(blurhash.encode(thumb, x_components=4, y_components=3))
+    """A BlurHash of 4x3 components, from a 32-pixel copy (the components are that coarse: more pixels change
+    nothing visible and cost the pure-Python encoder quadratically more)."""
+    thumb = image.convert("RGB")
+    thumb.thumbnail((32, 32))
+    data, width = thumb.tobytes(), thumb.width
+    rows = [[tuple(data[3 * (y * width + x):3 * (y * width + x) + 3]) for x in range(width)]
+            for y in range(thumb.height)]
+    return str(blurhash.encode(rows, components_x=4, components_y=3))
 
 
 # node-vibrant's targets (Behold's swatch names): (name, luma min, target, max, saturation min, target, max).

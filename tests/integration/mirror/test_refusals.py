@@ -1,0 +1,112 @@
+"""Safe downloads: a URL outside the CDN hosts, a redirect to another origin (127.0.0.1 elsewhere), a 50 MB body and a
+decompression bomb are each refused with a clear event, and nothing is stored. A hostile "CDN" on loopback serves
+them; the mirror is told to trust only its origin."""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from PIL import Image
+from sqlalchemy import select, update
+
+from filmroll import errors
+from filmroll.platform.cdn import CdnClient
+from filmroll.store.tables import Event, MediaChild, MediaFile, MediaItem
+from tests.integration.mirror.conftest import MirrorRig
+from tests.seeding import index_with
+
+pytestmark = pytest.mark.anyio
+
+
+def _bomb() -> bytes:
+    out = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        elsewhere = sock.getsockname()[1]  # nothing listens there: a fetch would be refused by the OS, not by us
+    bomb = _bomb()
+    calls: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        calls.append(request.path)
+        if request.path == "/redirect.jpg":
+            raise web.HTTPFound(f"http://127.0.0.1:{elsewhere}/internal")
+        if request.path == "/huge.jpg":
+            response = web.StreamResponse(headers={"Content-Type": "image/jpeg"})  # no length announced
+            await response.prepare(request)
+            for _ in range(50):
+                await response.write(b"\xff" * 1_000_000)
+            return response
+        if request.path == "/bomb.png":
+            return web.Response(body=bomb, content_type="image/png")
+        return web.Response(body=b"<html>not a picture</html>", content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_get("/{name}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_cdn_client_refuses_what_is_not_instagrams(hostile, harness):
+    cdn = CdnClient(harness.http, hosts=[hostile, "*.cdninstagram.com"], max_bytes=30_000_000)
+    for url, why in ((f"{hostile}/redirect.jpg", "not an https URL on Instagram's CDN"),
+                     (f"{hostile}/huge.jpg", "more than the 30000000-byte cap"),
+                     ("http://scontent.cdninstagram.com/x.jpg", "not an https URL"),
+                     ("https://scontent.cdninstagram.com:8443/x.jpg", "not an https URL"),
+                     ("https://cdninstagram.com.evil.example/x.jpg", "not an https URL"),
+                     ("https://user:pw@scontent.cdninstagram.com/x.jpg", "not an https URL"),
+                     ("file:///etc/passwd", "not an https URL")):
+        with pytest.raises(errors.DownloadRefusedError, match=why) as caught:
+            await cdn.fetch(url)
+        assert "pw" not in caught.value.message and "?" not in caught.value.message
+    assert cdn.allowed("https://scontent-fra5-1.cdninstagram.com/v/t51/x.jpg?oe=1")
+
+
+async def test_hostile_urls_are_refused_with_an_event_and_nothing_is_stored(hostile, harness, sandbox, local_storage,
+                                                                           renderer):
+    (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
+    await harness.sync()
+    rig = MirrorRig(harness, local_storage, renderer, [sandbox.base_url, hostile])
+    targets = {"https://evil.example/a.jpg": "not an https URL on Instagram's CDN hosts",
+               f"{hostile}/redirect.jpg": "not an https URL on Instagram's CDN hosts",
+               f"{hostile}/huge.jpg": "byte cap", f"{hostile}/bomb.png": "decompression bomb",
+               f"{hostile}/page.jpg": "neither a picture nor a video"}
+    async with harness.database.transaction() as session:
+        posts = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id)
+                                            .order_by(MediaItem.id))).scalars())
+        for post, url in zip(posts, targets, strict=False):
+            await session.execute(update(MediaItem).where(MediaItem.id == post.id)
+                                  .values(media_url=url, thumbnail_url=url, media_type="IMAGE"))
+            await session.execute(MediaChild.__table__.delete().where(MediaChild.media_id == post.id))
+    assert await rig.run(owner="mirror-a", max_image_bytes=30_000_000, posts_per_pass=50) == {"mirrored": 1}
+    async with harness.database.read() as session:
+        refused = list((await session.execute(select(Event).where(Event.kind == "media.refused")
+                                              .order_by(Event.id))).scalars())
+        stored = {m.ig_media_id: m for m in (await session.execute(select(MediaItem))).scalars()}
+    assert len(refused) == len(targets)
+    for post, (url, why) in zip(posts, targets.items(), strict=False):
+        row = stored[post.ig_media_id]
+        assert row.mirrored_at is None and why in row.mirror_error
+        assert any(post.ig_media_id in e.message and why in e.message for e in refused)
+    refused_ids = [p.ig_media_id for p in posts[:len(targets)]]
+    async with harness.database.read() as session:
+        rows = list((await session.execute(select(MediaFile).where(MediaFile.ig_media_id.in_(refused_ids)))).scalars())
+        every_key = set((await session.execute(select(MediaFile.storage_key))).scalars())
+    assert rows == []  # nothing recorded for a refused post
+    assert await rig.keys() == every_key  # and no object stored beyond what the other posts recorded

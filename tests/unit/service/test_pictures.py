@@ -1,0 +1,77 @@
+"""Variants from real pictures: they decode, keep the aspect ratio, are never upscaled, and are upright."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from filmroll import errors
+from filmroll.sandbox.cdn import draw
+from filmroll.service import pictures
+
+
+def _jpeg_with_orientation(size: tuple[int, int], orientation: int) -> bytes:
+    """A picture whose left half is red and right half blue, stored sideways with an EXIF orientation tag."""
+    image = Image.new("RGB", size, (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, size[0] // 2, size[1]))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif.tobytes(), quality=95)
+    return out.getvalue()
+
+
+def test_every_variant_decodes_keeps_the_aspect_ratio_and_is_never_upscaled():
+    data = draw("1790_n.jpg", (1080, 1350))
+    rendered = pictures.render(data, widths=(320, 640, 1080, 2048))
+    assert (rendered.width, rendered.height) == (1080, 1350)
+    names = [v.variant for v in rendered.variants]
+    assert names == ["1080.webp", "1080.avif", "640.webp", "640.avif", "320.webp", "320.avif"]  # no 2048
+    for variant in rendered.variants:
+        decoded = Image.open(io.BytesIO(variant.data))
+        decoded.load()
+        assert decoded.format == variant.variant.split(".")[1].upper()
+        assert decoded.size == (variant.width, variant.height) and variant.width <= 1080
+        assert abs(variant.width / variant.height - 1080 / 1350) < 0.01
+        assert not decoded.getexif()  # metadata stripped
+
+
+def test_a_picture_narrower_than_every_width_gets_its_own_width_only():
+    rendered = pictures.render(draw("small_n.jpg", (150, 150)), widths=(320, 640), formats=("webp",))
+    assert [(v.variant, v.width, v.height) for v in rendered.variants] == [("150.webp", 150, 150)]
+
+
+def test_exif_orientation_6_comes_out_upright():
+    data = _jpeg_with_orientation((400, 200), 6)  # stored landscape; shown portrait, rotated 90° clockwise
+    assert pictures.identify(data) == pictures.Identified("image/jpeg", 200, 400, clean=False)
+    rendered = pictures.render(data, widths=(100,), formats=("webp",), fallback_jpeg=True)
+    assert (rendered.width, rendered.height) == (200, 400)
+    for variant in rendered.variants:
+        image = Image.open(io.BytesIO(variant.data)).convert("RGB")
+        assert image.height > image.width and image.getexif().get(0x0112) is None
+        # Rotated clockwise, the stored left half (red) is now on top.
+        top, bottom = image.getpixel((image.width // 2, 5)), image.getpixel((image.width // 2, image.height - 5))
+        assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
+
+
+def test_colours_palette_and_placeholder():
+    rendered = pictures.render(draw("c_n.jpg", (1080, 1080)), widths=(320,), formats=("webp",))
+    import json
+
+    palette = json.loads(rendered.palette)
+    assert set(palette) == {"dominant", "vibrant", "vibrantDark", "vibrantLight", "muted", "mutedDark", "mutedLight"}
+    assert all(len(v.split(",")) == 3 and all(0 <= int(c) <= 255 for c in v.split(",")) for v in palette.values())
+    assert rendered.color == palette["dominant"] and 20 <= len(rendered.placeholder) <= 40
+
+
+def test_not_a_picture_and_a_decompression_bomb_are_refused_from_their_bytes():
+    with pytest.raises(errors.DownloadRefusedError, match="neither a picture"):
+        pictures.identify(b"<html>hello</html>")
+    bomb = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(bomb, "PNG")  # 400 MP in a few kilobytes
+    assert len(bomb.getvalue()) < 200_000
+    with pytest.raises(errors.DownloadRefusedError, match="decompression bomb"):
+        pictures.identify(bomb.getvalue())
+    assert pictures.identify(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 20).content_type == "video/mp4"
