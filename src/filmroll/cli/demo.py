@@ -57,7 +57,7 @@ def demo(
     from filmroll.sandbox import SandboxConfig, running_sandbox
     from filmroll.service import accounts as account_service
     from filmroll.service.policy import SyncPolicy
-    from filmroll.settings import InstagramSettings, Settings, VaultSettings
+    from filmroll.settings import InstagramSettings, MirrorSettings, Settings, StorageSettings, VaultSettings
     from filmroll.store.tables import Account, MediaItem, Token
     from filmroll.vault import generate_key, write_keys_file
 
@@ -75,7 +75,9 @@ def demo(
                                         redirect_uri=redirect_uri, authorize_url=sandbox.base_url + "/oauth/authorize",
                                         token_url=sandbox.base_url + "/oauth/access_token",
                                         graph_url=sandbox.base_url),
-            vault=VaultSettings(keys_file=keys_file))
+            vault=VaultSettings(keys_file=keys_file),
+            mirror=MirrorSettings(cdn_hosts=[sandbox.base_url]),  # the sandbox's CDN, not Instagram's
+            storage=StorageSettings(url=f"file:{home / 'media'}"))
         console.print(f"sandbox on {sandbox.base_url}; filmroll data in {home}")
 
         async def body() -> None:

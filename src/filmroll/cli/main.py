@@ -6,7 +6,20 @@ import logging
 
 import typer
 
-from filmroll.cli import accounts, admin, connect, database, demo, doctor, keys, sandbox, serve, sync, worker
+from filmroll.cli import (
+    accounts,
+    admin,
+    connect,
+    database,
+    demo,
+    doctor,
+    keys,
+    media,
+    sandbox,
+    serve,
+    sync,
+    worker,
+)
 
 app = typer.Typer(
     name="filmroll",
@@ -22,6 +35,8 @@ app.command("worker")(worker.worker)
 app.command("connect")(connect.connect)
 app.command("accounts")(accounts.accounts)
 app.command("sync")(sync.sync)
+app.command("media")(media.media)
+app.command("mirror")(media.mirror)
 app.command("disconnect")(accounts.disconnect)
 app.command("reconnect-link")(accounts.reconnect_link)
 app.command("doctor")(doctor.doctor)
@@ -29,6 +44,7 @@ app.add_typer(accounts.token_app, name="token")
 app.add_typer(keys.app, name="keys")
 app.add_typer(database.app, name="db")
 app.add_typer(admin.app, name="admin")
+app.add_typer(media.storage_app, name="storage")
 
 
 @app.callback()

@@ -83,6 +83,7 @@ def sandbox(
         console.print(f"  FILMROLL_INSTAGRAM__AUTHORIZE_URL={base}/oauth/authorize")
         console.print(f"  FILMROLL_INSTAGRAM__TOKEN_URL={base}/oauth/access_token")
         console.print(f"  FILMROLL_INSTAGRAM__GRAPH_URL={base}")
+        console.print(f"  FILMROLL_MIRROR__CDN_HOSTS='[\"{base}\"]'")
         if not _is_loopback(host):
             console.print("[yellow]warning:[/yellow] the control API has no authentication; "
                           "keep the sandbox on a loopback address.")
