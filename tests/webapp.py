@@ -24,7 +24,14 @@ import httpx
 import uvicorn
 
 from filmroll.passwords import hash_password
-from filmroll.settings import InstagramSettings, Settings, VaultSettings, WebSettings
+from filmroll.settings import (
+    InstagramSettings,
+    MirrorSettings,
+    Settings,
+    StorageSettings,
+    VaultSettings,
+    WebSettings,
+)
 from filmroll.store import admins
 from filmroll.store.database import Database
 from filmroll.tlscert import self_signed
@@ -123,6 +130,8 @@ def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = N
                                     scopes=["instagram_business_basic", "instagram_business_manage_insights"]),
         vault=VaultSettings(keys=keys or generate_key(), keys_file=Path("/nonexistent/filmroll.keys")),
         web=WebSettings(public_url=base_url),
+        mirror=MirrorSettings(cdn_hosts=[sandbox.base_url], eager_posts=4),
+        storage=StorageSettings(url=f"file:{tempfile.mkdtemp(prefix='filmroll-media-')}"),
     )
 
 

@@ -8,7 +8,9 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from filmroll import errors
 from filmroll.service import accounts as account_service
+from filmroll.service import media as media_service
 from filmroll.store import events
 from filmroll.store.tables import Account
 from filmroll.web import security
@@ -24,6 +26,7 @@ def router() -> APIRouter:
     routes.add_api_route("/login", login, methods=["POST"])
     routes.add_api_route("/logout", logout, methods=["POST"])
     routes.add_api_route("/accounts", accounts_page, methods=["GET"])
+    routes.add_api_route("/accounts/{account_id}", account_page, methods=["GET"])
     routes.add_api_route("/accounts/{account_id}/sync", sync_soon, methods=["POST"])
     routes.add_api_route("/connect", connect, methods=["POST"])
     routes.add_api_route("/connections/{event_id}", connection_summary, methods=["GET"])
@@ -84,6 +87,16 @@ async def accounts_page(request: Request, web: Web, admin: CurrentAdmin) -> Resp
     listing = await account_service.listing(web.database)
     return page(request, "accounts.html", admin=admin, accounts=listing, now=web.database.clock.now(),
                 csrf_token=security.csrf_token(session_id(request, web) or ""))
+
+
+async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_id: int) -> Response:
+    """One account's posts from the mirror: each picture as stored, with its type, caption, date and mirror state."""
+    try:
+        account, posts = await media_service.posts(web.database, str(account_id), limit=240)
+    except errors.AccountNotFoundError:
+        return problem(request, 404, "Not found", "There is no such account.", "not_found")
+    mirrored = sum(p.mirror_state == "mirrored" for p in posts)
+    return page(request, "account.html", admin=admin, account=account, posts=posts, mirrored=mirrored)
 
 
 async def sync_soon(web: Web, form: CheckedForm, account_id: int) -> Response:

@@ -1,17 +1,51 @@
-"""The public mount: what anyone on the internet may fetch without signing in (feeds, content-addressed media, the
-widget, Meta's callbacks, health). Empty today but for health; its routes render errors as problem+json, may be
-cached, and carry the public audience's headers (``web/security.py``)."""
+"""The public mount: what anyone on the internet may fetch without signing in (content-addressed media; feeds, the
+widget and Meta's callbacks next; health). Its routes render errors as problem+json, may be cached, and carry the
+public audience's headers (``web/security.py``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
 
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from filmroll.store import files as file_store
 from filmroll.web import health
-from filmroll.web.rendering import Audience, route_class
+from filmroll.web.deps import Web
+from filmroll.web.rendering import Audience, problem, route_class
+
+# accounts/<id>/sha256/ab/cd/<sha256>.<ext> (an original) or …/<sha256>/<width>.<format> (a variant)
+_KEY = re.compile(r"accounts/(?P<account>[0-9]{1,12})/sha256/[0-9a-f]{2}/[0-9a-f]{2}/(?P<sha>[0-9a-f]{64})"
+                  r"(?:\.[a-z0-9]{2,4}|/(?P<variant>[0-9]{1,5}\.(?:webp|avif|jpg)))")
+# The address is the content: it never changes, so browsers and CDNs may keep it for a year.
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def router() -> APIRouter:
     routes = APIRouter(route_class=route_class(Audience.PUBLIC))
     routes.add_api_route("/healthz", health.healthz, methods=["GET"], include_in_schema=False)
     routes.add_api_route("/readyz", health.readyz, methods=["GET"], include_in_schema=False)
+    routes.add_api_route("/media/{key:path}", media_file, methods=["GET"], include_in_schema=False)
     return routes
+
+
+async def media_file(request: Request, web: Web, key: str) -> Response:
+    """A stored picture by its storage key; a variant never made (or evicted) is rendered on this first request."""
+    match = _KEY.fullmatch(key)
+    if match is None:
+        return problem(request, 404, "Not found", "There is no such file.", "not_found")
+    etag = f'"{match["sha"][:32]}{match["variant"] or ""}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
+    async with web.database.read() as session:
+        row = await file_store.by_key(session, key)
+    data = await web.runtime.storage.get(key) if row is not None else None
+    content_type = row.content_type if row is not None else ""
+    if data is None and match["variant"]:
+        made = await web.runtime.mirror("web").variant(int(match["account"]), match["sha"], match["variant"],
+                                                       web.database.clock.now())
+        data, content_type = made if made else (None, "")
+    if data is None:
+        return problem(request, 404, "Not found", "There is no such file.", "not_found")
+    return Response(data, media_type=content_type, headers={"ETag": etag, "Cache-Control": IMMUTABLE,
+                                                            "Cross-Origin-Resource-Policy": "cross-origin"})

@@ -1,0 +1,40 @@
+"""The first page where a person sees a picture: an account's posts from the mirror, served by filmroll from its own
+storage (content-addressed, immutable), a variant never made rendered on its first request."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+from PIL import Image
+
+from tests.integration.web.test_embedded_worker import _connect_and_wait_for_the_first_sync
+from tests.webapp import running_filmroll
+
+
+def test_the_account_page_shows_every_post_from_the_mirror(sandbox, database_url):
+    with running_filmroll(sandbox, database_url, worker=True, socket=False) as app:
+        admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 3)
+        deadline = time.monotonic() + 60
+        while f"{posts} posts · {posts} mirrored" not in (page := admin.get("/accounts/1").text):
+            assert time.monotonic() < deadline, re.search(r'id="mirror-summary">([^<]*)', page)
+            time.sleep(0.5)
+        pictures = re.findall(r'<img src="(/media/[^"]+)"', page)
+        assert len(pictures) == posts  # one picture per post (an album's first, a video's poster)
+        eager = [p for p in pictures if p.endswith(".webp")]
+        lazy = [p for p in pictures if not p.endswith(".webp")]
+        assert len(eager) == 4 and len(lazy) == posts - 4  # the four newest have variants already
+        shown = admin.get(eager[0])
+        assert shown.status_code == 200 and shown.headers["content-type"] == "image/webp"
+        assert "immutable" in shown.headers["cache-control"]
+        assert Image.open(io.BytesIO(shown.content)).width == 320
+        assert admin.get(eager[0], headers={"If-None-Match": shown.headers["etag"]}).status_code == 304
+        # An older post's original is served as stored, and its 640 px WebP is made on this first request.
+        original = admin.get(lazy[0])
+        assert original.status_code == 200 and original.headers["content-type"] == "image/jpeg"
+        variant = admin.get(re.sub(r"\.jpg$", "/640.webp", lazy[0]))
+        assert variant.status_code == 200 and Image.open(io.BytesIO(variant.content)).size[0] == 640
+        assert admin.get("/media/accounts/1/sha256/00/00/" + "0" * 64 + "/640.webp").status_code == 404
+        assert admin.get("/media/../../etc/passwd").status_code == 404
+        admin.close()
