@@ -120,7 +120,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = None) -> Settings:
+def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = None, *,
+                 mirror: bool = False) -> Settings:
+    """filmroll's settings against the sandbox; the media mirror only when asked (its rendering is CPU work that
+    other tests' timings need not share)."""
     return Settings(
         database_url=database_url,
         instagram=InstagramSettings(app_id=sandbox.app_id, app_secret=sandbox.app_secret,
@@ -130,7 +133,7 @@ def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = N
                                     scopes=["instagram_business_basic", "instagram_business_manage_insights"]),
         vault=VaultSettings(keys=keys or generate_key(), keys_file=Path("/nonexistent/filmroll.keys")),
         web=WebSettings(public_url=base_url),
-        mirror=MirrorSettings(cdn_hosts=[sandbox.base_url], eager_posts=4),
+        mirror=MirrorSettings(enabled=mirror, cdn_hosts=[sandbox.base_url], eager_posts=4, processes=1),
         storage=StorageSettings(url=f"file:{tempfile.mkdtemp(prefix='filmroll-media-')}"),
     )
 
@@ -153,11 +156,11 @@ async def _add_admin(database_url: str) -> None:
 
 @contextlib.contextmanager
 def running_filmroll(sandbox, database_url: str, *, https: bool = False, keys: str | None = None,
-                     worker: bool = False, socket: bool = True) -> Iterator[RunningFilmroll]:
+                     worker: bool = False, socket: bool = True, mirror: bool = False) -> Iterator[RunningFilmroll]:
     port = free_port()
     scheme = "https" if https else "http"
     base_url = f"{scheme}://127.0.0.1:{port}"
-    settings = settings_for(sandbox, database_url, base_url, keys)
+    settings = settings_for(sandbox, database_url, base_url, keys, mirror=mirror)
     if not https:
         sandbox.control.switches(require_https_redirect=False)
     sandbox.control.add_redirect_uri(settings.instagram.redirect_uri)

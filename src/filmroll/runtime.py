@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 
@@ -81,8 +82,16 @@ def mirror_policy(mirror: MirrorSettings, storage: StorageSettings) -> MirrorPol
                         variant_budget_bytes=int(storage.variant_budget_mb * 1e6))
 
 
-def storage(settings: StorageSettings) -> Storage:
-    return open_storage(settings.url, endpoint=settings.s3_endpoint, region=settings.s3_region,
+def storage(settings: StorageSettings, *, database_url: str = "") -> Storage:
+    """The media storage; the default directory lives beside a SQLite database file (not wherever the command was
+    run from)."""
+    url = settings.url
+    default = StorageSettings.model_fields["url"].default
+    if url == default and database_url.startswith("sqlite") and "///" in database_url:
+        database_file = Path(database_url.split("///", 1)[1].split("?", 1)[0])
+        if database_file.name and database_file.name != ":memory:":
+            url = f"file:{database_file.parent / default.removeprefix('file:')}"
+    return open_storage(url, endpoint=settings.s3_endpoint, region=settings.s3_region,
                         access_key_id=settings.s3_access_key_id,
                         secret_access_key=Secret(settings.s3_secret_access_key.get_secret_value()))
 
@@ -173,7 +182,7 @@ async def open_runtime(settings: Settings, *, upgrade: bool = True,
     database = Database(settings.database_url, clock=clock)
     http = http_session()
     instagram = instagram_client(settings, clock=database.clock, session=http)
-    files = storage(settings.storage)
+    files = storage(settings.storage, database_url=settings.database_url)
     renderer = Renderer(settings.mirror.processes)
     try:
         if upgrade:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 
@@ -26,7 +27,11 @@ def _env(sandbox, database_url: str, key: str) -> dict[str, str]:
             "FILMROLL_INSTAGRAM__APP_ID": sandbox.app_id, "FILMROLL_INSTAGRAM__APP_SECRET": sandbox.app_secret,
             "FILMROLL_INSTAGRAM__AUTHORIZE_URL": sandbox.base_url + "/oauth/authorize",
             "FILMROLL_INSTAGRAM__TOKEN_URL": sandbox.base_url + "/oauth/access_token",
-            "FILMROLL_INSTAGRAM__GRAPH_URL": sandbox.base_url}
+            "FILMROLL_INSTAGRAM__GRAPH_URL": sandbox.base_url,
+            # The mirror fetches from the sandbox's CDN (else it refuses every picture), with one rendering process,
+            # into a directory of the test's own.
+            "FILMROLL_MIRROR__CDN_HOSTS": f'["{sandbox.base_url}"]', "FILMROLL_MIRROR__PROCESSES": "1",
+            "FILMROLL_STORAGE__URL": f"file:{tempfile.mkdtemp(prefix='filmroll-media-')}"}
 
 
 def _seed(sandbox, database_url: str, count: int) -> str:

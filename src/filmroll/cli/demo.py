@@ -76,7 +76,9 @@ def demo(
                                         token_url=sandbox.base_url + "/oauth/access_token",
                                         graph_url=sandbox.base_url),
             vault=VaultSettings(keys_file=keys_file),
-            mirror=MirrorSettings(cdn_hosts=[sandbox.base_url]),  # the sandbox's CDN, not Instagram's
+            # The sandbox's CDN, not Instagram's; one rendering process and a few posts' variants at once keep the
+            # demo light (the rest are made when first asked for).
+            mirror=MirrorSettings(cdn_hosts=[sandbox.base_url], eager_posts=6, processes=1),
             storage=StorageSettings(url=f"file:{home / 'media'}"))
         console.print(f"sandbox on {sandbox.base_url}; filmroll data in {home}")
 

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from filmroll.sandbox import control, delivery, graph, oauth
 from filmroll.sandbox.cdn import PATH_PREFIX, PROFILE_SIZE, VIDEO_PLACEHOLDER, CdnError, size_for
 from filmroll.sandbox.state import Sandbox, SandboxConfig
-from filmroll.sandbox.traffic import ConnectionReset
+from filmroll.sandbox.traffic import ConnectionReset, CutShort
 from filmroll.sandbox.wire import WireError, graph_error, json_response
 
 TRANSPORT_KEY = "filmroll.transport"
@@ -42,15 +42,37 @@ async def cdn(request: Request) -> Response:
     sandbox: Sandbox = request.app.state.sandbox
     name = request.path_params["name"]
     request.state.call = ("cdn", None, None)
-    await sandbox.traffic.gate("cdn", None)
+    cut: float | None = None
+    try:
+        await sandbox.traffic.gate("cdn", None)
+    except CutShort as exc:
+        cut = exc.keep
     try:
         sandbox.cdn.verify(name, request.query_params.get("oh"), request.query_params.get("oe"), sandbox.now())
     except CdnError as exc:
         return PlainTextResponse(exc.text, exc.status)
     headers = {"Cache-Control": "max-age=1209600, no-transform", "Access-Control-Allow-Origin": "*"}
-    if name.endswith(".mp4"):
-        return Response(VIDEO_PLACEHOLDER, headers=headers, media_type="video/mp4")
-    return Response(sandbox.cdn.image(name, _picture_size(sandbox, name)), headers=headers, media_type="image/jpeg")
+    body, kind = ((VIDEO_PLACEHOLDER, "video/mp4") if name.endswith(".mp4")
+                  else (sandbox.cdn.image(name, _picture_size(sandbox, name)), "image/jpeg"))
+    if cut is not None:
+        return _CutShortResponse(body, cut, request.scope.get("extensions", {}).get(TRANSPORT_KEY), headers, kind)
+    return Response(body, headers=headers, media_type=kind)
+
+
+class _CutShortResponse(Response):
+    """Announces the whole body's length, sends ``keep`` of it, then drops the connection."""
+
+    def __init__(self, body: bytes, keep: float, transport: Any, headers: dict[str, str], kind: str) -> None:
+        super().__init__(body, headers=headers, media_type=kind)
+        self.keep = keep
+        self.transport = transport
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body[: int(len(self.body) * self.keep)],
+                    "more_body": True})
+        if self.transport is not None:
+            self.transport.abort()
 
 
 def _picture_size(sandbox: Sandbox, name: str) -> tuple[int, int]:

@@ -97,7 +97,7 @@ class CodeRequest(_Body):
 
 
 class FaultSpec(_Body):
-    kind: Literal["status", "graph_error", "latency", "reset", "hang", "body"]
+    kind: Literal["status", "graph_error", "latency", "reset", "hang", "body", "truncate"]
     endpoint: str = "*"
     account: str | None = None
     times: int | None = Field(default=None, ge=1)

@@ -3,7 +3,8 @@
 * The **call log** keeps every Instagram-surface call (time, endpoint, account, outcome) in a bounded ring, so a
   test can count calls and find two refreshes of one account that overlapped in (wall-clock) time.
 * **Faults** are rules matched by endpoint and account: an HTTP 5xx, a Graph error, extra latency, a connection
-  reset, or a *hang* that holds the request until the test releases it (to force an exact interleaving).
+  reset, a body cut short (``truncate``: half of what the headers announce, then the connection drops), or a
+  *hang* that holds the request until the test releases it (to force an exact interleaving).
 * **Rate limits** follow Instagram's Business Use Case model per app + account (error 80002 with
   ``estimated_time_to_regain_access``) and the platform limit per app (error 4), reported in the
   ``X-Business-Use-Case-Usage`` and ``X-App-Usage`` headers. Calls made while throttled still count, as on Meta.
@@ -41,6 +42,15 @@ class ConnectionReset(Exception):
     """Raised by a fault so the server aborts the TCP connection instead of answering."""
 
 
+class CutShort(Exception):
+    """Raised by a ``truncate`` fault: the answer announces its full length, sends ``keep`` of it (a fraction), and
+    the connection drops (the CDN's failure mode; a client must not store the part it got)."""
+
+    def __init__(self, keep: float) -> None:
+        super().__init__(keep)
+        self.keep = keep
+
+
 @dataclass(slots=True)
 class Call:
     id: int
@@ -58,7 +68,7 @@ class Call:
 @dataclass
 class Fault:
     id: int
-    kind: str  # status | graph_error | latency | reset | hang | body
+    kind: str  # status | graph_error | latency | reset | hang | body | truncate
     endpoint: str = "*"
     account: str | None = None
     remaining: int | None = None
@@ -173,6 +183,8 @@ class Traffic:
             await fault.released.wait()
         elif fault.kind == "reset":
             raise ConnectionReset
+        elif fault.kind == "truncate":
+            raise CutShort(0.5)
         elif fault.kind == "status":
             body = {"error": {"message": fault.message or TRANSIENT_MESSAGES.get(fault.code, "Service unavailable"),
                               "type": "OAuthException", "code": fault.code, "is_transient": True}}

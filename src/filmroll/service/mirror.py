@@ -100,7 +100,14 @@ class Mirror:
             posts = await file_store.pending(session, claim.account_id, limit=self.policy.posts_per_pass,
                                              max_attempts=self.policy.max_attempts)
             eager = await file_store.newest_ids(session, claim.account_id, self.policy.eager_posts)
-        results = await asyncio.gather(*(self._post(claim, token, p, p.media_id in eager, now) for p in posts))
+        # A few posts at a time: each holds a database session at its end, and pictures in memory meanwhile.
+        slots = asyncio.Semaphore(self.per_host)
+
+        async def one(post: PendingPost) -> str | None:
+            async with slots:
+                return await self._post(claim, token, post, post.media_id in eager, now)
+
+        results = await asyncio.gather(*(one(p) for p in posts))
         failed += [r for r in results if r]
         if len(posts) < self.policy.posts_per_pass:
             await self.collect(claim, now)

@@ -4,12 +4,25 @@ flight (each holds a decoded image in memory: a 1440x1800 RGB frame is 7.8 MB, i
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 from filmroll.service import pictures
+
+
+def _die_with_parent() -> None:
+    """A rendering process ends with the process that started it, even when that one is SIGKILLed (a worker killed
+    by an orchestrator): otherwise it would live on, holding the worker's stdout and stderr open."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the line above ran
+        os._exit(0)
 
 
 class Renderer:
@@ -22,7 +35,8 @@ class Renderer:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # "spawn": a forked child would inherit the parent's event loop, sockets and threads.
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_die_with_parent)
         return self._pool
 
     async def render(self, data: bytes, *, widths: Sequence[int], formats: Sequence[str], max_pixels: int,

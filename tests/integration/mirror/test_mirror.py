@@ -99,15 +99,19 @@ async def test_an_expired_url_is_read_afresh_by_id_and_then_stored(local_rig, ha
     assert all(httpx.get(u, timeout=30).status_code == 200 for u in list(after.values())[:3])
 
 
-async def test_a_failing_cdn_is_retried_with_backoff_and_nothing_half_stored(local_rig, harness, sandbox):
+@pytest.mark.parametrize(("fault", "spec", "said"), [("status", {"status": 503}, "HTTP 503"),
+                                                     ("truncate", {}, "did not deliver")],
+                         ids=["503", "body cut short"])
+async def test_a_failing_cdn_is_retried_with_backoff_and_nothing_half_stored(local_rig, harness, sandbox, fault,
+                                                                            spec, said):
     (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
     await harness.sync()
-    sandbox.control.add_fault("status", endpoint="cdn", status=503)
+    sandbox.control.add_fault(fault, endpoint="cdn", **spec)
     assert await local_rig.run() == {"mirror_retry": 1}
     assert await local_rig.keys() == set() and await _files(harness, account_id) == []
     async with harness.database.read() as session:
         account = await session.get(Account, account_id)
-    assert account.mirror_failures == 1 and "503" in account.mirror_error
+    assert account.mirror_failures == 1 and said in account.mirror_error, account.mirror_error
     assert account.next_mirror_at > harness.database.clock.now() + timedelta(seconds=29)
     sandbox.control.clear_faults()
     async with harness.database.transaction() as session:

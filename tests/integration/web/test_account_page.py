@@ -14,7 +14,7 @@ from tests.webapp import running_filmroll
 
 
 def test_the_account_page_shows_every_post_from_the_mirror(sandbox, database_url):
-    with running_filmroll(sandbox, database_url, worker=True, socket=False) as app:
+    with running_filmroll(sandbox, database_url, worker=True, socket=False, mirror=True) as app:
         admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 3)
         deadline = time.monotonic() + 60
         while f"{posts} posts · {posts} mirrored" not in (page := admin.get("/accounts/1").text):
