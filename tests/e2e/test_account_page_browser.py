@@ -1,0 +1,56 @@
+"""The account page in Chromium: every post's picture loads from filmroll's own storage (no request leaves for
+Instagram's CDN), at a phone's width and a desktop's, without sideways scrolling."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.e2e.test_web_connect_browser import _owner_allows, _sign_in
+from tests.webapp import running_filmroll
+
+pytestmark = pytest.mark.browser
+SHOTS = os.environ.get("FILMROLL_SCREENSHOTS")  # a directory to keep the screenshots in (docs/screenshots)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_account_page_shows_the_mirrored_pictures_on_a_phone_and_a_desktop(sandbox, database_url, browser,
+                                                                              tmp_path):
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    with running_filmroll(sandbox, database_url, https=True, worker=True, mirror=True) as app:
+        _sign_in(page, app)
+        page.click("#connect")
+        account = sandbox.control.account(5)
+        _owner_allows(page, sandbox, account)
+        page.wait_for_url(app.base_url + "/connections/*")
+        page.goto(app.base_url + "/accounts")
+        page.click(f"text=@{account['username']}")
+        deadline = time.monotonic() + 90
+        posts = account["media_count"]
+        while f"{posts} posts · {posts} mirrored" not in page.locator("#mirror-summary").inner_text():
+            assert time.monotonic() < deadline, page.locator("#mirror-summary").inner_text()
+            time.sleep(0.5)
+            page.reload()
+        for width, height, name in ((1280, 900, "desktop"), (390, 844, "phone")):
+            page.set_viewport_size({"width": width, "height": height})
+            page.reload()
+            images = page.locator("#posts img")
+            assert images.count() == posts
+            for n in range(images.count()):
+                images.nth(n).scroll_into_view_if_needed()
+            page.wait_for_function("[...document.images].every(i => i.complete)")
+            broken = page.evaluate("[...document.images].filter(i => !i.naturalWidth).map(i => i.src)")
+            assert broken == []
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= width  # no sideways scrolling
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(tmp_path / f"account-{name}.png"), full_page=False)
+            if SHOTS:
+                page.screenshot(path=os.path.join(SHOTS, f"account-page-{name}.jpg"), type="jpeg", quality=78)
+    context.close()
+    pictures = [u for u in requested if "/media/" in u or "/cdn/" in u]
+    assert pictures and all(u.startswith(app.base_url + "/media/") for u in pictures)  # never Instagram's CDN
