@@ -26,10 +26,12 @@ from filmroll import errors
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
            "AVIF": "image/avif"}
-# Chosen in bench/mirror.py by bytes and SSIM against the source at each width (docs/benchmarks.md): WebP at method
-# 4 and AVIF at speed 8 lose under 1 % of SSIM to their slowest settings, at a third of AVIF's default CPU.
-ENCODERS: dict[str, dict[str, object]] = {"webp": {"quality": 80, "method": 4},
-                                          "avif": {"quality": 60, "speed": 8}}
+# Chosen in bench/mirror.py by CPU, bytes and SSIM at 640 px (docs/benchmarks.md). WebP: method 1 takes a third of
+# the default method 4's CPU for 8 % more bytes and the same SSIM (0.941 vs 0.942; method 2 was worse on both).
+# AVIF: speed 9 at quality 60 takes half of speed 8's CPU and a tenth of the default's (quality 75, speed 6), at the
+# same bytes and SSIM as speed 8; one encoder thread, since the rendering processes already use every core.
+ENCODERS: dict[str, dict[str, object]] = {"webp": {"quality": 80, "method": 1},
+                                          "avif": {"quality": 60, "speed": 9, "max_threads": 1}}
 CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg"}
 DEFAULT_WIDTHS = (320, 640, 1080)
 DEFAULT_MAX_PIXELS = 40_000_000  # 6x Instagram's largest picture (1440x1800 is 2.6 MP)
