@@ -26,15 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-import aiohttp  # noqa: E402
-import httpx  # noqa: E402
-from common import cpu, start_sandbox  # noqa: E402
-from PIL import Image  # noqa: E402
+import aiohttp
+import httpx
+from common import cpu, start_sandbox
+from PIL import Image
 
-from filmroll.platform.cdn import CdnClient  # noqa: E402
-from filmroll.sandbox.cdn import FEED_SIZES, draw  # noqa: E402
-from filmroll.service import pictures  # noqa: E402
-from filmroll.service.renderer import Renderer  # noqa: E402
+from filmroll.platform.cdn import CdnClient
+from filmroll.sandbox.cdn import FEED_SIZES, draw
+from filmroll.service import pictures
+from filmroll.service.renderer import Renderer
 
 WIDTHS = (320, 640, 1080)
 
@@ -208,7 +208,7 @@ def main() -> None:
     print("\n3. Encoders at 640 px (CPU ms per picture, KB, SSIM against the resampled picture):")
     for fmt, options, spent, size, score in encoder_table(sources[: max(4, args.images // 3)]):
         chosen = " <- filmroll" if pictures.ENCODERS[fmt] == options else ""
-        print(f"   {fmt:5} {str(options):32} {spent:7.1f} ms {size:7.1f} KB  SSIM {score:.4f}{chosen}")
+        print(f"   {fmt:5} {options!s:32} {spent:7.1f} ms {size:7.1f} KB  SSIM {score:.4f}{chosen}")
 
     peak_child = asyncio.run(in_flight(sources, 8))
     print(f"\n4. 8 pictures in flight over 2 rendering processes: worker peak RSS {rss_mb():.0f} MB, largest "

@@ -88,7 +88,10 @@ def test_no_token_ever_leaks(database_url, tmp_path, debug_logs):
                "FILMROLL_INSTAGRAM__AUTHORIZE_URL": settings.instagram.authorize_url,
                "FILMROLL_INSTAGRAM__TOKEN_URL": settings.instagram.token_url,
                "FILMROLL_INSTAGRAM__GRAPH_URL": settings.instagram.graph_url,
-               "FILMROLL_VAULT__KEYS": settings.vault.keys.get_secret_value()}
+               "FILMROLL_VAULT__KEYS": settings.vault.keys.get_secret_value(),
+               # The mirror too: its files land under tmp_path, which is scanned below.
+               "FILMROLL_MIRROR__CDN_HOSTS": f'["{sandbox.base_url}"]', "FILMROLL_MIRROR__PROCESSES": "1",
+               "FILMROLL_MIRROR__EAGER_POSTS": "2", "FILMROLL_STORAGE__URL": f"file:{tmp_path / 'media'}"}
         username = sandbox.control.account(3)["username"]
         let_time_pass(sandbox, database_url, 2 * 86_400)
 
@@ -103,6 +106,11 @@ def test_no_token_ever_leaks(database_url, tmp_path, debug_logs):
         outputs.append(cli("token", "show", username))
         revealed = cli("token", "show", username, "--reveal")  # the one allowed exception
         assert marker in revealed
+        outputs.append(cli("sync", username))
+        outputs.append(cli("mirror", username))
+        outputs.append(cli("media", username, "--json"))
+        outputs.append(cli("storage", "usage", "--json"))
+        assert list((tmp_path / "media").rglob("*.jpg"))  # the pictures really were stored, and are scanned
         outputs.append(cli("disconnect", username))
         outputs.append(cli("accounts"))
         admin.close()

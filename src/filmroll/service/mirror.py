@@ -160,10 +160,10 @@ class Mirror:
 
     async def _post_files(self, claim: leases.MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
                           now: datetime) -> list[dict[str, Any]]:
-        wanted = sources(post, videos=self.policy.videos)
+        wanted = self._wanted(post)
         if token is not None and any(self._stale(s.url, now) for s in wanted):
             post = await self._fresh_urls(token, post)
-            wanted = sources(post, videos=self.policy.videos)
+            wanted = self._wanted(post)
         if not wanted or any(s.url is None for s in wanted):
             raise errors.DownloadRefusedError("Instagram gives no picture URL for this post (a reel with licensed "
                                               "audio, or a post the token may not see in full)")
@@ -173,8 +173,12 @@ class Mirror:
             if token is None:
                 raise
             post = await self._fresh_urls(token, post)  # signed afresh: once, then a 403 again is a failure
-            wanted = sources(post, videos=self.policy.videos)
+            wanted = self._wanted(post)
             return [row for s in wanted for row in await self._source(claim.account_id, s, eager, now)]
+
+    def _wanted(self, post: PendingPost) -> list[Source]:
+        """The post's sources; a video file Instagram gives no URL for (licensed audio) is left out, its poster kept."""
+        return [s for s in sources(post, videos=self.policy.videos) if s.url is not None or s.role != FileRole.VIDEO]
 
     def _stale(self, url: str | None, now: datetime) -> bool:
         expires = url_expires_at(url)

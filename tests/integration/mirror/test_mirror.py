@@ -157,3 +157,30 @@ async def test_a_disconnected_accounts_files_go_after_the_retention_period(local
     assert await local_rig.keys() == set() and await _files(harness, account_id) == []
     async with harness.database.read() as session:
         assert (await session.get(Account, account_id)).next_mirror_at is None  # nothing left to come back for
+
+
+async def test_videos_keep_their_poster_and_by_setting_the_file(local_rig, harness, sandbox):
+    """A video's poster is always stored; the video itself only with ``videos`` on, identified from its bytes."""
+    index = next(a["index"] for a in sandbox.control.accounts(limit=60)["data"]
+                 if 5 <= a["media_count"] <= 40 and any(
+                     m["media_type"] == "VIDEO" for m in _graph_media(sandbox, a["index"])))
+    (account_id,) = await harness.seed([index])
+    await harness.sync()
+    wanted = await _sources(harness, account_id)
+    posters = {ig_id for ig_id, role in wanted if role == "poster"}
+    assert posters
+    assert await local_rig.run(videos=True) == {"mirrored": 1}
+    files = await _files(harness, account_id)
+    videos = {f.ig_media_id: f for f in files if f.role == "video"}
+    async with harness.database.read() as session:  # a video Instagram gives no file URL for (licensed audio)
+        silent = set((await session.execute(select(MediaItem.ig_media_id).where(
+            MediaItem.media_type == "VIDEO", MediaItem.media_url.is_(None)))).scalars())
+    assert set(videos) == posters - silent and all(f.content_type == "video/mp4" for f in videos.values())
+    assert {f.ig_media_id for f in files if f.role == "poster"} == posters
+    assert all(f.content_type == "image/jpeg" for f in files if f.role == "poster")
+
+
+def _graph_media(sandbox, index: int) -> list[dict]:
+    token = sandbox.control.mint_token(index)["access_token"]
+    return httpx.get(f"{sandbox.base_url}/me/media", params={"fields": "media_type", "limit": 100,
+                                                             "access_token": token}, timeout=30).json()["data"]
