@@ -184,3 +184,31 @@ def _graph_media(sandbox, index: int) -> list[dict]:
     token = sandbox.control.mint_token(index)["access_token"]
     return httpx.get(f"{sandbox.base_url}/me/media", params={"fields": "media_type", "limit": 100,
                                                              "access_token": token}, timeout=30).json()["data"]
+
+
+async def test_over_the_byte_budget_the_least_recently_served_variants_go_and_come_back_on_request(
+        local_rig, harness, sandbox):
+    (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
+    await harness.sync()
+    await local_rig.run()
+    everything = await _files(harness, account_id)
+    variants = [f for f in everything if f.role == "variant"]
+    assert variants
+    served = variants[0]
+    now = harness.database.clock.now()
+    async with harness.database.transaction() as session:
+        # One variant was served just now; the budget leaves room for about that one only.
+        await session.execute(update(MediaFile).where(MediaFile.id == served.id).values(served_at=now))
+        await session.execute(update(Account).values(next_mirror_at=now))
+    budget = served.bytes + 1
+    await local_rig.run(variant_budget_bytes=budget)
+    left = await _files(harness, account_id)
+    kept = [f for f in left if f.role == "variant"]
+    assert sum(f.bytes for f in kept) <= budget and [f.id for f in kept] in ([served.id], [])
+    assert {f.id for f in left if f.role != "variant"} == {f.id for f in everything if f.role != "variant"}
+    assert {f.storage_key for f in left} == await local_rig.keys()
+    # An evicted variant is made again when it is next asked for.
+    gone = next(f for f in variants if f.id != served.id)
+    made = await local_rig.mirror().variant(account_id, gone.sha256, gone.variant, now)
+    assert made is not None and made[1] == gone.content_type
+    assert any(f.variant == gone.variant and f.sha256 == gone.sha256 for f in await _files(harness, account_id))

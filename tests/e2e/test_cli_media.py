@@ -1,0 +1,55 @@
+"""`filmroll mirror`, `filmroll media`, `filmroll storage usage|gc` as a person runs them: real processes against
+the sandbox's CDN, files in a directory beside the database, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from tests.seeding import index_with
+
+pytestmark = pytest.mark.slow
+
+
+def test_mirror_an_account_look_at_its_posts_and_measure_and_collect_the_storage(cli, sandbox, tmp_path):
+    index = index_with(sandbox, 5, 12)
+    cli.env.update({"FILMROLL_MIRROR__CDN_HOSTS": f'["{sandbox.base_url}"]', "FILMROLL_MIRROR__PROCESSES": "1",
+                    "FILMROLL_MIRROR__EAGER_POSTS": "2"})
+    cli("connect", "--token", stdin=sandbox.control.mint_token(index, kind="long")["access_token"] + "\n")
+    username, posts = sandbox.control.account(index)["username"], sandbox.control.account(index)["media_count"]
+    cli("sync", username)
+    before = json.loads(cli("media", username, "--json").stdout)
+    assert len(before) == posts and {p["mirror_state"] for p in before} == {"pending"}
+
+    out = cli("mirror", f"@{username}").stdout
+    assert f"{posts} post(s) mirrored" in out and "every post is in storage" in out, out
+    listing = json.loads(cli("media", username, "--json").stdout)
+    assert [p["ig_media_id"] for p in listing] == [p["ig_media_id"] for p in before]  # newest first, every one
+    assert all(p["mirror_state"] == "mirrored" and p["files"] >= 1 and p["bytes"] > 0 for p in listing)
+    assert sum(1 for p in listing if p["variants"]) == 2  # the two newest got their variants at once
+    assert all(p["color"] and len(p["color"].split(",")) == 3 for p in listing)
+    table = cli("media", username).stdout
+    assert f"{posts} posts, {posts} mirrored" in table
+
+    usage = json.loads(cli("storage", "usage", "--json").stdout)
+    assert usage["storage"].endswith("filmroll-media")  # the default: a directory beside the database
+    (row,) = usage["accounts"]
+    stored = [p for p in (tmp_path / "filmroll-media").rglob("*") if p.is_file() and ".incoming" not in p.parts]
+    assert sum(row["files"].values()) == len(stored)
+    assert sum(row["bytes"].values()) == sum(p.stat().st_size for p in stored)
+    for path in stored:  # an original's name is its content's hash
+        if len(path.stem) == 64:
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem
+
+    # Nothing is unreferenced yet: gc keeps everything; once disconnected (and retention 0), it all goes.
+    assert "0 file(s) removed" in cli("storage", "gc").stdout
+    cli("disconnect", username)
+    cli.env["FILMROLL_STORAGE__RETENTION_DAYS"] = "0"
+    out = cli("storage", "gc").stdout
+    assert f"{len(stored)} file(s) removed; 0 kept" in out, out
+    assert [p for p in (tmp_path / "filmroll-media").rglob("*") if p.is_file()] == []
+
+    refused = cli("mirror", "@nobody", check=False)
+    assert refused.returncode == 3 and "no connected account" in refused.stderr
