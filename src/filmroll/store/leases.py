@@ -23,7 +23,6 @@ still lands its write afterwards if nobody took the row over meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,72 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filmroll.store import accounts
 from filmroll.store.batch import Fenced
 from filmroll.store.database import rowcount
+from filmroll.store.lease import Lease as Lease
 from filmroll.store.tables import Account, Alert, Token
 from filmroll.vocabulary import AccountStatus, AlertStatus, FailureKind
 
 _ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
 _TOKENS: Table = Token.__table__  # type: ignore[assignment]
 _ALERTS: Table = Alert.__table__  # type: ignore[assignment]
-
-
-@dataclass(frozen=True)
-class Lease:
-    """The lease columns of one table: claim, renew, release and "is it free", written once for all three."""
-
-    name: str
-    table: Table
-    key: str
-    owner: str
-    until: str
-
-    def free(self, now: datetime) -> ColumnElement[bool]:
-        until = self.table.c[self.until]
-        return or_(until.is_(None), until < now)
-
-    async def take(self, session: AsyncSession, chosen: Select[Any], *, owner: str, until: datetime,
-                   returning: Sequence[str]) -> list[Any]:
-        """Lease the rows ``chosen`` selects (their keys); returns the ``returning`` columns of each."""
-        key = self.table.c[self.key]
-        rows = await session.execute(
-            update(self.table).where(key.in_(chosen.scalar_subquery()))
-            .values({self.owner: owner, self.until: until})
-            .returning(*(self.table.c[c] for c in returning)))
-        return list(rows)
-
-    async def renew(self, session: AsyncSession, ids: Sequence[int], *, owner: str, now: datetime,
-                    lease: timedelta) -> set[int]:
-        """Extend our leases; returns the ids we still hold (a missing id means the lease was lost)."""
-        if not ids:
-            return set()
-        key = self.table.c[self.key]
-        rows = await session.execute(
-            update(self.table).where(key.in_(ids), self.table.c[self.owner] == owner)
-            .values({self.until: now + lease}).returning(key))
-        return set(rows.scalars())
-
-    async def release(self, session: AsyncSession, ids: Sequence[int], *, owner: str) -> int:
-        if not ids:
-            return 0
-        result = await session.execute(
-            update(self.table).where(self.table.c[self.key].in_(ids), self.table.c[self.owner] == owner)
-            .values({self.owner: None, self.until: None}))
-        return rowcount(result)
-
-    async def release_unanswered(self, session: AsyncSession, *, owner: str, until: datetime) -> int:
-        """Give back what a claim whose answer was lost may have taken: a commit can land on the server while the
-        connection drops before its answer arrives. The rows are ours and carry the exact expiry that claim wrote
-        (renewals and other claims write others); nothing runs on them, so they would sit out their lease."""
-        result = await session.execute(
-            update(self.table).where(self.table.c[self.owner] == owner, self.table.c[self.until] == until)
-            .values({self.owner: None, self.until: None}))
-        return rowcount(result)
-
-    async def held_elsewhere(self, session: AsyncSession, *, owner: str, now: datetime) -> tuple[int, datetime | None]:
-        """How many rows someone else holds a live lease on, and when the last of those leases runs out."""
-        until = self.table.c[self.until]
-        count, latest = (await session.execute(
-            select(func.count(), func.max(until)).where(until >= now, self.table.c[self.owner] != owner))).one()
-        return count, latest
 
 
 TOKEN = Lease("token", _TOKENS, "account_id", "lease_owner", "lease_until")
