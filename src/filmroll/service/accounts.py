@@ -83,7 +83,7 @@ async def listing(database: Database) -> list[AccountView]:
         return [view(a, await tokens.get(session, a.id), posts.get(a.id, 0)) for a in await accounts.listing(session)]
 
 
-async def _find(database: Database, ref: str) -> Account:
+async def find(database: Database, ref: str) -> Account:
     async with database.read() as session:
         account = await accounts.find(session, ref)
     if account is None:
@@ -93,7 +93,7 @@ async def _find(database: Database, ref: str) -> Account:
 
 async def describe(database: Database, ref: str) -> AccountView:
     """One account's facts (no secret), found by id, @username or slug."""
-    account = await _find(database, ref)
+    account = await find(database, ref)
     async with database.read() as session:
         return await _view(session, account.id)
 
@@ -103,7 +103,7 @@ def _no_token(account: Account) -> errors.AccountNotFoundError:
 
 
 async def reveal(database: Database, vault: Vault, ref: str, *, actor: str | None) -> tuple[Account, Secret]:
-    account = await _find(database, ref)
+    account = await find(database, ref)
     async with database.transaction() as session:
         token = await tokens.get(session, account.id)
         if token is None:
@@ -114,8 +114,8 @@ async def reveal(database: Database, vault: Vault, ref: str, *, actor: str | Non
     return account, secret
 
 
-async def _under_lease(database: Database, lease: leases.Lease, key: int, *, owner: str, duration: timedelta,
-                       work: Awaitable[T]) -> T:
+async def under_lease(database: Database, lease: leases.Lease, key: int, *, owner: str, duration: timedelta,
+                      work: Awaitable[T]) -> T:
     """Run ``work`` while renewing our ``lease`` on row ``key``, as a worker renews the leases of its jobs."""
 
     async def renew() -> None:
@@ -156,7 +156,7 @@ async def refresh_now(refresher: Refresher, ref: str, *, lease: timedelta = EDGE
     to Instagram, while the account is not active, while its token is too young for Instagram to refresh, and while
     a worker holds the token's lease."""
     database = refresher.database
-    account = await _find(database, ref)
+    account = await find(database, ref)
     _refuse_inactive(account, "refreshed")
     async with database.read() as session:
         token = await tokens.get(session, account.id)
@@ -176,7 +176,7 @@ async def refresh_now(refresher: Refresher, ref: str, *, lease: timedelta = EDGE
         until = f" (its lease runs until {held.lease_until:%H:%M:%S} UTC)" if held and held.lease_until else ""
         raise errors.AccountStateError(f"a worker is refreshing or probing @{account.username}'s token right "
                                        f"now{until}; try again after that", status="busy")
-    outcome = await _under_lease(database, leases.TOKEN, account.id, owner=refresher.owner, duration=lease,
+    outcome = await under_lease(database, leases.TOKEN, account.id, owner=refresher.owner, duration=lease,
                                  work=refresher.run(claim))
     async with database.read() as session:
         return RefreshReport(outcome, await _view(session, account.id))
@@ -184,7 +184,7 @@ async def refresh_now(refresher: Refresher, ref: str, *, lease: timedelta = EDGE
 
 async def disconnect(database: Database, ref: str, *, actor: str | None) -> AccountView:
     """Forget the token (the ciphertext is deleted) and stop syncing; the account row and its history stay."""
-    account = await _find(database, ref)
+    account = await find(database, ref)
     now = database.clock.now()
     async with database.transaction() as session:
         await tokens.remove(session, account.id)
@@ -208,7 +208,7 @@ async def set_sync_interval(database: Database, ref: str, minutes: int | None, *
                             actor: str | None) -> AccountView:
     """Sync this account every ``minutes`` from now on (None: the deployment's ``default``). Its next sync moves to
     one new interval after the last; an account never synced yet, or waiting out a failure, keeps its moment."""
-    account = await _find(database, ref)
+    account = await find(database, ref)
     now = database.clock.now()
     async with database.transaction() as session:
         fresh = await session.get(Account, account.id)
@@ -247,7 +247,7 @@ async def sync_now(syncer: Syncer, ref: str, *, full: bool = False, lease: timed
     """Sync one account in this process, now, under its sync lease like any worker (renewed while it runs, so a long
     full pass is never taken over); refused while another worker holds it."""
     database = syncer.database
-    account = await _find(database, ref)
+    account = await find(database, ref)
     _syncable(account, database.clock.now())
     async with database.read() as session:
         posts_before = await media.count(session, account.id)
@@ -261,7 +261,7 @@ async def sync_now(syncer: Syncer, ref: str, *, full: bool = False, lease: timed
         _syncable(fresh, database.clock.now())
         raise errors.AccountStateError(f"@{account.username} is being synced by a worker right now; try again in a "
                                        "minute", status="busy")
-    outcome = await _under_lease(database, leases.SYNC, account.id, owner=syncer.owner, duration=lease,
+    outcome = await under_lease(database, leases.SYNC, account.id, owner=syncer.owner, duration=lease,
                                  work=syncer.run(claim, full=full))
     async with database.read() as session:
         return SyncReport(outcome, await _view(session, account.id), posts_before)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 
 from filmroll import errors
-from filmroll.service.accounts import EDGE_LEASE, _find, _under_lease
+from filmroll.service.accounts import EDGE_LEASE, find, under_lease
 from filmroll.service.mirror import Mirror
 from filmroll.store import files as file_store
 from filmroll.store import leases
@@ -44,7 +44,7 @@ class PostView:
 
 async def posts(database: Database, ref: str, *, limit: int = 1000) -> tuple[Account, list[PostView]]:
     """The account's live posts, newest first, with their mirror state."""
-    account = await _find(database, ref)
+    account = await find(database, ref)
     async with database.read() as session:
         rows = list((await session.execute(select(MediaItem).where(
             MediaItem.account_id == account.id, MediaItem.deleted_at.is_(None))
@@ -96,7 +96,7 @@ async def mirror_now(mirror: Mirror, ref: str, *, progress: Callable[[int, int],
                      lease: timedelta = EDGE_LEASE) -> MirrorReport:
     """Mirror one account now, pass after pass until nothing is pending; failed posts get their attempts back."""
     database = mirror.database
-    account = await _find(database, ref)
+    account = await find(database, ref)
     async with database.transaction() as session:
         await session.execute(update(MediaItem).where(
             MediaItem.account_id == account.id, MediaItem.mirrored_at.is_(None),
@@ -112,7 +112,7 @@ async def mirror_now(mirror: Mirror, ref: str, *, progress: Callable[[int, int],
             raise errors.AccountStateError(f"@{account.username} is being mirrored by a worker right now; try again "
                                            "in a minute", status="busy")
         before = await _pending(database, account.id)
-        outcome = await _under_lease(database, leases.MIRROR, account.id, owner=mirror.owner, duration=lease,
+        outcome = await under_lease(database, leases.MIRROR, account.id, owner=mirror.owner, duration=lease,
                                      work=mirror.run(claim))
         after = await _pending(database, account.id)
         done += before - after
