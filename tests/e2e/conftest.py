@@ -79,3 +79,19 @@ def cli(sandbox, database_url, tmp_path) -> Cli:
     tool("keys", "generate")
     assert oct((tmp_path / "filmroll.keys").stat().st_mode & 0o777) == "0o600"
     return tool
+
+
+AXE = Path(__file__).resolve().parents[2] / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def accessibility_violations(page) -> list[dict]:
+    """axe-core's serious and critical WCAG 2.x A/AA violations on the page as it stands (scripts/bootstrap --test
+    installs axe-core from npm)."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run scripts/bootstrap --test (it installs axe-core from npm)")
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("""async () => (await axe.run(document, {runOnly: {type: 'tag',
+        values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})).violations
+        .filter(v => v.impact === 'serious' || v.impact === 'critical')
+        .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))""")
+    return list(found)

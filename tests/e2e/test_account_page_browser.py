@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.e2e.conftest import accessibility_violations
 from tests.e2e.test_web_connect_browser import _owner_allows, _sign_in
 from tests.webapp import running_filmroll
 
@@ -18,7 +19,8 @@ SHOTS = os.environ.get("FILMROLL_SCREENSHOTS")  # a directory to keep the screen
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_account_page_shows_the_mirrored_pictures_on_a_phone_and_a_desktop(sandbox, database_url, browser,
                                                                               tmp_path):
-    context = browser.new_context(ignore_https_errors=True)
+    # bypass_csp: only so that axe-core can be injected (filmroll's CSP allows no inline script, rightly).
+    context = browser.new_context(ignore_https_errors=True, bypass_csp=True)
     page = context.new_page()
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
@@ -29,6 +31,7 @@ def test_the_account_page_shows_the_mirrored_pictures_on_a_phone_and_a_desktop(s
         _owner_allows(page, sandbox, account)
         page.wait_for_url(app.base_url + "/connections/*")
         page.goto(app.base_url + "/accounts")
+        assert accessibility_violations(page) == []
         page.click(f"text=@{account['username']}")
         deadline = time.monotonic() + 90
         posts = account["media_count"]
@@ -48,6 +51,7 @@ def test_the_account_page_shows_the_mirrored_pictures_on_a_phone_and_a_desktop(s
             assert broken == []
             assert page.evaluate("document.scrollingElement.scrollWidth") <= width  # no sideways scrolling
             page.evaluate("window.scrollTo(0, 0)")
+            assert accessibility_violations(page) == [], name
             page.screenshot(path=str(tmp_path / f"account-{name}.png"), full_page=False)
             if SHOTS:
                 page.screenshot(path=os.path.join(SHOTS, f"account-page-{name}.jpg"), type="jpeg", quality=78)
