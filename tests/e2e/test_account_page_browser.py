@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import accessibility_violations
-from tests.e2e.test_web_connect_browser import _owner_allows, _sign_in
+from tests.e2e.test_web_connect_browser import connect_in_the_browser
 from tests.webapp import running_filmroll
 
 pytestmark = pytest.mark.browser
@@ -25,12 +25,7 @@ def test_the_account_page_shows_the_mirrored_pictures_on_a_phone_and_a_desktop(s
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
     with running_filmroll(sandbox, database_url, https=True, worker=True, mirror=True) as app:
-        _sign_in(page, app)
-        page.click("#connect")
-        account = sandbox.control.account(5)
-        _owner_allows(page, sandbox, account)
-        page.wait_for_url(app.base_url + "/connections/*")
-        page.goto(app.base_url + "/accounts")
+        account = connect_in_the_browser(page, app, sandbox, 5)
         assert accessibility_violations(page) == []
         page.click(f"text=@{account['username']}")
         deadline = time.monotonic() + 90

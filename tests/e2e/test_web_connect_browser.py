@@ -31,6 +31,18 @@ def _sign_in(page, app):
     page.wait_for_url(app.base_url + "/accounts")
 
 
+def connect_in_the_browser(page, app, sandbox, index: int) -> dict:
+    """Sign in, press Connect, let the sandbox's owner of account ``index`` allow, land on the accounts page;
+    returns the sandbox's account."""
+    _sign_in(page, app)
+    page.click("#connect")
+    account = sandbox.control.account(index)
+    _owner_allows(page, sandbox, account)
+    page.wait_for_url(app.base_url + "/connections/*")
+    page.goto(app.base_url + "/accounts")
+    return account
+
+
 def _owner_allows(page, sandbox, account):
     page.wait_for_url(sandbox.base_url + "/oauth/authorize?**")
     page.fill("#username", account["username"])
@@ -81,12 +93,7 @@ def test_the_accounts_page_shows_sync_state_and_sync_now_works(sandbox, database
 
     page = secure_page
     with running_filmroll(sandbox, database_url, https=True, worker=True) as app:
-        _sign_in(page, app)
-        page.click("#connect")
-        account = sandbox.control.account(14)
-        _owner_allows(page, sandbox, account)
-        page.wait_for_url(app.base_url + "/connections/*")
-        page.goto(app.base_url + "/accounts")
+        account = connect_in_the_browser(page, app, sandbox, 14)
         posts, last_sync = page.locator("#accounts tbody tr td.posts"), page.locator("td.last-sync")
         deadline = time.monotonic() + 30
         # The first sync stores the posts page by page and records itself last: wait for both to show.

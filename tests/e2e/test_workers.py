@@ -61,6 +61,23 @@ def _kill_leftovers(processes: list[subprocess.Popen | None]) -> None:
             process.communicate()
 
 
+def kill_at_random(workers: list[subprocess.Popen], env: dict[str, str], args: tuple[str, ...], rng, *,
+                   pause: tuple[float, float], within: float, kills: int = 8) -> int:
+    """SIGKILL a random one of ``workers`` every ``pause`` seconds and start another in its place (one that ended on
+    its own is replaced too), until ``kills`` kills or ``within`` seconds; returns how many were killed."""
+    done = 0
+    deadline = time.monotonic() + within
+    while done < kills and time.monotonic() < deadline:
+        time.sleep(rng.uniform(*pause))
+        victim = rng.randrange(len(workers))
+        if workers[victim].poll() is None:
+            workers[victim].kill()
+            done += 1
+        workers[victim].communicate()
+        workers[victim] = _worker(env, *args)
+    return done
+
+
 def _outcomes(process: subprocess.Popen, timeout: float = 180) -> dict[str, object]:
     out, err = process.communicate(timeout=timeout)
     assert process.returncode == 0, err
@@ -236,17 +253,8 @@ def test_random_kills_across_three_workers(sandbox, database_url, mode):
     env = _env(sandbox, database_url, key)
     args = ("--until-idle", "--lease-seconds", "5", "--concurrency", "8")
     workers = [_worker(env, *args) for _ in range(3)]
-    kills = 0
     try:
-        deadline = time.monotonic() + 60
-        while kills < 8 and time.monotonic() < deadline:
-            time.sleep(rng.uniform(0.2, 0.6))
-            victim = rng.randrange(len(workers))
-            if workers[victim].poll() is None:
-                workers[victim].kill()
-                workers[victim].communicate()
-                kills += 1
-            workers[victim] = _worker(env, *args)
+        kills = kill_at_random(workers, env, args, rng, pause=(0.2, 0.6), within=60)
         for process in workers:
             process.communicate(timeout=180)
     finally:

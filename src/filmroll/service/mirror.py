@@ -116,9 +116,9 @@ class Mirror:
             values: dict[str, object] = {"next_mirror_at": now + wait, "mirror_failures": claim.mirror_failures + 1,
                                          "mirror_error": f"{len(failed)} failed; first: {failed[0]}"[:500]}
         else:
-            more = len(posts) == self.policy.posts_per_pass
-            values = {"next_mirror_at": now if more else now + self.policy.sweep_interval, "mirror_failures": 0,
-                      "mirror_error": None}
+            later = file_store.next_pass_at(claim.account_id, now=now, otherwise=now + self.policy.sweep_interval,
+                                            max_attempts=self.policy.max_attempts)
+            values = {"next_mirror_at": later, "mirror_failures": 0, "mirror_error": None}
         await self._finish(claim, values)
         return Outcome.MIRROR_RETRY if failed else Outcome.MIRRORED
 

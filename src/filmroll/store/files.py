@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem
+from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem, UTCDateTime
 from filmroll.vocabulary import FileRole
 
 
@@ -192,6 +192,14 @@ async def served(session: AsyncSession, file_id: int, now: datetime) -> None:
 
 async def set_profile_picture_url(session: AsyncSession, account_id: int, url: str) -> None:
     await session.execute(update(Account).where(Account.id == account_id).values(profile_picture_url=url))
+
+
+def next_pass_at(account_id: int, *, now: datetime, otherwise: datetime, max_attempts: int) -> Any:
+    """``now`` if the account has posts waiting (a sync may have stored some while the pass ran), else ``otherwise``:
+    one SQL expression, decided in the UPDATE that records the pass, so a sync's "due now" is never overwritten."""
+    waiting = select(MediaItem.id).where(MediaItem.account_id == account_id, MediaItem.deleted_at.is_(None),
+                                         MediaItem.mirrored_at.is_(None), MediaItem.mirror_attempts < max_attempts)
+    return case((exists(waiting), literal(now, UTCDateTime())), else_=literal(otherwise, UTCDateTime()))
 
 
 async def mirror_due(session: AsyncSession, account_id: int, now: datetime) -> None:

@@ -212,3 +212,36 @@ async def test_over_the_byte_budget_the_least_recently_served_variants_go_and_co
     made = await local_rig.mirror().variant(account_id, gone.sha256, gone.variant, now)
     assert made is not None and made[1] == gone.content_type
     assert any(f.variant == gone.variant and f.sha256 == gone.sha256 for f in await _files(harness, account_id))
+
+
+async def test_posts_a_sync_stores_while_a_pass_runs_are_not_left_for_a_day(local_rig, harness, sandbox):
+    """The pass records "next sweep in a day" in one UPDATE that first looks for posts still waiting: a sync that
+    stored new ones while the pass ran (and made the account due) is not overwritten by it."""
+    import asyncio
+
+    from filmroll.store import leases
+
+    index = index_with(sandbox, 5, 9)
+    (account_id,) = await harness.seed([index])
+    await harness.sync()
+    await local_rig.run()  # everything stored, the profile picture too
+    sandbox.control.add_media(index, caption="posted before the pass")
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}
+    held = sandbox.control.add_fault("hang", endpoint="cdn", times=1)  # the pass's first download waits
+    async with harness.database.transaction() as session:
+        claim = await leases.claim_mirror(session, account_id, owner="mirror-a", now=await harness.database.now(),
+                                          lease=timedelta(minutes=5))
+    passing = asyncio.create_task(local_rig.mirror().run(claim))
+    while not any(f["id"] == held["id"] and f["hits"] for f in sandbox.control.faults()):
+        await asyncio.sleep(0.05)
+    sandbox.control.add_media(index, caption="posted while the pass ran")
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}
+    sandbox.control.release(held["id"])
+    assert await passing == "mirrored"
+    async with harness.database.read() as session:
+        account = await session.get(Account, account_id)
+    assert account.next_mirror_at <= harness.database.clock.now()  # due again at once, not in a day
+    assert await local_rig.run() == {"mirrored": 1}
+    assert all(m.mirrored_at is not None for m in await harness.media(account_id))
