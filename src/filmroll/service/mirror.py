@@ -123,7 +123,9 @@ class Mirror:
         return Outcome.MIRROR_RETRY if failed else Outcome.MIRRORED
 
     def _token(self, claim: leases.MirrorClaim) -> Secret | None:
-        if claim.ciphertext is None or claim.key_id is None:
+        """The account's token for reading fresh URLs; none while the owner must sign in again (a dead token would
+        only be refused), in which case the stored URLs are all there is until they do."""
+        if claim.ciphertext is None or claim.key_id is None or claim.status != AccountStatus.ACTIVE:
             return None
         try:
             return self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)

@@ -142,8 +142,8 @@ class Syncer:
                 async with self.database.transaction() as session:
                     written += await media_store.upsert(session, claim.account_id, [posts.row(m) for m in fresh],
                                                         now)
-                    await media_store.update_urls(session, claim.account_id, resigned)
-                    if fresh:
+                    retried = await media_store.update_urls(session, claim.account_id, resigned)
+                    if fresh or retried:
                         await file_store.mirror_due(session, claim.account_id, now)
             reached_known = any(m.id in stored and not posts.changed(stored[m.id], m) for m in items)
             if not page.next_url:

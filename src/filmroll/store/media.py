@@ -80,17 +80,26 @@ async def update_columns(session: AsyncSession, account_id: int, items: Sequence
     return len(items)
 
 
-async def update_urls(session: AsyncSession, account_id: int, items: Sequence[Row]) -> None:
+async def update_urls(session: AsyncSession, account_id: int, items: Sequence[Row]) -> int:
     """Instagram's freshly signed URLs for posts already stored, and for their children (rows as
-    ``service/posts.urls`` makes them): every read that returns URLs keeps the stored ones current."""
+    ``service/posts.urls`` makes them): every read that returns URLs keeps the stored ones current. Returns how many
+    posts the mirror had given up on get their attempts back."""
     if not items:
-        return
+        return 0
     table: Table = MediaItem.__table__  # type: ignore[assignment]
     await session.execute(
         update(table).where(table.c.account_id == bindparam("b_account"), table.c.ig_media_id == bindparam("b_ig_id"))
         .values(media_url=bindparam("b_url"), thumbnail_url=bindparam("b_thumb")),
         [{"b_account": account_id, "b_ig_id": m["ig_media_id"], "b_url": m["media_url"],
           "b_thumb": m["thumbnail_url"]} for m in items])
+    # Fresh URLs are a fresh chance for a post the mirror gave up on (its URLs had expired while the owner had to
+    # sign in again, or the CDN failed five times); a refusal stays final.
+    retried = await session.execute(
+        update(MediaItem).where(MediaItem.account_id == account_id, MediaItem.mirrored_at.is_(None),
+                                MediaItem.mirror_attempts > 0,
+                                MediaItem.ig_media_id.in_([m["ig_media_id"] for m in items]),
+                                ~func.coalesce(MediaItem.mirror_error, "").like("refused:%"))
+        .values(mirror_attempts=0).execution_options(synchronize_session=False))
     children = [(m["ig_media_id"], c) for m in items for c in m["children"]]
     if children:
         rows = await session.execute(select(MediaItem.ig_media_id, MediaItem.id).where(
@@ -103,6 +112,7 @@ async def update_urls(session: AsyncSession, account_id: int, items: Sequence[Ro
             .values(media_url=bindparam("b_url"), thumbnail_url=bindparam("b_thumb")),
             [{"b_parent": parents[p], "b_ig_id": c["ig_media_id"], "b_url": c["media_url"],
               "b_thumb": c["thumbnail_url"]} for p, c in children if p in parents])
+    return rowcount(retried)
 
 
 async def live_ids(session: AsyncSession, account_id: int) -> list[str]:

@@ -245,3 +245,35 @@ async def test_posts_a_sync_stores_while_a_pass_runs_are_not_left_for_a_day(loca
     assert account.next_mirror_at <= harness.database.clock.now()  # due again at once, not in a day
     assert await local_rig.run() == {"mirrored": 1}
     assert all(m.mirrored_at is not None for m in await harness.media(account_id))
+
+
+async def test_a_post_given_up_on_gets_a_fresh_chance_with_fresh_urls(local_rig, harness, sandbox):
+    """While the owner must sign in again, the mirror calls Instagram with no dead token; posts whose stored URLs
+    expired meanwhile are given up after their attempts. The next full sync's fresh URLs give them their attempts
+    back and make the account due; a refusal stays final."""
+    (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
+    await harness.sync()
+    sandbox.control.advance(4 * DAYS)  # every stored URL expired
+    async with harness.database.transaction() as session:
+        await session.execute(update(Account).values(status="needs_reauth"))
+    since = max((c["id"] for c in sandbox.control.calls()), default=0)
+    for _ in range(5):
+        async with harness.database.transaction() as session:
+            await session.execute(update(Account).values(next_mirror_at=harness.database.clock.now()))
+        assert await local_rig.run() == {"mirror_retry": 1}
+    assert [c for c in sandbox.control.calls(since_id=since) if c["endpoint"] != "cdn"] == []  # no Graph call
+    posts = await harness.media(account_id)
+    assert all(m.mirrored_at is None and m.mirror_attempts == 5 for m in posts)
+    refused = posts[0]
+    async with harness.database.transaction() as session:
+        await session.execute(update(MediaItem).where(MediaItem.id == refused.id)
+                              .values(mirror_error="refused: not a picture"))
+        await session.execute(update(Account).values(status="active", next_mirror_at=None))
+    await harness.due([account_id], full=True)
+    assert await harness.sync() == {"synced_full": 1}
+    async with harness.database.read() as session:
+        assert (await session.get(Account, account_id)).next_mirror_at <= harness.database.clock.now()
+    assert await local_rig.run() == {"mirrored": 1}
+    after = {m.id: m for m in await harness.media(account_id)}
+    assert after[refused.id].mirrored_at is None  # a refusal stays final
+    assert all(m.mirrored_at is not None for i, m in after.items() if i != refused.id)
