@@ -8,6 +8,7 @@ of its own (so its CPU is not the tests'), answering S3's REST protocol over HTT
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -36,8 +37,6 @@ class S3Server:
 
     def keys(self, bucket: str) -> list[str]:
         """Every object key in ``bucket`` (a ListObjectsV2 read past the SDK under test, as the storage's proof)."""
-        import re
-
         found: list[str] = []
         token = ""
         while True:

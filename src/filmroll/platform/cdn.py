@@ -42,7 +42,9 @@ def url_expires_at(url: str | None) -> datetime | None:
 
 def file_name(url: str | None) -> str | None:
     """The file name in a CDN URL's path (``…_n.jpg``): the same picture keeps it across re-signed URLs."""
-    return urlsplit(url).path.rsplit("/", 1)[-1] or None if url else None
+    if not url:
+        return None
+    return urlsplit(url).path.rsplit("/", 1)[-1] or None
 
 
 def describe(url: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
 from filmroll import errors
 from filmroll.service.accounts import EDGE_LEASE, find, under_lease
@@ -98,9 +98,7 @@ async def mirror_now(mirror: Mirror, ref: str, *, progress: Callable[[int, int],
     database = mirror.database
     account = await find(database, ref)
     async with database.transaction() as session:
-        await session.execute(update(MediaItem).where(
-            MediaItem.account_id == account.id, MediaItem.mirrored_at.is_(None),
-            ~func.coalesce(MediaItem.mirror_error, "").like("refused:%")).values(mirror_attempts=0))
+        await file_store.give_attempts_back(session, account.id)
     total = await _pending(database, account.id)
     done = 0
     outcome = Outcome.MIRRORED
@@ -127,9 +125,7 @@ async def mirror_now(mirror: Mirror, ref: str, *, progress: Callable[[int, int],
 
 async def _pending(database: Database, account_id: int) -> int:
     async with database.read() as session:
-        return int((await session.execute(select(func.count()).select_from(MediaItem).where(
-            MediaItem.account_id == account_id, MediaItem.deleted_at.is_(None),
-            MediaItem.mirrored_at.is_(None)))).scalar_one())
+        return await file_store.pending_count(session, account_id)
 
 
 @dataclass(frozen=True)
@@ -158,7 +154,7 @@ async def collect(mirror: Mirror) -> tuple[int, int]:
     database = mirror.database
     async with database.read() as session:
         ids = list((await session.execute(select(Account.id))).scalars())
-        before = int((await session.execute(select(func.count()).select_from(MediaFile))).scalar_one())
+        before = await file_store.file_count(session)
     for account_id in ids:
         async with database.transaction() as session:
             claim = await leases.claim_mirror(session, account_id, owner=mirror.owner, now=await database.now(),
@@ -171,6 +167,6 @@ async def collect(mirror: Mirror) -> tuple[int, int]:
             async with database.transaction() as session:
                 await leases.MIRROR.release(session, [account_id], owner=mirror.owner)
     async with database.read() as session:
-        after = int((await session.execute(select(func.count()).select_from(MediaFile))).scalar_one())
+        after = await file_store.file_count(session)
     return before, after
 

@@ -10,9 +10,10 @@ One pass holds the account's mirror lease (``leases.MIRROR``) and does, in order
                       pool; the post's file rows and its ``mirrored_at`` are written together, after the objects
     expired URLs      a URL past (or near) its ``oe``, or one the CDN answers 403, is read afresh by id
                       (``GET /{media-id}?fields=media_url,thumbnail_url,children{…}``) and stored, then fetched
-    the collector     files of posts deleted on Instagram, and all files of a disconnected or revoked account,
-                      once ``retention`` has passed; objects with no row (a crash between the two) after an hour;
-                      over the variant byte budget, the least recently served variants
+    the collector     once a sweep interval (a day): files of posts deleted on Instagram, and all files of a
+                      disconnected or revoked account, once ``retention`` has passed; objects with no row (a crash
+                      between the two) after an hour; over the variant byte budget, the least recently served
+                      variants
 
 A refusal (a URL outside the CDN hosts, a body over the cap, not a picture, a decompression bomb) is final for that
 post: an event says what and why, and nothing is stored. A failure (the CDN or the storage not answering) counts an
@@ -34,12 +35,13 @@ from filmroll import errors
 from filmroll.platform import InstagramClient
 from filmroll.platform.cdn import CdnClient, describe, file_name, url_expires_at
 from filmroll.secret import Secret
-from filmroll.service import pictures
+from filmroll.service import pictures, posts
 from filmroll.service.policy import Backoff, MirrorPolicy
 from filmroll.service.renderer import Renderer
 from filmroll.storage import Storage, account_prefix, original_key, variant_key
 from filmroll.store import events, leases
 from filmroll.store import files as file_store
+from filmroll.store import media as media_store
 from filmroll.store.database import Database
 from filmroll.store.files import PendingPost, Source
 from filmroll.vault import Vault
@@ -88,7 +90,8 @@ class Mirror:
         if claim.status in (AccountStatus.DISCONNECTED, AccountStatus.REVOKED):
             remaining = await self.collect(claim, now)
             due = claim.updated_at + self.policy.retention if remaining else None
-            await self._finish(claim, {"next_mirror_at": due, "mirror_failures": 0, "mirror_error": None})
+            await self._finish(claim, {"next_mirror_at": due, "mirror_failures": 0, "mirror_error": None,
+                                       "mirror_collected_at": now})
             return Outcome.MIRRORED
         token = self._token(claim)
         failed: list[str] = []
@@ -97,8 +100,8 @@ class Mirror:
         except (errors.MediaError, errors.StorageError, errors.InstagramError) as exc:
             failed.append(f"profile picture: {exc.message}")
         async with self.database.read() as session:
-            posts = await file_store.pending(session, claim.account_id, limit=self.policy.posts_per_pass,
-                                             max_attempts=self.policy.max_attempts)
+            waiting = await file_store.pending(session, claim.account_id, limit=self.policy.posts_per_pass,
+                                               max_attempts=self.policy.max_attempts)
             eager = await file_store.newest_ids(session, claim.account_id, self.policy.eager_posts)
         # A few posts at a time: each holds a database session at its end, and pictures in memory meanwhile.
         slots = asyncio.Semaphore(self.per_host)
@@ -107,18 +110,26 @@ class Mirror:
             async with slots:
                 return await self._post(claim, token, post, post.media_id in eager, now)
 
-        results = await asyncio.gather(*(one(p) for p in posts))
+        results = await asyncio.gather(*(one(p) for p in waiting))
         failed += [r for r in results if r]
-        if len(posts) < self.policy.posts_per_pass:
-            await self.collect(claim, now)
+        # The collector lists the account's storage: once a sweep interval, not on every pass a new post brings.
+        collected = claim.mirror_collected_at
+        if collected is None or now - collected >= self.policy.sweep_interval:
+            try:
+                await self.collect(claim, now)
+                collected = now
+            except errors.StorageError as exc:
+                failed.append(f"collector: {exc.message}")
         if failed:
             wait = self.backoff.delay(claim.mirror_failures, self.rng)
             values: dict[str, object] = {"next_mirror_at": now + wait, "mirror_failures": claim.mirror_failures + 1,
-                                         "mirror_error": f"{len(failed)} failed; first: {failed[0]}"[:500]}
+                                         "mirror_error": f"{len(failed)} failed; first: {failed[0]}"[:500],
+                                         "mirror_collected_at": collected}
         else:
             later = file_store.next_pass_at(claim.account_id, now=now, otherwise=now + self.policy.sweep_interval,
                                             max_attempts=self.policy.max_attempts)
-            values = {"next_mirror_at": later, "mirror_failures": 0, "mirror_error": None}
+            values = {"next_mirror_at": later, "mirror_failures": 0, "mirror_error": None,
+                      "mirror_collected_at": collected}
         await self._finish(claim, values)
         return Outcome.MIRROR_RETRY if failed else Outcome.MIRRORED
 
@@ -162,21 +173,21 @@ class Mirror:
 
     async def _post_files(self, claim: leases.MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
                           now: datetime) -> list[dict[str, Any]]:
-        wanted = self._wanted(post)
-        if token is not None and any(self._stale(s.url, now) for s in wanted):
-            post = await self._fresh_urls(token, post)
+        """The post's files, stored; its URLs are read afresh by id (once) when one has expired or the CDN says so."""
+        fresh = token is None  # without a token the stored URLs are all there is
+        if not fresh and any(self._stale(s.url, now) for s in self._wanted(post)):
+            post, fresh = await self._fresh_urls(claim, token, post), True
+        while True:
             wanted = self._wanted(post)
-        if not wanted or any(s.url is None for s in wanted):
-            raise errors.DownloadRefusedError("Instagram gives no picture URL for this post (a reel with licensed "
-                                              "audio, or a post the token may not see in full)")
-        try:
-            return [row for s in wanted for row in await self._source(claim.account_id, s, eager, now)]
-        except errors.UrlExpiredError:
-            if token is None:
-                raise
-            post = await self._fresh_urls(token, post)  # signed afresh: once, then a 403 again is a failure
-            wanted = self._wanted(post)
-            return [row for s in wanted for row in await self._source(claim.account_id, s, eager, now)]
+            if not wanted or any(s.url is None for s in wanted):
+                raise errors.DownloadRefusedError("Instagram gives no picture URL for this post (a reel with licensed "
+                                                  "audio, or a post the token may not see in full)")
+            try:
+                return [row for s in wanted for row in await self._source(claim.account_id, s, eager, now)]
+            except errors.UrlExpiredError:
+                if fresh:
+                    raise
+                post, fresh = await self._fresh_urls(claim, token, post), True
 
     def _wanted(self, post: PendingPost) -> list[Source]:
         """The post's sources; a video file Instagram gives no URL for (licensed audio) is left out, its poster kept."""
@@ -186,12 +197,13 @@ class Mirror:
         expires = url_expires_at(url)
         return url is None or (expires is not None and expires - self.policy.expiry_margin <= now)
 
-    async def _fresh_urls(self, token: Secret, post: PendingPost) -> PendingPost:
+    async def _fresh_urls(self, claim: leases.MirrorClaim, token: Secret | None, post: PendingPost) -> PendingPost:
+        """The post read again by id: its URLs signed afresh, and stored as a sync stores them."""
+        assert token is not None
         media = await self.instagram.media_item(token, post.ig_media_id, fields=URL_FIELDS)
-        children = tuple((c.id, c.media_type, c.media_url, c.thumbnail_url) for c in media.children)
         async with self.database.transaction() as session:
-            await file_store.update_urls(session, post.media_id, media.media_url, media.thumbnail_url,
-                                         [(c[0], c[2], c[3]) for c in children])
+            await media_store.update_urls(session, claim.account_id, [posts.urls(media)])
+        children = tuple((c.id, c.media_type, c.media_url, c.thumbnail_url) for c in media.children)
         return replace(post, media_url=media.media_url, thumbnail_url=media.thumbnail_url,
                        children=children or post.children)
 
@@ -250,25 +262,29 @@ class Mirror:
             stored = await file_store.of_account(session, claim.account_id, [""])
         if any(f.role == FileRole.ORIGINAL and f.source_name == file_name(url) for f in stored):
             return
+        if token is not None and self._stale(url, now):
+            url = await self._fresh_profile_picture_url(claim, token)
         try:
-            if token is not None and self._stale(url, now):
-                raise errors.UrlExpiredError()
             rows = await self._source(claim.account_id, Source("", FileRole.ORIGINAL, url), True, now,
                                       widths=PROFILE_WIDTHS)
         except errors.UrlExpiredError:
             if token is None:
                 raise
-            url = (await self.instagram.me(token, fields=("id", "profile_picture_url"))).profile_picture_url
-            if not url:
-                return
-            async with self.database.transaction() as session:
-                await file_store.set_profile_picture_url(session, claim.account_id, url)
+            url = await self._fresh_profile_picture_url(claim, token)
             rows = await self._source(claim.account_id, Source("", FileRole.ORIGINAL, url), True, now,
                                       widths=PROFILE_WIDTHS)
         async with self.database.transaction() as session:
             await file_store.forget(session, [f.id for f in stored])
             await file_store.record(session, rows)
         # The old picture's objects go with the next orphan sweep (an hour on): a page may still be showing it.
+
+    async def _fresh_profile_picture_url(self, claim: leases.MirrorClaim, token: Secret) -> str:
+        url = (await self.instagram.me(token, fields=("id", "profile_picture_url"))).profile_picture_url
+        if not url:
+            raise errors.DownloadFailedError("Instagram gave no profile picture URL; tried again later")
+        async with self.database.transaction() as session:
+            await file_store.set_profile_picture_url(session, claim.account_id, url)
+        return url
 
     # ----- the collector -----------------------------------------------------------------------------------------
 
@@ -322,7 +338,7 @@ class Mirror:
             return None
         rendered = await self.renderer.render(data, widths=(int(width),), formats=(fmt,),
                                               max_pixels=self.policy.max_pixels)
-        made = next(v for v in rendered.variants)
+        made = rendered.variants[0]
         key = variant_key(account_id, sha256, made.variant)
         await self.storage.put(key, made.data, made.content_type)
         async with self.database.transaction() as session:

@@ -8,13 +8,11 @@ so a sweep may run as often as it likes.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import exists, insert, literal, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.store.database import dialect_insert
 from filmroll.store.tables import Account, Alert, Event, Token, UTCDateTime
 from filmroll.vocabulary import AccountStatus, AlertStatus
 
@@ -22,16 +20,13 @@ NEEDS_REAUTH = "account.needs_reauth"
 EXPIRING = "token.expiring"
 
 
-def _insert(session: AsyncSession) -> Any:
-    return (sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert)(Alert)
-
-
 async def raise_alert(session: AsyncSession, *, account_id: int, kind: str, reason: str, now: datetime) -> None:
     """Queue one alert for the account's current token (once per token version)."""
     version = (await session.execute(select(Token.version).where(Token.account_id == account_id))).scalar()
     await session.execute(
-        _insert(session).values(account_id=account_id, kind=kind, token_version=version or 0, reason=reason[:1000],
-                                created_at=now, status=AlertStatus.PENDING, attempts=0, next_attempt_at=now)
+        dialect_insert(session, Alert).values(account_id=account_id, kind=kind, token_version=version or 0,
+                                              reason=reason[:1000], created_at=now, status=AlertStatus.PENDING,
+                                              attempts=0, next_attempt_at=now)
         .on_conflict_do_nothing(index_elements=["account_id", "kind", "token_version"]))
 
 
@@ -51,8 +46,8 @@ async def sweep_expiring(session: AsyncSession, *, now: datetime, within: timede
              .where(Account.status == AccountStatus.ACTIVE, Token.expires_at < now + within, Token.expires_at > now,
                     Token.refresh_error.is_not(None), ~already))
     queued = (await session.execute(
-        _insert(session).from_select(["account_id", "kind", "token_version", "reason", "created_at", "status",
-                                      "attempts", "next_attempt_at"], dying)
+        dialect_insert(session, Alert).from_select(["account_id", "kind", "token_version", "reason", "created_at",
+                                                    "status", "attempts", "next_attempt_at"], dying)
         .on_conflict_do_nothing(index_elements=["account_id", "kind", "token_version"])
         .returning(Alert.account_id))).scalars().all()
     if queued:

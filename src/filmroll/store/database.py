@@ -33,6 +33,14 @@ def rowcount(result: Any) -> int:
     return int(result.rowcount)
 
 
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """``INSERT`` in the session's dialect, so ``.on_conflict_do_update``/``_do_nothing`` are at hand (SQLite and
+    PostgreSQL spell them alike)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database could not be reached, dropped the connection or stayed locked: an outage
     to wait out and retry, not a bug. (Refused connections surface as OSError: SQLAlchemy wraps only the driver's

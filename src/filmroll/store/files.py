@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.store.database import dialect_insert, rowcount
 from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem, UTCDateTime
-from filmroll.vocabulary import FileRole
+from filmroll.vocabulary import AccountStatus, FileRole
 
 
 @dataclass(frozen=True)
@@ -64,18 +65,18 @@ async def newest_ids(session: AsyncSession, account_id: int, count: int) -> set[
     return set(rows.scalars())
 
 
+_FILE_COLUMNS = [c.name for c in MediaFile.__table__.columns if c.name != "id"]
+_FILE_KEY = ["account_id", "ig_media_id", "role", "variant"]
+
+
 async def record(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or replace file rows, keyed by (account, Instagram id, role, variant)."""
-    for row in rows:
-        found = (await session.execute(select(MediaFile).where(
-            MediaFile.account_id == row["account_id"], MediaFile.ig_media_id == row["ig_media_id"],
-            MediaFile.role == row["role"], MediaFile.variant == row.get("variant", "")))).scalar_one_or_none()
-        if found is None:
-            session.add(MediaFile(**row))
-        else:
-            for name, value in row.items():
-                setattr(found, name, value)
-    await session.flush()
+    """Insert or replace file rows, keyed by (account, Instagram id, role, variant): one statement for them all."""
+    if not rows:
+        return
+    statement = dialect_insert(session, MediaFile)
+    statement = statement.on_conflict_do_update(
+        index_elements=_FILE_KEY, set_={c: statement.excluded[c] for c in _FILE_COLUMNS if c not in _FILE_KEY})
+    await session.execute(statement, [{"variant": "", **{c: None for c in _FILE_COLUMNS}, **row} for row in rows])
 
 
 async def mark_mirrored(session: AsyncSession, media_id: int, now: datetime) -> None:
@@ -91,20 +92,33 @@ async def unmirror(session: AsyncSession, account_id: int, ig_media_ids: set[str
         or_(MediaItem.ig_media_id.in_(ig_media_ids), MediaItem.id.in_(children))).values(mirrored_at=None))
 
 
+async def give_attempts_back(session: AsyncSession, account_id: int, ig_media_ids: Sequence[str] | None = None
+                             ) -> int:
+    """Posts the mirror gave up on (the CDN failed, or their URLs expired while the owner had to sign in again) get
+    their attempts back; a refusal stays final. ``ig_media_ids``: only these posts. Returns how many."""
+    query = (update(MediaItem).where(MediaItem.account_id == account_id, MediaItem.mirrored_at.is_(None),
+                                     MediaItem.mirror_attempts > 0,
+                                     ~func.coalesce(MediaItem.mirror_error, "").like("refused:%"))
+             .values(mirror_attempts=0).execution_options(synchronize_session=False))
+    if ig_media_ids is not None:
+        query = query.where(MediaItem.ig_media_id.in_(ig_media_ids))
+    return rowcount(await session.execute(query))
+
+
+async def pending_count(session: AsyncSession, account_id: int) -> int:
+    """Live posts not mirrored yet, whether or not they have attempts left."""
+    return int((await session.execute(select(func.count()).select_from(MediaItem).where(
+        MediaItem.account_id == account_id, MediaItem.deleted_at.is_(None),
+        MediaItem.mirrored_at.is_(None)))).scalar_one())
+
+
+async def file_count(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(MediaFile))).scalar_one())
+
+
 async def mark_failed(session: AsyncSession, media_id: int, error: str, *, attempts: int) -> None:
     await session.execute(update(MediaItem).where(MediaItem.id == media_id)
                           .values(mirror_attempts=attempts, mirror_error=error[:500]))
-
-
-async def update_urls(session: AsyncSession, media_id: int, media_url: str | None, thumbnail_url: str | None,
-                      children: Sequence[tuple[str, str | None, str | None]]) -> None:
-    """Fresh signed URLs for a post and its children (``children``: (Instagram id, media_url, thumbnail_url))."""
-    await session.execute(update(MediaItem).where(MediaItem.id == media_id)
-                          .values(media_url=media_url, thumbnail_url=thumbnail_url))
-    for ig_id, url, thumb in children:
-        await session.execute(update(MediaChild).where(MediaChild.media_id == media_id,
-                                                       MediaChild.ig_media_id == ig_id)
-                              .values(media_url=url, thumbnail_url=thumb))
 
 
 async def of_account(session: AsyncSession, account_id: int, ig_media_ids: Sequence[str] | None = None
@@ -134,7 +148,7 @@ async def collectable(session: AsyncSession, account_id: int, *, before: datetim
     if account is None:
         return []
     status, updated_at = account
-    if status in ("disconnected", "revoked"):
+    if status in (AccountStatus.DISCONNECTED, AccountStatus.REVOKED):
         if updated_at >= before:
             return []
         return await of_account(session, account_id)

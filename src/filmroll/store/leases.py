@@ -328,6 +328,7 @@ class MirrorClaim:
     profile_picture_url: str | None
     mirror_failures: int
     updated_at: datetime
+    mirror_collected_at: datetime | None  # the collector's last run over this account
     ciphertext: bytes | None  # None once the token is gone: stored URLs are all there is
     key_id: str | None
     lease_until: datetime
@@ -337,7 +338,7 @@ class MirrorClaim:
         return self.account_id
 
 
-_MIRROR_RETURNS = ("id", "status", "profile_picture_url", "mirror_failures", "updated_at")
+_MIRROR_RETURNS = ("id", "status", "profile_picture_url", "mirror_failures", "updated_at", "mirror_collected_at")
 
 
 async def claim_mirrors(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
@@ -366,9 +367,9 @@ async def _lease_mirrors(session: AsyncSession, chosen: Select[Any], *, owner: s
         return []
     sealed: dict[int, tuple[bytes | None, str | None]] = {row[0]: (row[1], row[2]) for row in await session.execute(
         select(Token.account_id, Token.ciphertext, Token.key_id).where(Token.account_id.in_([r[0] for r in claimed])))}
-    return [MirrorClaim(account_id, status, picture, failures, updated_at, *sealed.get(account_id, (None, None)),
-                        lease_until=until)
-            for account_id, status, picture, failures, updated_at in claimed]
+    return [MirrorClaim(account_id, status, picture, failures, updated_at, collected,
+                        *sealed.get(account_id, (None, None)), lease_until=until)
+            for account_id, status, picture, failures, updated_at, collected in claimed]
 
 
 async def mirrored(session: AsyncSession, *, owner: str, account_id: int, values: dict[str, object]) -> bool:

@@ -9,18 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.store.database import rowcount
+from filmroll.store import files
+from filmroll.store.database import dialect_insert, rowcount
 from filmroll.store.tables import InsightSnapshot, MediaChild, MediaItem
 
 Row = Mapping[str, Any]
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def _values(account_id: int, post: Row, now: datetime) -> dict[str, Any]:
@@ -44,7 +39,7 @@ async def upsert(session: AsyncSession, account_id: int, items: Sequence[Row], n
     """Insert new posts and update changed ones (and their children); returns how many rows were written."""
     if not items:
         return 0
-    statement = _insert(session, MediaItem)
+    statement = dialect_insert(session, MediaItem)
     # A re-seen post keeps the moment we first saw it, and its mirror state (its pictures do not change).
     keep = {"first_seen_at", "mirrored_at", "mirror_attempts", "mirror_error"}
     statement = statement.on_conflict_do_update(
@@ -58,7 +53,7 @@ async def upsert(session: AsyncSession, account_id: int, items: Sequence[Row], n
     if with_children:
         parents = [ids[m["ig_media_id"]] for m in with_children]
         await session.execute(delete(MediaChild).where(MediaChild.media_id.in_(parents)))
-        await session.execute(_insert(session, MediaChild).on_conflict_do_nothing(), [
+        await session.execute(dialect_insert(session, MediaChild).on_conflict_do_nothing(), [
             {**child, "media_id": ids[m["ig_media_id"]], "position": n}
             for m in with_children for n, child in enumerate(m["children"])])
     return len(items)
@@ -92,14 +87,8 @@ async def update_urls(session: AsyncSession, account_id: int, items: Sequence[Ro
         .values(media_url=bindparam("b_url"), thumbnail_url=bindparam("b_thumb")),
         [{"b_account": account_id, "b_ig_id": m["ig_media_id"], "b_url": m["media_url"],
           "b_thumb": m["thumbnail_url"]} for m in items])
-    # Fresh URLs are a fresh chance for a post the mirror gave up on (its URLs had expired while the owner had to
-    # sign in again, or the CDN failed five times); a refusal stays final.
-    retried = await session.execute(
-        update(MediaItem).where(MediaItem.account_id == account_id, MediaItem.mirrored_at.is_(None),
-                                MediaItem.mirror_attempts > 0,
-                                MediaItem.ig_media_id.in_([m["ig_media_id"] for m in items]),
-                                ~func.coalesce(MediaItem.mirror_error, "").like("refused:%"))
-        .values(mirror_attempts=0).execution_options(synchronize_session=False))
+    # Fresh URLs are a fresh chance for a post the mirror gave up on.
+    retried = await files.give_attempts_back(session, account_id, [m["ig_media_id"] for m in items])
     children = [(m["ig_media_id"], c) for m in items for c in m["children"]]
     if children:
         rows = await session.execute(select(MediaItem.ig_media_id, MediaItem.id).where(
@@ -112,7 +101,7 @@ async def update_urls(session: AsyncSession, account_id: int, items: Sequence[Ro
             .values(media_url=bindparam("b_url"), thumbnail_url=bindparam("b_thumb")),
             [{"b_parent": parents[p], "b_ig_id": c["ig_media_id"], "b_url": c["media_url"],
               "b_thumb": c["thumbnail_url"]} for p, c in children if p in parents])
-    return rowcount(retried)
+    return retried
 
 
 async def live_ids(session: AsyncSession, account_id: int) -> list[str]:
@@ -152,7 +141,7 @@ async def record_insights(session: AsyncSession, account_id: int, rows: Sequence
     """Upsert insight values keyed by (account, media, metric, period, day): a re-take the same day replaces."""
     if not rows:
         return 0
-    statement = _insert(session, InsightSnapshot)
+    statement = dialect_insert(session, InsightSnapshot)
     statement = statement.on_conflict_do_update(
         index_elements=["account_id", "ig_media_id", "metric", "period", "day"],
         set_={"value": statement.excluded.value, "taken_at": statement.excluded.taken_at})

@@ -89,6 +89,7 @@ class Account(Base):
     mirror_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     mirror_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     mirror_error: Mapped[str | None] = mapped_column(Text)
+    mirror_collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the collector's last run
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -30,6 +30,7 @@ def test_the_account_page_shows_every_post_from_the_mirror(sandbox, database_url
         assert "immutable" in shown.headers["cache-control"]
         assert Image.open(io.BytesIO(shown.content)).width == 320
         assert admin.get(eager[0], headers={"If-None-Match": shown.headers["etag"]}).status_code == 304
+        assert _served_at(database_url, eager[0].removeprefix("/media/")) is not None  # what the budget evicts by
         # An older post's original is served as stored, and its 640 px WebP is made on this first request.
         original = admin.get(lazy[0])
         assert original.status_code == 200 and original.headers["content-type"] == "image/jpeg"
@@ -38,3 +39,22 @@ def test_the_account_page_shows_every_post_from_the_mirror(sandbox, database_url
         assert admin.get("/media/accounts/1/sha256/00/00/" + "0" * 64 + "/640.webp").status_code == 404
         assert admin.get("/media/../../etc/passwd").status_code == 404
         admin.close()
+
+
+def _served_at(database_url: str, key: str):
+    from sqlalchemy import select
+
+    from filmroll.store.database import Database
+    from filmroll.store.tables import MediaFile
+    from tests import aio
+
+    async def read():
+        database = Database(database_url)
+        try:
+            async with database.read() as session:
+                return (await session.execute(select(MediaFile.served_at)
+                                              .where(MediaFile.storage_key == key))).scalar_one()
+        finally:
+            await database.dispose()
+
+    return aio.run(read())

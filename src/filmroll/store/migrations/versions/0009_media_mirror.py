@@ -48,6 +48,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("mirror_lease_until", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("mirror_failures", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("mirror_error", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("mirror_collected_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_accounts_due_mirror", "accounts", ["next_mirror_at"])
     op.execute("UPDATE accounts SET next_mirror_at = updated_at")
 
@@ -55,8 +56,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_accounts_due_mirror", "accounts")
     with op.batch_alter_table("accounts") as batch:
-        for column in ("mirror_error", "mirror_failures", "mirror_lease_until", "mirror_lease_owner",
-                       "next_mirror_at"):
+        for column in ("mirror_collected_at", "mirror_error", "mirror_failures", "mirror_lease_until",
+                       "mirror_lease_owner", "next_mirror_at"):
             batch.drop_column(column)
     with op.batch_alter_table("media") as batch:
         for column in ("mirror_error", "mirror_attempts", "mirrored_at"):
