@@ -84,8 +84,6 @@ def _due_for_sync(database_url: str) -> None:
     aio.run(due())
 
 
-# The storages are what this proves (SQLite's and PostgreSQL's crash safety are the worker suite's): SQLite only.
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def _due_for_mirror(database_url: str) -> list[str]:
     """Every account's mirror due now, attempts given back (as `filmroll mirror` does); returns the errors seen."""
     async def due() -> list[str]:
@@ -104,6 +102,8 @@ def _due_for_mirror(database_url: str) -> list[str]:
     return aio.run(due())
 
 
+# The storages are what this proves (SQLite's and PostgreSQL's crash safety are the worker suite's): SQLite only.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_random_sigkills_of_mirror_workers_leave_no_partial_file_and_a_rerun_completes(sandbox, database_url,
                                                                                      storage_env):
     seed = int(os.environ.get("FILMROLL_KILL_SEED", str(int(time.time()))))
