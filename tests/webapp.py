@@ -25,6 +25,7 @@ import uvicorn
 
 from filmroll.passwords import hash_password
 from filmroll.settings import (
+    FeedsSettings,
     InstagramSettings,
     MirrorSettings,
     Settings,
@@ -135,6 +136,7 @@ def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = N
         web=WebSettings(public_url=base_url),
         mirror=MirrorSettings(enabled=mirror, cdn_hosts=[sandbox.base_url], eager_posts=4, processes=1),
         storage=StorageSettings(url=f"file:{tempfile.mkdtemp(prefix='filmroll-media-')}"),
+        feeds=FeedsSettings(poll_seconds=0.2),  # a change shows within a test's patience
     )
 
 

@@ -9,6 +9,9 @@
     │   └── AuthorizationDeniedError     the owner pressed Cancel
     ├── AccountNotFoundError             no connected account matches
     ├── AccountStateError                the account cannot do that now (needs re-authorisation, busy); ``status``
+    ├── FeedNotFoundError                no feed has that slug
+    ├── FeedSettingError                 a feed setting filmroll does not take (slug, origin, limit, type…);
+    │                                    nothing was changed
     ├── MediaError                       the media mirror could not store a picture
     │   ├── DownloadRefusedError         a URL or an answer filmroll does not take (host, scheme, size, type,
     │   │                                decompression bomb): never fetched or stored, never retried as is
@@ -84,6 +87,14 @@ class AccountStateError(FilmrollError):
     def __init__(self, message: str | None = None, *, status: str) -> None:
         super().__init__(message)
         self.status = status  # the account's status (needs_reauth, disconnected…), or "busy", "throttled"
+
+
+class FeedNotFoundError(FilmrollError):
+    """There is no such feed; `filmroll feeds list` shows the feeds there are."""
+
+
+class FeedSettingError(FilmrollError):
+    """That feed setting is not valid; nothing was changed."""
 
 
 class MediaError(FilmrollError):

@@ -110,6 +110,21 @@ class StorageSettings(BaseModel):
                                      "least recently served go first, and are made again on request")
 
 
+class FeedsSettings(BaseModel):
+    base_url: str | None = Field(None, description="Where feed documents point pictures and pages at, e.g. "
+                                 "https://feeds.example.org (default: web.public_url; else paths from the root, which "
+                                 "suit the widget and the embed page but not a fragment included by another site)")
+    max_age_seconds: int = Field(60, ge=0, le=86_400, description="How long browsers and CDNs keep a feed")
+    stale_while_revalidate_seconds: int = Field(86_400, ge=0, le=31_536_000,
+                                                description="How long a cache may serve a feed while it refetches")
+    stale_if_error_seconds: int = Field(604_800, ge=0, le=31_536_000,
+                                        description="How long a cache may serve a feed while filmroll is down")
+    poll_seconds: float = Field(2, gt=0, le=3600, description="How often each web process looks for changed feeds")
+    dead_account_days: float = Field(90, ge=0, le=3650, description="How long the posts of an account that must "
+                                     "sign in again stay in its feeds (counted from when syncing it failed)")
+    max_posts: int = Field(1000, ge=1, le=100_000, description="The most posts 'load more' reaches in a feed")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FILMROLL_", env_nested_delimiter="__", env_file=".env",
                                       extra="ignore")
@@ -123,6 +138,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     mirror: MirrorSettings = Field(default_factory=MirrorSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    feeds: FeedsSettings = Field(default_factory=FeedsSettings)
 
     def public_origin(self) -> str:
         """Where people reach filmroll's pages: ``web.public_url``, else the redirect URI's origin (the callback

@@ -33,6 +33,7 @@ class ExitStatus(IntEnum):
     NEEDS_REAUTH = 5
     VAULT = 6
     BUSY = 7  # a worker holds the lease on what was asked for: try again when it is done
+    INVALID = 8  # a value filmroll does not take (a feed setting): nothing was changed
 
 
 def settings() -> Settings:
@@ -73,8 +74,10 @@ def _status(exc: errors.FilmrollError) -> ExitStatus:
         return ExitStatus.CONFIG
     if isinstance(exc, errors.VaultError):
         return ExitStatus.VAULT
-    if isinstance(exc, errors.AccountNotFoundError):
+    if isinstance(exc, errors.AccountNotFoundError | errors.FeedNotFoundError):
         return ExitStatus.NOT_FOUND
+    if isinstance(exc, errors.FeedSettingError):
+        return ExitStatus.INVALID
     if isinstance(exc, errors.TokenInvalidError) or (
             isinstance(exc, errors.AccountStateError) and exc.status == AccountStatus.NEEDS_REAUTH):
         return ExitStatus.NEEDS_REAUTH

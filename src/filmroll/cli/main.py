@@ -13,6 +13,7 @@ from filmroll.cli import (
     database,
     demo,
     doctor,
+    feeds,
     keys,
     media,
     sandbox,
@@ -45,6 +46,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(database.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(media.storage_app, name="storage")
+app.add_typer(feeds.app, name="feeds")
 
 
 @app.callback()

@@ -40,6 +40,7 @@ from filmroll.service.policy import Backoff, MirrorPolicy
 from filmroll.service.renderer import Renderer
 from filmroll.storage import Storage, account_prefix, original_key, variant_key
 from filmroll.store import events, leases
+from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
 from filmroll.store import media as media_store
 from filmroll.store.database import Database
@@ -130,7 +131,7 @@ class Mirror:
                                             max_attempts=self.policy.max_attempts)
             values = {"next_mirror_at": later, "mirror_failures": 0, "mirror_error": None,
                       "mirror_collected_at": collected}
-        await self._finish(claim, values)
+        await self._finish(claim, values, stored=bool(waiting))
         return Outcome.MIRROR_RETRY if failed else Outcome.MIRRORED
 
     def _token(self, claim: leases.MirrorClaim) -> Secret | None:
@@ -143,10 +144,13 @@ class Mirror:
         except errors.VaultError:
             return None  # the sync says so; the mirror makes do with the stored URLs
 
-    async def _finish(self, claim: leases.MirrorClaim, values: dict[str, object]) -> None:
+    async def _finish(self, claim: leases.MirrorClaim, values: dict[str, object], *, stored: bool = False) -> None:
+        """Record the pass; ``stored``: it worked on posts, so the account's feeds show more (or fresher) pictures."""
         async with self.database.transaction() as session:
             if not await leases.mirrored(session, owner=self.owner, account_id=claim.account_id, values=values):
                 log.warning("stale_lease: the mirror pass of account %s was taken over", claim.account_id)
+            elif stored:
+                await feed_store.touch(session, [claim.account_id], self.database.clock.now())
 
     # ----- one post ----------------------------------------------------------------------------------------------
 

@@ -109,6 +109,14 @@ def upright(data: bytes, *, largest: int | None = None, max_pixels: int = DEFAUL
     return image
 
 
+def ladder(widths: Sequence[int], full_width: int, full_height: int) -> list[tuple[int, int]]:
+    """The (width, height) of each variant of a picture, narrowest first: the ``widths`` it is at least as wide as
+    (never upscaled), or its own width when it is narrower than all of them; the aspect ratio kept. Feeds name
+    variants by this before they are made."""
+    chosen = [w for w in sorted({w for w in widths if w > 0}) if w <= full_width] or [full_width]
+    return [(w, max(1, round(full_height * w / full_width))) for w in chosen]
+
+
 def render(data: bytes, *, widths: Sequence[int] = DEFAULT_WIDTHS, formats: Sequence[str] = ("webp", "avif"),
            max_pixels: int = DEFAULT_MAX_PIXELS, fallback_jpeg: bool = False) -> Rendered:
     """Every variant of one picture: each of ``widths`` no wider than the picture (never upscaled; the picture's
@@ -118,14 +126,12 @@ def render(data: bytes, *, widths: Sequence[int] = DEFAULT_WIDTHS, formats: Sequ
     image = upright(data, largest=max(chosen) if chosen else None, max_pixels=max_pixels)
     full = identify(data, max_pixels=max_pixels)
     full_width, full_height = full.width or image.width, full.height or image.height
-    ladder = [w for w in chosen if w <= full_width] or [full_width]
     icc = image.info.get("icc_profile")
     variants: list[Variant] = []
     if fallback_jpeg:
         variants.append(_encode(image.convert("RGB"), f"{image.width}.jpg", "jpg", icc))
     current = image
-    for width in sorted(ladder, reverse=True):  # each from the next larger one: far less to resample
-        height = max(1, round(full_height * width / full_width))
+    for width, height in reversed(ladder(chosen, full_width, full_height)):  # each from the next larger one
         if current.size != (width, height):
             current = current.resize((width, height), Image.Resampling.LANCZOS,
                                      reducing_gap=None if current is image and image.width < 2 * width else 3.0)

@@ -26,6 +26,7 @@ from filmroll.service import posts
 from filmroll.service.policy import Backoff, SyncPolicy
 from filmroll.service.transitions import transition
 from filmroll.store import events, leases
+from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
 from filmroll.store import media as media_store
 from filmroll.store.batch import WriteBatch
@@ -241,6 +242,7 @@ class Syncer:
             if not await leases.synced(session, owner=self.owner, account_id=claim.account_id, values=values):
                 raise _StaleLease
             if claim.stale_since is not None:
+                await feed_store.touch(session, [claim.account_id], started)  # fresh again
                 await events.record(session, "sync.recovered",
                                     f"syncing works again (it had failed since {claim.stale_since:%Y-%m-%d %H:%M} "
                                     "UTC)", at=started, account_id=claim.account_id, actor=self.owner)
@@ -266,6 +268,7 @@ class Syncer:
         async with self.database.transaction() as session:
             if await leases.synced(session, owner=self.owner, account_id=claim.account_id,
                                    values=values) and starts_failing:
+                await feed_store.touch(session, [claim.account_id], now)  # the feeds say since when they are stale
                 await events.record(session, "sync.failing", f"syncing failed, retrying; the stored posts are kept "
                                     f"as they are ({error})", at=now, account_id=claim.account_id, actor=self.owner)
         return Outcome.SYNC_RETRY if counted else Outcome.SYNC_THROTTLED

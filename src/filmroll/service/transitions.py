@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.store import alerts, events, links
+from filmroll.store import alerts, events, feeds, links
 from filmroll.store.tables import Account, Event
 from filmroll.vocabulary import AccountStatus
 
@@ -38,6 +38,7 @@ async def transition(session: AsyncSession, account_id: int, status: AccountStat
         account.next_sync_at = None
     await session.flush()
     await links.retire_for_account(session, account_id, now)
+    await feeds.touch(session, [account_id], now)  # the feeds say the status, and may stop showing the posts
     recorded = await events.record(session, event or f"account.{status}", (message or reason or str(status))[:1000],
                                    at=now, account_id=account_id, actor=actor)
     if status == AccountStatus.NEEDS_REAUTH:

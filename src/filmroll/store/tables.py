@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -157,6 +159,43 @@ class MediaFile(Base):
 
     __table_args__ = (UniqueConstraint("account_id", "ig_media_id", "role", "variant", name="uq_media_files_key"),
                       Index("ix_media_files_sha256", "account_id", "sha256"))
+
+
+class Feed(Base):
+    """What a website shows: posts of one or more accounts (``feed_sources``), filtered, some hidden, some pinned.
+
+    ``changed_at`` moves in the transaction of every write that changes what the feed shows (its settings, a sync
+    or mirror pass of a source, a source's status): the web tier renders a feed again when it moves, never per
+    request. The list columns are JSON arrays of strings.
+    """
+
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    post_limit: Mapped[int] = mapped_column(Integer, default=12)  # posts per page
+    media_types: Mapped[list[str]] = mapped_column(JSON)  # IMAGE, VIDEO, CAROUSEL_ALBUM
+    reels: Mapped[bool] = mapped_column(Boolean, default=True)
+    include_hashtags: Mapped[list[str]] = mapped_column(JSON)  # lower case, no '#': a post needs one of them
+    exclude_hashtags: Mapped[list[str]] = mapped_column(JSON)  # a post with any of them is left out
+    hidden: Mapped[list[str]] = mapped_column(JSON)  # Instagram media ids never shown
+    pinned: Mapped[list[str]] = mapped_column(JSON)  # Instagram media ids shown first, in this order
+    allowed_origins: Mapped[list[str]] = mapped_column(JSON)  # ["*"] or exact origins (CORS, frame-ancestors)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last `publish` that wrote it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)  # its settings' last edit
+
+
+class FeedSource(Base):
+    __tablename__ = "feed_sources"
+
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_feed_sources_account", "account_id"),)
 
 
 class MediaChild(Base):

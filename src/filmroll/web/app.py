@@ -28,8 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmroll import errors
 from filmroll.runtime import Runtime, open_runtime
+from filmroll.service.feed_documents import DocumentSettings
 from filmroll.settings import Settings
-from filmroll.web import admin, oauth, public, security
+from filmroll.web import admin, feeds, oauth, public, security
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
 from filmroll.web.rendering import problem
 from filmroll.worker import run_supervised
@@ -132,29 +133,35 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, upgrade=upgrade) as runtime:
             app.state.runtime = runtime
-            app.state.web = _context(runtime)
-            if not worker:
-                yield
-                return
-            # The embedded worker: one process does everything on a single machine (design §5).
+            app.state.web = context = _context(runtime)
             stop = asyncio.Event()
-            task = asyncio.create_task(run_supervised(runtime.worker(), stop))
+            tasks = [asyncio.create_task(context.feeds.run(stop))]
+            if worker:  # the embedded worker: one process does everything on a single machine (design §5)
+                tasks.append(asyncio.create_task(run_supervised(runtime.worker(), stop)))
             try:
                 yield
             finally:
                 stop.set()
-                await task
+                await asyncio.gather(*tasks)
 
     def _context(runtime: Runtime) -> WebContext:
         auth = security.AdminAuth(runtime.database, idle=timedelta(minutes=settings.web.session_idle_minutes),
                                   absolute=timedelta(hours=settings.web.session_absolute_hours))
+        documents = DocumentSettings(tuple(settings.mirror.widths), tuple(settings.mirror.formats),
+                                     settings.feeds.dead_account_days, settings.feeds.max_posts)
+        base_url = (settings.feeds.base_url or public_url or "").rstrip("/")
+        cache = feeds.FeedCache(runtime.database, documents, base_url=base_url,
+                                poll_seconds=settings.feeds.poll_seconds)
+        caching = feeds.Caching(settings.feeds.max_age_seconds, settings.feeds.stale_while_revalidate_seconds,
+                                settings.feeds.stale_if_error_seconds)
         return WebContext(runtime, runtime.connector(), auth, Jinja2Templates(directory=str(TEMPLATES)),
-                          public_url, authorize_origin)
+                          public_url, authorize_origin, cache, caching)
 
     app = FastAPI(title="filmroll", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stylesheet = (TEMPLATES / "filmroll.css").read_text()
     app.state.embedded_worker = worker
     app.include_router(public.router())
+    app.include_router(feeds.router())
     app.include_router(admin.router())
     app.include_router(oauth.router(urlsplit(settings.instagram.redirect_uri).path or "/callback"))
     for error, handler in ((SignInRequired, _sign_in), (FormRejected, _form_rejected),

@@ -5,7 +5,7 @@ admin posted from one of our pages (signed in and CSRF-checked). Handlers name t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
@@ -16,6 +16,9 @@ from filmroll.service.connect import Connector
 from filmroll.store.database import Database
 from filmroll.store.tables import Admin
 from filmroll.web import security
+
+if TYPE_CHECKING:
+    from filmroll.web.feeds import Caching, FeedCache
 
 MAX_FORM_BYTES = 16_384
 
@@ -28,6 +31,8 @@ class WebContext:
     templates: Jinja2Templates
     public_url: str | None
     authorize_origin: str
+    feeds: FeedCache
+    caching: Caching
 
     @property
     def database(self) -> Database:

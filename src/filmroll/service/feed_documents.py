@@ -1,0 +1,237 @@
+"""What a feed says: its posts gathered from the database (:func:`gather`), then rendered, once per change, into
+the public JSON schema (``"version": 1``, docs/feeds.md), an HTML fragment and an embed page (:func:`render`).
+
+Every picture URL is on filmroll's origin (or ``base_url``): a visitor's browser never asks Instagram for anything.
+Variants are named by ``pictures.ladder`` before they are made; ``/media/…`` makes a missing one on first request.
+Pages follow each other by cursor: ``next`` is ``/feeds/{slug}/after-{id}.json``, a path, so that the same bytes
+work from ``filmroll serve`` and from a directory ``filmroll publish`` wrote for nginx or a CDN.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from filmroll.service.pictures import ladder
+from filmroll.storage.keys import variant_key
+from filmroll.store import feeds as feed_store
+from filmroll.store.database import Database
+from filmroll.store.tables import Account, Feed, MediaChild, MediaFile, MediaItem
+from filmroll.vocabulary import AccountStatus, FileRole
+
+SCHEMA_VERSION = 1
+_HASHTAG = re.compile(r"(?<![\w&])#(\w+)")
+_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9._]{1,30})(?<!\.)")
+_TRAILING_TAGS = re.compile(r"(?:[\s.·•|]*(?:#\w+|@[A-Za-z0-9._]+))+[\s.·•|]*\Z")
+_TEMPLATES = Path(__file__).parent / "templates"
+STYLESHEET = _TEMPLATES / "feed.css"  # the fragment's look, served at /feeds/feed.css and published beside it
+
+
+@dataclass(frozen=True)
+class DocumentSettings:
+    widths: tuple[int, ...]
+    formats: tuple[str, ...]
+    dead_account_days: float  # how long a source that must sign in again keeps its posts in its feeds
+    max_posts: int  # the most posts 'load more' reaches
+
+
+@dataclass(frozen=True)
+class FeedData:
+    """Everything one rendering of a feed reads, read in one transaction."""
+
+    feed: Feed
+    sources: list[Account]
+    posts: list[MediaItem]  # filtered and ordered: pinned first, then newest first
+    children: dict[int, list[MediaChild]]
+    files: dict[tuple[int, str], list[MediaFile]]  # (account id, Instagram id) -> originals, posters, videos
+    now: datetime
+
+
+async def gather(database: Database, slug: str, settings: DocumentSettings) -> FeedData | None:
+    async with database.read() as session:
+        feed = await feed_store.by_slug(session, slug)
+        if feed is None:
+            return None
+        sources = (await feed_store.sources(session, [feed.id]))[feed.id]
+        now = database.clock.now()
+        shown = [a.id for a in sources if _shows_posts(a, now, settings)]
+        rows = await feed_store.live_posts(session, shown, limit=settings.max_posts + len(feed.hidden) + 200)
+        posts = select_posts(feed, rows)[: settings.max_posts]
+        children = await feed_store.children(session, [p.id for p in posts])
+        ids = [p.ig_media_id for p in posts] + [c.ig_media_id for cs in children.values() for c in cs] + [""]
+        files = await feed_store.originals(session, shown, ids)
+    return FeedData(feed, sources, posts, children, files, now)
+
+
+def _shows_posts(account: Account, now: datetime, settings: DocumentSettings) -> bool:
+    """An account that was disconnected (or revoked) shows nothing; one that must sign in again keeps showing its
+    last good posts for ``dead_account_days`` after it went stale."""
+    if account.status == AccountStatus.ACTIVE:
+        return True
+    if account.status == AccountStatus.NEEDS_REAUTH:
+        since = account.stale_since or account.updated_at
+        return now - since <= timedelta(days=settings.dead_account_days)
+    return False
+
+
+def select_posts(feed: Feed, rows: Sequence[MediaItem]) -> list[MediaItem]:
+    """The feed's filters, then its pinned posts first (in their order), then the rest newest first."""
+    hidden = set(feed.hidden)
+    include, exclude = set(feed.include_hashtags), set(feed.exclude_hashtags)
+    kept = []
+    for post in rows:
+        if post.ig_media_id in hidden or (post.media_type or "IMAGE") not in feed.media_types:
+            continue
+        if not feed.reels and post.media_product_type == "REELS":
+            continue
+        tags = {t.casefold() for t in hashtags(post.caption)}
+        if (include and not tags & include) or tags & exclude:
+            continue
+        kept.append(post)
+    rank = {ig_id: n for n, ig_id in enumerate(feed.pinned)}
+    return sorted(kept, key=lambda p: (rank.get(p.ig_media_id, len(rank)),))  # stable: newest first stays
+
+
+def hashtags(caption: str | None) -> list[str]:
+    return list(dict.fromkeys(_HASHTAG.findall(caption or "")))
+
+
+def mentions(caption: str | None) -> list[str]:
+    return list(dict.fromkeys(_MENTION.findall(caption or "")))
+
+
+def pruned(caption: str | None) -> str:
+    """The caption without the run of hashtags and mentions people put at its end."""
+    text = (caption or "").strip()
+    return _TRAILING_TAGS.sub("", text).rstrip() if text else ""
+
+
+@dataclass(frozen=True)
+class Documents:
+    """One rendering of a feed: each page's JSON (``None``: the first page), the fragment and the embed page."""
+
+    pages: dict[str | None, bytes]
+    html: dict[str | None, bytes]
+    embed: dict[str | None, bytes]
+    origins: tuple[str, ...]
+    changed_at: datetime
+
+
+def render(data: FeedData, settings: DocumentSettings, *, base_url: str = "") -> Documents:
+    limit = data.feed.post_limit
+    base = base_url.rstrip("/")
+    header = _header(data, base)
+    posts = [_post(data, p, base, settings) for p in data.posts]
+    templates = _environment()
+    pages: dict[str | None, bytes] = {}
+    html: dict[str | None, bytes] = {}
+    embed: dict[str | None, bytes] = {}
+    starts = range(0, max(len(posts), 1), limit)
+    for start in starts:
+        after = posts[start - 1]["id"] if start else None
+        chunk = posts[start:start + limit]
+        more = start + limit < len(posts)
+        last = chunk[-1]["id"] if chunk else None
+        document = {**header, "posts": chunk,
+                    "next": f"{base}/feeds/{data.feed.slug}/after-{last}.json" if more else None}
+        pages[after] = _json(document)
+        context = {"feed": header["feed"], "accounts": header["accounts"], "posts": chunk, "base": base,
+                   "first_page": start == 0,
+                   "more": f"{base}/feeds/{data.feed.slug}/embed/after-{last}" if more else None}
+        fragment = templates.get_template("feed.html").render(context)
+        html[after] = fragment.encode()
+        embed[after] = templates.get_template("embed.html").render(context, fragment=fragment).encode()
+    return Documents(pages, html, embed, tuple(data.feed.allowed_origins), data.feed.changed_at)
+
+
+def _json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True, trim_blocks=True,
+                              lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def _header(data: FeedData, base: str) -> dict[str, Any]:
+    synced = [a.last_synced_at for a in data.sources if a.last_synced_at is not None]
+    stale = [a.stale_since for a in data.sources if a.stale_since is not None]
+    return {
+        "version": SCHEMA_VERSION,
+        "feed": {"slug": data.feed.slug, "title": data.feed.title, "url": f"{base}/feeds/{data.feed.slug}.json",
+                 "updated_at": _time(data.feed.changed_at),
+                 # the oldest source's: a feed is as fresh as its least fresh account
+                 "last_synced_at": _time(min(synced)) if synced and len(synced) == len(data.sources) else None,
+                 "stale_since": _time(min(stale)) if stale else None},
+        "accounts": [{
+            "username": a.username, "name": a.name, "status": a.status,
+            "profile_url": f"https://www.instagram.com/{a.username}/" if a.username else None,
+            "followers_count": a.followers_count, "follows_count": a.follows_count, "media_count": a.media_count,
+            "profile_picture": _picture(data, a.id, "", base, None),
+            "last_synced_at": _time(a.last_synced_at), "stale_since": _time(a.stale_since)} for a in data.sources],
+    }
+
+
+def _post(data: FeedData, post: MediaItem, base: str, settings: DocumentSettings) -> dict[str, Any]:
+    username = next((a.username for a in data.sources if a.id == post.account_id), None)
+    caption = post.caption or ""
+    children = data.children.get(post.id, [])
+    first = children[0].ig_media_id if children else post.ig_media_id
+    entry: dict[str, Any] = {
+        "id": post.ig_media_id, "account": username, "type": post.media_type,
+        "is_reel": post.media_product_type == "REELS", "permalink": post.permalink,
+        "timestamp": _time(post.timestamp), "caption": caption, "pruned_caption": pruned(caption),
+        "hashtags": hashtags(caption), "mentions": mentions(caption),
+        "alt_text": post.alt_text or _alt(caption, username, post.timestamp),
+        "like_count": post.like_count, "comments_count": post.comments_count,
+        **(_picture(data, post.account_id, first, base, settings) or _NO_PICTURE),
+        "children": [{"id": c.ig_media_id, "type": c.media_type,
+                      **(_picture(data, post.account_id, c.ig_media_id, base, settings) or _NO_PICTURE)}
+                     for c in children],
+    }
+    return entry
+
+
+_NO_PICTURE: dict[str, Any] = {"width": None, "height": None, "color": None, "palette": None, "placeholder": None,
+                               "sizes": [], "fallback": None, "video": None}
+
+
+def _alt(caption: str, username: str | None, when: datetime | None) -> str:
+    text = " ".join(pruned(caption).split())
+    if text:
+        return text if len(text) <= 125 else text[:124].rsplit(" ", 1)[0] + "…"
+    return f"Instagram post by @{username}" + (f" on {when:%d %B %Y}" if when else "")
+
+
+def _picture(data: FeedData, account_id: int, ig_media_id: str, base: str,
+             settings: DocumentSettings | None) -> dict[str, Any] | None:
+    """The stored picture of a post, a child or ("") the profile picture: its size, colours, placeholder, a URL per
+    width and format, the fallback (an upright JPEG where one was made, else the original) and a stored video."""
+    files = data.files.get((account_id, ig_media_id), [])
+    still = next((f for f in files if f.role in (FileRole.ORIGINAL, FileRole.POSTER)), None)
+    upright = next((f for f in files if f.role == FileRole.VARIANT and f.variant.endswith(".jpg")), None)
+    if still is None or not still.width or not still.height:
+        return None
+    video = next((f for f in files if f.role == FileRole.VIDEO), None)
+    media = f"{base}/media/"
+    if settings is None:  # the profile picture: the original only
+        return {"url": media + still.storage_key, "width": still.width, "height": still.height}
+    sizes = [{"width": w, "height": h, **{fmt: media + variant_key(account_id, still.sha256, f"{w}.{fmt}")
+                                         for fmt in settings.formats}}
+             for w, h in ladder(settings.widths, still.width, still.height)]
+    return {"width": still.width, "height": still.height, "color": still.color,
+            "palette": json.loads(still.palette) if still.palette else None, "placeholder": still.placeholder,
+            "sizes": sizes,
+            "fallback": {"url": media + (upright or still).storage_key, "type": (upright or still).content_type},
+            "video": {"url": media + video.storage_key, "type": video.content_type} if video else None}

@@ -1,0 +1,207 @@
+"""Feeds as things an operator makes: ``filmroll feeds create|list|show|edit|delete`` and the admin UI's feed editor.
+
+Every value is checked before anything is written (:class:`FeedSpec`); a bad one raises ``FeedSettingError`` and
+changes nothing. What a feed shows is ``service/feed_documents.py``'s.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll import errors
+from filmroll.service.accounts import find
+from filmroll.store import feeds as feed_store
+from filmroll.store.database import Database
+from filmroll.store.tables import Account, Feed
+
+MEDIA_TYPES = ("IMAGE", "VIDEO", "CAROUSEL_ALBUM")
+MAX_LIMIT = 100
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+_HASHTAG = re.compile(r"\w{1,100}")
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """A feed's settings, checked. ``accounts`` are references (id, @username or slug), resolved when written."""
+
+    title: str
+    slug: str
+    accounts: tuple[str, ...]
+    post_limit: int = 12
+    media_types: tuple[str, ...] = MEDIA_TYPES
+    reels: bool = True
+    include_hashtags: tuple[str, ...] = ()
+    exclude_hashtags: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ("*",)
+    hidden: tuple[str, ...] = field(default=())
+    pinned: tuple[str, ...] = field(default=())
+
+    def checked(self) -> FeedSpec:
+        title = " ".join(self.title.split())
+        if not title or len(title) > 200:
+            raise errors.FeedSettingError("a feed's title must be 1 to 200 characters")
+        if not _SLUG.fullmatch(self.slug):
+            raise errors.FeedSettingError(f"{self.slug!r} is not a slug: use 1 to 64 of a-z, 0-9 and '-', not "
+                                          "starting or ending with '-'")
+        if not self.accounts:
+            raise errors.FeedSettingError("a feed needs at least one account (--account @username)")
+        if not 1 <= self.post_limit <= MAX_LIMIT:
+            raise errors.FeedSettingError(f"the post limit must be 1 to {MAX_LIMIT} (posts per page; 'load more' "
+                                          "reaches the rest)")
+        types = tuple(dict.fromkeys(t.upper() for t in self.media_types))
+        unknown = [t for t in types if t not in MEDIA_TYPES]
+        if unknown or not types:
+            raise errors.FeedSettingError(f"media types are {', '.join(MEDIA_TYPES)} "
+                                          f"(got {', '.join(unknown) or 'none'})")
+        return replace(self, title=title, media_types=types, include_hashtags=hashtags(self.include_hashtags),
+                       exclude_hashtags=hashtags(self.exclude_hashtags),
+                       allowed_origins=origins(self.allowed_origins), accounts=tuple(dict.fromkeys(self.accounts)),
+                       hidden=tuple(dict.fromkeys(self.hidden)), pinned=tuple(dict.fromkeys(self.pinned)))
+
+
+def slug_for(title: str) -> str:
+    """A slug from a title: 'Golden Bakery — shop' → 'golden-bakery-shop'."""
+    ascii_only = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")[:64].strip("-") or "feed"
+
+
+def hashtags(values: Sequence[str]) -> tuple[str, ...]:
+    """'#Bread', 'bread' and 'BREAD' are one hashtag: Instagram's are case-insensitive."""
+    found = []
+    for value in values:
+        tag = value.strip().lstrip("#").casefold()
+        if not _HASHTAG.fullmatch(tag):
+            raise errors.FeedSettingError(f"{value!r} is not a hashtag (letters, digits and '_', up to 100)")
+        found.append(tag)
+    return tuple(dict.fromkeys(found))
+
+
+def origins(values: Sequence[str]) -> tuple[str, ...]:
+    """``*`` (any site) or exact origins such as ``https://www.example.org``: what CORS and ``frame-ancestors``
+    compare against, so a path, a wildcard host or a trailing slash would never match and is refused."""
+    found = []
+    for value in values:
+        value = value.strip()
+        if value == "*":
+            found.append(value)
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or "*" in value \
+                or value != f"{parts.scheme}://{parts.netloc}" or parts.username or parts.password:
+            raise errors.FeedSettingError(f"{value!r} is not an origin: use '*' or e.g. https://www.example.org "
+                                          "(scheme and host, an optional port, no path)")
+        found.append(value.lower())
+    if not found:
+        raise errors.FeedSettingError("a feed needs at least one allowed origin ('*' for any site)")
+    if "*" in found and len(found) > 1:
+        raise errors.FeedSettingError("'*' already allows every site: give it alone, or only exact origins")
+    return tuple(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class FeedInfo:
+    """A feed as ``filmroll feeds list|show`` and the admin UI show it."""
+
+    slug: str
+    title: str
+    accounts: list[str]  # @usernames (the account's id when it has none)
+    account_ids: list[int]
+    post_limit: int
+    media_types: list[str]
+    reels: bool
+    include_hashtags: list[str]
+    exclude_hashtags: list[str]
+    allowed_origins: list[str]
+    hidden: list[str]
+    pinned: list[str]
+    changed_at: datetime
+    created_at: datetime
+
+    def spec(self) -> FeedSpec:
+        return FeedSpec(self.title, self.slug, tuple(str(a) for a in self.account_ids), self.post_limit,
+                        tuple(self.media_types), self.reels, tuple(self.include_hashtags),
+                        tuple(self.exclude_hashtags), tuple(self.allowed_origins), tuple(self.hidden),
+                        tuple(self.pinned))
+
+
+async def create(database: Database, spec: FeedSpec) -> FeedInfo:
+    spec = spec.checked()
+    account_ids = [(await find(database, ref)).id for ref in spec.accounts]
+    async with database.transaction() as session:
+        if await feed_store.by_slug(session, spec.slug) is not None:
+            raise errors.FeedSettingError(f"there is a feed called {spec.slug!r} already; choose another --slug")
+        await feed_store.create(session, values=_values(spec), account_ids=account_ids, now=database.clock.now())
+    return await show(database, spec.slug)
+
+
+async def edit(database: Database, slug: str, change: dict[str, object]) -> FeedInfo:
+    """Change some settings of a feed (keys of :class:`FeedSpec`; ``slug`` renames it)."""
+    current = (await show(database, slug)).spec()
+    spec = replace(current, **change).checked()  # type: ignore[arg-type]
+    account_ids = [(await find(database, ref)).id for ref in spec.accounts]
+    async with database.transaction() as session:
+        feed = await _feed(session, slug)
+        if spec.slug != slug and await feed_store.by_slug(session, spec.slug) is not None:
+            raise errors.FeedSettingError(f"there is a feed called {spec.slug!r} already")
+        await feed_store.update_feed(session, feed.id, _values(spec), database.clock.now())
+        await feed_store.set_sources(session, feed.id, account_ids)
+    return await show(database, spec.slug)
+
+
+async def hide(database: Database, slug: str, ig_media_id: str, *, hidden: bool = True) -> FeedInfo:
+    info = await show(database, slug)
+    ids = [i for i in info.hidden if i != ig_media_id] + ([ig_media_id] if hidden else [])
+    return await edit(database, slug, {"hidden": tuple(ids)})
+
+
+async def pin(database: Database, slug: str, ig_media_id: str, *, pinned: bool = True) -> FeedInfo:
+    """Pin a post first (the latest pinned comes first), or unpin it."""
+    info = await show(database, slug)
+    ids = ([ig_media_id] if pinned else []) + [i for i in info.pinned if i != ig_media_id]
+    return await edit(database, slug, {"pinned": tuple(ids)})
+
+
+async def delete(database: Database, slug: str) -> None:
+    async with database.transaction() as session:
+        await feed_store.remove(session, (await _feed(session, slug)).id)
+
+
+async def show(database: Database, slug: str) -> FeedInfo:
+    async with database.read() as session:
+        feed = await _feed(session, slug)
+        return _info(feed, (await feed_store.sources(session, [feed.id]))[feed.id])
+
+
+async def list_feeds(database: Database) -> list[FeedInfo]:
+    async with database.read() as session:
+        found = await feed_store.all_feeds(session)
+        sources = await feed_store.sources(session, [f.id for f in found])
+    return [_info(f, sources[f.id]) for f in found]
+
+
+async def _feed(session: AsyncSession, slug: str) -> Feed:
+    feed = await feed_store.by_slug(session, slug)
+    if feed is None:
+        raise errors.FeedNotFoundError(f"there is no feed {slug!r}; `filmroll feeds list` shows the feeds there are")
+    return feed
+
+
+def _values(spec: FeedSpec) -> dict[str, object]:
+    return {"slug": spec.slug, "title": spec.title, "post_limit": spec.post_limit,
+            "media_types": list(spec.media_types), "reels": spec.reels,
+            "include_hashtags": list(spec.include_hashtags), "exclude_hashtags": list(spec.exclude_hashtags),
+            "allowed_origins": list(spec.allowed_origins), "hidden": list(spec.hidden), "pinned": list(spec.pinned)}
+
+
+def _info(feed: Feed, accounts: Sequence[Account]) -> FeedInfo:
+    return FeedInfo(feed.slug, feed.title, [f"@{a.username}" if a.username else str(a.id) for a in accounts],
+                    [a.id for a in accounts], feed.post_limit, list(feed.media_types), feed.reels,
+                    list(feed.include_hashtags), list(feed.exclude_hashtags), list(feed.allowed_origins),
+                    list(feed.hidden), list(feed.pinned), feed.changed_at, feed.created_at)

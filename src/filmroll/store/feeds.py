@@ -1,0 +1,108 @@
+"""Feed queries: the ``feeds`` rows, their sources, and the posts and files a feed shows. Nothing here commits.
+
+:func:`touch` is called in the transaction of every write that changes what a feed shows (a source's status or
+failing syncs, a mirror pass that stored pictures, the feed's settings); the web tier polls :func:`versions` and
+renders a feed again only when its version moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll.store.tables import Account, Feed, FeedSource, MediaChild, MediaFile, MediaItem
+
+
+async def create(session: AsyncSession, *, values: dict[str, Any], account_ids: Sequence[int], now: datetime) -> Feed:
+    feed = Feed(**values, changed_at=now, created_at=now, updated_at=now)
+    session.add(feed)
+    await session.flush()
+    await set_sources(session, feed.id, account_ids)
+    return feed
+
+
+async def set_sources(session: AsyncSession, feed_id: int, account_ids: Sequence[int]) -> None:
+    await session.execute(delete(FeedSource).where(FeedSource.feed_id == feed_id))
+    session.add_all(FeedSource(feed_id=feed_id, account_id=a, position=n) for n, a in enumerate(account_ids))
+    await session.flush()
+
+
+async def by_slug(session: AsyncSession, slug: str, *, for_update: bool = False) -> Feed | None:
+    query = select(Feed).where(Feed.slug == slug)
+    return (await session.execute(query.with_for_update() if for_update else query)).scalar_one_or_none()
+
+
+async def all_feeds(session: AsyncSession) -> list[Feed]:
+    return list((await session.execute(select(Feed).order_by(Feed.slug))).scalars())
+
+
+async def sources(session: AsyncSession, feed_ids: Sequence[int]) -> dict[int, list[Account]]:
+    """Each feed's source accounts, in the order they were given."""
+    found: dict[int, list[Account]] = {f: [] for f in feed_ids}
+    if feed_ids:
+        for feed_id, account in await session.execute(
+                select(FeedSource.feed_id, Account).join(Account, Account.id == FeedSource.account_id)
+                .where(FeedSource.feed_id.in_(feed_ids)).order_by(FeedSource.feed_id, FeedSource.position)):
+            found[feed_id].append(account)
+    return found
+
+
+async def update_feed(session: AsyncSession, feed_id: int, values: dict[str, Any], now: datetime) -> None:
+    await session.execute(update(Feed).where(Feed.id == feed_id).values(**values, updated_at=now, changed_at=now))
+
+
+async def remove(session: AsyncSession, feed_id: int) -> None:
+    await session.execute(delete(Feed).where(Feed.id == feed_id))
+
+
+async def touch(session: AsyncSession, account_ids: Sequence[int], now: datetime) -> None:
+    """What the feeds of these accounts show has changed: each renders again (one UPDATE; none if in no feed)."""
+    if account_ids:
+        await session.execute(update(Feed).where(Feed.id.in_(
+            select(FeedSource.feed_id).where(FeedSource.account_id.in_(account_ids)))).values(changed_at=now))
+
+
+async def versions(session: AsyncSession) -> dict[str, tuple[datetime, datetime | None]]:
+    """slug -> (changed_at, its sources' newest last_synced_at) of every feed: what the web tier polls. A routine
+    sync moves only the second (the feed says when its accounts were last synced), every other change the first."""
+    rows = await session.execute(
+        select(Feed.slug, Feed.changed_at, func.max(Account.last_synced_at))
+        .outerjoin(FeedSource, FeedSource.feed_id == Feed.id).outerjoin(Account, Account.id == FeedSource.account_id)
+        .group_by(Feed.id, Feed.slug, Feed.changed_at))
+    return {slug: (changed, synced) for slug, changed, synced in rows}
+
+
+async def live_posts(session: AsyncSession, account_ids: Sequence[int], *, limit: int) -> list[MediaItem]:
+    """The mirrored, live posts of these accounts, newest first (the feed's filters are the service's)."""
+    if not account_ids:
+        return []
+    return list((await session.execute(
+        select(MediaItem).where(MediaItem.account_id.in_(account_ids), MediaItem.deleted_at.is_(None),
+                                MediaItem.mirrored_at.is_not(None))
+        .order_by(MediaItem.timestamp.desc(), MediaItem.id.desc()).limit(limit))).scalars())
+
+
+async def children(session: AsyncSession, media_ids: Sequence[int]) -> dict[int, list[MediaChild]]:
+    found: dict[int, list[MediaChild]] = {}
+    if media_ids:
+        for child in (await session.execute(select(MediaChild).where(MediaChild.media_id.in_(media_ids))
+                                            .order_by(MediaChild.media_id, MediaChild.position))).scalars():
+            found.setdefault(child.media_id, []).append(child)
+    return found
+
+
+async def originals(session: AsyncSession, account_ids: Sequence[int],
+                    ig_media_ids: Sequence[str]) -> dict[tuple[int, str], list[MediaFile]]:
+    """(account id, Instagram id) -> its stored originals, posters, videos and upright JPEGs (the other variants are
+    named by rule, made or not)."""
+    found: dict[tuple[int, str], list[MediaFile]] = {}
+    if account_ids and ig_media_ids:
+        for row in (await session.execute(select(MediaFile).where(
+                MediaFile.account_id.in_(account_ids), MediaFile.ig_media_id.in_(ig_media_ids),
+                or_(MediaFile.variant == "", MediaFile.variant.like("%.jpg"))))).scalars():
+            found.setdefault((row.account_id, row.ig_media_id), []).append(row)
+    return found
