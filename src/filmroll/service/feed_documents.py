@@ -30,8 +30,9 @@ SCHEMA_VERSION = 1
 _HASHTAG = re.compile(r"(?<![\w&])#(\w+)")
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9._]{1,30})(?<!\.)")
 _TRAILING_TAGS = re.compile(r"(?:[\s.·•|]*(?:#\w+|@[A-Za-z0-9._]+))+[\s.·•|]*\Z")
-_TEMPLATES = Path(__file__).parent / "templates"
-STYLESHEET = _TEMPLATES / "feed.css"  # the fragment's look, served at /feeds/feed.css and published beside it
+_ASSETS = Path(__file__).parent / "feed_assets"  # the templates, stylesheet and widget feeds are made of
+STYLESHEET = _ASSETS / "feed.css"  # the fragment's look, served at /feeds/feed.css and published beside it
+WIDGET = _ASSETS / "widget.js"  # <filmroll-feed>, served at /widget.js and published beside the feeds
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def _json(document: dict[str, Any]) -> bytes:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True, trim_blocks=True,
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(_ASSETS), autoescape=True, trim_blocks=True,
                               lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 

@@ -47,7 +47,7 @@ def _edit(database_url: str, slug: str, **change) -> None:
 
 def _wait_until_mirrored(admin, posts: int) -> None:
     deadline = time.monotonic() + 90
-    while f"{posts} posts · {posts} mirrored" not in (page := admin.get(f"/accounts/1").text):
+    while f"{posts} posts · {posts} mirrored" not in (page := admin.get("/accounts/1").text):
         assert time.monotonic() < deadline, re.search(r'id="mirror-summary">([^<]*)', page)
         time.sleep(0.5)
 
@@ -227,3 +227,40 @@ def test_a_feed_answers_http_right_and_its_settings_apply(served_feed):
     _http_etags_per_encoding_304_caching_and_cors(served_feed)
     _edit(served_feed[0].settings.database_url, "bakery", allowed_origins=("*",))
     _hidden_posts_never_show_pinned_come_first_and_filters_apply(served_feed)
+
+
+def _sync_due_now(database_url: str) -> str:
+    """The account's next sync due now; returns one of its stored Instagram CDN URLs."""
+    from sqlalchemy import select, update
+
+    from filmroll.store.tables import Account, MediaItem
+
+    async def due() -> str:
+        database = Database(database_url)
+        try:
+            async with database.transaction() as session:
+                await session.execute(update(Account).values(next_sync_at=database.clock.now()))
+                return (await session.execute(select(MediaItem.media_url).where(
+                    MediaItem.media_type == "IMAGE").limit(1))).scalar_one()
+        finally:
+            await database.dispose()
+
+    return aio.run(due())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_feed_never_breaks_when_the_token_dies_and_instagrams_urls_expire(served_feed, sandbox):
+    app, admin, posts = served_feed
+    before = _all_posts(admin, "/feeds/bakery.json")
+    sandbox.control.revoke(ACCOUNT, reason="password_changed")
+    sandbox.control.advance(40 * 86_400)  # every signed CDN URL filmroll stored has expired
+    stored_url = _sync_due_now(app.settings.database_url)
+    body = _wait_for(admin, "/feeds/bakery.json", lambda b: b["accounts"][0]["status"] == "needs_reauth", 60)
+    assert body["feed"]["stale_since"] and body["accounts"][0]["stale_since"]
+    after = _all_posts(admin, "/feeds/bakery.json")
+    assert [p["id"] for p in after] == [p["id"] for p in before]  # every post, in order
+    import httpx
+    assert httpx.get(stored_url, timeout=10).status_code == 403  # Instagram's copy is gone for a visitor…
+    for post in after:  # …and filmroll's is all there
+        for url in (post["fallback"]["url"], post["sizes"][0]["webp"]):
+            assert admin.get(url.removeprefix(app.base_url)).status_code == 200, url
