@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import brotli
@@ -81,6 +82,14 @@ class FeedCache:
         self._polling = asyncio.Lock()
         self._polled_at = -1e9
         self._failing = False
+        self._assets: dict[str, Encoded] = {}
+
+    def asset(self, path: Path) -> Encoded:
+        """The widget's or the fragment stylesheet's bytes, read and compressed on first use."""
+        found = self._assets.get(path.name)
+        if found is None:
+            found = self._assets[path.name] = Encoded.of(path.read_bytes())
+        return found
 
     async def poll(self) -> None:
         async with self._polling:
@@ -156,6 +165,7 @@ MEDIA_TYPES = {"pages": "application/json", "html": "text/html; charset=utf-8", 
 
 def router() -> APIRouter:
     routes = APIRouter(route_class=route_class(Audience.PUBLIC))
+    routes.add_api_route("/widget.js", widget, methods=["GET"], summary="The <filmroll-feed> web component")
     routes.add_api_route("/feeds/feed.css", stylesheet, methods=["GET"], include_in_schema=False)
     routes.add_api_route("/feeds/{slug}.json", feed_json, methods=["GET"], summary="A feed (first page)")
     routes.add_api_route("/feeds/{slug}.html", feed_html, methods=["GET"], summary="A feed as an HTML fragment")
@@ -187,9 +197,16 @@ async def feed_embed(request: Request, web: Web, slug: str, after: str | None = 
     return await _answer(request, web, slug, "embed", after)
 
 
-async def stylesheet(request: Request) -> Response:
-    return Response(feed_documents.STYLESHEET.read_bytes(), media_type="text/css",
-                    headers={"Cache-Control": "public, max-age=3600"})
+async def widget(request: Request, web: Web) -> Response:
+    return _send(request, web.feeds.asset(feed_documents.WIDGET), "text/javascript; charset=utf-8",
+                 {"Cache-Control": "public, max-age=3600, stale-while-revalidate=86400",
+                  "Access-Control-Allow-Origin": "*"})  # a module script from another origin is a CORS fetch
+
+
+async def stylesheet(request: Request, web: Web) -> Response:
+    return _send(request, web.feeds.asset(feed_documents.STYLESHEET), "text/css; charset=utf-8",
+                 {"Cache-Control": "public, max-age=3600, stale-while-revalidate=86400",
+                  "Access-Control-Allow-Origin": "*"})
 
 
 async def _answer(request: Request, web: WebContext, slug: str, kind: str, after: str | None) -> Response:
@@ -201,19 +218,25 @@ async def _answer(request: Request, web: WebContext, slug: str, kind: str, after
     if document is None:
         return problem(request, 404, "Not found", "That post is not in this feed (any more): start again from the "
                        "feed's first page.", "not_found")
-    accepted = request.headers.get("accept-encoding", "")
-    encoding = "br" if "br" in accepted else "gzip" if "gzip" in accepted else None
-    tag = {"br": "-br", "gzip": "-gz", None: ""}[encoding]
-    etag = f'"{document.etag}{tag}"'
-    headers = {"ETag": etag, "Cache-Control": web.caching.header(), "Vary": "Accept-Encoding",
+    headers = {"Cache-Control": web.caching.header(),
                "Last-Modified": format_datetime(max(d for d in entry.version if d is not None), usegmt=True)}
     headers.update(_cross_origin(request, entry.documents.origins, kind, cache.base_url))
+    return _send(request, document, MEDIA_TYPES[kind], headers)
+
+
+def _send(request: Request, document: Encoded, media_type: str, headers: dict[str, str]) -> Response:
+    """The encoding the client takes best (brotli, gzip, none), its ETag, and 304 when the client has it."""
+    accepted = request.headers.get("accept-encoding", "")
+    encoding = "br" if "br" in accepted else "gzip" if "gzip" in accepted else None
+    etag = f'"{document.etag}{ {"br": "-br", "gzip": "-gz", None: ""}[encoding]}"'
+    headers = {**headers, "ETag": etag}
+    headers["Vary"] = ", ".join(["Accept-Encoding", *([headers["Vary"]] if "Vary" in headers else [])])
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     body = document.identity if encoding is None else document.br if encoding == "br" else document.gzip
     if encoding:
         headers["Content-Encoding"] = encoding
-    return Response(body, media_type=MEDIA_TYPES[kind], headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -230,7 +253,7 @@ def _cross_origin(request: Request, origins: tuple[str, ...], kind: str, base_ur
     if "*" in origins:
         headers["Access-Control-Allow-Origin"] = "*"
     else:
-        headers["Vary"] = "Accept-Encoding, Origin"
+        headers["Vary"] = "Origin"
         origin = request.headers.get("origin")
         if origin and origin.lower() in origins:
             headers["Access-Control-Allow-Origin"] = origin

@@ -34,6 +34,14 @@ def _make_feed(database_url: str, spec: feed_service.FeedSpec) -> None:
     aio.run(make())
 
 
+def make_served_feed(admin, database_url: str, spec: feed_service.FeedSpec) -> None:
+    _make_feed(database_url, spec)
+    deadline = time.monotonic() + 10
+    while admin.get(f"/feeds/{spec.slug}.json").status_code == 404:  # a new feed is served from the next poll on
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def _edit(database_url: str, slug: str, **change) -> None:
     async def edit() -> None:
         database = Database(database_url)
@@ -77,11 +85,7 @@ def served_feed(sandbox, database_url):
     with running_filmroll(sandbox, database_url, worker=True, socket=False, mirror=True) as app:
         admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, ACCOUNT)
         _wait_until_mirrored(admin, posts)
-        _make_feed(database_url, feed_service.FeedSpec("The bakery", "bakery", ("1",), post_limit=4))
-        deadline = time.monotonic() + 10
-        while admin.get("/feeds/bakery.json").status_code == 404:  # a new feed is served from the next poll on
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        make_served_feed(admin, database_url, feed_service.FeedSpec("The bakery", "bakery", ("1",), post_limit=4))
         yield app, admin, posts
         admin.close()
 
