@@ -27,8 +27,12 @@ _JSON = typer.Option(False, "--json", help="Machine-readable output")
 
 
 def _base() -> str:
+    """Where the feeds are reached: the configured base or public URL, else where `filmroll serve` listens."""
     current = settings()
-    return (current.feeds.base_url or current.public_origin()).rstrip("/")
+    if current.feeds.base_url or current.web.public_url:
+        return (current.feeds.base_url or current.web.public_url or "").rstrip("/")
+    scheme = "https" if current.web.tls_cert else "http"
+    return f"{scheme}://{current.web.host}:{current.web.port}"
 
 
 def _as_dict(info: FeedInfo, base: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
     admin    web/admin.py    sign-in, accounts, Connect, Sync now, a connection's summary
     owner    web/oauth.py    the OAuth callback and the owner's reconnect link
-    public   web/public.py   health today; feeds, media, the widget and Meta's callbacks next
+    public   web/public.py   health and media; web/feeds.py: feeds and the widget; Meta's callbacks next
 
 The lifespan opens the runtime (and, for ``serve``, the embedded worker); nothing is created at import time.
 Errors become responses here, and only here, each in its audience's form.
