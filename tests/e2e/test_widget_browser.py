@@ -38,7 +38,7 @@ def host_page(filmroll: str, body: str) -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
         timeout = 5  # a connection the browser opened ahead and never used ends, and its socket is closed
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Security-Policy", csp)

@@ -1,6 +1,6 @@
-"""The public mount: what anyone on the internet may fetch without signing in (content-addressed media; feeds, the
-widget and Meta's callbacks next; health). Its routes render errors as problem+json, may be cached, and carry the
-public audience's headers (``web/security.py``)."""
+"""The public mount: what anyone on the internet may fetch without signing in (content-addressed media and health
+here; the feeds and the widget in ``web/feeds.py``, on the same audience; Meta's callbacks next). Its routes render
+errors as problem+json, may be cached, and carry the public audience's headers (``web/security.py``)."""
 
 from __future__ import annotations
 

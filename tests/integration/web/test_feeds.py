@@ -254,7 +254,7 @@ def _sync_due_now(database_url: str) -> str:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_feed_never_breaks_when_the_token_dies_and_instagrams_urls_expire(served_feed, sandbox):
-    app, admin, posts = served_feed
+    app, admin, _ = served_feed
     before = _all_posts(admin, "/feeds/bakery.json")
     sandbox.control.revoke(ACCOUNT, reason="password_changed")
     sandbox.control.advance(40 * 86_400)  # every signed CDN URL filmroll stored has expired
