@@ -22,6 +22,7 @@ from filmroll.platform.cdn import CdnClient
 from filmroll.secret import Secret
 from filmroll.service.alerts import Alerter, Webhook
 from filmroll.service.connect import Connector
+from filmroll.service.feed_documents import DocumentSettings
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import MirrorPolicy, RefreshPolicy, SyncPolicy
 from filmroll.service.probe import Prober
@@ -134,6 +135,11 @@ class Runtime:
     @property
     def mirror_policy(self) -> MirrorPolicy:
         return mirror_policy(self.settings.mirror, self.settings.storage)
+
+    def document_settings(self) -> DocumentSettings:
+        """What a feed's documents are made with (the web tier's and `filmroll publish`'s)."""
+        return DocumentSettings(tuple(self.settings.mirror.widths), tuple(self.settings.mirror.formats),
+                                self.settings.feeds.dead_account_days, self.settings.feeds.max_posts)
 
     def mirror(self, owner: str) -> Mirror:
         cdn = CdnClient(self.http, hosts=self.settings.mirror.cdn_hosts, timeout=self.settings.instagram.timeout)

@@ -112,8 +112,9 @@ class StorageSettings(BaseModel):
 
 class FeedsSettings(BaseModel):
     base_url: str | None = Field(None, description="Where feed documents point pictures and pages at, e.g. "
-                                 "https://feeds.example.org (default: web.public_url; else paths from the root, which "
-                                 "suit the widget and the embed page but not a fragment included by another site)")
+                                 "https://feeds.example.org (default: web.public_url; '/' or no public URL: paths from "
+                                 "the root, which suit the widget and the embed page but not a fragment included by "
+                                 "another site)")
     max_age_seconds: int = Field(60, ge=0, le=86_400, description="How long browsers and CDNs keep a feed")
     stale_while_revalidate_seconds: int = Field(86_400, ge=0, le=31_536_000,
                                                 description="How long a cache may serve a feed while it refetches")

@@ -65,7 +65,7 @@ def _shadow(page, script: str):
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_widget_on_a_strict_csp_page_of_another_origin(sandbox, database_url, browser):
     with running_filmroll(sandbox, database_url, worker=True, mirror=True) as app:
-        admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 3)
+        admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 11)
         assert posts >= 60
         _wait_until_mirrored(admin, posts)
         make_served_feed(admin, database_url, feed_service.FeedSpec("The bakery", "bakery", ("1",), post_limit=12))
@@ -137,7 +137,7 @@ def test_the_widget_on_a_strict_csp_page_of_another_origin(sandbox, database_url
                 page.wait_for_function(f"() => document.querySelector('filmroll-feed').shadowRoot"
                                        f".querySelectorAll('li').length > {count}")
             shown = _shadow(page, "return root.querySelectorAll('li').length")
-            assert shown == 63 and requested.count(f"{app.base_url}/widget.js") == 1
+            assert shown == min(63, posts) and requested.count(f"{app.base_url}/widget.js") == 1
             alt = _shadow(page, "return root.querySelectorAll('li img')[59].alt")
             assert alt == every[59]["alt_text"]
             context.close()

@@ -16,6 +16,7 @@ from filmroll.cli import (
     feeds,
     keys,
     media,
+    publish,
     sandbox,
     serve,
     sync,
@@ -38,6 +39,7 @@ app.command("accounts")(accounts.accounts)
 app.command("sync")(sync.sync)
 app.command("media")(media.media)
 app.command("mirror")(media.mirror)
+app.command("publish")(publish.publish)
 app.command("disconnect")(accounts.disconnect)
 app.command("reconnect-link")(accounts.reconnect_link)
 app.command("doctor")(doctor.doctor)

@@ -106,3 +106,8 @@ async def originals(session: AsyncSession, account_ids: Sequence[int],
                 or_(MediaFile.variant == "", MediaFile.variant.like("%.jpg"))))).scalars():
             found.setdefault((row.account_id, row.ig_media_id), []).append(row)
     return found
+
+
+async def published(session: AsyncSession, slugs: Sequence[str], now: datetime) -> None:
+    if slugs:
+        await session.execute(update(Feed).where(Feed.slug.in_(slugs)).values(published_at=now))

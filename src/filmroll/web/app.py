@@ -28,7 +28,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmroll import errors
 from filmroll.runtime import Runtime, open_runtime
-from filmroll.service.feed_documents import DocumentSettings
 from filmroll.settings import Settings
 from filmroll.web import admin, feeds, oauth, public, security
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
@@ -147,8 +146,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     def _context(runtime: Runtime) -> WebContext:
         auth = security.AdminAuth(runtime.database, idle=timedelta(minutes=settings.web.session_idle_minutes),
                                   absolute=timedelta(hours=settings.web.session_absolute_hours))
-        documents = DocumentSettings(tuple(settings.mirror.widths), tuple(settings.mirror.formats),
-                                     settings.feeds.dead_account_days, settings.feeds.max_posts)
+        documents = runtime.document_settings()
         base_url = (settings.feeds.base_url or public_url or "").rstrip("/")
         cache = feeds.FeedCache(runtime.database, documents, base_url=base_url,
                                 poll_seconds=settings.feeds.poll_seconds)

@@ -20,7 +20,7 @@ from tests import aio
 from tests.integration.web.test_embedded_worker import _connect_and_wait_for_the_first_sync
 from tests.webapp import running_filmroll
 
-ACCOUNT = 3
+ACCOUNT = 5  # 10 posts: images, albums, videos (3 pages of 4)
 
 
 def _make_feed(database_url: str, spec: feed_service.FeedSpec) -> None:
@@ -53,9 +53,9 @@ def _edit(database_url: str, slug: str, **change) -> None:
     aio.run(edit())
 
 
-def _wait_until_mirrored(admin, posts: int) -> None:
+def _wait_until_mirrored(admin, posts: int, account: int = 1) -> None:
     deadline = time.monotonic() + 90
-    while f"{posts} posts · {posts} mirrored" not in (page := admin.get("/accounts/1").text):
+    while f"{posts} posts · {posts} mirrored" not in (page := admin.get(f"/accounts/{account}").text):
         assert time.monotonic() < deadline, re.search(r'id="mirror-summary">([^<]*)', page)
         time.sleep(0.5)
 
@@ -233,7 +233,7 @@ def test_a_feed_answers_http_right_and_its_settings_apply(served_feed):
     _hidden_posts_never_show_pinned_come_first_and_filters_apply(served_feed)
 
 
-def _sync_due_now(database_url: str) -> str:
+def _sync_due_now(database_url: str, account_id: int = 1) -> str:
     """The account's next sync due now; returns one of its stored Instagram CDN URLs."""
     from sqlalchemy import select, update
 
@@ -243,9 +243,10 @@ def _sync_due_now(database_url: str) -> str:
         database = Database(database_url)
         try:
             async with database.transaction() as session:
-                await session.execute(update(Account).values(next_sync_at=database.clock.now()))
+                await session.execute(update(Account).where(Account.id == account_id)
+                                      .values(next_sync_at=database.clock.now()))
                 return (await session.execute(select(MediaItem.media_url).where(
-                    MediaItem.media_type == "IMAGE").limit(1))).scalar_one()
+                    MediaItem.account_id == account_id, MediaItem.media_type == "IMAGE").limit(1))).scalar_one()
         finally:
             await database.dispose()
 

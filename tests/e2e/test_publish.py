@@ -1,0 +1,130 @@
+"""`filmroll publish DIR` served by nginx (Debian's, on a loopback port of this test's own) gives the same JSON bytes
+and the same pictures as `filmroll serve`; a republish after one new post rewrites only that feed's documents and
+the new post's pictures."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from filmroll.service import feeds as feed_service
+from tests.integration.web.conftest import consent, start_connect
+from tests.integration.web.test_embedded_worker import _connect_and_wait_for_the_first_sync
+from tests.integration.web.test_feeds import _sync_due_now, _wait_for, _wait_until_mirrored, make_served_feed
+from tests.webapp import free_port, running_filmroll
+
+pytestmark = pytest.mark.slow
+NGINX = "/usr/sbin/nginx"
+
+
+def _nginx(root: Path, directory: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    (directory / "nginx.conf").write_text(f"""
+user root; worker_processes 1; daemon off; pid {directory}/nginx.pid; error_log {directory}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+  include /etc/nginx/mime.types;
+  types {{ image/avif avif; }}
+  access_log off;
+  client_body_temp_path {directory}/body; proxy_temp_path {directory}/proxy; fastcgi_temp_path {directory}/fcgi;
+  uwsgi_temp_path {directory}/uwsgi; scgi_temp_path {directory}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    root {root};
+    location / {{ try_files $uri $uri/ =404; }}
+    location ~ /\\. {{ deny all; }}
+  }}
+}}
+""")
+    process = subprocess.Popen([NGINX, "-c", str(directory / "nginx.conf"), "-p", str(directory)],
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return process, f"http://127.0.0.1:{port}"
+        except httpx.TransportError:
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.05)
+
+
+def _publish(app, directory: Path) -> dict:
+    settings = app.settings
+    env = {**os.environ, "FILMROLL_DATABASE_URL": settings.database_url,
+           "FILMROLL_VAULT__KEYS": settings.vault.keys.get_secret_value(),
+           "FILMROLL_VAULT__KEYS_FILE": "/nonexistent/filmroll.keys", "FILMROLL_STORAGE__URL": settings.storage.url,
+           "FILMROLL_MIRROR__CDN_HOSTS": json.dumps(settings.mirror.cdn_hosts), "FILMROLL_MIRROR__PROCESSES": "1"}
+    done = subprocess.run([sys.executable, "-m", "filmroll", "publish", str(directory), "--json"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(not shutil.which(NGINX), reason="nginx is installed by scripts/bootstrap --test")
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_published_feeds_served_by_nginx_are_the_same_bytes_and_a_republish_writes_only_what_changed(
+        sandbox, database_url, tmp_path):
+    site = tmp_path / "site"
+    with running_filmroll(sandbox, database_url, worker=True, socket=False, mirror=True, feeds_base_url="/") as app:
+        admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 12)
+        _wait_until_mirrored(admin, posts)
+        params = consent(sandbox, start_connect(admin), account=14)
+        assert admin.get("/callback?" + urlencode(params)).status_code == 303
+        _wait_until_mirrored(admin, sandbox.control.account(14)["media_count"], account=2)
+        make_served_feed(admin, database_url, feed_service.FeedSpec("Bakery", "bakery", ("1",), post_limit=4))
+        make_served_feed(admin, database_url, feed_service.FeedSpec("Other", "other", ("2",), post_limit=4))
+        first = _publish(app, site)
+        assert first["feeds"] == ["bakery", "other"] and first["missing"] == [] and first["media_written"] > 0
+        nginx, served = _nginx(site, tmp_path)
+        try:
+            url, pages = "/feeds/bakery.json", 0
+            while url:
+                ours = admin.get(url, headers={"Accept-Encoding": "identity"})
+                theirs = httpx.get(served + url)
+                assert theirs.status_code == 200 and theirs.content == ours.content, url  # the same bytes
+                assert theirs.headers["content-type"] == "application/json"
+                body = theirs.json()
+                for post in body["posts"]:
+                    for picture in [post["fallback"]["url"], *(s[f] for s in post["sizes"] for f in ("webp", "avif"))]:
+                        copy = httpx.get(served + picture)
+                        assert copy.status_code == 200 and copy.content == admin.get(picture).content, picture
+                url, pages = body["next"], pages + 1
+            assert pages == -(-posts // 4)
+            for path in ("/feeds/bakery.html", "/feeds/bakery/embed/", "/widget.js", "/feeds/feed.css"):
+                assert httpx.get(served + path).status_code == 200, path
+            assert httpx.get(served + "/.incoming/").status_code in (403, 404)
+
+            # Nothing changed: nothing is written again.
+            again = _publish(app, site)
+            assert again["documents_written"] == 0 and again["media_written"] == 0 and again["removed"] == 0
+            other_files = {p: p.stat().st_mtime_ns for p in (site / "feeds").rglob("*") if p.is_file()
+                           and (p.name.startswith("other") or "/other/" in str(p))}
+            assert other_files
+
+            # One new post: only the bakery's documents and the new post's pictures are written.
+            new = sandbox.control.add_media(12, caption="Fresh rye #bread", media_type="IMAGE")
+            _sync_due_now(database_url)
+            _wait_for(admin, "/feeds/bakery.json", lambda b: b["posts"][0]["id"] == new["id"], 60)
+            latest = admin.get("/feeds/bakery.json").json()["posts"][0]
+            named = {latest["fallback"]["url"], *(s[f] for s in latest["sizes"] for f in ("webp", "avif"))}
+            third = _publish(app, site)
+            assert third["media_written"] == len(named) and third["missing"] == []
+            assert third["documents_written"] >= 1
+            assert {p: p.stat().st_mtime_ns for p in other_files} == other_files  # the other feed untouched
+            assert httpx.get(served + "/feeds/bakery.json").json()["posts"][0]["id"] == new["id"]
+            assert not [p for p in site.rglob("*") if re.search(r"\.[0-9a-f]{12}$", p.name)]  # no temporary left
+        finally:
+            nginx.terminate()
+            nginx.wait(10)
+            nginx.stderr.close()
+        admin.close()
