@@ -26,6 +26,7 @@ from filmroll.service.feed_documents import DocumentSettings
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import MirrorPolicy, RefreshPolicy, SyncPolicy
 from filmroll.service.probe import Prober
+from filmroll.service.publish import Publisher
 from filmroll.service.refresh import Refresher
 from filmroll.service.renderer import Renderer
 from filmroll.service.sync import Syncer
@@ -50,6 +51,7 @@ from filmroll.worker import (
     alert_job,
     mirror_job,
     probe_job,
+    publish_job,
     refresh_job,
     sync_job,
     worker_id,
@@ -97,6 +99,13 @@ def storage(settings: StorageSettings, *, database_url: str = "") -> Storage:
                         secret_access_key=Secret(settings.s3_secret_access_key.get_secret_value()))
 
 
+def publish_target(target: str, s3: StorageSettings) -> Storage:
+    """Where feeds are published: a directory, or S3 with the storage group's endpoint and keys."""
+    url = target if "://" in target or target.startswith("file:") else f"file:{target}"
+    return open_storage(url, endpoint=s3.s3_endpoint, region=s3.s3_region, access_key_id=s3.s3_access_key_id,
+                        secret_access_key=Secret(s3.s3_secret_access_key.get_secret_value()))
+
+
 def webhook(alerts: AlertSettings, *, link_base: str) -> Webhook:
     return Webhook(url=Secret(alerts.webhook_url.get_secret_value()),
                    secret=Secret(alerts.webhook_secret.get_secret_value()), link_base=link_base,
@@ -122,6 +131,7 @@ class Runtime:
     instagram: InstagramClient
     storage: Storage
     renderer: Renderer
+    published: Storage | None = None  # FILMROLL_PUBLISH__DIR, when set: where the worker republishes feeds
     health: DatabaseHealth = field(default_factory=DatabaseHealth)  # as the embedded worker last saw it
 
     @property
@@ -176,6 +186,9 @@ class Runtime:
             jobs.append(sync_job(self.syncer(owner, policy=sync_policy, batch=batch)))
         if self.settings.mirror.enabled:
             jobs.append(mirror_job(self.mirror(owner)))
+        if self.published is not None:
+            jobs.append(publish_job(Publisher(self.mirror(owner), self.published, self.document_settings(),
+                                              base_url=self.settings.publish.base_url.rstrip("/"), owner=owner)))
         return Worker(self.database, jobs, owner=owner, concurrency=concurrency,
                       lease=timedelta(seconds=lease_seconds), idle_poll=idle_poll, health=self.health)
 
@@ -190,14 +203,17 @@ async def open_runtime(settings: Settings, *, upgrade: bool = True,
     instagram = instagram_client(settings, clock=database.clock, session=http)
     files = storage(settings.storage, database_url=settings.database_url)
     renderer = Renderer(settings.mirror.processes)
+    published = publish_target(settings.publish.dir, settings.storage) if settings.publish.dir else None
     try:
         if upgrade:
             await migrate.upgrade(database)
         async with database.read() as session:
             keyring.require(await key_ids_in_use(session))
-        yield Runtime(settings, database, Vault(keyring), http, instagram, files, renderer)
+        yield Runtime(settings, database, Vault(keyring), http, instagram, files, renderer, published)
     finally:
         renderer.close()
+        if published is not None:
+            await published.close()
         await files.close()
         await instagram.aclose()
         await http.close()

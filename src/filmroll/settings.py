@@ -126,6 +126,14 @@ class FeedsSettings(BaseModel):
     max_posts: int = Field(1000, ge=1, le=100_000, description="The most posts 'load more' reaches in a feed")
 
 
+class PublishSettings(BaseModel):
+    dir: str | None = Field(None, description="Where the worker republishes each feed after it changes: a directory "
+                            "or s3://BUCKET[/PREFIX] (the storage group's S3 endpoint and keys); unset: only "
+                            "`filmroll publish` publishes")
+    base_url: str = Field("", description="Where the published files are reached, e.g. https://www.example.org "
+                          "(default: paths from the site's root)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FILMROLL_", env_nested_delimiter="__", env_file=".env",
                                       extra="ignore")
@@ -140,6 +148,7 @@ class Settings(BaseSettings):
     mirror: MirrorSettings = Field(default_factory=MirrorSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     feeds: FeedsSettings = Field(default_factory=FeedsSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
 
     def public_origin(self) -> str:
         """Where people reach filmroll's pages: ``web.public_url``, else the redirect URI's origin (the callback

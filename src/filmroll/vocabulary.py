@@ -70,6 +70,9 @@ class Outcome(StrEnum):
     # mirror
     MIRRORED = "mirrored"  # every pending picture of the account stored (or refused for good, with an event)
     MIRROR_RETRY = "mirror_retry"  # some could not be fetched now; retried with backoff
+    # publish
+    PUBLISHED = "published"  # a feed's changed files written to FILMROLL_PUBLISH__DIR
+    PUBLISH_RETRY = "publish_retry"  # the target (or a picture) failed; retried with backoff
     # any job
     NEEDS_REAUTH = "needs_reauth"
     STALE_LEASE = "stale_lease"  # our lease was taken over: nothing was written

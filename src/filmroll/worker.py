@@ -45,6 +45,7 @@ from filmroll.service.alerts import Alerter
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import Backoff
 from filmroll.service.probe import Prober
+from filmroll.service.publish import Publisher
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
 from filmroll.store import leases
@@ -92,6 +93,10 @@ def alert_job(alerter: Alerter) -> Job:
 
 def mirror_job(mirror: Mirror) -> Job:
     return Job("mirror", leases.claim_mirrors, mirror.run, leases.MIRROR)
+
+
+def publish_job(publisher: Publisher) -> Job:
+    return Job("publish", leases.claim_publishes, publisher.run, leases.PUBLISH)
 
 
 @dataclass

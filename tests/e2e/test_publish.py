@@ -128,3 +128,36 @@ def test_published_feeds_served_by_nginx_are_the_same_bytes_and_a_republish_writ
             nginx.wait(10)
             nginx.stderr.close()
         admin.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_worker_republishes_a_feed_after_a_sync_changes_it(sandbox, database_url, tmp_path):
+    site = tmp_path / "site"
+    with running_filmroll(sandbox, database_url, worker=True, socket=False, mirror=True,
+                          publish_dir=str(site)) as app:
+        admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 12)
+        _wait_until_mirrored(admin, posts)
+        make_served_feed(admin, database_url, feed_service.FeedSpec("Bakery", "bakery", ("1",), post_limit=4))
+        published = site / "feeds" / "bakery.json"
+
+        def first_post() -> str | None:
+            try:
+                return json.loads(published.read_bytes())["posts"][0]["id"]
+            except (FileNotFoundError, json.JSONDecodeError, IndexError):
+                return None
+
+        served = admin.get("/feeds/bakery.json").json()["posts"][0]["id"]
+        deadline = time.monotonic() + 30
+        while first_post() != served:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert (site / "widget.js").exists() and (site / "feeds" / "bakery" / "embed" / "index.html").exists()
+        new = sandbox.control.add_media(12, caption="Out of the oven", media_type="IMAGE")
+        _sync_due_now(database_url)
+        deadline = time.monotonic() + 60
+        while first_post() != new["id"]:  # synced, mirrored, then published: with nobody running a command
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        picture = json.loads(published.read_bytes())["posts"][0]["fallback"]["url"]
+        assert (site / picture.removeprefix("/")).is_file()
+        admin.close()

@@ -10,7 +10,6 @@ import typer
 from filmroll.cli.common import console, fail, run, settings
 
 if TYPE_CHECKING:
-    from filmroll.secret import Secret
     from filmroll.service.publish import PublishReport
 
 
@@ -22,10 +21,9 @@ def publish(target: str = typer.Argument(..., help="A directory, or s3://BUCKET[
             as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
     """Write each feed's JSON pages, HTML fragments and embed pages, the widget, and every picture they show, to a
     directory (or S3) that any web server serves: the website no longer depends on filmroll being up. Run again
-    after a change: only what changed is written."""
-    from filmroll.runtime import open_runtime
+    after a change (the worker does, with FILMROLL_PUBLISH__DIR set): only what changed is written."""
+    from filmroll.runtime import open_runtime, publish_target
     from filmroll.service.publish import publish as publish_feeds
-    from filmroll.storage import open_storage
     from filmroll.worker import worker_id
 
     current = settings()
@@ -33,10 +31,7 @@ def publish(target: str = typer.Argument(..., help="A directory, or s3://BUCKET[
         fail(f"--base-url must be an http(s) URL or a path, not {base_url!r}")
 
     async def write() -> PublishReport:
-        s3 = current.storage
-        destination = open_storage(target if "://" in target or target.startswith("file:") else f"file:{target}",
-                                   endpoint=s3.s3_endpoint, region=s3.s3_region, access_key_id=s3.s3_access_key_id,
-                                   secret_access_key=_secret(s3.s3_secret_access_key.get_secret_value()))
+        destination = publish_target(target, current.storage)
         try:
             async with open_runtime(current) as runtime:
                 return await publish_feeds(runtime.mirror(f"publish:{worker_id()}"), destination,
@@ -60,8 +55,3 @@ def publish(target: str = typer.Argument(..., help="A directory, or s3://BUCKET[
         fail(f"{len(report.missing)} picture(s) are not in storage yet (the mirror is still at work): run "
              "`filmroll publish` again once `filmroll media ACCOUNT` shows every post mirrored")
 
-
-def _secret(value: str) -> Secret:
-    from filmroll.secret import Secret
-
-    return Secret(value)

@@ -17,15 +17,20 @@ each file is replaced whole (``Storage.put``). Pages and feeds that are no more 
 from __future__ import annotations
 
 import logging
+import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from filmroll import errors
 from filmroll.service import feed_documents
 from filmroll.service.feed_documents import Documents, DocumentSettings
 from filmroll.service.mirror import Mirror
+from filmroll.service.policy import Backoff
 from filmroll.storage.base import Storage
 from filmroll.store import feeds as feed_store
+from filmroll.store import leases
+from filmroll.vocabulary import Outcome
 
 log = logging.getLogger(__name__)
 _MEDIA = re.compile(r"/media/(accounts/[0-9]+/sha256/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}"
@@ -129,3 +134,41 @@ def _content_type(key: str) -> str:
         return _TYPES[extension]
     return {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif", "gif": "image/gif",
             "mp4": "video/mp4"}.get(extension, "application/octet-stream")
+
+
+class Publisher:
+    """The worker's ``publish`` job (with ``FILMROLL_PUBLISH__DIR``): a feed whose version moved past the one last
+    published is published again, under the feed's publish lease; a failing target backs off."""
+
+    def __init__(self, mirror: Mirror, target: Storage, settings: DocumentSettings, *, base_url: str, owner: str,
+                 backoff: Backoff | None = None, rng: random.Random | None = None) -> None:
+        self.mirror = mirror
+        self.target = target
+        self.settings = settings
+        self.base_url = base_url
+        self.owner = owner
+        self.backoff = backoff or Backoff()
+        self.rng = rng or random.Random()
+
+    async def run(self, claim: leases.PublishClaim) -> Outcome:
+        database = self.mirror.database
+        async with database.read() as session:
+            version = await leases.version_of(session, claim.feed_id)  # read first: a later change stays due
+        now = database.clock.now()
+        try:
+            report = await publish(self.mirror, self.target, self.settings, base_url=self.base_url,
+                                   slugs=[claim.slug])
+            failure = f"{len(report.missing)} picture(s) not in storage yet" if report.missing else None
+        except (errors.StorageError, errors.MediaError) as exc:
+            failure = exc.message
+        if failure is None:
+            values: dict[str, object] = {"published_version": version, "publish_failures": 0, "publish_error": None,
+                                         "next_publish_at": None}
+        else:
+            log.warning("publishing feed %s failed: %s", claim.slug, failure)
+            values = {"publish_failures": claim.publish_failures + 1, "publish_error": failure[:500],
+                      "next_publish_at": now + self.backoff.delay(claim.publish_failures, self.rng)}
+        async with database.transaction() as session:
+            if not await leases.published(session, owner=self.owner, feed_id=claim.feed_id, values=values):
+                return Outcome.STALE_LEASE
+        return Outcome.PUBLISHED if failure is None else Outcome.PUBLISH_RETRY

@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store import accounts
 from filmroll.store.batch import Fenced
 from filmroll.store.database import rowcount
 from filmroll.store.lease import Lease as Lease
-from filmroll.store.tables import Account, Alert, Token
+from filmroll.store.tables import Account, Alert, Feed, FeedSource, Token
 from filmroll.vocabulary import AccountStatus, AlertStatus, FailureKind
 
 _ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
@@ -46,6 +46,7 @@ TOKEN = Lease("token", _TOKENS, "account_id", "lease_owner", "lease_until")
 SYNC = Lease("sync", _ACCOUNTS, "id", "sync_lease_owner", "sync_lease_until")
 ALERT = Lease("alert", _ALERTS, "id", "lease_owner", "lease_until")
 MIRROR = Lease("mirror", _ACCOUNTS, "id", "mirror_lease_owner", "mirror_lease_until")
+PUBLISH = Lease("publish", Feed.__table__, "id", "publish_lease_owner", "publish_lease_until")  # type: ignore[arg-type]
 
 
 # ----- token: refresh and probe -----------------------------------------------------------------------------------
@@ -386,3 +387,51 @@ async def still_mirroring(session: AsyncSession, *, owner: str, account_id: int)
     held = await session.execute(select(Account.id).where(Account.id == account_id,
                                                           Account.mirror_lease_owner == owner))
     return held.scalar_one_or_none() is not None
+
+
+# ----- publish: a feed's files, written again after it changed ---------------------------------------------------
+
+@dataclass(frozen=True)
+class PublishClaim:
+    feed_id: int
+    slug: str
+    publish_failures: int
+
+    @property
+    def leased_id(self) -> int:
+        return self.feed_id
+
+
+def feed_version() -> Any:
+    """A feed's version in SQL: the later of its ``changed_at`` and its sources' newest ``last_synced_at`` (what
+    ``store.feeds.versions`` reads for the web tier, as one value)."""
+    newest = (select(func.max(Account.last_synced_at)).join(FeedSource, FeedSource.account_id == Account.id)
+              .where(FeedSource.feed_id == Feed.id).scalar_subquery())
+    return case((newest > Feed.changed_at, newest), else_=Feed.changed_at)
+
+
+async def claim_publishes(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                          limit: int) -> list[PublishClaim]:
+    """Lease up to ``limit`` feeds whose version moved past the one last published (and not backing off)."""
+    version = feed_version()
+    due = (select(Feed.id).where(or_(Feed.published_version.is_(None), Feed.published_version < version),
+                                 or_(Feed.next_publish_at.is_(None), Feed.next_publish_at <= now), PUBLISH.free(now))
+           .order_by(Feed.id).limit(limit).with_for_update(skip_locked=True, of=Feed))
+    rows = await PUBLISH.take(session, due, owner=owner, until=now + lease,
+                              returning=("id", "slug", "publish_failures"))
+    return [PublishClaim(*row) for row in rows]
+
+
+async def published(session: AsyncSession, *, owner: str, feed_id: int, values: dict[str, object]) -> bool:
+    """Record a publish's outcome on the feed and give its lease back, if we still hold it."""
+    result = await session.execute(
+        update(Feed).where(Feed.id == feed_id, Feed.publish_lease_owner == owner)
+        .values(publish_lease_owner=None, publish_lease_until=None, **values)
+        .execution_options(synchronize_session=False))
+    return rowcount(result) == 1
+
+
+async def version_of(session: AsyncSession, feed_id: int) -> datetime | None:
+    found: datetime | None = (await session.execute(
+        select(feed_version().label("version")).where(Feed.id == feed_id))).scalar_one_or_none()
+    return found

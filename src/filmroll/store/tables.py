@@ -184,6 +184,14 @@ class Feed(Base):
     allowed_origins: Mapped[list[str]] = mapped_column(JSON)  # ["*"] or exact origins (CORS, frame-ancestors)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last `publish` that wrote it
+    # The worker's republishing (FILMROLL_PUBLISH__DIR): the version last published (see store.feeds.versions),
+    # its lease, and backoff while publishing fails.
+    published_version: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publish_lease_owner: Mapped[str | None] = mapped_column(String(80))
+    publish_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_publish_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publish_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    publish_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)  # its settings' last edit
 

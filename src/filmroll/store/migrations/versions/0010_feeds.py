@@ -1,4 +1,4 @@
-"""feeds: what websites show (``feeds``) and whose posts (``feed_sources``)
+"""feeds: what websites show (``feeds``, with the worker's republishing lease) and whose posts (``feed_sources``)
 
 Revision ID: 0010
 Revises: 0009
@@ -29,6 +29,12 @@ def upgrade() -> None:
         sa.Column("allowed_origins", sa.JSON(), nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("published_version", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("publish_lease_owner", sa.String(80), nullable=True),
+        sa.Column("publish_lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_publish_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("publish_failures", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("publish_error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
