@@ -83,7 +83,15 @@ class Refresher:
             if await self._row_moved(claim):
                 return await self._lost_race(claim)
             return await self._needs_reauth(claim, exc.reason)
-        except errors.RefreshTooEarlyError:
+        except errors.RefreshTooEarlyError as exc:
+            if claim.issued_at + MIN_AGE <= self.database.clock.now():
+                # Too early for a token we stored over a day ago: Instagram refreshed it since (the same string
+                # back, in an answer lost to a crash). When that was is unknown; retrying at the stale time would
+                # call again at once, for ever, so back off like any failure until the day has passed.
+                log.warning("account %s: Instagram says its token was refreshed in the last 24 hours although the "
+                            "stored one is older (a refresh whose answer was lost); retrying with backoff",
+                            claim.account_id)
+                return await self._retry(claim, exc)
             async with self.database.transaction() as session:
                 await leases.reschedule(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
                                         error=None, failure=None, next_attempt_at=None, count_failure=False,

@@ -58,6 +58,14 @@ class Lease:
             .values({self.owner: None, self.until: None}))
         return rowcount(result)
 
+    async def finish(self, session: AsyncSession, key: int, *, owner: str, values: dict[str, object]) -> bool:
+        """Write a job's outcome on its row and give the lease back in one fenced UPDATE; False (nothing written)
+        if the lease is no longer ours."""
+        result = await session.execute(
+            update(self.table).where(self.table.c[self.key] == key, self.table.c[self.owner] == owner)
+            .values({self.owner: None, self.until: None, **values}).execution_options(synchronize_session=False))
+        return rowcount(result) == 1
+
     async def release_unanswered(self, session: AsyncSession, *, owner: str, until: datetime) -> int:
         """Give back what a claim whose answer was lost may have taken: a commit can land on the server while the
         connection drops before its answer arrives. The rows are ours and carry the exact expiry that claim wrote

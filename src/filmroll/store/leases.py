@@ -280,10 +280,7 @@ def synced_routinely(*, owner: str, account_id: int, started: datetime, next_syn
 
 async def synced(session: AsyncSession, *, owner: str, account_id: int, values: dict[str, object]) -> bool:
     """Record a sync's outcome on the account and give its lease back, if we still hold it."""
-    result = await session.execute(
-        update(Account).where(Account.id == account_id, Account.sync_lease_owner == owner)
-        .values(sync_lease_owner=None, sync_lease_until=None, **values).execution_options(synchronize_session=False))
-    return rowcount(result) == 1
+    return await SYNC.finish(session, account_id, owner=owner, values=values)
 
 
 # ----- alerts -----------------------------------------------------------------------------------------------------
@@ -375,11 +372,7 @@ async def _lease_mirrors(session: AsyncSession, chosen: Select[Any], *, owner: s
 
 async def mirrored(session: AsyncSession, *, owner: str, account_id: int, values: dict[str, object]) -> bool:
     """Record a mirror pass's outcome on the account and give its lease back, if we still hold it."""
-    result = await session.execute(
-        update(Account).where(Account.id == account_id, Account.mirror_lease_owner == owner)
-        .values(mirror_lease_owner=None, mirror_lease_until=None, **values)
-        .execution_options(synchronize_session=False))
-    return rowcount(result) == 1
+    return await MIRROR.finish(session, account_id, owner=owner, values=values)
 
 
 async def still_mirroring(session: AsyncSession, *, owner: str, account_id: int) -> bool:
@@ -424,11 +417,7 @@ async def claim_publishes(session: AsyncSession, *, owner: str, now: datetime, l
 
 async def published(session: AsyncSession, *, owner: str, feed_id: int, values: dict[str, object]) -> bool:
     """Record a publish's outcome on the feed and give its lease back, if we still hold it."""
-    result = await session.execute(
-        update(Feed).where(Feed.id == feed_id, Feed.publish_lease_owner == owner)
-        .values(publish_lease_owner=None, publish_lease_until=None, **values)
-        .execution_options(synchronize_session=False))
-    return rowcount(result) == 1
+    return await PUBLISH.finish(session, feed_id, owner=owner, values=values)
 
 
 async def version_of(session: AsyncSession, feed_id: int) -> datetime | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -62,6 +64,24 @@ async def test_dead_tokens_need_reauth_without_retries(harness, sandbox, reason,
     assert kinds == ["account.needs_reauth"]
     await harness.run_worker()
     assert len(sandbox.control.calls(endpoint="refresh")) == 3  # never retried
+
+
+async def test_a_refresh_whose_answer_was_lost_is_retried_with_backoff_not_at_once(harness, sandbox):
+    # Instagram gave the same string back (its common answer) and the worker died before storing the new expiry:
+    # the stored token looks 40 days old while Instagram counts it as refreshed a moment ago.
+    sandbox.control.switches(refresh_token_string="same")
+    (account_id,) = await seed_accounts(harness.database, harness.vault, sandbox, 1)
+    token = harness.plain((await harness.tokens())[account_id])
+    sandbox.control.advance(2 * 86_400)
+    assert httpx.get(f"{sandbox.base_url}/refresh_access_token", params={
+        "grant_type": "ig_refresh_token", "access_token": token}).status_code == 200  # the lost refresh
+    async with asyncio.timeout(60):  # it used to loop, calling Instagram again at once, for ever
+        assert await harness.run_worker() == {"retry": 1}
+    assert await harness.run_worker() == {}  # not due again at once: it backs off
+    assert len(sandbox.control.calls(endpoint="refresh")) == 2
+    stored = (await harness.tokens())[account_id]
+    assert stored.next_attempt_at > datetime.now(UTC) + timedelta(seconds=25) and stored.refresh_failures == 1
+    assert "24 hours" in stored.refresh_error
 
 
 async def test_throttling_waits_as_long_as_instagram_says(harness, sandbox):
