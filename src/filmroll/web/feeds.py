@@ -121,8 +121,14 @@ class FeedCache:
                 await asyncio.wait_for(stop.wait(), self.poll_seconds)
 
     async def entry(self, slug: str) -> Entry | None:
+        """The feed's current documents; while the database is unreachable, the last ones rendered (never an
+        error for a feed that was served before)."""
         if self.versions is None or (slug not in self.versions and time.monotonic() - self._polled_at > 1):
-            await self.poll()  # a feed made a moment ago; unknown names cost one small query a second at most
+            try:
+                await self.poll()  # a feed made a moment ago; unknown names cost one small query a second at most
+            except Exception as exc:
+                if not is_unavailable(exc) or self.versions is None:
+                    raise
         assert self.versions is not None
         changed = self.versions.get(slug)
         if changed is None:
@@ -130,7 +136,12 @@ class FeedCache:
         entry = self.entries.get(slug)
         if entry is not None and entry.version == changed:
             return entry
-        return await self._render(slug)
+        try:
+            return await self._render(slug)
+        except Exception as exc:
+            if entry is None or not is_unavailable(exc):
+                raise
+            return entry  # last known good
 
     async def _render(self, slug: str) -> Entry | None:
         lock = self._locks.setdefault(slug, asyncio.Lock())

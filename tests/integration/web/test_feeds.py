@@ -269,3 +269,23 @@ def test_a_feed_never_breaks_when_the_token_dies_and_instagrams_urls_expire(serv
     for post in after:  # …and filmroll's is all there
         for url in (post["fallback"]["url"], post["sizes"][0]["webp"]):
             assert admin.get(url.removeprefix(app.base_url)).status_code == 200, url
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_while_the_database_is_unreachable_a_feed_is_served_as_last_rendered(served_feed):
+    from filmroll.store.database import Database as Unreachable
+
+    app, admin, _ = served_feed
+    before = admin.get("/feeds/bakery.json", headers={"Accept-Encoding": "identity"})
+    cache = app.transport.app.state.web.feeds
+    reachable = cache.database
+    cache.database = Unreachable("postgresql://nobody@127.0.0.1:1/none")  # every query: connection refused
+    try:
+        slug, (changed, _) = "bakery", cache.versions["bakery"]
+        cache.versions[slug] = (changed, None)  # as if a change had been seen: a render is due and cannot run
+        during = admin.get("/feeds/bakery.json", headers={"Accept-Encoding": "identity"})
+        assert during.status_code == 200 and during.content == before.content
+        assert admin.get("/feeds/no-such-feed.json").status_code == 404
+    finally:
+        app.transport._call(cache.database.dispose())
+        cache.database = reachable
