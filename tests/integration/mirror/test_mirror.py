@@ -116,7 +116,8 @@ async def test_a_failing_cdn_is_retried_with_backoff_and_nothing_half_stored(loc
     assert account.next_mirror_at > harness.database.clock.now() + timedelta(seconds=29)
     sandbox.control.clear_faults()
     async with harness.database.transaction() as session:
-        await session.execute(update(Account).values(next_mirror_at=harness.database.clock.now()))
+        await session.execute(update(Account).values(
+            next_mirror_at=harness.database.clock.now() - timedelta(seconds=1)))
     assert await local_rig.run() == {"mirrored": 1}
     assert all(m.mirrored_at is not None for m in await harness.media(account_id))
 
@@ -125,7 +126,8 @@ async def _a_day_later(harness) -> None:
     """The collector runs once a sweep interval (a day): move filmroll's clock on by one and make the pass due."""
     harness.database.clock.advance(timedelta(days=1))
     async with harness.database.transaction() as session:
-        await session.execute(update(Account).values(next_mirror_at=harness.database.clock.now()))
+        await session.execute(update(Account).values(
+            next_mirror_at=harness.database.clock.now() - timedelta(seconds=1)))
 
 
 async def test_deleted_posts_files_are_collected_after_the_retention_period(local_rig, harness, sandbox):
@@ -271,7 +273,10 @@ async def test_a_post_given_up_on_gets_a_fresh_chance_with_fresh_urls(local_rig,
     since = max((c["id"] for c in sandbox.control.calls()), default=0)
     for _ in range(5):
         async with harness.database.transaction() as session:
-            await session.execute(update(Account).values(next_mirror_at=harness.database.clock.now()))
+            # A second back: on PostgreSQL the claim compares with the server's clock, which this machine's
+            # corrected clock can lead by a fraction of a round trip.
+            await session.execute(update(Account).values(
+                next_mirror_at=harness.database.clock.now() - timedelta(seconds=1)))
         assert await local_rig.run() == {"mirror_retry": 1}
     assert [c for c in sandbox.control.calls(since_id=since) if c["endpoint"] != "cdn"] == []  # no Graph call
     posts = await harness.media(account_id)
