@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.service.pictures import ladder
 from filmroll.storage.keys import variant_key
@@ -61,13 +62,26 @@ async def gather(database: Database, slug: str, settings: DocumentSettings) -> F
         if feed is None:
             return None
         sources = (await feed_store.sources(session, [feed.id]))[feed.id]
-        now = database.clock.now()
-        shown = [a.id for a in sources if _shows_posts(a, now, settings)]
-        rows = await feed_store.live_posts(session, shown, limit=settings.max_posts + len(feed.hidden) + 200)
-        posts = select_posts(feed, rows)[: settings.max_posts]
-        children = await feed_store.children(session, [p.id for p in posts])
-        ids = [p.ig_media_id for p in posts] + [c.ig_media_id for cs in children.values() for c in cs] + [""]
-        files = await feed_store.originals(session, shown, ids)
+        return await _gather(session, feed, sources, database.clock.now(), settings)
+
+
+async def gather_draft(database: Database, feed: Feed, account_ids: Sequence[int],
+                       settings: DocumentSettings) -> FeedData:
+    """What a feed with these (unsaved) settings would show: the admin UI's live preview. ``feed`` is a row that is
+    never added to a session."""
+    async with database.read() as session:
+        sources = await feed_store.accounts(session, account_ids)
+        return await _gather(session, feed, sources, database.clock.now(), settings)
+
+
+async def _gather(session: AsyncSession, feed: Feed, sources: list[Account], now: datetime,
+                  settings: DocumentSettings) -> FeedData:
+    shown = [a.id for a in sources if _shows_posts(a, now, settings)]
+    rows = await feed_store.live_posts(session, shown, limit=settings.max_posts + len(feed.hidden) + 200)
+    posts = select_posts(feed, rows)[: settings.max_posts]
+    children = await feed_store.children(session, [p.id for p in posts])
+    ids = [p.ig_media_id for p in posts] + [c.ig_media_id for cs in children.values() for c in cs] + [""]
+    files = await feed_store.originals(session, shown, ids)
     return FeedData(feed, sources, posts, children, files, now)
 
 

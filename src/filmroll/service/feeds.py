@@ -1,4 +1,5 @@
-"""Feeds as things an operator makes: ``filmroll feeds create|list|show|edit|delete`` and the admin UI's feed editor.
+"""Feeds as things an operator makes: ``filmroll feeds create|list|show|edit|delete`` and the admin UI's feed editor
+(with its live preview of unsaved settings).
 
 Every value is checked before anything is written (:class:`FeedSpec`); a bad one raises ``FeedSettingError`` and
 changes nothing. What a feed shows is ``service/feed_documents.py``'s.
@@ -16,7 +17,9 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll import errors
+from filmroll.service import feed_documents
 from filmroll.service.accounts import find
+from filmroll.service.feed_documents import Documents, DocumentSettings
 from filmroll.store import feeds as feed_store
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Feed
@@ -166,6 +169,17 @@ async def pin(database: Database, slug: str, ig_media_id: str, *, pinned: bool =
     info = await show(database, slug)
     ids = ([ig_media_id] if pinned else []) + [i for i in info.pinned if i != ig_media_id]
     return await edit(database, slug, {"pinned": tuple(ids)})
+
+
+async def preview(database: Database, spec: FeedSpec, settings: DocumentSettings) -> Documents:
+    """What a feed with these settings would show, saved or not (the admin UI's live preview): the same posts, order
+    and pictures its JSON, fragment and widget would have. Writes nothing."""
+    spec = spec.checked()
+    account_ids = [(await find(database, ref)).id for ref in spec.accounts]
+    now = database.clock.now()
+    draft = Feed(**_values(spec), changed_at=now, created_at=now, updated_at=now)  # never added to a session
+    data = await feed_documents.gather_draft(database, draft, account_ids, settings)
+    return feed_documents.render(data, settings)
 
 
 async def delete(database: Database, slug: str) -> None:

@@ -51,6 +51,12 @@ async def sources(session: AsyncSession, feed_ids: Sequence[int]) -> dict[int, l
     return found
 
 
+async def accounts(session: AsyncSession, account_ids: Sequence[int]) -> list[Account]:
+    """These accounts, in the order given (a draft feed's sources)."""
+    found = {a.id: a for a in (await session.execute(select(Account).where(Account.id.in_(account_ids)))).scalars()}
+    return [found[a] for a in account_ids if a in found]
+
+
 async def update_feed(session: AsyncSession, feed_id: int, values: dict[str, Any], now: datetime) -> None:
     await session.execute(update(Feed).where(Feed.id == feed_id).values(**values, updated_at=now, changed_at=now))
 

@@ -1,6 +1,7 @@
 """``create_app(settings)``: the FastAPI application, by audience (``web/rendering.py``):
 
     admin    web/admin.py    sign-in, accounts, Connect, Sync now, a connection's summary
+             web/feed_editor.py   the feeds: list, editor with a live preview, hide and pin
     owner    web/oauth.py    the OAuth callback and the owner's reconnect link
     public   web/public.py   health and media; web/feeds.py: feeds and the widget; Meta's callbacks next
 
@@ -29,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from filmroll import errors
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
-from filmroll.web import admin, feeds, oauth, public, security
+from filmroll.web import admin, feed_editor, feeds, oauth, public, security
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
 from filmroll.web.rendering import problem
 from filmroll.worker import run_supervised
@@ -157,14 +158,17 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
 
     app = FastAPI(title="filmroll", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stylesheet = (TEMPLATES / "filmroll.css").read_text()
+    app.state.editor_script = feed_editor.SCRIPT.read_text()
     app.state.embedded_worker = worker
     app.include_router(public.router())
     app.include_router(feeds.router())
     app.include_router(admin.router())
+    app.include_router(feed_editor.router())
     app.include_router(oauth.router(urlsplit(settings.instagram.redirect_uri).path or "/callback"))
     for error, handler in ((SignInRequired, _sign_in), (FormRejected, _form_rejected),
                            (errors.CallbackError, _callback_error), (errors.InstagramError, _instagram_error),
-                           (errors.AccountNotFoundError, _not_found), (errors.AccountStateError, _account_state),
+                           (errors.AccountNotFoundError, _not_found), (errors.FeedNotFoundError, _not_found),
+                           (errors.AccountStateError, _account_state),
                            (errors.FilmrollError, _filmroll_error), (HTTPException, _http_error),
                            (RequestValidationError, _invalid_request)):
         app.add_exception_handler(error, handler)

@@ -79,15 +79,19 @@ async def current_admin(admin: OptionalAdmin) -> Admin:
 CurrentAdmin = Annotated[Admin, Depends(current_admin)]
 
 
-async def form(request: Request) -> dict[str, str]:
-    """The form's text fields, refused past :data:`MAX_FORM_BYTES`."""
-    if len(await request.body()) > MAX_FORM_BYTES:
+async def _read_form(request: Request, *, max_bytes: int, max_fields: int) -> list[tuple[str, str]]:
+    if len(await request.body()) > max_bytes:
         raise errors.CallbackError("The form is too large.", code="oversized_form")
     try:
-        fields = await request.form(max_files=0, max_fields=20)
+        fields = await request.form(max_files=0, max_fields=max_fields)
     except Exception:  # python-multipart raises several unrelated types for a broken body
         raise errors.CallbackError("The form could not be read.", code="bad_form") from None
-    return {k: v for k, v in fields.items() if isinstance(v, str)}
+    return [(k, v) for k, v in fields.multi_items() if isinstance(v, str)]
+
+
+async def form(request: Request) -> dict[str, str]:
+    """The form's text fields (the last of a repeated name), refused past :data:`MAX_FORM_BYTES`."""
+    return dict(await _read_form(request, max_bytes=MAX_FORM_BYTES, max_fields=20))
 
 
 FormFields = Annotated[dict[str, str], Depends(form)]
@@ -111,3 +115,29 @@ async def admin_form(request: Request, web: Web, admin: OptionalAdmin, fields: F
 
 
 CheckedForm = Annotated[AdminForm, Depends(admin_form)]
+
+MAX_EDITOR_FORM_BYTES = 262_144  # the feed editor: a checkbox per account, hashtags, origins
+
+
+@dataclass
+class AdminEditorForm(AdminForm):
+    """An admin's form whose names repeat (a checkbox per account): ``values`` has every value of every name."""
+
+    values: dict[str, list[str]]
+
+
+async def admin_editor_form(request: Request, web: Web, admin: OptionalAdmin) -> AdminEditorForm:
+    sid = session_id(request, web)
+    if admin is None or sid is None:
+        raise SignInRequired
+    items = await _read_form(request, max_bytes=MAX_EDITOR_FORM_BYTES, max_fields=5_000)
+    fields = dict(items)
+    if not security.csrf_ok(sid, fields.get("csrf_token")):
+        raise FormRejected
+    values: dict[str, list[str]] = {}
+    for name, value in items:
+        values.setdefault(name, []).append(value)
+    return AdminEditorForm(admin, sid, fields, values)
+
+
+CheckedEditorForm = Annotated[AdminEditorForm, Depends(admin_editor_form)]

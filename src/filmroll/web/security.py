@@ -128,7 +128,8 @@ class SecurityHeaders:
         common = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
         if hsts:
             common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
-        csp = ("default-src 'none'; style-src 'self'; img-src 'self' data: https:; "
+        csp = ("default-src 'none'; style-src 'self'; img-src 'self' data: https:; script-src 'self'; "
+               "frame-src 'self'; "
                f"form-action 'self' {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
         pages = [*common, (b"content-security-policy", csp.encode()), (b"x-frame-options", b"DENY"),
                  (b"cross-origin-opener-policy", b"same-origin"), (b"cache-control", b"no-store")]
