@@ -51,6 +51,8 @@ class WebSettings(BaseModel):
     session_absolute_hours: int = 12
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    access_log: bool = Field(True, description="`filmroll serve` logs each request (method, path, status, time; "
+                             "never a query string) at INFO; off behind a proxy or CDN that logs them already")
 
 
 class RefreshSettings(BaseModel):

@@ -12,8 +12,7 @@ Errors become responses here, and only here, each in its audience's form.
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -25,43 +24,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from filmroll import errors
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
 from filmroll.web import admin, feed_editor, feeds, oauth, public, security
+from filmroll.web.access import AccessLog
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
-from filmroll.web.rendering import problem
+from filmroll.web.rendering import Audience, problem
 from filmroll.worker import run_supervised
 
 TEMPLATES = Path(__file__).parent / "templates"
-access_log = logging.getLogger("filmroll.access")
-
-
-class AccessLog:
-    """Method, path and status — never the query string, which carries codes and states on the callback."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started, status = time.monotonic(), 0
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status,
-                            1000 * (time.monotonic() - started))
 
 
 async def _sign_in(request: Request, exc: Exception) -> Response:
@@ -124,7 +98,20 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     return problem(request, 400, "Request refused", "The request's parameters are not valid.", "invalid_request")
 
 
-def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False) -> FastAPI:
+class _FilmrollApp(FastAPI):
+    """FastAPI, with :class:`~filmroll.web.feeds.FeedFastPath` in front of its whole stack: a current feed document
+    is answered from memory before any routing, dependency or middleware of FastAPI's runs."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return feeds.FeedFastPath(super().build_middleware_stack(), headers=self.state.fast_path_headers)
+
+
+def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False, freeze_gc: bool = False) -> FastAPI:
+    """The app; ``worker`` embeds a worker (``filmroll serve``). ``freeze_gc``: once started, move every object made
+    so far (modules, the runtime, the rendered feeds) out of the cyclic collector's reach, so its full collections
+    stop walking them: under load they stalled every request in flight (p99 at 256 connections halved,
+    ``bench/feeds.py``). For a server process only: objects frozen are never collected, so tests that make many apps
+    in one process leave it off."""
     authorize = urlsplit(settings.instagram.authorize_url)
     authorize_origin = f"{authorize.scheme}://{authorize.netloc}"
     public_url = settings.web.public_url
@@ -138,6 +125,9 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
             tasks = [asyncio.create_task(context.feeds.run(stop))]
             if worker:  # the embedded worker: one process does everything on a single machine (design §5)
                 tasks.append(asyncio.create_task(run_supervised(runtime.worker(), stop)))
+            if freeze_gc:
+                gc.collect()
+                gc.freeze()
             try:
                 yield
             finally:
@@ -156,7 +146,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
         return WebContext(runtime, runtime.connector(), auth, Jinja2Templates(directory=str(TEMPLATES)),
                           public_url, authorize_origin, cache, caching)
 
-    app = FastAPI(title="filmroll", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = _FilmrollApp(title="filmroll", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stylesheet = (TEMPLATES / "filmroll.css").read_text()
     app.state.editor_script = feed_editor.SCRIPT.read_text()
     app.state.embedded_worker = worker
@@ -172,7 +162,9 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
                            (errors.FilmrollError, _filmroll_error), (HTTPException, _http_error),
                            (RequestValidationError, _invalid_request)):
         app.add_exception_handler(error, handler)
-    app.add_middleware(security.SecurityHeaders, form_action=authorize_origin,
-                       hsts=bool(public_url and public_url.startswith("https://")))
+    headers = security.SecurityHeaders.for_audiences(form_action=authorize_origin,
+                                                     hsts=bool(public_url and public_url.startswith("https://")))
+    app.add_middleware(security.SecurityHeaders, headers=headers)
+    app.state.fast_path_headers = headers[Audience.PUBLIC]
     app.add_middleware(AccessLog)
     return app

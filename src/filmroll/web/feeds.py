@@ -13,12 +13,15 @@ import contextlib
 import gzip
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import brotli
@@ -29,8 +32,12 @@ from filmroll.service import feed_documents
 from filmroll.service.feed_documents import Documents, DocumentSettings
 from filmroll.store import feeds as feed_store
 from filmroll.store.database import Database, is_unavailable
+from filmroll.web import access
 from filmroll.web.deps import Web, WebContext
 from filmroll.web.rendering import Audience, problem, route_class
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,11 @@ class Entry:
     version: Version
     documents: Documents
     encoded: dict[tuple[str, str | None], Encoded] = field(default_factory=dict)
+    replies: dict[tuple[str, str, str, str], Any] = field(default_factory=dict)  # FeedFastPath's, made once
+
+    @cached_property
+    def last_modified(self) -> str:
+        return format_datetime(max(d for d in self.version if d is not None), usegmt=True)
 
     def get(self, kind: str, after: str | None) -> Encoded | None:
         found = self.encoded.get((kind, after))
@@ -119,6 +131,14 @@ class FeedCache:
                 self._failing = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_seconds)
+
+    def current(self, slug: str) -> Entry | None:
+        """The feed's documents if they are rendered and current, without waiting for anything (the fast path's
+        question); ``None`` sends the request the long way (:meth:`entry`)."""
+        entry = self.entries.get(slug)
+        if entry is None or self.versions is None or self.versions.get(slug) != entry.version:
+            return None
+        return entry
 
     async def entry(self, slug: str) -> Entry | None:
         """The feed's current documents; while the database is unreachable, the last ones rendered (never an
@@ -221,33 +241,51 @@ async def stylesheet(request: Request, web: Web) -> Response:
 
 
 async def _answer(request: Request, web: WebContext, slug: str, kind: str, after: str | None) -> Response:
-    cache = web.feeds
-    entry = await cache.entry(slug)
+    entry = await web.feeds.entry(slug)
     if entry is None:
         return problem(request, 404, "Not found", "There is no such feed.", "not_found")
-    document = entry.get(kind, after)
-    if document is None:
+    found = feed_reply(request.headers, entry, kind, after, web)
+    if found is None:
         return problem(request, 404, "Not found", "That post is not in this feed (any more): start again from the "
                        "feed's first page.", "not_found")
-    headers = {"Cache-Control": web.caching.header(),
-               "Last-Modified": format_datetime(max(d for d in entry.version if d is not None), usegmt=True)}
-    headers.update(_cross_origin(request, entry.documents.origins, kind, cache.base_url))
-    return _send(request, document, MEDIA_TYPES[kind], headers)
+    status, headers, body = found
+    return Response(body, status_code=status, headers=headers)
 
 
 def _send(request: Request, document: Encoded, media_type: str, headers: dict[str, str]) -> Response:
+    status, headers, body = encoded_reply(request.headers, document, media_type, headers)
+    return Response(body, status_code=status, headers=headers)
+
+
+Reply = tuple[int, dict[str, str], bytes]
+
+
+def feed_reply(asked: Mapping[str, str], entry: Entry, kind: str, after: str | None,
+               web: WebContext) -> Reply | None:
+    """A feed document's answer (status, headers, body) to a request with these headers (lower-case names); ``None``
+    when the feed has no such page. The routed handlers and :class:`FeedFastPath` both answer with it."""
+    document = entry.get(kind, after)
+    if document is None:
+        return None
+    headers = {"Cache-Control": web.caching.header(), "Last-Modified": entry.last_modified}
+    headers.update(_cross_origin(asked.get("origin"), entry.documents.origins, kind, web.feeds.base_url))
+    return encoded_reply(asked, document, MEDIA_TYPES[kind], headers)
+
+
+def encoded_reply(asked: Mapping[str, str], document: Encoded, media_type: str, headers: dict[str, str]) -> Reply:
     """The encoding the client takes best (brotli, gzip, none), its ETag, and 304 when the client has it."""
-    accepted = request.headers.get("accept-encoding", "")
+    accepted = asked.get("accept-encoding", "")
     encoding = "br" if "br" in accepted else "gzip" if "gzip" in accepted else None
     etag = f'"{document.etag}{ {"br": "-br", "gzip": "-gz", None: ""}[encoding]}"'
     headers = {**headers, "ETag": etag}
     headers["Vary"] = ", ".join(["Accept-Encoding", *([headers["Vary"]] if "Vary" in headers else [])])
-    if _matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
+    if _matches(asked.get("if-none-match"), etag):
+        return 304, headers, b""
     body = document.identity if encoding is None else document.br if encoding == "br" else document.gzip
     if encoding:
         headers["Content-Encoding"] = encoding
-    return Response(body, media_type=media_type, headers=headers)
+    headers["Content-Type"] = media_type
+    return 200, headers, body
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -257,7 +295,7 @@ def _matches(header: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-def _cross_origin(request: Request, origins: tuple[str, ...], kind: str, base_url: str) -> dict[str, str]:
+def _cross_origin(origin: str | None, origins: tuple[str, ...], kind: str, base_url: str) -> dict[str, str]:
     """CORS from the feed's allowed origins: ``*`` is sent as is (no Vary); a list echoes a listed Origin and
     varies on it. The embed page says who may frame it."""
     headers: dict[str, str] = {}
@@ -265,7 +303,6 @@ def _cross_origin(request: Request, origins: tuple[str, ...], kind: str, base_ur
         headers["Access-Control-Allow-Origin"] = "*"
     else:
         headers["Vary"] = "Origin"
-        origin = request.headers.get("origin")
         if origin and origin.lower() in origins:
             headers["Access-Control-Allow-Origin"] = origin
     if kind == "embed":
@@ -276,3 +313,80 @@ def _cross_origin(request: Request, origins: tuple[str, ...], kind: str, base_ur
             f"default-src 'none'; img-src {images}; style-src {images}; style-src-attr 'unsafe-inline'; "
             f"frame-ancestors {ancestors}; base-uri 'none'; form-action 'none'")
     return headers
+
+
+# The routes' paths, as one pattern: /feeds/{slug}.json|.html, /feeds/{slug}/after-{id}.json|.html,
+# /feeds/{slug}/embed[/after-{id}]
+_DOCUMENT = re.compile(r"/feeds/(?P<slug>[a-z0-9][a-z0-9-]{0,63})(?:/after-(?P<after>[0-9A-Za-z_]{1,64}))?"
+                       r"(?:\.(?P<ext>json|html)|/embed(?:/after-(?P<embed_after>[0-9A-Za-z_]{1,64}))?)\Z")
+_KINDS = {"json": "pages", "html": "html", None: "embed"}
+_ASKED = frozenset((b"accept-encoding", b"if-none-match", b"origin"))
+
+
+class FeedFastPath:
+    """Answers a feed document that is rendered and current straight from memory, in front of FastAPI's whole stack
+    (its routing, dependency injection and middleware cost ~10x the answer itself: ``bench/feeds.py``), with the
+    public audience's security headers and an access-log line, as the routed answer has. Anything else (a feed not
+    rendered yet or changed since, a query string, another path or method) goes on to the app, whose routes answer
+    the same way through :func:`feed_reply`.
+
+    The answer is :func:`feed_reply`'s, made once per document, encoding and allowed origin and kept with the
+    rendered feed (``Entry.replies``): a request then costs a dictionary lookup and an ETag comparison."""
+
+    def __init__(self, app: ASGIApp, *, headers: list[tuple[bytes, bytes]]) -> None:
+        self.app = app
+        self.headers = [h for h in headers if h[0] != b"cache-control"]  # the public audience's (web/security.py)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"] \
+                and (match := _DOCUMENT.match(scope["path"])) is not None \
+                and not (match["ext"] is None and match["after"]):
+            started = time.monotonic()
+            web: WebContext | None = getattr(scope["app"].state, "web", None)
+            entry = web.feeds.current(match["slug"]) if web is not None else None
+            if web is not None and entry is not None:
+                asked = {name: value.decode("latin-1") for name, value in scope["headers"] if name in _ASKED}
+                reply = self._reply(web, entry, match, asked)
+                if reply is not None:
+                    fresh = _matches(asked.get(b"if-none-match"), reply.etag)
+                    await send({"type": "http.response.start", "status": 304 if fresh else 200,
+                                "headers": reply.not_modified if fresh else reply.headers})
+                    await send({"type": "http.response.body", "body": b"" if fresh else reply.body})
+                    access.record(scope, 304 if fresh else 200, started)
+                    return
+        await self.app(scope, receive, send)
+
+    def _reply(self, web: WebContext, entry: Entry, match: re.Match[str],
+               asked: dict[bytes, str]) -> _Prepared | None:
+        accepted = asked.get(b"accept-encoding", "")
+        encoding = "br" if "br" in accepted else "gzip" if "gzip" in accepted else ""
+        origin = asked.get(b"origin")
+        if origin is not None and origin.lower() not in entry.documents.origins:
+            origin = None  # one cached answer for every origin that is not allowed (bounded by the feed's list)
+        key = (match["ext"] or "", match["after"] or match["embed_after"] or "", encoding, origin or "")
+        found = entry.replies.get(key)
+        if found is None:
+            kind, after = _KINDS[match["ext"]], match["after"] or match["embed_after"]
+            request = {"accept-encoding": encoding, **({"origin": origin} if origin else {})}
+            made = feed_reply(request, entry, kind, after, web)
+            if made is None:
+                return None
+            _, headers, body = made
+            not_modified = feed_reply({**request, "if-none-match": headers["ETag"]}, entry, kind, after, web)
+            assert not_modified is not None and not_modified[0] == 304
+            found = entry.replies[key] = _Prepared(
+                headers["ETag"], body, [*_raw(headers), (b"content-length", str(len(body)).encode()), *self.headers],
+                [*_raw(not_modified[1]), *self.headers])
+        return found
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    etag: str
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    not_modified: list[tuple[bytes, bytes]]
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]

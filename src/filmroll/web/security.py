@@ -123,8 +123,12 @@ class SecurityHeaders:
       cross-origin``); their caching is the handler's to say, ``no-cache`` if it says nothing.
     """
 
-    def __init__(self, app: ASGIApp, *, form_action: str, hsts: bool) -> None:
+    def __init__(self, app: ASGIApp, *, headers: dict[Audience, list[tuple[bytes, bytes]]]) -> None:
         self.app = app
+        self.headers = headers
+
+    @staticmethod
+    def for_audiences(*, form_action: str, hsts: bool) -> dict[Audience, list[tuple[bytes, bytes]]]:
         common = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
         if hsts:
             common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
@@ -134,7 +138,7 @@ class SecurityHeaders:
         pages = [*common, (b"content-security-policy", csp.encode()), (b"x-frame-options", b"DENY"),
                  (b"cross-origin-opener-policy", b"same-origin"), (b"cache-control", b"no-store")]
         public = [*common, (b"cross-origin-resource-policy", b"cross-origin"), (b"cache-control", b"no-cache")]
-        self.headers = {Audience.ADMIN: pages, Audience.OWNER: pages, Audience.PUBLIC: public}
+        return {Audience.ADMIN: pages, Audience.OWNER: pages, Audience.PUBLIC: public}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

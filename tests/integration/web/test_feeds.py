@@ -228,9 +228,35 @@ def test_a_feed_serves_its_posts_and_pictures_by_cursor_as_json_and_html_rendere
 
 
 def test_a_feed_answers_http_right_and_its_settings_apply(served_feed):
+    _the_fast_path_answers_as_the_routes_do(served_feed)
     _http_etags_per_encoding_304_caching_and_cors(served_feed)
     _edit(served_feed[0].settings.database_url, "bakery", allowed_origins=("*",))
     _hidden_posts_never_show_pinned_come_first_and_filters_apply(served_feed)
+
+
+def _the_fast_path_answers_as_the_routes_do(served_feed):
+    """A rendered feed is answered before FastAPI's routing (web/feeds.FeedFastPath); a query string sends the same
+    request through the routes. Both must give the same status, headers and bytes, for every kind of document,
+    encoding, validator and origin."""
+    _, admin, _ = served_feed
+    second = _all_posts(admin, "/feeds/bakery.json")[3]["id"]
+    paths = ["/feeds/bakery.json", "/feeds/bakery.html", "/feeds/bakery/embed", f"/feeds/bakery/after-{second}.json",
+             f"/feeds/bakery/after-{second}.html", f"/feeds/bakery/embed/after-{second}"]
+    for path in paths:
+        for encoding in ("br, gzip", "gzip", "identity"):
+            for origin in (None, "https://www.example.org"):
+                asked = {"Accept-Encoding": encoding, **({"Origin": origin} if origin else {})}
+                routed = admin.get(path + "?via=routes", headers=asked)
+                fast = admin.get(path, headers=asked)
+                assert routed.status_code == fast.status_code == 200, path
+                assert fast.content == routed.content and dict(fast.headers) == dict(routed.headers), (path, asked)
+                asked["If-None-Match"] = fast.headers["etag"]
+                routed, fast = admin.get(path + "?via=routes", headers=asked), admin.get(path, headers=asked)
+                assert routed.status_code == fast.status_code == 304 and fast.content == b"", path
+                assert dict(fast.headers) == dict(routed.headers), (path, asked)
+    for missing in ("/feeds/bakery/after-1.json", "/feeds/nothing.json", "/feeds/bakery/after-1/embed"):
+        assert admin.get(missing).status_code == 404
+        assert admin.get(missing).headers["content-type"] == "application/problem+json"
 
 
 def _sync_due_now(database_url: str, account_id: int = 1) -> str:
