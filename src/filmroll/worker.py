@@ -292,15 +292,23 @@ class Worker:
         claims whose answer it swallowed."""
         if not self._interrupted and not self._unanswered:
             return
-        async with self.database.transaction() as session:
-            for lease, ids in self._interrupted.items():
-                await lease.release(session, sorted(ids), owner=self.owner)
-            for lease, until in self._unanswered:
-                if found := await lease.release_unanswered(session, owner=self.owner, until=until):
-                    log.info("gave back %d %s lease(s) taken by a claim whose answer the outage lost", found,
-                             lease.name)
-        self._interrupted.clear()
-        self._unanswered.clear()
+        # Take what is pending now: jobs still running can be interrupted while this transaction waits, and what
+        # they add must stay for the next round rather than be cleared with what this one gave back.
+        interrupted, self._interrupted = self._interrupted, {}
+        unanswered, self._unanswered = self._unanswered, set()
+        try:
+            async with self.database.transaction() as session:
+                for lease, ids in interrupted.items():
+                    await lease.release(session, sorted(ids), owner=self.owner)
+                for lease, until in unanswered:
+                    if found := await lease.release_unanswered(session, owner=self.owner, until=until):
+                        log.info("gave back %d %s lease(s) taken by a claim whose answer the outage lost", found,
+                                 lease.name)
+        except BaseException:
+            for lease, ids in interrupted.items():
+                self._interrupted.setdefault(lease, set()).update(ids)
+            self._unanswered |= unanswered
+            raise
 
     def _finished(self, key: tuple[str, int]) -> None:
         self._in_flight.pop(key, None)
