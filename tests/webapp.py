@@ -123,7 +123,8 @@ def free_port() -> int:
 
 
 def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = None, *,
-                 mirror: bool = False, feeds_base_url: str | None = None, publish_dir: str | None = None) -> Settings:
+                 mirror: bool = False, feeds_base_url: str | None = None, publish_dir: str | None = None,
+                 web: dict[str, Any] | None = None) -> Settings:
     """filmroll's settings against the sandbox; the media mirror only when asked (its rendering is CPU work that
     other tests' timings need not share)."""
     return Settings(
@@ -134,7 +135,7 @@ def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = N
                                     token_url=sandbox.base_url + "/oauth/access_token", graph_url=sandbox.base_url,
                                     scopes=["instagram_business_basic", "instagram_business_manage_insights"]),
         vault=VaultSettings(keys=keys or generate_key(), keys_file=Path("/nonexistent/filmroll.keys")),
-        web=WebSettings(public_url=base_url),
+        web=WebSettings(public_url=base_url, **(web or {})),
         mirror=MirrorSettings(enabled=mirror, cdn_hosts=[sandbox.base_url], eager_posts=4, processes=1),
         storage=StorageSettings(url=f"file:{tempfile.mkdtemp(prefix='filmroll-media-')}"),
         feeds=FeedsSettings(poll_seconds=0.2, base_url=feeds_base_url),
@@ -161,12 +162,13 @@ async def _add_admin(database_url: str) -> None:
 @contextlib.contextmanager
 def running_filmroll(sandbox, database_url: str, *, https: bool = False, keys: str | None = None,
                      worker: bool = False, socket: bool = True, mirror: bool = False,
-                     feeds_base_url: str | None = None, publish_dir: str | None = None) -> Iterator[RunningFilmroll]:
+                     feeds_base_url: str | None = None, publish_dir: str | None = None,
+                     web: dict[str, Any] | None = None) -> Iterator[RunningFilmroll]:
     port = free_port()
     scheme = "https" if https else "http"
     base_url = f"{scheme}://127.0.0.1:{port}"
     settings = settings_for(sandbox, database_url, base_url, keys, mirror=mirror, feeds_base_url=feeds_base_url,
-                            publish_dir=publish_dir)
+                            publish_dir=publish_dir, web=web)
     if not https:
         sandbox.control.switches(require_https_redirect=False)
     sandbox.control.add_redirect_uri(settings.instagram.redirect_uri)

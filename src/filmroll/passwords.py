@@ -1,18 +1,25 @@
 """Admin passwords: argon2id hashes, checked in constant time whether the user exists or not.
 
 Below both the services (``filmroll admin create``) and the web tier (sign-in), so neither imports the other. The
-dummy hash an unknown username is checked against is made on first use, not at import.
+dummy hash an unknown username is checked against is made on first use, not at import. :class:`PasswordChecker`
+runs the checks of a server: in threads of its own (argon2 releases the GIL), a bounded number at a time, so
+sign-ins never stall the event loop and a flood of them cannot take every core and gigabytes of memory.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256
+T = TypeVar("T")
 HASHER = PasswordHasher()  # argon2id; the library's defaults exceed OWASP's minimum (m=19 MiB, t=2)
 
 
@@ -38,3 +45,34 @@ def verify(password_hash: str | None, password: str) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     return HASHER.check_needs_rehash(password_hash)
+
+
+class Busy(Exception):
+    """Too many sign-ins are waiting for a password check: answered 503 with a Retry-After."""
+
+
+class PasswordChecker:
+    def __init__(self, *, at_once: int, waiting: int | None = None) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="filmroll-password")
+        self._slots = asyncio.Semaphore(at_once)
+        self._room = at_once + (waiting if waiting is not None else 8 * at_once)  # checking plus queued
+        self._admitted = 0
+
+    async def _in_pool(self, work: Callable[..., T], *args: object) -> T:
+        if self._admitted >= self._room:
+            raise Busy
+        self._admitted += 1
+        try:
+            async with self._slots:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+        finally:
+            self._admitted -= 1
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        return await self._in_pool(verify, password_hash, password)
+
+    async def rehash(self, password: str) -> str:
+        return await self._in_pool(hash_password, password)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -53,6 +53,30 @@ class WebSettings(BaseModel):
     tls_key: Path | None = None
     access_log: bool = Field(True, description="`filmroll serve` logs each request (method, path, status, time; "
                              "never a query string) at INFO; off behind a proxy or CDN that logs them already")
+    # The edge's bounds (web/limits.py): checked before a request's body is read; what passes still meets the
+    # per-form limits of the handlers.
+    max_form_bytes: int = Field(16_384, ge=1_024, le=1 << 20, description="Largest body of a form post (sign-in, "
+                                "Connect, Sync now, reconnect); larger ones are refused with 413 unread")
+    max_editor_bytes: int = Field(262_144, ge=16_384, le=8 << 20, description="Largest body the feed editor posts")
+    max_callback_bytes: int = Field(65_536, ge=4_096, le=8 << 20, description="Largest body of Meta's callbacks "
+                                    "and webhooks (/meta/…)")
+    max_header_bytes: int = Field(16_384, ge=4_096, le=256 << 10, description="Largest total size of a request's "
+                                  "header lines (431 beyond)")
+    max_headers: int = Field(64, ge=16, le=100, description="Most header lines a request may carry (431 beyond)")
+    max_url_bytes: int = Field(8_192, ge=1_024, le=64 << 10, description="Longest path and query (414 beyond)")
+    body_timeout_seconds: float = Field(10, gt=0, le=300, description="Time a client has to send a whole body "
+                                        "(408 beyond): slow senders do not hold a connection open")
+    trusted_proxies: list[str] = Field(default_factory=list, description="Addresses or networks of the reverse "
+                                       "proxies whose X-Forwarded-For names the client (for the sign-in "
+                                       "throttle); empty: the socket's peer is the client")
+    login_attempts_per_account: int = Field(5, ge=1, le=1_000, description="Password checks an admin username "
+                                            "gets before lockouts start, counted from every client")
+    login_attempts_per_client: int = Field(20, ge=1, le=10_000, description="Password checks one client gets, "
+                                           "over every username, before lockouts start")
+    login_lockout_seconds: int = Field(60, ge=1, le=3_600, description="The first lockout; each further failed "
+                                       "attempt doubles it (up to a day), and a successful sign-in ends it")
+    password_checks: int = Field(2, ge=1, le=64, description="Password checks (argon2, ~50 ms of CPU and 64 MiB "
+                                 "each) run at once, off the event loop; sign-ins beyond wait or get 503")
 
 
 class RefreshSettings(BaseModel):

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from filmroll.errors import ConfigError, KeyMissingError, TokenIntegrityError
 from filmroll.secret import Secret
@@ -89,6 +91,14 @@ class Keyring:
         except KeyError:
             raise KeyMissingError(f"a stored token is encrypted with key {ident}, which is not in the keyring; "
                                   "add that key back (FILMROLL_VAULT__KEYS or the keys file)") from None
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (the sign-in form's CSRF tokens, the throttle's username hashes), derived
+        from the primary key with HKDF: a server secret held where the vault keys are, and never the vault key
+        itself. Rotating the primary key changes it, which costs only short-lived things (an open sign-in form,
+        fifteen minutes of throttle counts)."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=f"filmroll/v1/{purpose}".encode()).derive(self._keys[self.primary_id])
 
     def require(self, used_ids: Iterable[str]) -> None:
         """Stop start-up if stored rows use keys we do not have."""

@@ -27,6 +27,7 @@ def serve(
     """Serve the admin UI and the OAuth callback, with an embedded worker that keeps tokens alive and media synced."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     from filmroll.web.app import create_app
@@ -44,8 +45,12 @@ def serve(
     scheme = "https" if cert else "http"
     console.print(f"filmroll on {scheme}://{host}:{port} (callback: {current.instagram.redirect_uri})")
     # Granian's access log would print the callback's query string (code, state): filmroll logs requests itself.
+    # Granian's read buffer holds the request line and headers: sized from the edge's own limits (web/limits.py),
+    # so what exceeds them is refused (431) before it takes memory; headers must arrive within the body's time too.
+    http1 = HTTP1Settings(header_read_timeout=int(current.web.body_timeout_seconds * 1000),
+                          max_buffer_size=max(65_536, current.web.max_header_bytes + current.web.max_url_bytes + 8_192))
     server = Granian("filmroll.web.app:create_app", address=host, port=port, interface=Interfaces.ASGI, workers=1,
                      http=HTTPModes.http1 if not cert else HTTPModes.auto, websockets=False, log_access=False,
                      log_level=LogLevels.warning, ssl_cert=Path(cert) if cert else None,
-                     ssl_key=Path(key) if key else None)
+                     ssl_key=Path(key) if key else None, http1_settings=http1)
     server.serve(target_loader=partial(create_app, current, worker=not no_worker, freeze_gc=True), wrap_loader=False)

@@ -1,15 +1,16 @@
-"""Admins, their browser sessions and failed logins. Session ids are stored only as SHA-256 hashes."""
+"""Admins and their browser sessions. Session ids are stored only as SHA-256 hashes (sign-in attempts:
+``store/throttles.py``)."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.database import rowcount
-from filmroll.store.tables import Admin, AdminSession, LoginFailure
+from filmroll.store.tables import Admin, AdminSession
 
 
 def digest(value: str) -> str:
@@ -63,24 +64,3 @@ async def close_all_sessions(session: AsyncSession, admin_id: int, now: datetime
                                                               AdminSession.revoked_at.is_(None))
                                    .values(revoked_at=now).execution_options(synchronize_session=False))
     return rowcount(result)
-
-
-async def count_failures(session: AsyncSession, username: str, client: str, since: datetime) -> int:
-    return (await session.execute(select(func.count()).select_from(LoginFailure).where(
-        LoginFailure.username == username, LoginFailure.client == client, LoginFailure.at > since))).scalar_one()
-
-
-async def oldest_failure(session: AsyncSession, username: str, client: str, since: datetime) -> datetime | None:
-    return (await session.execute(select(func.min(LoginFailure.at)).where(
-        LoginFailure.username == username, LoginFailure.client == client, LoginFailure.at > since))).scalar_one()
-
-
-async def add_failure(session: AsyncSession, username: str, client: str, now: datetime) -> None:
-    await session.execute(delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1)))
-    session.add(LoginFailure(username=username[:64], client=client[:64], at=now))
-    await session.flush()
-
-
-async def clear_failures(session: AsyncSession, username: str, client: str) -> None:
-    await session.execute(delete(LoginFailure).where(LoginFailure.username == username,
-                                                     LoginFailure.client == client))

@@ -9,6 +9,8 @@ behind writers.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -88,7 +90,25 @@ def _busy_timeout_ms(url: str) -> int:
     return round(seconds * 1000)
 
 
-def _sqlite_pragmas(engine: AsyncEngine, begin: str, busy_timeout_ms: int) -> None:
+def keep_private(path: str) -> None:
+    """The database file holds admin hashes, token ciphertexts and events: create it readable by its owner only,
+    and take group and other access away from an existing one and its ``-wal``/``-shm`` (SQLite creates those with
+    the database file's own mode, so a private database keeps them private)."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(OSError):  # a missing directory: SQLite itself says it cannot open the file
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(OSError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+
+
+def _sqlite_pragmas(engine: AsyncEngine, begin: str, busy_timeout_ms: int, path: str) -> None:
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _private(dialect: Any, record: Any, cargs: Any, cparams: Any) -> None:
+        keep_private(path)
+
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -121,9 +141,10 @@ class Database:
             # (up to 100 ms a try). Other processes still queue through busy_timeout.
             busy_timeout_ms = _busy_timeout_ms(self.url)
             self.engine = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=120, **options)
-            _sqlite_pragmas(self.engine, "BEGIN IMMEDIATE", busy_timeout_ms)
+            path = make_url(self.url).database or ""
+            _sqlite_pragmas(self.engine, "BEGIN IMMEDIATE", busy_timeout_ms, path)
             self.read_engine = create_async_engine(self.url, **options)
-            _sqlite_pragmas(self.read_engine, "BEGIN", busy_timeout_ms)
+            _sqlite_pragmas(self.read_engine, "BEGIN", busy_timeout_ms, path)
         else:
             self.engine = create_async_engine(self.url, **options)
             self.read_engine = self.engine

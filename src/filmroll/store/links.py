@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.database import rowcount
 from filmroll.store.states import digest
-from filmroll.store.tables import ReconnectLink
+from filmroll.store.tables import OAuthState, ReconnectLink
 
 
 async def create(session: AsyncSession, account_id: int, secret: str, *, now: datetime,
@@ -47,7 +47,12 @@ async def drop(session: AsyncSession, link_id: int) -> None:
 
 
 async def retire_for_account(session: AsyncSession, account_id: int, now: datetime) -> None:
-    """The account works again: every link still out for it stops working."""
+    """The account's status changed (it works again, or was disconnected, revoked or deleted): every link still out
+    for it stops working, and so does every sign-in at Instagram such a link started and nobody finished yet."""
     await session.execute(update(ReconnectLink).where(ReconnectLink.account_id == account_id,
                                                       ReconnectLink.used_at.is_(None))
+                          .values(used_at=now).execution_options(synchronize_session=False))
+    of_account = select(ReconnectLink.id).where(ReconnectLink.account_id == account_id).scalar_subquery()
+    await session.execute(update(OAuthState).where(OAuthState.reconnect_link_id.in_(of_account),
+                                                   OAuthState.used_at.is_(None))
                           .values(used_at=now).execution_options(synchronize_session=False))

@@ -352,15 +352,16 @@ class AdminSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class LoginFailure(Base):
-    __tablename__ = "login_failures"
+class LoginThrottle(Base):
+    """Sign-in attempts per key: ``account:`` or ``client:`` and a keyed hash (``web/throttle.py``), never the
+    username or address itself."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    username: Mapped[str] = mapped_column(String(64))
-    client: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __tablename__ = "login_throttles"
 
-    __table_args__ = (Index("ix_login_failures_who", "username", "client", "at"),)
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Event(Base):

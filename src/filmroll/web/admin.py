@@ -3,6 +3,7 @@ parse, call a use-case, render or redirect; signing in and CSRF are dependencies
 
 from __future__ import annotations
 
+import math
 import secrets
 
 from fastapi import APIRouter, Request
@@ -14,8 +15,9 @@ from filmroll.service import media as media_service
 from filmroll.store import events
 from filmroll.store.tables import Account
 from filmroll.web import security
-from filmroll.web.deps import CheckedForm, CurrentAdmin, FormFields, OptionalAdmin, Web, secure, session_id
+from filmroll.web.deps import CheckedForm, CurrentAdmin, FormFields, OptionalAdmin, RowId, Web, secure, session_id
 from filmroll.web.rendering import STYLESHEET_PATH, Audience, page, problem, route_class
+from filmroll.web.throttle import client_of
 
 
 def router() -> APIRouter:
@@ -43,7 +45,7 @@ async def home(admin: OptionalAdmin) -> Response:
 
 async def login_form(request: Request, web: Web) -> Response:
     login_id = secrets.token_urlsafe(24)
-    response = page(request, "login.html", csrf_token=security.csrf_token(login_id), error=None)
+    response = page(request, "login.html", csrf_token=web.csrf.token(login_id), error=None)
     security.set_cookie(response, security.cookie_names(secure(request, web))[1], login_id,
                         secure=secure(request, web), max_age=3600)
     return response
@@ -53,18 +55,22 @@ async def login(request: Request, web: Web, form: FormFields) -> Response:
     is_secure = secure(request, web)
     session_name, login_name = security.cookie_names(is_secure)
     login_id = request.cookies.get(login_name)
-    if not security.csrf_ok(login_id, form.get("csrf_token")):
+    if not web.csrf.ok(login_id, form.get("csrf_token")):
         return problem(request, 403, "Please try again", "The sign-in form expired or came from another site. "
                        "Reload the sign-in page and try again.", "csrf")
-    client = request.client.host if request.client else "unknown"
+    client = client_of(request, web.trusted_proxies)
     outcome = await web.auth.login(form.get("username", ""), form.get("password", ""), client)
-    if outcome.retry_after is not None:
-        response = page(request, "login.html", 429, csrf_token=security.csrf_token(login_id or ""),
-                        error=f"Too many failed attempts. Try again in {outcome.retry_after // 60 + 1} minutes.")
-        response.headers["Retry-After"] = str(outcome.retry_after)
+    if outcome.retry_after is not None or outcome.busy:
+        wait = outcome.retry_after or 5
+        said = f"{wait} seconds" if wait < 120 else f"{math.ceil(wait / 60)} minutes"
+        error = (f"Too many sign-in attempts. Try again in {said}." if outcome.retry_after is not None else
+                 f"filmroll is busy checking other sign-ins. Try again in {said}.")
+        response = page(request, "login.html", 429 if outcome.retry_after is not None else 503,
+                        csrf_token=web.csrf.token(login_id or ""), error=error)
+        response.headers["Retry-After"] = str(wait)
         return response
     if outcome.admin is None:
-        return page(request, "login.html", 401, csrf_token=security.csrf_token(login_id or ""),
+        return page(request, "login.html", 401, csrf_token=web.csrf.token(login_id or ""),
                     error="Wrong username or password.")
     new_session = await web.auth.open(outcome.admin)
     signed_in = RedirectResponse("/accounts", status_code=303)
@@ -75,7 +81,7 @@ async def login(request: Request, web: Web, form: FormFields) -> Response:
 
 async def logout(request: Request, web: Web, form: FormFields) -> Response:
     current = session_id(request, web)
-    if current and security.csrf_ok(current, form.get("csrf_token")):
+    if current and web.csrf.ok(current, form.get("csrf_token")):
         await web.auth.close(current)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(security.cookie_names(secure(request, web))[0], path="/", secure=secure(request, web),
@@ -86,10 +92,10 @@ async def logout(request: Request, web: Web, form: FormFields) -> Response:
 async def accounts_page(request: Request, web: Web, admin: CurrentAdmin) -> Response:
     listing = await account_service.listing(web.database)
     return page(request, "accounts.html", admin=admin, accounts=listing, now=web.database.clock.now(),
-                csrf_token=security.csrf_token(session_id(request, web) or ""))
+                csrf_token=web.csrf.token(session_id(request, web) or ""))
 
 
-async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_id: int) -> Response:
+async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_id: RowId) -> Response:
     """One account's posts from the mirror: each picture as stored, with its type, caption, date and mirror state."""
     try:
         account, posts = await media_service.posts(web.database, str(account_id), limit=240)
@@ -99,7 +105,7 @@ async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_
     return page(request, "account.html", admin=admin, account=account, posts=posts, mirrored=mirrored)
 
 
-async def sync_soon(web: Web, form: CheckedForm, account_id: int) -> Response:
+async def sync_soon(web: Web, form: CheckedForm, account_id: RowId) -> Response:
     """*Sync now*: the account becomes due, and the next free worker (embedded or not) syncs it."""
     await account_service.sync_soon(web.database, account_id, actor=f"admin:{form.admin.username}")
     return RedirectResponse("/accounts", status_code=303)
@@ -111,7 +117,7 @@ async def connect(web: Web, form: CheckedForm) -> Response:
     return RedirectResponse(url, status_code=303)  # a full-page redirect: Instagram's login breaks in popups
 
 
-async def connection_summary(request: Request, web: Web, admin: CurrentAdmin, event_id: int) -> Response:
+async def connection_summary(request: Request, web: Web, admin: CurrentAdmin, event_id: RowId) -> Response:
     async with web.database.read() as session:
         event = await events.get(session, event_id)
         account = await session.get(Account, event.account_id) if event and event.account_id else None

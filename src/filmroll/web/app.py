@@ -27,12 +27,15 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from filmroll import errors
+from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
 from filmroll.web import admin, feed_editor, feeds, oauth, public, security
 from filmroll.web.access import AccessLog
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
+from filmroll.web.limits import ErrorBoundary, RequestLimits, bounds
 from filmroll.web.rendering import Audience, problem
+from filmroll.web.throttle import SignInThrottle, parse_networks
 from filmroll.worker import run_supervised
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -112,6 +115,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     stop walking them: under load they stalled every request in flight (p99 at 256 connections halved,
     ``bench/feeds.py``). For a server process only: objects frozen are never collected, so tests that make many apps
     in one process leave it off."""
+    trusted_proxies = parse_networks(settings.web.trusted_proxies)  # a bad entry stops start-up, saying which
     authorize = urlsplit(settings.instagram.authorize_url)
     authorize_origin = f"{authorize.scheme}://{authorize.netloc}"
     public_url = settings.web.public_url
@@ -133,18 +137,25 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
             finally:
                 stop.set()
                 await asyncio.gather(*tasks)
+                context.auth.checker.close()
 
     def _context(runtime: Runtime) -> WebContext:
+        secret = runtime.vault.keyring.derive("web")
+        throttle = SignInThrottle(runtime.database, secret, per_account=settings.web.login_attempts_per_account,
+                                  per_client=settings.web.login_attempts_per_client,
+                                  lockout=timedelta(seconds=settings.web.login_lockout_seconds))
         auth = security.AdminAuth(runtime.database, idle=timedelta(minutes=settings.web.session_idle_minutes),
-                                  absolute=timedelta(hours=settings.web.session_absolute_hours))
+                                  absolute=timedelta(hours=settings.web.session_absolute_hours), throttle=throttle,
+                                  checker=PasswordChecker(at_once=settings.web.password_checks))
         documents = runtime.document_settings()
         base_url = (settings.feeds.base_url or public_url or "").rstrip("/")
         cache = feeds.FeedCache(runtime.database, documents, base_url=base_url,
                                 poll_seconds=settings.feeds.poll_seconds)
         caching = feeds.Caching(settings.feeds.max_age_seconds, settings.feeds.stale_while_revalidate_seconds,
                                 settings.feeds.stale_if_error_seconds)
-        return WebContext(runtime, runtime.connector(), auth, Jinja2Templates(directory=str(TEMPLATES)),
-                          public_url, authorize_origin, cache, caching)
+        return WebContext(runtime, runtime.connector(), auth, security.Csrf(secret),
+                          Jinja2Templates(directory=str(TEMPLATES)), public_url, authorize_origin, cache, caching,
+                          trusted_proxies)
 
     app = _FilmrollApp(title="filmroll", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stylesheet = (TEMPLATES / "filmroll.css").read_text()
@@ -164,6 +175,11 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
         app.add_exception_handler(error, handler)
     headers = security.SecurityHeaders.for_audiences(form_action=authorize_origin,
                                                      hsts=bool(public_url and public_url.startswith("https://")))
+    # Innermost first: the error boundary inside the limits, both inside the headers and the access log, so every
+    # answer, refusals and failures included, carries its mount's headers and is logged with its real status.
+    app.add_middleware(ErrorBoundary)
+    app.add_middleware(security.SameOrigin, public_url=public_url)
+    app.add_middleware(RequestLimits, bounds=bounds(settings.web))
     app.add_middleware(security.SecurityHeaders, headers=headers)
     app.state.fast_path_headers = headers[Audience.PUBLIC]
     app.add_middleware(AccessLog)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.templating import Jinja2Templates
 
 from filmroll import errors
@@ -19,8 +19,7 @@ from filmroll.web import security
 
 if TYPE_CHECKING:
     from filmroll.web.feeds import Caching, FeedCache
-
-MAX_FORM_BYTES = 16_384
+    from filmroll.web.throttle import Network
 
 
 @dataclass
@@ -28,11 +27,13 @@ class WebContext:
     runtime: Runtime
     connector: Connector
     auth: security.AdminAuth
+    csrf: security.Csrf
     templates: Jinja2Templates
     public_url: str | None
     authorize_origin: str
     feeds: FeedCache
     caching: Caching
+    trusted_proxies: list[Network]
 
     @property
     def database(self) -> Database:
@@ -45,6 +46,9 @@ def web_context(request: Request) -> WebContext:
 
 
 Web = Annotated[WebContext, Depends(web_context)]
+
+# A row's id in a path: what the database can hold (a larger number names no row: 404, not an overflow's 500).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class SignInRequired(Exception):
@@ -79,9 +83,10 @@ async def current_admin(admin: OptionalAdmin) -> Admin:
 CurrentAdmin = Annotated[Admin, Depends(current_admin)]
 
 
-async def _read_form(request: Request, *, max_bytes: int, max_fields: int) -> list[tuple[str, str]]:
-    if len(await request.body()) > max_bytes:
-        raise errors.CallbackError("The form is too large.", code="oversized_form")
+async def _read_form(request: Request, *, max_fields: int) -> list[tuple[str, str]]:
+    # Its size is bounded at the edge (web/limits.py, per route); read whole first, so a refusal there is not
+    # taken for a broken form below.
+    await request.body()
     try:
         fields = await request.form(max_files=0, max_fields=max_fields)
     except Exception:  # python-multipart raises several unrelated types for a broken body
@@ -90,8 +95,8 @@ async def _read_form(request: Request, *, max_bytes: int, max_fields: int) -> li
 
 
 async def form(request: Request) -> dict[str, str]:
-    """The form's text fields (the last of a repeated name), refused past :data:`MAX_FORM_BYTES`."""
-    return dict(await _read_form(request, max_bytes=MAX_FORM_BYTES, max_fields=20))
+    """The form's text fields (the last of a repeated name)."""
+    return dict(await _read_form(request, max_fields=20))
 
 
 FormFields = Annotated[dict[str, str], Depends(form)]
@@ -109,14 +114,12 @@ async def admin_form(request: Request, web: Web, admin: OptionalAdmin, fields: F
     sid = session_id(request, web)
     if admin is None or sid is None:
         raise SignInRequired
-    if not security.csrf_ok(sid, fields.get("csrf_token")):
+    if not web.csrf.ok(sid, fields.get("csrf_token")):
         raise FormRejected
     return AdminForm(admin, sid, fields)
 
 
 CheckedForm = Annotated[AdminForm, Depends(admin_form)]
-
-MAX_EDITOR_FORM_BYTES = 262_144  # the feed editor: a checkbox per account, hashtags, origins
 
 
 @dataclass
@@ -130,9 +133,9 @@ async def admin_editor_form(request: Request, web: Web, admin: OptionalAdmin) ->
     sid = session_id(request, web)
     if admin is None or sid is None:
         raise SignInRequired
-    items = await _read_form(request, max_bytes=MAX_EDITOR_FORM_BYTES, max_fields=5_000)
+    items = await _read_form(request, max_fields=5_000)
     fields = dict(items)
-    if not security.csrf_ok(sid, fields.get("csrf_token")):
+    if not web.csrf.ok(sid, fields.get("csrf_token")):
         raise FormRejected
     values: dict[str, list[str]] = {}
     for name, value in items:

@@ -26,7 +26,6 @@ from filmroll.service import feeds as feed_service
 from filmroll.service import media as media_service
 from filmroll.service.feeds import MEDIA_TYPES, FeedInfo, FeedSpec
 from filmroll.store.tables import Admin
-from filmroll.web import security
 from filmroll.web.deps import CheckedEditorForm, CheckedForm, CurrentAdmin, Web, WebContext, session_id
 from filmroll.web.rendering import Audience, page, problem, route_class
 
@@ -63,7 +62,7 @@ async def script(request: Request) -> Response:
 async def feeds_page(request: Request, web: Web, admin: CurrentAdmin) -> Response:
     feeds = await feed_service.list_feeds(web.database)
     return page(request, "feeds.html", admin=admin, feeds=feeds, base=_public_base(request, web),
-                csrf_token=security.csrf_token(session_id(request, web) or ""))
+                csrf_token=web.csrf.token(session_id(request, web) or ""))
 
 
 async def new_feed_form(request: Request, web: Web, admin: CurrentAdmin) -> Response:
@@ -212,7 +211,7 @@ async def _editor(request: Request, web: WebContext, admin: Admin, info: FeedInf
                 preview_url=f"/admin/feeds/{info.slug if info else NO_FEED}/preview"
                             + ("" if info and status == 200 else "?" + preview_query),
                 hidden=set(info.hidden) if info else set(), pinned=list(info.pinned) if info else [],
-                csrf_token=security.csrf_token(session_id(request, web) or ""))
+                csrf_token=web.csrf.token(session_id(request, web) or ""))
 
 
 def _public_base(request: Request, web: WebContext) -> str:

@@ -1,5 +1,5 @@
-"""Admin authentication for the web UI: server-side sessions, CSRF tokens, login throttling (passwords are checked by
-``filmroll/passwords.py``), and the security headers every response carries.
+"""Admin authentication for the web UI: server-side sessions, CSRF tokens, sign-in (throttled by ``web/throttle.py``,
+passwords checked off the event loop by ``filmroll/passwords.py``), and the security headers every response carries.
 
 Session cookie: ``HttpOnly; SameSite=Lax; Path=/`` and, over HTTPS, ``Secure`` with the ``__Host-`` prefix. Lax,
 not Strict: Instagram's redirect back to ``/callback`` is a cross-site top-level GET, and a Strict cookie would not
@@ -22,10 +22,9 @@ from filmroll import passwords
 from filmroll.store import admins
 from filmroll.store.database import Database
 from filmroll.store.tables import Admin
+from filmroll.web.limits import send_problem
 from filmroll.web.rendering import Audience, audience_of
-
-THROTTLE_FAILURES = 5
-THROTTLE_WINDOW = timedelta(minutes=15)
+from filmroll.web.throttle import SignInThrottle
 
 
 def cookie_names(secure: bool) -> tuple[str, str]:
@@ -33,14 +32,21 @@ def cookie_names(secure: bool) -> tuple[str, str]:
     return f"{prefix}filmroll_session", f"{prefix}filmroll_login"
 
 
-def csrf_token(session_id: str) -> str:
-    return hmac.new(session_id.encode(), b"filmroll csrf", hashlib.sha256).hexdigest()
+class Csrf:
+    """CSRF tokens: an HMAC of the browser's binding (its session id, or its sign-in form's cookie) under a server
+    secret, so a cookie planted over plain HTTP does not come with a token that matches it."""
 
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
 
-def csrf_ok(session_id: str | None, submitted: str | None) -> bool:
-    if not session_id or not submitted:
-        return False
-    return hmac.compare_digest(csrf_token(session_id), submitted)
+    def token(self, binding: str) -> str:
+        return hmac.new(self._secret, b"csrf\0" + binding.encode(), hashlib.sha256).hexdigest()
+
+    def ok(self, binding: str | None, submitted: str | None) -> bool:
+        if not binding or not submitted:
+            return False
+        # As bytes: compare_digest refuses non-ASCII text, and a form field can hold anything.
+        return hmac.compare_digest(self.token(binding).encode(), submitted.encode("utf-8", "surrogateescape"))
 
 
 def is_secure(request: Request, public_url: str | None) -> bool:
@@ -55,34 +61,38 @@ def set_cookie(response: Response, name: str, value: str, *, secure: bool, max_a
 class LoginOutcome:
     admin: Admin | None = None
     retry_after: int | None = None  # seconds, when throttled
+    busy: bool = False  # too many sign-ins waiting for a password check
 
 
 class AdminAuth:
-    def __init__(self, database: Database, *, idle: timedelta, absolute: timedelta) -> None:
+    def __init__(self, database: Database, *, idle: timedelta, absolute: timedelta, throttle: SignInThrottle,
+                 checker: passwords.PasswordChecker) -> None:
         self.database = database
         self.idle = idle
         self.absolute = absolute
+        self.throttle = throttle
+        self.checker = checker
 
     async def login(self, username: str, password: str, client: str) -> LoginOutcome:
-        now = self.database.clock.now()
         username = username.strip()[:64]
+        retry_after = await self.throttle.attempt(username, client)  # counted before the check, whatever it finds
+        if retry_after is not None:
+            return LoginOutcome(retry_after=retry_after)
         async with self.database.read() as session:
-            failures = await admins.count_failures(session, username, client, now - THROTTLE_WINDOW)
-            if failures >= THROTTLE_FAILURES:
-                oldest = await admins.oldest_failure(session, username, client, now - THROTTLE_WINDOW)
-                wait = (oldest + THROTTLE_WINDOW - now).total_seconds() if oldest else THROTTLE_WINDOW.seconds
-                return LoginOutcome(retry_after=max(1, int(wait) + 1))
             admin = await admins.find(session, username)
-        verified = passwords.verify(admin.password_hash if admin else None, password)
-        async with self.database.transaction() as session:
-            if not verified or admin is None:
-                await admins.add_failure(session, username, client, now)
-                return LoginOutcome()
-            await admins.clear_failures(session, username, client)
-            if passwords.needs_rehash(admin.password_hash):
+        try:
+            verified = await self.checker.verify(admin.password_hash if admin else None, password)
+        except passwords.Busy:
+            return LoginOutcome(busy=True)
+        if not verified or admin is None:
+            return LoginOutcome()
+        await self.throttle.succeeded(username, client)
+        if passwords.needs_rehash(admin.password_hash):
+            fresh_hash = await self.checker.rehash(password)
+            async with self.database.transaction() as session:
                 fresh = await session.get(Admin, admin.id)
                 assert fresh is not None
-                await admins.set_password_hash(session, fresh, passwords.hash_password(password), now)
+                await admins.set_password_hash(session, fresh, fresh_hash, self.database.clock.now())
         return LoginOutcome(admin=admin)
 
     async def open(self, admin: Admin) -> str:
@@ -111,11 +121,15 @@ class AdminAuth:
             await admins.close_session(session, session_id, self.database.clock.now())
 
 
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
 class SecurityHeaders:
     """Each audience's headers on every response (``web/rendering.py`` says whose a response is); a header the
     handler set itself wins.
 
-    * every response: ``nosniff``, ``no-referrer``, HSTS when served over HTTPS;
+    * every response: ``nosniff``, ``no-referrer``, HSTS when served over HTTPS (``PUBLIC_URL`` says so, or
+      filmroll terminates TLS itself);
     * admin and owner pages: a CSP that allows only our own styles and forms (``form_action`` must allow Instagram's
       authorize origin: browsers apply form-action to the redirect after our Connect button), never framed, never
       stored in a cache;
@@ -126,12 +140,15 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, *, headers: dict[Audience, list[tuple[bytes, bytes]]]) -> None:
         self.app = app
         self.headers = headers
+        # filmroll terminating TLS itself (`serve --tls-cert`): HSTS on every response, whatever PUBLIC_URL says.
+        self.over_tls = {audience: [*listed, HSTS] if HSTS not in listed else listed
+                         for audience, listed in headers.items()}
 
     @staticmethod
     def for_audiences(*, form_action: str, hsts: bool) -> dict[Audience, list[tuple[bytes, bytes]]]:
         common = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
         if hsts:
-            common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+            common.append(HSTS)
         csp = ("default-src 'none'; style-src 'self'; img-src 'self' data: https:; script-src 'self'; "
                "frame-src 'self'; "
                f"form-action 'self' {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
@@ -148,8 +165,43 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    h for h in self.headers[audience_of(scope)] if h[0] not in present]
+                listed = (self.over_tls if scope.get("scheme") == "https" else self.headers)[audience_of(scope)]
+                message["headers"] = list(message.get("headers", [])) + [h for h in listed if h[0] not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class SameOrigin:
+    """State-changing requests to the admin and owner pages must come from filmroll's own pages: a browser's
+    ``Sec-Fetch-Site`` (or, from older browsers, ``Origin``) naming another site is refused before any handler runs,
+    a second line behind the CSRF tokens. Requests without either header are not a browser's cross-site request
+    (scripts, curl) and meet the CSRF check alone. Public routes (Meta's server-to-server callbacks) are exempt."""
+
+    def __init__(self, app: ASGIApp, *, public_url: str | None) -> None:
+        self.app = app
+        self.public_origin = public_url.rstrip("/").lower() if public_url else None
+
+    def _cross_site(self, scope: Scope) -> bool:
+        headers = {name: value for name, value in scope["headers"] if name in (b"sec-fetch-site", b"origin",
+                                                                                 b"host")}
+        site = headers.get(b"sec-fetch-site")
+        if site is not None:
+            return site not in (b"same-origin", b"none")
+        origin = headers.get(b"origin")
+        if origin is None:
+            return False
+        said = origin.decode("latin-1").lower()
+        own = f"{scope.get('scheme', 'http')}://{headers.get(b'host', b'').decode('latin-1')}".lower()
+        return said not in (own, self.public_origin)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope["method"] not in SAFE_METHODS
+                and audience_of(scope) is not Audience.PUBLIC and self._cross_site(scope)):
+            await send_problem(scope, send, 403, "Please try again", "That request came from another site. Open "
+                               "filmroll's page and press the button there.", "cross_site")
+            return
+        await self.app(scope, receive, send)

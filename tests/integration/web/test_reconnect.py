@@ -164,3 +164,45 @@ def test_links_are_stored_only_as_hashes(sandbox, filmroll, browsers, database_u
     _, _, found, _, _ = _read(database_url, account_id)
     assert [link.secret_hash for link in found] == [links.digest(secret)]
     assert secret not in repr(snapshot(database_url))
+
+
+def _disconnect(database_url: str, account_id: int) -> None:
+    from filmroll.service import accounts
+
+    async def run() -> None:
+        database = Database(database_url)
+        try:
+            await accounts.disconnect(database, str(account_id), actor="test")
+        finally:
+            await database.dispose()
+
+    aio.run(run())
+
+
+def test_a_link_made_before_a_disconnect_is_refused_after_it(sandbox, filmroll, browsers, database_url):
+    account_id, secret = _prepare(filmroll, database_url, sandbox)
+    _disconnect(database_url, account_id)
+    before = snapshot(database_url)
+    owner = browsers()
+    page = owner.get("/reconnect", params={"link": secret})
+    assert page.status_code == 410 and '<code id="problem-code">used_link</code>' in page.text
+    assert owner.post("/reconnect", data={"link": secret}).status_code == 410
+    assert snapshot(database_url) == before
+
+
+def test_a_reconnect_under_way_at_a_disconnect_stores_nothing(sandbox, filmroll, browsers, database_url):
+    """The owner is at Instagram's consent screen when the operator disconnects the account: their Allow brings
+    nothing back, and no code is exchanged."""
+    account_id, secret = _prepare(filmroll, database_url, sandbox)
+    owner = browsers()
+    authorize = _go_to_instagram(owner, secret)
+    _disconnect(database_url, account_id)
+    location = owner_allows(sandbox, authorize, account=1)
+    sandbox.control.clear_calls()
+    before = snapshot(database_url)
+    refused = _return(owner, location)
+    assert refused.status_code == 400 and '<code id="problem-code">used_state</code>' in refused.text
+    assert snapshot(database_url) == before
+    assert sandbox.control.calls(endpoint="token") == []
+    account, token, *_ = _read(database_url, account_id)
+    assert account.status == "disconnected" and token is None
