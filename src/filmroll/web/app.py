@@ -26,7 +26,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
-from filmroll import errors
+from filmroll import __version__, errors
 from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
@@ -157,7 +157,8 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
                           Jinja2Templates(directory=str(TEMPLATES)), public_url, authorize_origin, cache, caching,
                           trusted_proxies)
 
-    app = _FilmrollApp(title="filmroll", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = _FilmrollApp(title="filmroll", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                       openapi_url="/openapi.json")
     app.state.stylesheet = (TEMPLATES / "filmroll.css").read_text()
     app.state.editor_script = feed_editor.SCRIPT.read_text()
     app.state.embedded_worker = worker

@@ -32,7 +32,7 @@ from filmroll.service import feed_documents
 from filmroll.service.feed_documents import Documents, DocumentSettings
 from filmroll.store import feeds as feed_store
 from filmroll.store.database import Database, is_unavailable
-from filmroll.web import access
+from filmroll.web import access, feed_schema
 from filmroll.web.deps import Web, WebContext
 from filmroll.web.rendering import Audience, problem, route_class
 
@@ -196,14 +196,19 @@ MEDIA_TYPES = {"pages": "application/json", "html": "text/html; charset=utf-8", 
 
 def router() -> APIRouter:
     routes = APIRouter(route_class=route_class(Audience.PUBLIC))
-    routes.add_api_route("/widget.js", widget, methods=["GET"], summary="The <filmroll-feed> web component")
+    routes.add_api_route("/widget.js", widget, methods=["GET"], summary="The <filmroll-feed> web component",
+                         response_class=Response, responses=feed_schema.SCRIPT_RESPONSES)
     routes.add_api_route("/feeds/feed.css", stylesheet, methods=["GET"], include_in_schema=False)
-    routes.add_api_route("/feeds/{slug}.json", feed_json, methods=["GET"], summary="A feed (first page)")
-    routes.add_api_route("/feeds/{slug}.html", feed_html, methods=["GET"], summary="A feed as an HTML fragment")
+    routes.add_api_route("/feeds/{slug}.json", feed_json, methods=["GET"], summary="A feed (first page)",
+                         response_class=Response, responses=feed_schema.JSON_RESPONSES)
+    routes.add_api_route("/feeds/{slug}.html", feed_html, methods=["GET"], summary="A feed as an HTML fragment",
+                         response_class=Response, responses=feed_schema.HTML_RESPONSES)
     routes.add_api_route("/feeds/{slug}/after-{after}.json", feed_page, methods=["GET"],
-                         summary="The page of a feed after a post (a feed's 'next')")
+                         summary="The page of a feed after a post (a feed's 'next')", response_class=Response,
+                         responses=feed_schema.JSON_RESPONSES)
     routes.add_api_route("/feeds/{slug}/after-{after}.html", feed_html_page, methods=["GET"], include_in_schema=False)
-    routes.add_api_route("/feeds/{slug}/embed", feed_embed, methods=["GET"], summary="A feed as a page for an iframe")
+    routes.add_api_route("/feeds/{slug}/embed", feed_embed, methods=["GET"], summary="A feed as a page for an iframe",
+                         response_class=Response, responses=feed_schema.HTML_RESPONSES)
     routes.add_api_route("/feeds/{slug}/embed/after-{after}", feed_embed, methods=["GET"], include_in_schema=False)
     return routes
 

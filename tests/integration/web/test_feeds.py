@@ -16,6 +16,7 @@ from PIL import Image
 
 from filmroll.service import feeds as feed_service
 from filmroll.store.database import Database
+from filmroll.web.feed_schema import FeedDocument
 from tests import aio
 from tests.integration.web.test_embedded_worker import _connect_and_wait_for_the_first_sync
 from tests.webapp import running_filmroll
@@ -66,6 +67,7 @@ def _all_posts(client, first: str) -> list[dict]:
         page = client.get(url)
         assert page.status_code == 200, page.text
         body = page.json()
+        FeedDocument.model_validate(body)  # every page is the schema /openapi.json publishes, field for field
         posts += body["posts"]
         url = body["next"]
     return posts
