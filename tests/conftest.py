@@ -53,6 +53,7 @@ def database_url(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         path = tmp_path / "filmroll.db"
         shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        path.chmod(0o600)  # as filmroll creates its database (a copy would be 0644)
         yield f"sqlite:///{path}"
     else:
         url, name = databases.postgres_database()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from tests.helpers import owner_allows
 
@@ -175,3 +177,16 @@ def test_reconnect_link_for_an_owner(cli, sandbox):
     second = cli("reconnect-link", f"@{username}").stdout.strip().splitlines()[-1]
     assert second != url  # a new secret each time
     assert cli("reconnect-link", "@nobody", check=False).returncode == 3
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_doctor_finds_a_database_others_can_read_and_makes_it_private(cli):
+    cli("db", "upgrade")
+    database = cli.directory / "filmroll.db"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600  # created private
+    database.chmod(0o644)  # as an older filmroll, or a copy, left it
+    loose = cli("doctor", "--offline", check=False)
+    assert loose.returncode == 2 and "database files private" in loose.stdout and "was 644" in loose.stdout
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    again = cli("doctor", "--offline", check=False)
+    assert "database files private" in again.stdout and "was 644" not in again.stdout

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -79,6 +81,27 @@ async def _authorize_check(current: Settings) -> Check:
                  f"the authorize page answered HTTP {response.status}")
 
 
+def _file_checks(current: Settings) -> list[Check]:
+    """A SQLite database holds admin hashes and token ciphertexts: only its owner may read it. Looked at before
+    anything opens it (opening it makes it private)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(current.database_url)
+    except Exception:
+        return []  # the database check below says what is wrong with the URL
+    path = url.database or ""
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or not os.path.exists(path):
+        return []
+    loose = {name: stat.S_IMODE(os.stat(name).st_mode) for name in (path, f"{path}-wal", f"{path}-shm")
+             if os.path.exists(name) and os.stat(name).st_mode & 0o077}
+    if not loose:
+        return [Check("database files private", True, f"{path} (and -wal, -shm): owner only")]
+    shown = ", ".join(f"{name} was {mode:o}" for name, mode in loose.items())
+    return [Check("database files private", False, f"{shown}: others could read admin password hashes and "
+                  "encrypted tokens; filmroll made them 600 just now. Check who had access.")]
+
+
 async def _store_checks(current: Settings) -> list[Check]:
     from filmroll.store import migrate
     from filmroll.store.database import Database
@@ -122,7 +145,7 @@ def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check
     current = settings()
 
     async def body() -> list[Check]:
-        found = _redirect_checks(current) + _app_checks(current)
+        found = _redirect_checks(current) + _app_checks(current) + _file_checks(current)
         if not offline:
             found.append(await _authorize_check(current))
         return found + await _store_checks(current)
