@@ -9,6 +9,9 @@ sign-ins never stall the event loop and a flood of them cannot take every core a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -47,13 +50,28 @@ def needs_rehash(password_hash: str) -> bool:
     return HASHER.check_needs_rehash(password_hash)
 
 
+def _lowest_priority() -> None:
+    """Run this thread (and the lane threads argon2 starts from it, which inherit it) at the lowest CPU priority:
+    on a busy machine the event loop, which serves every other page and the feeds, goes first. Linux sets both
+    niceness and the scheduling policy per thread; elsewhere this is a no-op."""
+    thread = threading.get_native_id()
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, thread, 19)
+    # SCHED_IDLE: any other thread that wakes up preempts it at once, yet it keeps a sliver of CPU (a weight of 3),
+    # so sign-ins still finish on a server kept busy by feeds (bench/logins.py: p99 of other requests 131x idle
+    # with argon2 on the event loop, ~3.5x with it here).
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+
+
 class Busy(Exception):
     """Too many sign-ins are waiting for a password check: answered 503 with a Retry-After."""
 
 
 class PasswordChecker:
     def __init__(self, *, at_once: int, waiting: int | None = None) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="filmroll-password")
+        self._pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="filmroll-password",
+                                        initializer=_lowest_priority)
         self._slots = asyncio.Semaphore(at_once)
         self._room = at_once + (waiting if waiting is not None else 8 * at_once)  # checking plus queued
         self._admitted = 0
