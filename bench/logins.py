@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # noqa: S105 (the benchmark admin of a throwaway database)
 
 
 def free_port() -> int:
