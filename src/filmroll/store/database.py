@@ -96,8 +96,10 @@ def keep_private(path: str) -> None:
     the database file's own mode, so a private database keeps them private)."""
     if not path or path == ":memory:" or path.startswith("file:"):
         return
-    with contextlib.suppress(OSError):  # a missing directory: SQLite itself says it cannot open the file
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    # Create it only if it is missing (O_EXCL): opening and closing a database file this process already has open
+    # would drop every POSIX lock SQLite holds on it, whatever descriptor took them.
+    with contextlib.suppress(OSError):  # it exists, or its directory does not (SQLite itself then says so)
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     for name in (path, f"{path}-wal", f"{path}-shm"):
         with contextlib.suppress(OSError):
             if os.stat(name).st_mode & 0o077:
