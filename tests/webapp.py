@@ -135,7 +135,9 @@ def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = N
                                     token_url=sandbox.base_url + "/oauth/access_token", graph_url=sandbox.base_url,
                                     scopes=["instagram_business_basic", "instagram_business_manage_insights"]),
         vault=VaultSettings(keys=keys or generate_key(), keys_file=Path("/nonexistent/filmroll.keys")),
-        web=WebSettings(public_url=base_url, **(web or {})),
+        # Password checks at normal priority: on a test machine kept saturated by four test processes, idle-priority
+        # checks crawl (a sign-in takes ~1 s instead of 0.15 s); the priority itself is bench/logins.py's to measure.
+        web=WebSettings(public_url=base_url, **{"password_check_priority": "normal", **(web or {})}),
         mirror=MirrorSettings(enabled=mirror, cdn_hosts=[sandbox.base_url], eager_posts=4, processes=1),
         storage=StorageSettings(url=f"file:{tempfile.mkdtemp(prefix='filmroll-media-')}"),
         feeds=FeedsSettings(poll_seconds=0.2, base_url=feeds_base_url),

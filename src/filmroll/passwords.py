@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -50,18 +50,20 @@ def needs_rehash(password_hash: str) -> bool:
     return HASHER.check_needs_rehash(password_hash)
 
 
-def _lowest_priority() -> None:
-    """Run this thread (and the lane threads argon2 starts from it, which inherit it) at the lowest CPU priority:
-    on a busy machine the event loop, which serves every other page and the feeds, goes first. Linux sets both
-    niceness and the scheduling policy per thread; elsewhere this is a no-op."""
+def _lower_priority(priority: str) -> None:
+    """Run this thread (and the lane threads argon2 starts from it, which inherit it) below the event loop, which
+    serves every other page and the feeds. ``idle`` (SCHED_IDLE at nice 19): any other thread that wakes up preempts
+    it at once, yet it keeps a sliver of CPU, so sign-ins finish even on a saturated machine, slowly
+    (bench/logins.py: p99 of other requests 131x idle with argon2 on the event loop, ~3.5x with ``idle``, ~4.3x
+    with ``low``, nice 19 alone). Linux sets both per thread; elsewhere this is a no-op."""
+    if priority == "normal":
+        return
     thread = threading.get_native_id()
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, thread, 19)
-    # SCHED_IDLE: any other thread that wakes up preempts it at once, yet it keeps a sliver of CPU (a weight of 3),
-    # so sign-ins still finish on a server kept busy by feeds (bench/logins.py: p99 of other requests 131x idle
-    # with argon2 on the event loop, ~3.5x with it here).
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+    if priority == "idle":
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
 
 
 class Busy(Exception):
@@ -69,9 +71,10 @@ class Busy(Exception):
 
 
 class PasswordChecker:
-    def __init__(self, *, at_once: int, waiting: int | None = None) -> None:
+    def __init__(self, *, at_once: int, waiting: int | None = None,
+                 priority: Literal["idle", "low", "normal"] = "idle") -> None:
         self._pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="filmroll-password",
-                                        initializer=_lowest_priority)
+                                        initializer=_lower_priority, initargs=(priority,))
         self._slots = asyncio.Semaphore(at_once)
         self._room = at_once + (waiting if waiting is not None else 8 * at_once)  # checking plus queued
         self._admitted = 0

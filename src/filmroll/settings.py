@@ -77,6 +77,9 @@ class WebSettings(BaseModel):
                                        "attempt doubles it (up to a day), and a successful sign-in ends it")
     password_checks: int = Field(2, ge=1, le=64, description="Password checks (argon2, ~50 ms of CPU and 64 MiB "
                                  "each) run at once, off the event loop; sign-ins beyond wait or get 503")
+    password_check_priority: Literal["idle", "low", "normal"] = Field(
+        "idle", description="The CPU priority of password checks: idle (other requests always go first; sign-ins "
+        "slow down on a saturated machine), low (nice 19) or normal")
 
 
 class RefreshSettings(BaseModel):

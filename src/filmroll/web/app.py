@@ -146,7 +146,8 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
                                   lockout=timedelta(seconds=settings.web.login_lockout_seconds))
         auth = security.AdminAuth(runtime.database, idle=timedelta(minutes=settings.web.session_idle_minutes),
                                   absolute=timedelta(hours=settings.web.session_absolute_hours), throttle=throttle,
-                                  checker=PasswordChecker(at_once=settings.web.password_checks))
+                                  checker=PasswordChecker(at_once=settings.web.password_checks,
+                                                          priority=settings.web.password_check_priority))
         documents = runtime.document_settings()
         base_url = (settings.feeds.base_url or public_url or "").rstrip("/")
         cache = feeds.FeedCache(runtime.database, documents, base_url=base_url,
