@@ -50,12 +50,14 @@ def test_a_hundred_concurrent_wrong_passwords_check_at_most_five(filmroll):
     assert _attempt(filmroll, ADMIN[0], ADMIN[1]) == 429  # the right one, after the limit, is refused too
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 def test_rotating_clients_meets_the_usernames_limit(behind_proxy):
     statuses = [_attempt(behind_proxy, ADMIN[0], "wrong password!!", forwarded_for=f"203.0.113.{i}")
                 for i in range(20)]
     assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}, statuses
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 def test_rotating_usernames_meets_the_clients_limit(behind_proxy):
     statuses = [_attempt(behind_proxy, f"guess{i}", "wrong password!!", forwarded_for="198.51.100.7")
                 for i in range(30)]
@@ -65,6 +67,7 @@ def test_rotating_usernames_meets_the_clients_limit(behind_proxy):
     assert _attempt(behind_proxy, "guess99", "wrong password!!", forwarded_for="198.51.100.8") == 401
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 def test_without_trusted_proxies_a_forwarded_for_header_is_not_believed(filmroll):
     statuses = [_attempt(filmroll, ADMIN[0], "wrong password!!", forwarded_for=f"203.0.113.{i}")
                 for i in range(6)]
@@ -98,6 +101,7 @@ def test_password_checks_run_off_the_event_loop():
     assert asyncio.run(check()) == ["the loop ran", "checked"]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 def test_sign_ins_are_checked_in_the_password_threads(filmroll):
     assert _attempt(filmroll, ADMIN[0], ADMIN[1]) == 303
     assert any(t.name.startswith("filmroll-password") for t in threading.enumerate())
@@ -115,6 +119,7 @@ def test_password_checks_beyond_the_queue_are_answered_busy():
     assert asyncio.run(flood()) == [False, False, False, "Busy", "Busy", "Busy"]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 @pytest.mark.parametrize("path", ["/login", "/connect", "/logout", "/accounts/1/sync"])
 def test_a_non_ascii_csrf_token_is_refused_not_a_server_error(filmroll, path):
     client = signed_in(filmroll)
@@ -124,6 +129,7 @@ def test_a_non_ascii_csrf_token_is_refused_not_a_server_error(filmroll, path):
         assert all(h in response.headers for h in PAGE_HEADERS)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 @pytest.mark.parametrize("path", ["/accounts/9223372036854775808", "/accounts/99999999999999999999999/sync",
                                   "/connections/-1", "/accounts/0"])
 def test_out_of_range_ids_are_not_found(filmroll, path):
@@ -134,6 +140,7 @@ def test_out_of_range_ids_are_not_found(filmroll, path):
     assert all(h in response.headers for h in PAGE_HEADERS)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 def test_a_body_over_the_limit_is_refused_before_it_is_read(filmroll, database_url):
     before = snapshot(database_url)
     with filmroll.client() as client:
@@ -148,6 +155,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(filmroll, database_u
     assert snapshot(database_url) == before
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 def test_too_many_or_too_large_headers_are_431(filmroll):
     with filmroll.client() as client:
         many = client.get("/login", headers={f"x-h{i}": "1" for i in range(80)})
@@ -158,6 +166,7 @@ def test_too_many_or_too_large_headers_are_431(filmroll):
     assert feed.status_code == 431 and feed.json()["code"] == "headers_too_large"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 @pytest.mark.parametrize("headers", [{"origin": "https://evil.example"}, {"sec-fetch-site": "cross-site"},
                                      {"origin": "null"}, {"sec-fetch-site": "same-site"}])
 def test_cross_site_posts_are_refused_before_any_handler(filmroll, database_url, headers):
@@ -172,6 +181,7 @@ def test_cross_site_posts_are_refused_before_any_handler(filmroll, database_url,
     assert same.status_code == 303
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 def test_a_login_cookie_planted_with_a_token_of_its_own_does_not_sign_in(filmroll):
     """The old token was an HMAC of the cookie with a fixed string: anyone could compute it for a planted cookie."""
     import hashlib
