@@ -7,6 +7,7 @@
     │   └── TokenIntegrityError          a ciphertext failed authentication (tampered, or moved to another row)
     ├── CallbackError                    a bad OAuth redirect (state, code, parameters); nothing was exchanged
     │   └── AuthorizationDeniedError     the owner pressed Cancel
+    ├── SignedRequestError               a Meta callback's signed_request did not verify (which part: never said)
     ├── AccountNotFoundError             no connected account matches
     ├── AccountStateError                the account cannot do that now (needs re-authorisation, busy); ``status``
     ├── FeedNotFoundError                no feed has that slug
@@ -75,6 +76,10 @@ class CallbackError(FilmrollError):
 
 class AuthorizationDeniedError(CallbackError):
     """The account owner declined the authorization on Instagram."""
+
+
+class SignedRequestError(FilmrollError):
+    """The signed request is not valid."""
 
 
 class AccountNotFoundError(FilmrollError):

@@ -22,6 +22,7 @@ from filmroll.platform.cdn import CdnClient
 from filmroll.secret import Secret
 from filmroll.service.alerts import Alerter, Webhook
 from filmroll.service.connect import Connector
+from filmroll.service.deletion import Deleter
 from filmroll.service.feed_documents import DocumentSettings
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import MirrorPolicy, RefreshPolicy, SyncPolicy
@@ -49,6 +50,7 @@ from filmroll.worker import (
     Job,
     Worker,
     alert_job,
+    deletion_job,
     mirror_job,
     probe_job,
     publish_job,
@@ -186,6 +188,7 @@ class Runtime:
             jobs.append(sync_job(self.syncer(owner, policy=sync_policy, batch=batch)))
         if self.settings.mirror.enabled:
             jobs.append(mirror_job(self.mirror(owner)))
+        jobs.append(deletion_job(Deleter(self.database, self.storage, owner=owner)))
         if self.published is not None:
             jobs.append(publish_job(Publisher(self.mirror(owner), self.published, self.document_settings(),
                                               base_url=self.settings.publish.base_url.rstrip("/"), owner=owner)))

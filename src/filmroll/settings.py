@@ -163,6 +163,16 @@ class PublishSettings(BaseModel):
                           "(default: paths from the site's root)")
 
 
+class MetaSettings(BaseModel):
+    app_secret: SecretStr = Field(SecretStr(""), description="The Meta app's secret (App settings → Basic), tried "
+                                  "after the Instagram app secret on Meta's signed callbacks; empty: not tried")
+    deauthorize_path: str = Field("/meta/deauthorize", pattern=r"^/[A-Za-z0-9/_-]{1,100}$",
+                                  description="Where Meta posts a deauthorization (paste its URL in the App Dashboard)")
+    data_deletion_path: str = Field("/meta/data-deletion", pattern=r"^/[A-Za-z0-9/_-]{1,100}$",
+                                    description="Where Meta posts a data-deletion request")
+    max_age_hours: float = Field(24, gt=0, le=24 * 30, description="The oldest signed request taken (issued_at)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FILMROLL_", env_nested_delimiter="__", env_file=".env",
                                       extra="ignore")
@@ -178,6 +188,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     feeds: FeedsSettings = Field(default_factory=FeedsSettings)
     publish: PublishSettings = Field(default_factory=PublishSettings)
+    meta: MetaSettings = Field(default_factory=MetaSettings)
 
     def public_origin(self) -> str:
         """Where people reach filmroll's pages: ``web.public_url``, else the redirect URI's origin (the callback

@@ -73,6 +73,9 @@ class Outcome(StrEnum):
     # publish
     PUBLISHED = "published"  # a feed's changed files written to FILMROLL_PUBLISH__DIR
     PUBLISH_RETRY = "publish_retry"  # the target (or a picture) failed; retried with backoff
+    # deletion
+    DELETED = "deleted"  # everything filmroll held about an owner is gone; the request says so on its status page
+    DELETION_RETRY = "deletion_retry"  # the storage failed; retried with backoff
     # any job
     NEEDS_REAUTH = "needs_reauth"
     STALE_LEASE = "stale_lease"  # our lease was taken over: nothing was written

@@ -42,13 +42,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from filmroll.service.alerts import Alerter
+from filmroll.service.deletion import Deleter
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import Backoff
 from filmroll.service.probe import Prober
 from filmroll.service.publish import Publisher
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
-from filmroll.store import leases
+from filmroll.store import deletions, leases
 from filmroll.store.database import Database, is_unavailable
 from filmroll.vocabulary import Outcome
 
@@ -93,6 +94,10 @@ def alert_job(alerter: Alerter) -> Job:
 
 def mirror_job(mirror: Mirror) -> Job:
     return Job("mirror", leases.claim_mirrors, mirror.run, leases.MIRROR)
+
+
+def deletion_job(deleter: Deleter) -> Job:
+    return Job("deletion", deleter.claim, deleter.run, deletions.DELETION)
 
 
 def publish_job(publisher: Publisher) -> Job:

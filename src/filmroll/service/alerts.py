@@ -161,4 +161,6 @@ class Alerter:
 def _still_true(claim: AlertClaim, account: Account, token: Token | None) -> bool:
     if claim.kind == alerts.NEEDS_REAUTH:
         return account.status == AccountStatus.NEEDS_REAUTH
+    if claim.kind == alerts.REVOKED:
+        return account.status == AccountStatus.REVOKED
     return account.status == AccountStatus.ACTIVE and token is not None and token.version == claim.token_version

@@ -17,6 +17,7 @@ from filmroll.store.tables import Account, Alert, Event, Token, UTCDateTime
 from filmroll.vocabulary import AccountStatus, AlertStatus
 
 NEEDS_REAUTH = "account.needs_reauth"
+REVOKED = "account.revoked"  # the owner removed the app (Meta's deauthorize callback)
 EXPIRING = "token.expiring"
 
 

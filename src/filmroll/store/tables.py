@@ -377,3 +377,25 @@ class Event(Base):
     actor: Mapped[str | None] = mapped_column(String(80))
 
     __table_args__ = (Index("ix_events_account", "account_id", "id"),)
+
+
+class DeletionRequest(Base):
+    """An owner's request, through Meta, to delete what filmroll holds about them; its ``code`` is the confirmation
+    code Meta shows them and the key of its public status page. Once done, whose it was is forgotten."""
+
+    __tablename__ = "deletion_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    scoped_user_id: Mapped[str | None] = mapped_column(String(32))
+    account_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: the account row goes with the deletion
+    status: Mapped[str] = mapped_column(String(16))  # pending, completed
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_deletion_requests_due", "status", "next_attempt_at"),)

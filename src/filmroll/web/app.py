@@ -3,7 +3,7 @@
     admin    web/admin.py    sign-in, accounts, Connect, Sync now, a connection's summary
              web/feed_editor.py   the feeds: list, editor with a live preview, hide and pin
     owner    web/oauth.py    the OAuth callback and the owner's reconnect link
-    public   web/public.py   health and media; web/feeds.py: feeds and the widget; Meta's callbacks next
+    public   web/public.py   health and media; web/feeds.py: feeds and the widget; web/meta.py: Meta's callbacks
 
 The lifespan opens the runtime (and, for ``serve``, the embedded worker); nothing is created at import time.
 Errors become responses here, and only here, each in its audience's form.
@@ -30,7 +30,7 @@ from filmroll import __version__, errors
 from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
-from filmroll.web import admin, feed_editor, feeds, oauth, public, security
+from filmroll.web import admin, feed_editor, feeds, meta, oauth, public, security
 from filmroll.web.access import AccessLog
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
 from filmroll.web.limits import ErrorBoundary, RequestLimits, bounds
@@ -62,6 +62,10 @@ async def _instagram_error(request: Request, exc: Exception) -> Response:
     if exc.event_id is not None:  # a failed connect: its summary page says what happened
         return RedirectResponse(f"/connections/{exc.event_id}", status_code=303)
     return problem(request, 502, "Instagram did not cooperate", exc.message, "instagram")
+
+
+async def _signed_request(request: Request, exc: Exception) -> Response:
+    return problem(request, 400, "Request refused", "The signed request is not valid.", "invalid_signed_request")
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -168,8 +172,10 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     app.include_router(admin.router())
     app.include_router(feed_editor.router())
     app.include_router(oauth.router(urlsplit(settings.instagram.redirect_uri).path or "/callback"))
+    app.include_router(meta.router(settings))
     for error, handler in ((SignInRequired, _sign_in), (FormRejected, _form_rejected),
                            (errors.CallbackError, _callback_error), (errors.InstagramError, _instagram_error),
+                           (errors.SignedRequestError, _signed_request),
                            (errors.AccountNotFoundError, _not_found), (errors.FeedNotFoundError, _not_found),
                            (errors.AccountStateError, _account_state),
                            (errors.FilmrollError, _filmroll_error), (HTTPException, _http_error),

@@ -1,0 +1,127 @@
+"""An owner leaves: what Meta's callbacks (and ``filmroll delete``) ask of filmroll.
+
+    revoke(...)             deauthorize: the account becomes ``revoked`` through the one transition, its token is
+                            destroyed in the same transaction, syncing stops, the alert webhook fires; idempotent
+    request_deletion(...)   a deletion request with a confirmation code (one pending per owner), for the worker
+    Deleter                 the worker's ``deletion`` job: the account's stored files (local or S3) first, then in
+                            one transaction its rows (token, posts, children, insights, file rows, feed sources, alerts,
+                            links go with the account row), the personal data in its events (each keeps that
+                            something happened, not who), and the request marked completed; feeds that showed it
+                            render (and republish) without it
+
+Owners are matched by the app-scoped id Meta sends, against both ids filmroll keeps per account (the reference does
+not settle which one Instagram Login's callbacks carry).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll.service.policy import Backoff
+from filmroll.service.transitions import transition
+from filmroll.storage import Storage
+from filmroll.storage.keys import account_prefix
+from filmroll.store import alerts, deletions, feeds, tokens
+from filmroll.store.database import Database
+from filmroll.store.deletions import DeletionClaim
+from filmroll.store.tables import Account, DeletionRequest, Event
+from filmroll.vocabulary import AccountStatus, Outcome
+
+log = logging.getLogger("filmroll.deletion")
+ERASED = "(personal data deleted at the owner's request)"
+
+
+async def _owned_by(session: AsyncSession, scoped_user_id: str) -> Account | None:
+    return await session.scalar(select(Account).where(
+        or_(Account.app_scoped_id == scoped_user_id, Account.ig_user_id == scoped_user_id)))
+
+
+async def revoke(database: Database, scoped_user_id: str) -> int | None:
+    """The owner removed the app: returns the account's id, or None when filmroll holds no account of theirs."""
+    now = database.clock.now()
+    async with database.transaction() as session:
+        account = await _owned_by(session, scoped_user_id)
+        if account is None:
+            return None
+        if account.status == AccountStatus.REVOKED:
+            return account.id  # Meta repeats itself: nothing more changes
+        await tokens.remove(session, account.id)
+        await transition(session, account.id, AccountStatus.REVOKED, now=now, actor="owner (via Meta)",
+                         reason="the owner removed filmroll's access in Instagram",
+                         message=f"@{account.username} removed the app; token deleted")
+        await alerts.raise_alert(session, account_id=account.id, kind=alerts.REVOKED,
+                                 reason="the owner removed filmroll's access in Instagram", now=now)
+        return account.id
+
+
+async def request_deletion(database: Database, *, scoped_user_id: str | None = None,
+                           account_id: int | None = None) -> DeletionRequest:
+    """Record the request (the pending one, if the owner asked already); the worker does the deleting."""
+    now = database.clock.now()
+    async with database.transaction() as session:
+        if account_id is None and scoped_user_id is not None:
+            account = await _owned_by(session, scoped_user_id)
+            account_id = account.id if account is not None else None
+        return await deletions.request(session, scoped_user_id=scoped_user_id, account_id=account_id, now=now)
+
+
+class Deleter:
+    def __init__(self, database: Database, storage: Storage, *, owner: str, retry: Backoff | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.database = database
+        self.storage = storage
+        self.owner = owner
+        self.retry = retry or Backoff(base=timedelta(minutes=1), cap=timedelta(hours=6))
+        self.rng = rng or random.Random()
+
+    async def claim(self, session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                    limit: int) -> list[DeletionClaim]:
+        return await deletions.claim(session, owner=owner, now=now, lease=lease, limit=limit)
+
+    async def run(self, claim: DeletionClaim) -> Outcome:
+        account_id = claim.account_id
+        if account_id is None and claim.scoped_user_id is not None:  # asked before filmroll knew the account
+            async with self.database.read() as session:
+                account = await _owned_by(session, claim.scoped_user_id)
+            account_id = account.id if account is not None else None
+        if account_id is not None:
+            try:
+                await self._delete_files(account_id)
+            except Exception as exc:  # the storage failed: the rows stay, so nothing is orphaned; try again later
+                return await self._later(claim, f"{type(exc).__name__}: the storage did not answer")
+        now = self.database.clock.now()
+        async with self.database.transaction() as session:
+            if account_id is not None:
+                await self._delete_rows(session, account_id, now)
+            if not await deletions.complete(session, claim.id, owner=self.owner, now=now):
+                return Outcome.STALE_LEASE
+        log.info("deletion request %s completed", claim.code)
+        return Outcome.DELETED
+
+    async def _delete_files(self, account_id: int) -> None:
+        keys = [item.key async for item in self.storage.list(account_prefix(account_id))]
+        for start in range(0, len(keys), 500):
+            await self.storage.delete(keys[start:start + 500])
+
+    async def _delete_rows(self, session: AsyncSession, account_id: int, now: datetime) -> None:
+        await feeds.touch(session, [account_id], now)  # before the sources go: the feeds that showed it re-render
+        await session.execute(update(Event).where(Event.account_id == account_id)
+                              .values(message=ERASED, actor=None).execution_options(synchronize_session=False))
+        await session.execute(delete(Account).where(Account.id == account_id))  # its rows cascade with it
+        session.add(Event(at=now, kind="account.deleted", message="an account and everything stored of it were "
+                          "deleted at its owner's request", account_id=None, actor=None))
+        await session.flush()
+
+    async def _later(self, claim: DeletionClaim, error: str) -> Outcome:
+        now = self.database.clock.now()
+        attempts = claim.attempts + 1
+        async with self.database.transaction() as session:
+            await deletions.retry_later(session, claim.id, owner=self.owner, attempts=attempts, error=error,
+                                        at=now + self.retry.delay(attempts - 1, self.rng))
+        log.warning("deletion request %s: %s; retrying", claim.code, error)
+        return Outcome.DELETION_RETRY

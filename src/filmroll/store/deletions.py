@@ -1,0 +1,82 @@
+"""Data-deletion requests: recorded once per owner while pending (Meta retries, owners press twice), done by the
+worker's ``deletion`` job (``service/deletion.py``), then kept only as code, status and dates for the status page."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll.store.lease import Lease
+from filmroll.store.tables import DeletionRequest
+
+PENDING, COMPLETED = "pending", "completed"
+DELETION = Lease("deletion", DeletionRequest.__table__, "id", "lease_owner", "lease_until")  # type: ignore[arg-type]
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U to misread
+
+
+def new_code() -> str:
+    """16 characters, 80 bits: the status page's only key, so not guessable."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(16))
+
+
+async def request(session: AsyncSession, *, scoped_user_id: str | None, account_id: int | None,
+                  now: datetime) -> DeletionRequest:
+    """The pending request for this owner, or a new one."""
+    if scoped_user_id is not None or account_id is not None:
+        pending = await session.scalar(select(DeletionRequest).where(
+            DeletionRequest.status == PENDING,
+            or_(DeletionRequest.scoped_user_id == scoped_user_id, DeletionRequest.account_id == account_id)
+            if scoped_user_id is not None and account_id is not None else
+            (DeletionRequest.scoped_user_id == scoped_user_id) if scoped_user_id is not None else
+            (DeletionRequest.account_id == account_id)))
+        if pending is not None:
+            return pending
+    row = DeletionRequest(code=new_code(), scoped_user_id=scoped_user_id, account_id=account_id, status=PENDING,
+                          requested_at=now, attempts=0, next_attempt_at=now)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get(session: AsyncSession, code: str) -> DeletionRequest | None:
+    return await session.scalar(select(DeletionRequest).where(DeletionRequest.code == code))
+
+
+@dataclass(frozen=True)
+class DeletionClaim:
+    id: int
+    code: str
+    scoped_user_id: str | None
+    account_id: int | None
+    attempts: int
+
+    @property
+    def leased_id(self) -> int:
+        return self.id
+
+
+async def claim(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                limit: int) -> list[DeletionClaim]:
+    due = (select(DeletionRequest.id).where(
+        DeletionRequest.status == PENDING,
+        or_(DeletionRequest.next_attempt_at.is_(None), DeletionRequest.next_attempt_at <= now), DELETION.free(now))
+        .order_by(DeletionRequest.requested_at).limit(limit).with_for_update(skip_locked=True))
+    rows = await DELETION.take(session, due, owner=owner, until=now + lease,
+                               returning=["id", "code", "scoped_user_id", "account_id", "attempts"])
+    return [DeletionClaim(*row) for row in rows]
+
+
+async def complete(session: AsyncSession, request_id: int, *, owner: str, now: datetime) -> bool:
+    """Done: whose it was is forgotten; the code, the status and the dates stay for the status page."""
+    return await DELETION.finish(session, request_id, owner=owner, values={
+        "status": COMPLETED, "completed_at": now, "scoped_user_id": None, "account_id": None, "last_error": None})
+
+
+async def retry_later(session: AsyncSession, request_id: int, *, owner: str, attempts: int, error: str,
+                      at: datetime) -> bool:
+    return await DELETION.finish(session, request_id, owner=owner, values={
+        "attempts": attempts, "last_error": error[:500], "next_attempt_at": at})

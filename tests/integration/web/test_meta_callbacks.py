@@ -1,0 +1,140 @@
+"""Meta's deauthorize and data-deletion callbacks, delivered by the sandbox over HTTP to filmroll on a socket, with
+``signed_request`` signed as Meta signs it; the deletion then done by the worker's job."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from filmroll.runtime import storage as open_storage
+from filmroll.service import feeds as feed_service
+from filmroll.service.deletion import ERASED, Deleter
+from filmroll.store.database import Database
+from filmroll.store.tables import Account, Alert, DeletionRequest, Event, FeedSource, MediaItem, Token
+from filmroll.vault import Keyring, Vault, parse_keys
+from filmroll.worker import Worker, deletion_job
+from tests import aio
+from tests.integration.web.conftest import snapshot
+from tests.seeding import seed_accounts
+from tests.webapp import running_filmroll
+
+
+@pytest.fixture
+def served(sandbox, database_url):  # type: ignore[no-untyped-def]
+    with running_filmroll(sandbox, database_url) as app:  # a socket: the sandbox posts to it
+        yield app
+
+
+def _seed(app, database_url: str, sandbox, count: int = 3) -> list[int]:  # type: ignore[no-untyped-def]
+    async def run() -> list[int]:
+        database = Database(database_url)
+        try:
+            vault = Vault(Keyring(parse_keys(app.settings.vault.keys.get_secret_value())))
+            return await seed_accounts(database, vault, sandbox, count, due=False)
+        finally:
+            await database.dispose()
+
+    return aio.run(run())
+
+
+def _query(database_url: str, statement):  # type: ignore[no-untyped-def]
+    async def run():  # type: ignore[no-untyped-def]
+        database = Database(database_url)
+        try:
+            async with database.read() as session:
+                return (await session.execute(statement)).all()
+        finally:
+            await database.dispose()
+
+    return aio.run(run())
+
+
+def test_deauthorize_revokes_the_account_destroys_its_token_and_alerts_once(served, sandbox, database_url):
+    ids = _seed(served, database_url, sandbox)
+    url = served.base_url + "/meta/deauthorize"
+    answer = sandbox.control.deliver_signed_request(url, kind="deauthorize", account=1)
+    assert answer["status"] == 200, answer
+    (status, reason), = _query(database_url, select(Account.status, Account.status_reason).where(Account.id == ids[1]))
+    assert status == "revoked" and "removed" in reason
+    assert _query(database_url, select(Token.account_id).where(Token.account_id == ids[1])) == []
+    assert _query(database_url, select(Alert.kind).where(Alert.account_id == ids[1])) == [("account.revoked",)]
+    others = _query(database_url, select(Account.status).where(Account.id != ids[1]))
+    assert [s for s, in others] == ["active", "active"]
+    before = snapshot(database_url)
+    again = sandbox.control.deliver_signed_request(url, kind="deauthorize", account=1)  # Meta repeats itself
+    assert again["status"] == 200 and snapshot(database_url) == before
+    forged = sandbox.control.deliver_signed_request(url, kind="deauthorize", account=2, tamper=True)
+    assert forged["status"] == 400 and '"invalid_signed_request"' in forged["body"]
+    assert forged["content_type"] == "application/problem+json"
+    stranger = sandbox.control.deliver_signed_request(url, kind="deauthorize", account=9)  # not connected here
+    assert stranger["status"] == 200 and snapshot(database_url) == before
+
+
+def test_a_data_deletion_request_is_answered_as_meta_expects_and_the_worker_deletes_everything(
+        served, sandbox, database_url):
+    ids = _seed(served, database_url, sandbox)
+    gone, kept = ids[1], ids[2]
+
+    async def stage() -> None:
+        database = Database(database_url)
+        storage = open_storage(served.settings.storage, database_url=database_url)
+        try:
+            now = datetime.now(UTC)
+            async with database.transaction() as session:
+                for account_id in (gone, kept):
+                    session.add(MediaItem(account_id=account_id, ig_media_id=f"9{account_id}", children_count=0,
+                                          first_seen_at=now, updated_at=now))
+                    session.add(Event(at=now, kind="account.connected", message=f"connected @sandbox{account_id}",
+                                      account_id=account_id, actor="admin"))
+            await feed_service.create(database, feed_service.FeedSpec("Both", "both", (str(gone), str(kept))))
+            for account_id in (gone, kept):
+                await storage.put(f"accounts/{account_id}/sha256/ab/cd/{'ab' * 32}.jpg", b"picture", "image/jpeg")
+        finally:
+            await database.dispose()
+
+    aio.run(stage())
+    answer = sandbox.control.deliver_signed_request(served.base_url + "/meta/data-deletion", kind="data_deletion",
+                                                    account=1)
+    assert answer["status"] == 200 and answer["content_type"] == "application/json", answer
+    body = __import__("json").loads(answer["body"])
+    code = body["confirmation_code"]
+    assert re.fullmatch(r"[0-9A-Z]{16}", code) and body["url"] == f"{served.base_url}/meta/data-deletion/status/{code}"
+    with httpx.Client() as client:
+        pending = client.get(body["url"])
+        assert pending.status_code == 200 and "Deletion pending" in pending.text
+        again = sandbox.control.deliver_signed_request(served.base_url + "/meta/data-deletion", kind="data_deletion",
+                                                       account=1)
+        assert __import__("json").loads(again["body"])["confirmation_code"] == code  # one pending request per owner
+
+        async def work() -> dict[str, int]:
+            database = Database(database_url)
+            storage = open_storage(served.settings.storage, database_url=database_url)
+            try:
+                worker = Worker(database, [deletion_job(Deleter(database, storage, owner="w"))], owner="w",
+                                idle_poll=0.01)
+                stats = await worker.run(asyncio.Event(), until_idle=True)
+                left = {account_id: len([o async for o in storage.list(f"accounts/{account_id}/")])
+                        for account_id in (gone, kept)}
+                return {**stats.outcomes, **{f"files {k}": v for k, v in left.items()}}
+            finally:
+                await database.dispose()
+
+        result = aio.run(work())
+        assert result == {"deleted": 1, f"files {gone}": 0, f"files {kept}": 1}, result
+        done = client.get(body["url"])
+        assert done.status_code == 200 and "Deletion completed" in done.text and code in done.text
+        assert client.get(f"{served.base_url}/meta/data-deletion/status/NOSUCHCODE000000").status_code == 404
+    assert _query(database_url, select(Account.id).where(Account.id == gone)) == []
+    assert _query(database_url, select(func.count()).select_from(MediaItem)) == [(1,)]
+    assert _query(database_url, select(FeedSource.account_id)) == [(kept,)]
+    messages = [m for m, in _query(database_url, select(Event.message))]
+    assert f"connected @sandbox{gone}" not in messages and ERASED in messages and f"connected @sandbox{kept}" in messages
+    assert not any(f"sandbox{gone}" in m for m in messages)
+    (row,) = _query(database_url, select(DeletionRequest.status, DeletionRequest.scoped_user_id,
+                                         DeletionRequest.account_id))
+    assert tuple(row) == ("completed", None, None)  # whose it was is forgotten
