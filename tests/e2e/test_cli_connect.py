@@ -127,6 +127,8 @@ def test_a_lost_key_file_stops_every_command_with_a_clear_message(cli, sandbox):
 def test_doctor(cli, sandbox):
     healthy = cli("doctor", check=False)
     assert healthy.returncode == 0, healthy.stdout
+    origin = cli.env["FILMROLL_INSTAGRAM__REDIRECT_URI"].removesuffix("/callback")
+    assert f"{origin}/meta/deauthorize" in healthy.stdout and f"{origin}/meta/data-deletion" in healthy.stdout
     cli.env["FILMROLL_INSTAGRAM__APP_ID"] = sandbox.control.summary()["meta_app_id"]
     cli.env["FILMROLL_INSTAGRAM__REDIRECT_URI"] = "http://localhost:8000/callback"
     broken = cli("doctor", check=False)
@@ -190,3 +192,18 @@ def test_doctor_finds_a_database_others_can_read_and_makes_it_private(cli):
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
     again = cli("doctor", "--offline", check=False)
     assert "database files private" in again.stdout and "was 644" not in again.stdout
+
+
+def test_delete_asks_then_removes_the_account_through_the_deletion_job(cli, sandbox):
+    token = sandbox.control.mint_token(7, kind="long", age_seconds=2 * 86_400)["access_token"]
+    cli("connect", "--token", stdin=token + "\n")
+    username = sandbox.control.account(7)["username"]
+    declined = cli("delete", f"@{username}", stdin="n\n", check=False)
+    assert declined.returncode == 1 and "nothing was deleted" in declined.stderr
+    assert [a["username"] for a in json.loads(cli("accounts", "--json").stdout)] == [username]
+    done = cli("delete", f"@{username}", "--yes")
+    code = re.search(r"confirmation code ([0-9A-Z]{16})", done.stdout)
+    assert code and f"@{username} and everything stored of it are deleted" in done.stdout
+    assert json.loads(cli("accounts", "--json").stdout) == []
+    missing = cli("delete", f"@{username}", "--yes", check=False)
+    assert missing.returncode == 3  # no such account (any more)

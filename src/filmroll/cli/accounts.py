@@ -179,3 +179,44 @@ def reconnect_link(account: str = typer.Argument(..., help="id, @username or slu
     view, url, expires_at = run(body())
     console.print(f"Reconnect link for @{view.username}, single use, valid until {expires_at:%Y-%m-%d %H:%M} UTC:")
     print(url)  # plain, so a script can take it; it is a credential: send it to the owner only
+
+
+def delete(account: str = typer.Argument(..., help="id, @username or slug"),
+           yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation (scripts)")) -> None:
+    """Delete everything stored of an account: its token, posts, pictures (local or S3), insights, its place in
+    feeds, and the personal data in its events; the same deletion Meta's data-deletion callback starts."""
+    open_runtime, account_service = _lazy()
+    current = settings()
+
+    async def find() -> AccountView:
+        async with open_runtime(current) as runtime:
+            return await account_service.describe(runtime.database, account)
+
+    view = run(find())
+    if not yes and not typer.confirm(f"Delete @{view.username} and everything filmroll stored of it? This cannot be "
+                                     "undone", default=False):
+        fail("nothing was deleted", ExitStatus.ERROR)
+
+    async def body() -> tuple[str, bool]:
+        import asyncio
+
+        from filmroll.service.deletion import Deleter, request_deletion
+        from filmroll.store import deletions
+        from filmroll.worker import Worker, deletion_job, worker_id
+
+        async with open_runtime(current) as runtime:
+            row = await request_deletion(runtime.database, account_id=view.id)
+            owner = worker_id()
+            # Through the worker's own leased job, so a running worker and this command never delete twice.
+            worker = Worker(runtime.database, [deletion_job(Deleter(runtime.database, runtime.storage, owner=owner))],
+                            owner=owner, idle_poll=0.2)
+            await worker.run(asyncio.Event(), until_idle=True)
+            async with runtime.database.read() as session:
+                done = await deletions.get(session, row.code)
+            return row.code, done is not None and done.status == deletions.COMPLETED
+
+    code, deleted = run(body())
+    if not deleted:
+        fail(f"@{view.username}'s deletion is recorded (confirmation code {code}) but did not finish now; a running "
+             "worker finishes it", ExitStatus.BUSY)
+    console.print(f"@{view.username} and everything stored of it are deleted (confirmation code {code})")

@@ -53,6 +53,17 @@ def _app_checks(current: Settings) -> list[Check]:
     ]
 
 
+def _callback_checks(current: Settings) -> list[Check]:
+    """The URLs to paste into the App Dashboard (Business login settings); Meta calls only https ones."""
+    origin = current.public_origin()
+    urls = (f"deauthorize callback {origin}{current.meta.deauthorize_path} · data deletion request "
+            f"{origin}{current.meta.data_deletion_path}")
+    if origin.startswith("https://"):
+        return [Check("Meta callback URLs", True, f"paste into the App Dashboard: {urls}")]
+    return [Check("Meta callback URLs", False, f"{urls}: Meta calls only https:// URLs; set FILMROLL_WEB__PUBLIC_URL "
+                  "to the https address people reach filmroll at")]
+
+
 async def _authorize_check(current: Settings) -> Check:
     """Ask the authorize page about our app id: Instagram says "Invalid platform app" for a Meta app id."""
     import aiohttp
@@ -145,7 +156,8 @@ def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check
     current = settings()
 
     async def body() -> list[Check]:
-        found = _redirect_checks(current) + _app_checks(current) + _file_checks(current)
+        found = (_redirect_checks(current) + _app_checks(current) + _callback_checks(current)
+                 + _file_checks(current))
         if not offline:
             found.append(await _authorize_check(current))
         return found + await _store_checks(current)

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from filmroll import errors
 from filmroll.service import accounts as account_service
+from filmroll.service import deletion
 from filmroll.service import media as media_service
 from filmroll.store import events
 from filmroll.store.tables import Account
@@ -30,6 +31,7 @@ def router() -> APIRouter:
     routes.add_api_route("/accounts", accounts_page, methods=["GET"])
     routes.add_api_route("/accounts/{account_id}", account_page, methods=["GET"])
     routes.add_api_route("/accounts/{account_id}/sync", sync_soon, methods=["POST"])
+    routes.add_api_route("/accounts/{account_id}/delete", delete_account, methods=["POST"])
     routes.add_api_route("/connect", connect, methods=["POST"])
     routes.add_api_route("/connections/{event_id}", connection_summary, methods=["GET"])
     return routes
@@ -102,12 +104,24 @@ async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_
     except errors.AccountNotFoundError:
         return problem(request, 404, "Not found", "There is no such account.", "not_found")
     mirrored = sum(p.mirror_state == "mirrored" for p in posts)
-    return page(request, "account.html", admin=admin, account=account, posts=posts, mirrored=mirrored)
+    return page(request, "account.html", admin=admin, account=account, posts=posts, mirrored=mirrored,
+                csrf_token=web.csrf.token(session_id(request, web) or ""))
 
 
 async def sync_soon(web: Web, form: CheckedForm, account_id: RowId) -> Response:
     """*Sync now*: the account becomes due, and the next free worker (embedded or not) syncs it."""
     await account_service.sync_soon(web.database, account_id, actor=f"admin:{form.admin.username}")
+    return RedirectResponse("/accounts", status_code=303)
+
+
+async def delete_account(request: Request, web: Web, form: CheckedForm, account_id: RowId) -> Response:
+    """The admin's deletion: recorded as a deletion request, done by the next free worker (``service/deletion.py``)."""
+    if form.fields.get("confirm") != "yes":
+        return problem(request, 400, "Not deleted", "Tick the box to confirm the deletion.", "unconfirmed")
+    async with web.database.read() as session:
+        if await session.get(Account, account_id) is None:
+            return problem(request, 404, "Not found", "There is no such account.", "not_found")
+    await deletion.request_deletion(web.database, account_id=account_id)
     return RedirectResponse("/accounts", status_code=303)
 
 

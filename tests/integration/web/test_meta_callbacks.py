@@ -138,3 +138,20 @@ def test_a_data_deletion_request_is_answered_as_meta_expects_and_the_worker_dele
     (row,) = _query(database_url, select(DeletionRequest.status, DeletionRequest.scoped_user_id,
                                          DeletionRequest.account_id))
     assert tuple(row) == ("completed", None, None)  # whose it was is forgotten
+
+
+def test_an_admin_deletes_an_account_from_its_page(filmroll, sandbox, database_url):
+    from tests.integration.web.conftest import signed_in
+
+    (first,) = _seed(filmroll, database_url, sandbox, count=1)
+    admin = signed_in(filmroll)
+    page = admin.get(f"/accounts/{first}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    unconfirmed = admin.post(f"/accounts/{first}/delete", data={"csrf_token": token})
+    assert unconfirmed.status_code == 400 and _query(database_url, select(DeletionRequest.id)) == []
+    assert admin.post(f"/accounts/{first}/delete", data={"csrf_token": "forged", "confirm": "yes"}).status_code == 403
+    assert admin.post("/accounts/999/delete", data={"csrf_token": token, "confirm": "yes"}).status_code == 404
+    done = admin.post(f"/accounts/{first}/delete", data={"csrf_token": token, "confirm": "yes"})
+    assert done.status_code == 303
+    assert _query(database_url, select(DeletionRequest.status, DeletionRequest.account_id)) == [("pending", first)]
+    admin.close()
