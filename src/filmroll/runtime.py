@@ -188,7 +188,9 @@ class Runtime:
             jobs.append(sync_job(self.syncer(owner, policy=sync_policy, batch=batch)))
         if self.settings.mirror.enabled:
             jobs.append(mirror_job(self.mirror(owner)))
-        jobs.append(deletion_job(Deleter(self.database, self.storage, owner=owner)))
+        retention = self.settings.accounts.retention_days
+        jobs.append(deletion_job(Deleter(self.database, self.storage, owner=owner,
+                                         retention=timedelta(days=retention) if retention else None)))
         if self.published is not None:
             jobs.append(publish_job(Publisher(self.mirror(owner), self.published, self.document_settings(),
                                               base_url=self.settings.publish.base_url.rstrip("/"), owner=owner)))

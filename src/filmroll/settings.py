@@ -163,6 +163,11 @@ class PublishSettings(BaseModel):
                           "(default: paths from the site's root)")
 
 
+class AccountSettings(BaseModel):
+    retention_days: float = Field(30, ge=0, le=3650, description="Disconnected and revoked accounts are deleted "
+                                  "(rows and files, as a deletion request) this long after; 0 keeps them")
+
+
 class MetaSettings(BaseModel):
     app_secret: SecretStr = Field(SecretStr(""), description="The Meta app's secret (App settings → Basic), tried "
                                   "after the Instagram app secret on Meta's signed callbacks; empty: not tried")
@@ -189,6 +194,7 @@ class Settings(BaseSettings):
     feeds: FeedsSettings = Field(default_factory=FeedsSettings)
     publish: PublishSettings = Field(default_factory=PublishSettings)
     meta: MetaSettings = Field(default_factory=MetaSettings)
+    accounts: AccountSettings = Field(default_factory=AccountSettings)
 
     def public_origin(self) -> str:
         """Where people reach filmroll's pages: ``web.public_url``, else the redirect URI's origin (the callback

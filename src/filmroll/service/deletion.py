@@ -3,7 +3,9 @@
     revoke(...)             deauthorize: the account becomes ``revoked`` through the one transition, its token is
                             destroyed in the same transaction, syncing stops, the alert webhook fires; idempotent
     request_deletion(...)   a deletion request with a confirmation code (one pending per owner), for the worker
-    Deleter                 the worker's ``deletion`` job: the account's stored files (local or S3) first, then in
+    Deleter                 the worker's ``deletion`` job (which also files a request for every account left
+                            disconnected or revoked past FILMROLL_ACCOUNTS__RETENTION_DAYS): the account's stored
+                            files (local or S3) first, then in
                             one transaction its rows (token, posts, children, insights, file rows, feed sources, alerts,
                             links go with the account row), the personal data in its events (each keeps that
                             something happened, not who), and the request marked completed; feeds that showed it
@@ -71,16 +73,19 @@ async def request_deletion(database: Database, *, scoped_user_id: str | None = N
 
 
 class Deleter:
-    def __init__(self, database: Database, storage: Storage, *, owner: str, retry: Backoff | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(self, database: Database, storage: Storage, *, owner: str, retention: timedelta | None = None,
+                 retry: Backoff | None = None, rng: random.Random | None = None) -> None:
         self.database = database
         self.storage = storage
         self.owner = owner
+        self.retention = retention  # None: disconnected and revoked accounts are kept
         self.retry = retry or Backoff(base=timedelta(minutes=1), cap=timedelta(hours=6))
         self.rng = rng or random.Random()
 
     async def claim(self, session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                     limit: int) -> list[DeletionClaim]:
+        if self.retention is not None:  # accounts left disconnected or revoked past retention: deleted like a request
+            await deletions.request_expired(session, before=now - self.retention, now=now)
         return await deletions.claim(session, owner=owner, now=now, lease=lease, limit=limit)
 
     async def run(self, claim: DeletionClaim) -> Outcome:
@@ -114,7 +119,7 @@ class Deleter:
                               .values(message=ERASED, actor=None).execution_options(synchronize_session=False))
         await session.execute(delete(Account).where(Account.id == account_id))  # its rows cascade with it
         session.add(Event(at=now, kind="account.deleted", message="an account and everything stored of it were "
-                          "deleted at its owner's request", account_id=None, actor=None))
+                          "deleted (a deletion request, or its retention period ended)", account_id=None, actor=None))
         await session.flush()
 
     async def _later(self, claim: DeletionClaim, error: str) -> Outcome:

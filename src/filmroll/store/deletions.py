@@ -7,11 +7,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.lease import Lease
-from filmroll.store.tables import DeletionRequest
+from filmroll.store.tables import Account, DeletionRequest
+from filmroll.vocabulary import AccountStatus
 
 PENDING, COMPLETED = "pending", "completed"
 DELETION = Lease("deletion", DeletionRequest.__table__, "id", "lease_owner", "lease_until")  # type: ignore[arg-type]
@@ -40,6 +41,18 @@ async def request(session: AsyncSession, *, scoped_user_id: str | None, account_
     session.add(row)
     await session.flush()
     return row
+
+
+async def request_expired(session: AsyncSession, *, before: datetime, now: datetime, limit: int = 100) -> int:
+    """A deletion request for each disconnected or revoked account left so since ``before`` (its retention ended)."""
+    pending = exists().where(DeletionRequest.account_id == Account.id, DeletionRequest.status == PENDING)
+    ids = (await session.execute(select(Account.id).where(
+        Account.status.in_([AccountStatus.DISCONNECTED, AccountStatus.REVOKED]), Account.updated_at < before,
+        ~pending).limit(limit))).scalars().all()
+    session.add_all([DeletionRequest(code=new_code(), scoped_user_id=None, account_id=account_id, status=PENDING,
+                                     requested_at=now, attempts=0, next_attempt_at=now) for account_id in ids])
+    await session.flush()
+    return len(ids)
 
 
 async def get(session: AsyncSession, code: str) -> DeletionRequest | None:

@@ -30,11 +30,11 @@ def served(sandbox, database_url):  # type: ignore[no-untyped-def]
         yield app
 
 
-def _seed(app, database_url: str, sandbox, count: int = 3) -> list[int]:  # type: ignore[no-untyped-def]
+def _seed(settings, database_url: str, sandbox, count: int = 3) -> list[int]:  # type: ignore[no-untyped-def]
     async def run() -> list[int]:
         database = Database(database_url)
         try:
-            vault = Vault(Keyring(parse_keys(app.settings.vault.keys.get_secret_value())))
+            vault = Vault(Keyring(parse_keys(settings.vault.keys.get_secret_value())))
             return await seed_accounts(database, vault, sandbox, count, due=False)
         finally:
             await database.dispose()
@@ -55,7 +55,7 @@ def _query(database_url: str, statement):  # type: ignore[no-untyped-def]
 
 
 def test_deauthorize_revokes_the_account_destroys_its_token_and_alerts_once(served, sandbox, database_url):
-    ids = _seed(served, database_url, sandbox)
+    ids = _seed(served.settings, database_url, sandbox)
     url = served.base_url + "/meta/deauthorize"
     answer = sandbox.control.deliver_signed_request(url, kind="deauthorize", account=1)
     assert answer["status"] == 200, answer
@@ -77,7 +77,7 @@ def test_deauthorize_revokes_the_account_destroys_its_token_and_alerts_once(serv
 
 def test_a_data_deletion_request_is_answered_as_meta_expects_and_the_worker_deletes_everything(
         served, sandbox, database_url):
-    ids = _seed(served, database_url, sandbox)
+    ids = _seed(served.settings, database_url, sandbox)
     gone, kept = ids[1], ids[2]
 
     async def stage() -> None:
@@ -143,7 +143,7 @@ def test_a_data_deletion_request_is_answered_as_meta_expects_and_the_worker_dele
 def test_an_admin_deletes_an_account_from_its_page(filmroll, sandbox, database_url):
     from tests.integration.web.conftest import signed_in
 
-    (first,) = _seed(filmroll, database_url, sandbox, count=1)
+    (first,) = _seed(filmroll.settings, database_url, sandbox, count=1)
     admin = signed_in(filmroll)
     page = admin.get(f"/accounts/{first}")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
@@ -155,3 +155,42 @@ def test_an_admin_deletes_an_account_from_its_page(filmroll, sandbox, database_u
     assert done.status_code == 303
     assert _query(database_url, select(DeletionRequest.status, DeletionRequest.account_id)) == [("pending", first)]
     admin.close()
+
+
+@pytest.mark.parametrize("retention_days", [30, 0])
+def test_accounts_left_disconnected_or_revoked_past_retention_are_deleted(sandbox, database_url, retention_days):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from filmroll.storage import open_storage as storage_at
+    from tests.webapp import settings_for
+
+    settings = settings_for(sandbox, database_url, "http://127.0.0.1:1")
+    ids = _seed(settings, database_url, sandbox, count=4)
+    long_ago, lately = datetime.now(UTC) - timedelta(days=31), datetime.now(UTC) - timedelta(days=5)
+
+    async def run() -> tuple[list[int], dict[str, int]]:
+        database = Database(database_url)
+        storage = storage_at(settings.storage.url)
+        try:
+            async with database.transaction() as session:
+                for account_id, status, when in ((ids[0], "disconnected", long_ago), (ids[1], "revoked", long_ago),
+                                                 (ids[2], "disconnected", lately), (ids[3], "active", long_ago)):
+                    await session.execute(update(Account).where(Account.id == account_id)
+                                          .values(status=status, updated_at=when))
+            retention = timedelta(days=retention_days) if retention_days else None
+            deleter = Deleter(database, storage, owner="w", retention=retention)
+            stats = await Worker(database, [deletion_job(deleter)], owner="w", idle_poll=0.01).run(
+                asyncio.Event(), until_idle=True)
+            async with database.read() as session:
+                left = list((await session.execute(select(Account.id).order_by(Account.id))).scalars())
+            return left, dict(stats.outcomes)
+        finally:
+            await database.dispose()
+
+    left, outcomes = aio.run(run())
+    if retention_days:
+        assert left == ids[2:] and outcomes == {"deleted": 2}
+    else:  # 0 keeps them
+        assert left == ids and outcomes == {}
