@@ -27,6 +27,7 @@ from filmroll.passwords import hash_password
 from filmroll.settings import (
     FeedsSettings,
     InstagramSettings,
+    MetaSettings,
     MirrorSettings,
     PublishSettings,
     Settings,
@@ -124,7 +125,7 @@ def free_port() -> int:
 
 def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = None, *,
                  mirror: bool = False, feeds_base_url: str | None = None, publish_dir: str | None = None,
-                 web: dict[str, Any] | None = None) -> Settings:
+                 web: dict[str, Any] | None = None, meta: dict[str, Any] | None = None) -> Settings:
     """filmroll's settings against the sandbox; the media mirror only when asked (its rendering is CPU work that
     other tests' timings need not share)."""
     return Settings(
@@ -142,6 +143,7 @@ def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = N
         storage=StorageSettings(url=f"file:{tempfile.mkdtemp(prefix='filmroll-media-')}"),
         feeds=FeedsSettings(poll_seconds=0.2, base_url=feeds_base_url),
         publish=PublishSettings(dir=publish_dir),  # a change shows within a test's patience
+        meta=MetaSettings(**(meta or {})),
     )
 
 
@@ -165,12 +167,13 @@ async def _add_admin(database_url: str) -> None:
 def running_filmroll(sandbox, database_url: str, *, https: bool = False, keys: str | None = None,
                      worker: bool = False, socket: bool = True, mirror: bool = False,
                      feeds_base_url: str | None = None, publish_dir: str | None = None,
-                     web: dict[str, Any] | None = None) -> Iterator[RunningFilmroll]:
+                     web: dict[str, Any] | None = None,
+                     meta: dict[str, Any] | None = None) -> Iterator[RunningFilmroll]:
     port = free_port()
     scheme = "https" if https else "http"
     base_url = f"{scheme}://127.0.0.1:{port}"
     settings = settings_for(sandbox, database_url, base_url, keys, mirror=mirror, feeds_base_url=feeds_base_url,
-                            publish_dir=publish_dir, web=web)
+                            publish_dir=publish_dir, web=web, meta=meta)
     if not https:
         sandbox.control.switches(require_https_redirect=False)
     sandbox.control.add_redirect_uri(settings.instagram.redirect_uri)

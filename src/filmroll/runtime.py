@@ -31,6 +31,7 @@ from filmroll.service.publish import Publisher
 from filmroll.service.refresh import Refresher
 from filmroll.service.renderer import Renderer
 from filmroll.service.sync import Syncer
+from filmroll.service.webhooks import WebhookHandler
 from filmroll.settings import (
     AlertSettings,
     MirrorSettings,
@@ -56,6 +57,7 @@ from filmroll.worker import (
     publish_job,
     refresh_job,
     sync_job,
+    webhook_job,
     worker_id,
 )
 
@@ -188,6 +190,7 @@ class Runtime:
             jobs.append(sync_job(self.syncer(owner, policy=sync_policy, batch=batch)))
         if self.settings.mirror.enabled:
             jobs.append(mirror_job(self.mirror(owner)))
+        jobs.append(webhook_job(WebhookHandler(self.database, owner=owner)))
         retention = self.settings.accounts.retention_days
         jobs.append(deletion_job(Deleter(self.database, self.storage, owner=owner,
                                          retention=timedelta(days=retention) if retention else None)))

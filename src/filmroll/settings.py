@@ -176,6 +176,10 @@ class MetaSettings(BaseModel):
     data_deletion_path: str = Field("/meta/data-deletion", pattern=r"^/[A-Za-z0-9/_-]{1,100}$",
                                     description="Where Meta posts a data-deletion request")
     max_age_hours: float = Field(24, gt=0, le=24 * 30, description="The oldest signed request taken (issued_at)")
+    webhook_path: str = Field("/meta/webhook", pattern=r"^/[A-Za-z0-9/_-]{1,100}$",
+                              description="Where Instagram's webhooks are delivered (Meta checks it with a GET)")
+    webhook_verify_token: SecretStr = Field(SecretStr(""), description="The verify token you type in the App "
+                                            "Dashboard's webhook settings; empty: subscription checks are refused")
 
 
 class Settings(BaseSettings):

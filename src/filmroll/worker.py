@@ -49,7 +49,8 @@ from filmroll.service.probe import Prober
 from filmroll.service.publish import Publisher
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
-from filmroll.store import deletions, leases
+from filmroll.service.webhooks import WebhookHandler
+from filmroll.store import deletions, leases, webhooks
 from filmroll.store.database import Database, is_unavailable
 from filmroll.vocabulary import Outcome
 
@@ -98,6 +99,10 @@ def mirror_job(mirror: Mirror) -> Job:
 
 def deletion_job(deleter: Deleter) -> Job:
     return Job("deletion", deleter.claim, deleter.run, deletions.DELETION)
+
+
+def webhook_job(handler: WebhookHandler) -> Job:
+    return Job("webhook", handler.claim, handler.run, webhooks.WEBHOOK)
 
 
 def publish_job(publisher: Publisher) -> Job:

@@ -57,7 +57,7 @@ def _callback_checks(current: Settings) -> list[Check]:
     """The URLs to paste into the App Dashboard (Business login settings); Meta calls only https ones."""
     origin = current.public_origin()
     urls = (f"deauthorize callback {origin}{current.meta.deauthorize_path} · data deletion request "
-            f"{origin}{current.meta.data_deletion_path}")
+            f"{origin}{current.meta.data_deletion_path} · webhooks {origin}{current.meta.webhook_path}")
     if origin.startswith("https://"):
         return [Check("Meta callback URLs", True, f"paste into the App Dashboard: {urls}")]
     return [Check("Meta callback URLs", False, f"{urls}: Meta calls only https:// URLs; set FILMROLL_WEB__PUBLIC_URL "

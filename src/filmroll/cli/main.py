@@ -20,6 +20,7 @@ from filmroll.cli import (
     sandbox,
     serve,
     sync,
+    webhooks,
     worker,
 )
 
@@ -50,6 +51,7 @@ app.add_typer(database.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(media.storage_app, name="storage")
 app.add_typer(feeds.app, name="feeds")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 @app.callback()

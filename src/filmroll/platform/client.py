@@ -165,6 +165,12 @@ class InstagramClient:
                                    params={"grant_type": "ig_refresh_token", "access_token": token.reveal()})
         return wire.parse_long_lived(body, requested_at)
 
+    async def subscribe(self, token: Secret, fields: Sequence[str]) -> bool:
+        """Ask Instagram to send this app the account's webhook ``fields`` (``POST /me/subscribed_apps``)."""
+        body, _ = await self._call("POST", self._graph("me/subscribed_apps"),
+                                   params={"subscribed_fields": ",".join(fields)}, token=token)
+        return isinstance(body, dict) and body.get("success") is True
+
     # ----- Graph reads ------------------------------------------------------------------------------------------
 
     async def me(self, token: Secret, fields: Sequence[str] = PROFILE_FIELDS) -> Profile:

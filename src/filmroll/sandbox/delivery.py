@@ -33,7 +33,7 @@ class WebhookDelivery(control._Body):
     url: str = Field(min_length=8, max_length=2048)
     account: str | int = 0
     field: Literal["comments", "mentions", "messages", "story_insights"] = "comments"
-    payload: dict[str, Any] | None = None
+    payload: dict[str, Any] | list[Any] | None = None  # a list: the documented batch shape; live traffic is one
     signature: Literal["valid", "invalid", "missing", "sha1_only"] = "valid"
     secret: str | None = None
 

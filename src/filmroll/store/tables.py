@@ -399,3 +399,18 @@ class DeletionRequest(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_deletion_requests_due", "status", "next_attempt_at"),)
+
+
+class WebhookDelivery(Base):
+    """An Instagram webhook delivery, stored once (Meta retries for 36 hours: the body's hash keeps repeats out) and
+    acted on by the worker's ``webhook`` job."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    body_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -195,3 +195,70 @@ def test_accounts_left_disconnected_or_revoked_past_retention_are_deleted(sandbo
         assert left == ids[2:] and outcomes == {"deleted": 2}
     else:  # 0 keeps them
         assert left == ids and outcomes == {}
+
+
+@pytest.fixture
+def hooked(sandbox, database_url):  # type: ignore[no-untyped-def]
+    with running_filmroll(sandbox, database_url, meta={"webhook_verify_token": "a-verify-token-of-ours"}) as app:
+        yield app
+
+
+def test_the_webhook_subscription_check_echoes_only_for_the_right_token(hooked, sandbox):
+    url = hooked.base_url + "/meta/webhook"
+    confirmed = sandbox.control.verify_webhook(url, verify_token="a-verify-token-of-ours")
+    assert confirmed["echoed"] and confirmed["content_type"].startswith("text/plain")
+    wrong = sandbox.control.verify_webhook(url, verify_token="a-verify-token-of-someone")
+    assert not wrong["echoed"] and wrong["status"] == 403
+    reflected = sandbox.control.verify_webhook(url, verify_token="a-verify-token-of-ours", challenge="<script>")
+    assert reflected["status"] == 403  # only a plain token is ever echoed
+
+
+def test_webhook_deliveries_are_verified_stored_once_and_make_the_account_due(hooked, sandbox, database_url):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from filmroll.service.webhooks import WebhookHandler
+    from filmroll.store.tables import WebhookDelivery
+    from filmroll.worker import webhook_job
+
+    ids = _seed(hooked.settings, database_url, sandbox, count=2)
+    later = datetime.now(UTC) + timedelta(hours=1)
+
+    async def not_due() -> None:
+        database = Database(database_url)
+        try:
+            async with database.transaction() as session:
+                await session.execute(update(Account).values(next_sync_at=later))
+        finally:
+            await database.dispose()
+
+    aio.run(not_due())
+    url = hooked.base_url + "/meta/webhook"
+    ig_id = sandbox.control.account(1)["ig_id"]
+    payload = {"object": "instagram", "entry": [{"id": ig_id, "time": 1, "changes": [{"field": "comments",
+                                                                                     "value": {"text": "hi"}}]}]}
+    for signature, status in (("missing", 403), ("invalid", 403), ("sha1_only", 403)):
+        refused = sandbox.control.deliver_webhook(url, account=1, signature=signature)
+        assert refused["status"] == status, (signature, refused)
+    assert _query(database_url, select(WebhookDelivery.id)) == []
+    first = sandbox.control.deliver_webhook(url, account=1, payload=payload)
+    again = sandbox.control.deliver_webhook(url, account=1, payload=payload)  # Meta's retry
+    as_documented = sandbox.control.deliver_webhook(url, account=1, payload=[payload, {"object": "page"}])
+    assert first["status"] == again["status"] == as_documented["status"] == 200
+    assert len(_query(database_url, select(WebhookDelivery.id))) == 2
+
+    async def work() -> dict[str, int]:
+        database = Database(database_url)
+        try:
+            worker = Worker(database, [webhook_job(WebhookHandler(database, owner="w"))], owner="w", idle_poll=0.01)
+            return dict((await worker.run(asyncio.Event(), until_idle=True)).outcomes)
+        finally:
+            await database.dispose()
+
+    assert aio.run(work()) == {"webhook_handled": 2}
+    due = dict(_query(database_url, select(Account.id, Account.next_sync_at)))
+    assert due[ids[1]] < later - timedelta(minutes=30) and due[ids[0]] == later  # only the account it named
+    kinds = [k for k, in _query(database_url, select(Event.kind).where(Event.account_id == ids[1]))]
+    assert kinds.count("instagram.webhook") == 2
+    assert all(p for p, in _query(database_url, select(WebhookDelivery.processed_at)))

@@ -1,0 +1,88 @@
+"""Instagram's webhooks: verified and stored at the edge (``web/meta.py``), acted on here by the worker's
+``webhook`` job. A delivery names accounts (each entry's ``id``, the professional account id); each active one
+becomes due for a sync now, and an event records that Instagram said something changed (not what: comments and
+messages are not filmroll's to keep). Instagram has no "new post" field (wire reference §4.2), so feeds keep
+polling; a comment on a post still brings its counts up to date sooner.
+
+The documented payload is a top-level array of notifications, live traffic a single object: both are taken.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll import errors
+from filmroll.platform.client import InstagramClient
+from filmroll.service.accounts import find as find_account
+from filmroll.store import events, tokens, webhooks
+from filmroll.store.database import Database
+from filmroll.store.tables import Account
+from filmroll.store.webhooks import WebhookClaim
+from filmroll.vault import Vault
+from filmroll.vocabulary import AccountStatus, Outcome
+
+log = logging.getLogger("filmroll.webhooks")
+FIELDS = ("comments", "mentions")  # what `filmroll webhooks subscribe` asks for: what touches an account's posts
+
+
+def accounts_named(body: Any) -> list[str]:
+    """The professional account ids a delivery's entries name (an unreadable one names none)."""
+    notifications = body if isinstance(body, list) else [body]
+    found: list[str] = []
+    for notification in notifications:
+        if not isinstance(notification, dict) or notification.get("object") != "instagram":
+            continue
+        for entry in notification.get("entry") or []:
+            ident = entry.get("id") if isinstance(entry, dict) else None
+            if isinstance(ident, (str, int)) and str(ident).isdigit() and str(ident) not in found:
+                found.append(str(ident))
+    return found
+
+
+async def subscribe(database: Database, vault: Vault, instagram: InstagramClient, ref: str) -> tuple[Account, bool]:
+    """Ask Instagram to send this app the account's webhook :data:`FIELDS`; returns whether it confirmed."""
+    account = await find_account(database, ref)
+    async with database.transaction() as session:
+        token = await tokens.get(session, account.id)
+        if token is None:
+            raise errors.AccountNotFoundError(f"@{account.username} has no stored token (status: {account.status})")
+        secret = vault.open(token.ciphertext, token.key_id, account.id)
+        await events.record(session, "webhooks.subscribed", f"@{account.username} subscribed to Instagram's "
+                            f"{', '.join(FIELDS)} webhooks", at=database.clock.now(), account_id=account.id,
+                            actor="cli")
+    return account, await instagram.subscribe(secret, FIELDS)
+
+
+class WebhookHandler:
+    def __init__(self, database: Database, *, owner: str) -> None:
+        self.database = database
+        self.owner = owner
+
+    async def claim(self, session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                    limit: int) -> list[WebhookClaim]:
+        return await webhooks.claim(session, owner=owner, now=now, lease=lease, limit=limit)
+
+    async def run(self, claim: WebhookClaim) -> Outcome:
+        try:
+            named = accounts_named(json.loads(claim.body))
+        except ValueError:
+            named = []
+        now = self.database.clock.now()
+        async with self.database.transaction() as session:
+            accounts = list((await session.execute(select(Account).where(
+                Account.ig_user_id.in_(named), Account.status == AccountStatus.ACTIVE))).scalars()) if named else []
+            if accounts:
+                await session.execute(update(Account).where(Account.id.in_([a.id for a in accounts]))
+                                      .values(next_sync_at=now).execution_options(synchronize_session=False))
+            for account in accounts:
+                await events.record(session, "instagram.webhook", f"Instagram said @{account.username} changed; "
+                                    "synced now", at=now, account_id=account.id, actor="instagram")
+            if not await webhooks.done(session, claim.id, owner=self.owner, now=now):
+                return Outcome.STALE_LEASE
+        return Outcome.WEBHOOK_HANDLED

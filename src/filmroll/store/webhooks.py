@@ -1,0 +1,47 @@
+"""Instagram webhook deliveries: stored once each (by the body's SHA-256), claimed by the worker, marked done."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from filmroll.store.database import dialect_insert, rowcount
+from filmroll.store.lease import Lease
+from filmroll.store.tables import WebhookDelivery
+
+WEBHOOK = Lease("webhook", WebhookDelivery.__table__, "id", "lease_owner", "lease_until")  # type: ignore[arg-type]
+
+
+async def store(session: AsyncSession, body: bytes, now: datetime) -> bool:
+    """Keep a delivery; False when the same body came before (Meta's retry)."""
+    result = await session.execute(
+        dialect_insert(session, WebhookDelivery).values(
+            body_sha256=hashlib.sha256(body).hexdigest(), body=body.decode("utf-8", "replace"), received_at=now)
+        .on_conflict_do_nothing(index_elements=["body_sha256"]))
+    return rowcount(result) == 1
+
+
+@dataclass(frozen=True)
+class WebhookClaim:
+    id: int
+    body: str
+
+    @property
+    def leased_id(self) -> int:
+        return self.id
+
+
+async def claim(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
+                limit: int) -> list[WebhookClaim]:
+    due = (select(WebhookDelivery.id).where(WebhookDelivery.processed_at.is_(None), WEBHOOK.free(now))
+           .order_by(WebhookDelivery.id).limit(limit).with_for_update(skip_locked=True))
+    rows = await WEBHOOK.take(session, due, owner=owner, until=now + lease, returning=["id", "body"])
+    return [WebhookClaim(*row) for row in rows]
+
+
+async def done(session: AsyncSession, delivery_id: int, *, owner: str, now: datetime) -> bool:
+    return await WEBHOOK.finish(session, delivery_id, owner=owner, values={"processed_at": now})
