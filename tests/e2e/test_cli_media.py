@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 
 import pytest
 
@@ -42,6 +43,20 @@ def test_mirror_an_account_look_at_its_posts_and_measure_and_collect_the_storage
     for path in stored:  # an original's name is its content's hash
         if len(path.stem) == 64:
             assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem
+
+    # The owner's archive: every post, its original files byte for byte, the profile picture; no token.
+    out = cli("export", f"@{username}", "--to", str(tmp_path / "archive.zip")).stdout
+    assert f"{posts} posts and" in out and "archive.zip" in out
+    with zipfile.ZipFile(tmp_path / "archive.zip") as archive:
+        names = set(archive.namelist())
+        exported = json.loads(archive.read("posts.json"))
+        assert [p["id"] for p in exported] == [p["ig_media_id"] for p in listing]
+        files = [f for p in exported for f in p["files"] + [f for c in p["children"] for f in c["files"]]]
+        assert files and all(f["path"] in names for f in files)
+        assert all(hashlib.sha256(archive.read(f["path"])).hexdigest() == f["sha256"] for f in files)
+        assert json.loads(archive.read("profile.json"))["username"] == username
+        assert {"README.txt", "insights.json"} <= names
+        assert not any(b"IGAA" in archive.read(name) for name in names)
 
     # Nothing is unreferenced yet: gc keeps everything; once disconnected (and retention 0), it all goes.
     assert "0 file(s) removed" in cli("storage", "gc").stdout

@@ -1,9 +1,11 @@
-"""``filmroll accounts``, ``filmroll token``, ``filmroll disconnect``: connected accounts and their tokens."""
+"""``filmroll accounts``, ``token``, ``disconnect``, ``delete``, ``export``: connected accounts, their tokens, and
+what an owner who leaves is owed."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -14,6 +16,7 @@ from filmroll.vocabulary import Outcome
 
 if TYPE_CHECKING:
     from filmroll.service.accounts import AccountView, RefreshReport
+    from filmroll.service.export import ExportReport
 
 def _lazy() -> tuple[Any, Any]:
     """The database stack, imported only by the commands that use it (keeps `filmroll --help` quick)."""
@@ -220,3 +223,24 @@ def delete(account: str = typer.Argument(..., help="id, @username or slug"),
         fail(f"@{view.username}'s deletion is recorded (confirmation code {code}) but did not finish now; a running "
              "worker finishes it", ExitStatus.BUSY)
     console.print(f"@{view.username} and everything stored of it are deleted (confirmation code {code})")
+
+
+def export(account: str = typer.Argument(..., help="id, @username or slug"),
+           to: Path | None = typer.Option(None, "--to", help="The zip to write (default: USERNAME-filmroll.zip here)")
+           ) -> None:
+    """Write everything stored of an account into one zip: profile, posts, insights history and the original
+    pictures and videos, in the layout its README.txt describes (no token)."""
+    open_runtime, account_service = _lazy()
+
+    async def body() -> ExportReport:
+        from filmroll.service.export import export as write_export
+
+        async with open_runtime(settings()) as runtime:
+            found = await account_service.describe(runtime.database, account)
+            target = to or Path(f"{found.username or found.id}-filmroll.zip")
+            return await write_export(runtime.database, runtime.storage, account, target)
+
+    report = run(body())
+    gaps = f"; {report.missing} file(s) no longer in the storage" if report.missing else ""
+    console.print(f"@{report.username}: {report.posts} posts and {report.files} files written to {report.path} "
+                  f"({report.bytes / 1e6:.1f} MB){gaps}")
