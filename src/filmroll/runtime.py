@@ -180,6 +180,7 @@ class Runtime:
         owner = worker_id()
         # In order of importance: the worker offers free slots to the first kinds first.
         jobs: list[Job] = [refresh_job(self.refresher(owner, FaultPoints(fault_points)))]
+        hook = None
         if self.settings.alerts.webhook_url.get_secret_value():
             hook = webhook(self.settings.alerts, link_base=self.settings.public_origin())
             jobs.append(alert_job(Alerter(self.database, hook, self.http, owner=owner)))
@@ -190,7 +191,7 @@ class Runtime:
             jobs.append(sync_job(self.syncer(owner, policy=sync_policy, batch=batch)))
         if self.settings.mirror.enabled:
             jobs.append(mirror_job(self.mirror(owner)))
-        jobs.append(webhook_job(WebhookHandler(self.database, owner=owner)))
+        jobs.append(webhook_job(WebhookHandler(self.database, owner=owner, http=self.http, forward_to=hook)))
         retention = self.settings.accounts.retention_days
         jobs.append(deletion_job(Deleter(self.database, self.storage, owner=owner,
                                          retention=timedelta(days=retention) if retention else None)))

@@ -77,7 +77,8 @@ class Outcome(StrEnum):
     DELETED = "deleted"  # everything filmroll held about an owner is gone; the request says so on its status page
     DELETION_RETRY = "deletion_retry"  # the storage failed; retried with backoff
     # webhook
-    WEBHOOK_HANDLED = "webhook_handled"  # a delivery's accounts made due for a sync now
+    WEBHOOK_HANDLED = "webhook_handled"  # a delivery's accounts made due for a sync now (and it was forwarded)
+    WEBHOOK_RETRY = "webhook_retry"  # forwarding to the operator's webhook failed; retried with backoff
     # any job
     NEEDS_REAUTH = "needs_reauth"
     STALE_LEASE = "stale_lease"  # our lease was taken over: nothing was written

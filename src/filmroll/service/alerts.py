@@ -49,6 +49,23 @@ def sign(secret: Secret, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.reveal().encode(), body, hashlib.sha256).hexdigest()
 
 
+async def post_signed(http: aiohttp.ClientSession, webhook: Webhook, body: bytes, *, event: str,
+                      delivery: str) -> str | None:
+    """POST a signed body to the operator's webhook; None when the receiver took it, else a short reason (never
+    the URL: Slack-style URLs are credentials)."""
+    headers = {"Content-Type": "application/json", "User-Agent": f"filmroll/{version('filmroll')}",
+               "X-Filmroll-Event": event, "X-Filmroll-Delivery": delivery, SIGNATURE_HEADER: sign(webhook.secret, body)}
+    try:
+        async with http.post(webhook.url.reveal(), data=body, headers=headers, allow_redirects=False,
+                             timeout=aiohttp.ClientTimeout(total=webhook.timeout)) as response:
+            await response.read()
+            return None if 200 <= response.status < 300 else f"HTTP {response.status}"
+    except TimeoutError:
+        return "timed out"
+    except aiohttp.ClientError as exc:
+        return type(exc).__name__
+
+
 @dataclass(frozen=True)
 class Webhook:
     url: Secret
@@ -80,7 +97,6 @@ class Alerter:
         self.owner = owner
         self.rng = rng or random.Random()
         self._swept_at: datetime | None = None
-        self._agent = f"filmroll/{version('filmroll')}"
 
     async def claim(self, session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                     limit: int) -> list[AlertClaim]:
@@ -140,19 +156,7 @@ class Alerter:
         }
 
     async def _post(self, claim: AlertClaim, body: bytes) -> str | None:
-        """POST the body; None when the receiver took it, else a short reason (never the URL)."""
-        headers = {"Content-Type": "application/json", "User-Agent": self._agent,
-                   "X-Filmroll-Event": claim.kind, "X-Filmroll-Delivery": str(claim.alert_id),
-                   SIGNATURE_HEADER: sign(self.webhook.secret, body)}
-        try:
-            async with self.http.post(self.webhook.url.reveal(), data=body, headers=headers, allow_redirects=False,
-                                      timeout=aiohttp.ClientTimeout(total=self.webhook.timeout)) as response:
-                await response.read()
-                return None if 200 <= response.status < 300 else f"HTTP {response.status}"
-        except TimeoutError:
-            return "timed out"
-        except aiohttp.ClientError as exc:
-            return type(exc).__name__
+        return await post_signed(self.http, self.webhook, body, event=claim.kind, delivery=str(claim.alert_id))
 
     def _delay(self, attempts: int) -> timedelta:
         return self.webhook.retry.delay(attempts - 1, self.rng)  # jittered: spreads receivers' recovery load

@@ -1,8 +1,9 @@
 """Instagram's webhooks: verified and stored at the edge (``web/meta.py``), acted on here by the worker's
 ``webhook`` job. A delivery names accounts (each entry's ``id``, the professional account id); each active one
 becomes due for a sync now, and an event records that Instagram said something changed (not what: comments and
-messages are not filmroll's to keep). Instagram has no "new post" field (wire reference §4.2), so feeds keep
-polling; a comment on a post still brings its counts up to date sooner.
+messages are not filmroll's to keep). The delivery itself goes on to the operator's alert webhook, if one is set.
+Instagram has no "new post" field (wire reference §4.2), so feeds keep polling; a comment on a post still brings
+its counts up to date sooner.
 
 The documented payload is a top-level array of notifications, live traffic a single object: both are taken.
 """
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll import errors
 from filmroll.platform.client import InstagramClient
 from filmroll.service.accounts import find as find_account
+from filmroll.service.alerts import Webhook, post_signed
 from filmroll.store import events, tokens, webhooks
 from filmroll.store.database import Database
 from filmroll.store.tables import Account
@@ -60,9 +64,17 @@ async def subscribe(database: Database, vault: Vault, instagram: InstagramClient
 
 
 class WebhookHandler:
-    def __init__(self, database: Database, *, owner: str) -> None:
+    """The ``webhook`` job: the named accounts made due (once per delivery), then the delivery forwarded to the
+    operator's alert webhook when one is set (signed like alerts, ``X-Filmroll-Event: instagram.webhook``, retried
+    with the alerts' backoff, given up after as many attempts)."""
+
+    def __init__(self, database: Database, *, owner: str, http: aiohttp.ClientSession | None = None,
+                 forward_to: Webhook | None = None, rng: random.Random | None = None) -> None:
         self.database = database
         self.owner = owner
+        self.http = http
+        self.forward_to = forward_to if http is not None else None
+        self.rng = rng or random.Random()
 
     async def claim(self, session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                     limit: int) -> list[WebhookClaim]:
@@ -70,9 +82,28 @@ class WebhookHandler:
 
     async def run(self, claim: WebhookClaim) -> Outcome:
         try:
-            named = accounts_named(json.loads(claim.body))
+            delivery = json.loads(claim.body)
         except ValueError:
-            named = []
+            delivery = None
+        named = accounts_named(delivery)
+        usernames = await (self._act(claim, named) if claim.acted_at is None else self._usernames(named))
+        if self.forward_to is None or self.http is None:
+            return await self._done(claim)
+        body = json.dumps({"type": "instagram.webhook", "received_at": claim.received_at.isoformat(),
+                           "accounts": usernames, "delivery": delivery}, ensure_ascii=False).encode()
+        error = await post_signed(self.http, self.forward_to, body, event="instagram.webhook",
+                                  delivery=f"webhook-{claim.id}")
+        attempts = claim.attempts + 1
+        if error is None or attempts >= self.forward_to.max_attempts:
+            return await self._done(claim, attempts=attempts, error=error)
+        now = self.database.clock.now()
+        async with self.database.transaction() as session:
+            await webhooks.retry_later(session, claim.id, owner=self.owner, attempts=attempts, error=error,
+                                       at=now + self.forward_to.retry.delay(attempts - 1, self.rng))
+        log.info("webhook delivery %s not forwarded (%s); retrying", claim.id, error)
+        return Outcome.WEBHOOK_RETRY
+
+    async def _act(self, claim: WebhookClaim, named: list[str]) -> list[str]:
         now = self.database.clock.now()
         async with self.database.transaction() as session:
             accounts = list((await session.execute(select(Account).where(
@@ -83,6 +114,21 @@ class WebhookHandler:
             for account in accounts:
                 await events.record(session, "instagram.webhook", f"Instagram said @{account.username} changed; "
                                     "synced now", at=now, account_id=account.id, actor="instagram")
-            if not await webhooks.done(session, claim.id, owner=self.owner, now=now):
+            await webhooks.acted(session, claim.id, now)
+        return [f"@{a.username}" for a in accounts]
+
+    async def _usernames(self, named: list[str]) -> list[str]:
+        if not named:
+            return []
+        async with self.database.read() as session:
+            return [f"@{u}" for u in (await session.execute(
+                select(Account.username).where(Account.ig_user_id.in_(named)))).scalars()]
+
+    async def _done(self, claim: WebhookClaim, *, attempts: int = 0, error: str | None = None) -> Outcome:
+        async with self.database.transaction() as session:
+            if not await webhooks.done(session, claim.id, owner=self.owner, now=self.database.clock.now(),
+                                       attempts=attempts, error=error):
                 return Outcome.STALE_LEASE
+        if error is not None:
+            log.warning("webhook delivery %s not forwarded after %d attempts (%s)", claim.id, attempts, error)
         return Outcome.WEBHOOK_HANDLED

@@ -402,8 +402,8 @@ class DeletionRequest(Base):
 
 
 class WebhookDelivery(Base):
-    """An Instagram webhook delivery, stored once (Meta retries for 36 hours: the body's hash keeps repeats out) and
-    acted on by the worker's ``webhook`` job."""
+    """An Instagram webhook delivery, stored once (Meta retries for 36 hours: the body's hash keeps repeats out),
+    acted on and forwarded to the operator's alert webhook by the worker's ``webhook`` job."""
 
     __tablename__ = "webhook_deliveries"
 
@@ -411,6 +411,10 @@ class WebhookDelivery(Base):
     body_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its accounts made due
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # forwarded too (or given up): done
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # forwarding attempts
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(80))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

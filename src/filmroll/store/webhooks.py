@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.database import dialect_insert, rowcount
@@ -29,6 +29,9 @@ async def store(session: AsyncSession, body: bytes, now: datetime) -> bool:
 class WebhookClaim:
     id: int
     body: str
+    received_at: datetime
+    acted_at: datetime | None
+    attempts: int
 
     @property
     def leased_id(self) -> int:
@@ -37,11 +40,27 @@ class WebhookClaim:
 
 async def claim(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                 limit: int) -> list[WebhookClaim]:
-    due = (select(WebhookDelivery.id).where(WebhookDelivery.processed_at.is_(None), WEBHOOK.free(now))
-           .order_by(WebhookDelivery.id).limit(limit).with_for_update(skip_locked=True))
-    rows = await WEBHOOK.take(session, due, owner=owner, until=now + lease, returning=["id", "body"])
+    due = (select(WebhookDelivery.id).where(
+        WebhookDelivery.processed_at.is_(None),
+        or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now), WEBHOOK.free(now))
+        .order_by(WebhookDelivery.id).limit(limit).with_for_update(skip_locked=True))
+    rows = await WEBHOOK.take(session, due, owner=owner, until=now + lease,
+                              returning=["id", "body", "received_at", "acted_at", "attempts"])
     return [WebhookClaim(*row) for row in rows]
 
 
-async def done(session: AsyncSession, delivery_id: int, *, owner: str, now: datetime) -> bool:
-    return await WEBHOOK.finish(session, delivery_id, owner=owner, values={"processed_at": now})
+async def acted(session: AsyncSession, delivery_id: int, now: datetime) -> None:
+    await session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(acted_at=now)
+                          .execution_options(synchronize_session=False))
+
+
+async def done(session: AsyncSession, delivery_id: int, *, owner: str, now: datetime, attempts: int = 0,
+               error: str | None = None) -> bool:
+    return await WEBHOOK.finish(session, delivery_id, owner=owner, values={
+        "processed_at": now, "attempts": attempts, "last_error": error})
+
+
+async def retry_later(session: AsyncSession, delivery_id: int, *, owner: str, attempts: int, error: str,
+                      at: datetime) -> bool:
+    return await WEBHOOK.finish(session, delivery_id, owner=owner, values={
+        "attempts": attempts, "last_error": error, "next_attempt_at": at})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import UTC, datetime
 
@@ -101,7 +102,7 @@ def test_a_data_deletion_request_is_answered_as_meta_expects_and_the_worker_dele
     answer = sandbox.control.deliver_signed_request(served.base_url + "/meta/data-deletion", kind="data_deletion",
                                                     account=1)
     assert answer["status"] == 200 and answer["content_type"] == "application/json", answer
-    body = __import__("json").loads(answer["body"])
+    body = json.loads(answer["body"])
     code = body["confirmation_code"]
     assert re.fullmatch(r"[0-9A-Z]{16}", code) and body["url"] == f"{served.base_url}/meta/data-deletion/status/{code}"
     with httpx.Client() as client:
@@ -109,7 +110,7 @@ def test_a_data_deletion_request_is_answered_as_meta_expects_and_the_worker_dele
         assert pending.status_code == 200 and "Deletion pending" in pending.text
         again = sandbox.control.deliver_signed_request(served.base_url + "/meta/data-deletion", kind="data_deletion",
                                                        account=1)
-        assert __import__("json").loads(again["body"])["confirmation_code"] == code  # one pending request per owner
+        assert json.loads(again["body"])["confirmation_code"] == code  # one pending request per owner
 
         async def work() -> dict[str, int]:
             database = Database(database_url)
@@ -203,6 +204,10 @@ def hooked(sandbox, database_url):  # type: ignore[no-untyped-def]
         yield app
 
 
+def _canonical(value) -> str:  # type: ignore[no-untyped-def]
+    return json.dumps(value, sort_keys=True)
+
+
 def test_the_webhook_subscription_check_echoes_only_for_the_right_token(hooked, sandbox):
     url = hooked.base_url + "/meta/webhook"
     confirmed = sandbox.control.verify_webhook(url, verify_token="a-verify-token-of-ours")
@@ -248,15 +253,36 @@ def test_webhook_deliveries_are_verified_stored_once_and_make_the_account_due(ho
     assert first["status"] == again["status"] == as_documented["status"] == 200
     assert len(_query(database_url, select(WebhookDelivery.id))) == 2
 
-    async def work() -> dict[str, int]:
+    async def work(receiver) -> dict[str, int]:  # type: ignore[no-untyped-def]
+        import aiohttp
+
+        from filmroll.secret import Secret
+        from filmroll.service.alerts import Webhook
+        from filmroll.service.policy import Backoff
+
         database = Database(database_url)
+        hook = Webhook(Secret(receiver.url), Secret("operator-secret"), link_base="http://127.0.0.1",
+                       retry=Backoff(base=timedelta(0), cap=timedelta(0), floor=timedelta(0)))
         try:
-            worker = Worker(database, [webhook_job(WebhookHandler(database, owner="w"))], owner="w", idle_poll=0.01)
-            return dict((await worker.run(asyncio.Event(), until_idle=True)).outcomes)
+            async with aiohttp.ClientSession() as http:
+                handler = WebhookHandler(database, owner="w", http=http, forward_to=hook)
+                worker = Worker(database, [webhook_job(handler)], owner="w", idle_poll=0.01)
+                return dict((await worker.run(asyncio.Event(), until_idle=True)).outcomes)
         finally:
             await database.dispose()
 
-    assert aio.run(work()) == {"webhook_handled": 2}
+    from tests.webhooks import webhook_receiver
+
+    with webhook_receiver() as receiver:
+        receiver.statuses = [503]  # the operator's receiver fails once: the forward is retried, the sync not redone
+        outcomes = aio.run(work(receiver))
+    assert outcomes == {"webhook_handled": 2, "webhook_retry": 1}, outcomes
+    forwarded = [d for d in receiver.deliveries if d.headers.get("x-filmroll-event") == "instagram.webhook"]
+    assert len(forwarded) == 3 and all(d.signed_with("operator-secret") for d in forwarded)
+    bodies = [d.json() for d in forwarded]
+    assert {_canonical(b["delivery"]) for b in bodies} == {_canonical(payload),
+                                                           _canonical([payload, {"object": "page"}])}
+    assert all(b["accounts"] == ["@sandbox1"] for b in bodies)
     due = dict(_query(database_url, select(Account.id, Account.next_sync_at)))
     assert due[ids[1]] < later - timedelta(minutes=30) and due[ids[0]] == later  # only the account it named
     kinds = [k for k, in _query(database_url, select(Event.kind).where(Event.account_id == ids[1]))]

@@ -20,7 +20,11 @@ def upgrade() -> None:
         sa.Column("body_sha256", sa.String(64), nullable=False, unique=True),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("acted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("lease_owner", sa.String(80), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
     )
