@@ -207,3 +207,15 @@ def test_delete_asks_then_removes_the_account_through_the_deletion_job(cli, sand
     assert json.loads(cli("accounts", "--json").stdout) == []
     missing = cli("delete", f"@{username}", "--yes", check=False)
     assert missing.returncode == 3  # no such account (any more)
+
+
+def test_webhooks_subscribe_asks_instagram_for_the_accounts_fields(cli, sandbox):
+    token = sandbox.control.mint_token(8, kind="long", age_seconds=2 * 86_400)["access_token"]
+    cli("connect", "--token", stdin=token + "\n")
+    username = sandbox.control.account(8)["username"]
+    sandbox.control.clear_calls()
+    out = cli("webhooks", "subscribe", f"@{username}").stdout
+    assert f"@{username} subscribed to comments, mentions" in out
+    calls = [c for c in sandbox.control.calls() if "subscribed_apps" in c["endpoint"]]
+    assert len(calls) == 1, sandbox.control.calls()
+    assert cli("webhooks", "subscribe", "@nobody", check=False).returncode == 3
