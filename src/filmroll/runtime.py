@@ -153,7 +153,8 @@ class Runtime:
     def document_settings(self) -> DocumentSettings:
         """What a feed's documents are made with (the web tier's and `filmroll publish`'s)."""
         return DocumentSettings(tuple(self.settings.mirror.widths), tuple(self.settings.mirror.formats),
-                                self.settings.feeds.dead_account_days, self.settings.feeds.max_posts)
+                                self.settings.feeds.dead_account_days, self.settings.feeds.max_posts,
+                                self.settings.feeds.revoked_posts)
 
     def mirror(self, owner: str) -> Mirror:
         cdn = CdnClient(self.http, hosts=self.settings.mirror.cdn_hosts, timeout=self.settings.instagram.timeout)

@@ -153,6 +153,9 @@ class FeedsSettings(BaseModel):
     dead_account_days: float = Field(90, ge=0, le=3650, description="How long the posts of an account that must "
                                      "sign in again stay in its feeds (counted from when syncing it failed)")
     max_posts: int = Field(1000, ge=1, le=100_000, description="The most posts 'load more' reaches in a feed")
+    revoked_posts: bool = Field(True, description="An account whose owner removed the app keeps showing its last "
+                                "posts (its status says revoked) until FILMROLL_ACCOUNTS__RETENTION_DAYS deletes it; "
+                                "false: its posts leave its feeds at once")
 
 
 class PublishSettings(BaseModel):

@@ -42,6 +42,7 @@ class DocumentSettings:
     formats: tuple[str, ...]
     dead_account_days: float  # how long a source that must sign in again keeps its posts in its feeds
     max_posts: int  # the most posts 'load more' reaches
+    revoked_posts: bool = True  # whether an account its owner removed the app from keeps showing its last posts
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,13 @@ async def _gather(session: AsyncSession, feed: Feed, sources: list[Account], now
 
 
 def _shows_posts(account: Account, now: datetime, settings: DocumentSettings) -> bool:
-    """An account that was disconnected (or revoked) shows nothing; one that must sign in again keeps showing its
-    last good posts for ``dead_account_days`` after it went stale."""
+    """An account an operator disconnected shows nothing; one its owner revoked keeps its last good posts (with its
+    status) unless the setting says otherwise, until retention deletes it; one that must sign in again keeps them
+    for ``dead_account_days`` after it went stale."""
     if account.status == AccountStatus.ACTIVE:
         return True
+    if account.status == AccountStatus.REVOKED:
+        return settings.revoked_posts
     if account.status == AccountStatus.NEEDS_REAUTH:
         since = account.stale_since or account.updated_at
         return now - since <= timedelta(days=settings.dead_account_days)
