@@ -288,3 +288,92 @@ def test_webhook_deliveries_are_verified_stored_once_and_make_the_account_due(ho
     kinds = [k for k, in _query(database_url, select(Event.kind).where(Event.account_id == ids[1]))]
     assert kinds.count("instagram.webhook") == 2
     assert all(p for p, in _query(database_url, select(WebhookDelivery.processed_at)))
+
+
+def _signed(payload: dict, secret: str) -> str:  # type: ignore[type-arg]
+    from filmroll.sandbox.delivery import sign_request
+
+    return sign_request(payload, secret)
+
+
+def _crafted(secret: str, user: str) -> tuple[str, dict[str, tuple[str, dict]]]:  # type: ignore[type-arg]
+    """A valid signed request for ``user``, and name -> (method, request options) of callbacks Meta did not send."""
+    import base64
+    import time
+
+    now = int(time.time())
+    good = {"algorithm": "HMAC-SHA256", "issued_at": now, "user_id": user}
+    valid = _signed(good, secret)
+    signature, payload = valid.split(".")
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    def form(value: str) -> dict:  # type: ignore[type-arg]
+        return {"data": {"signed_request": value}}
+
+    other_user = b64(json.dumps({**good, "user_id": "999"}).encode())
+    cases: dict[str, tuple[str, dict]] = {  # type: ignore[type-arg]
+        "wrong secret": ("POST", form(_signed(good, "0" * 32))),
+        "empty secret": ("POST", form(_signed(good, ""))),
+        "swapped payload": ("POST", form(f"{signature}.{other_user}")),
+        "swapped halves": ("POST", form(f"{payload}.{signature}")),
+        "signature only": ("POST", form(signature)),
+        "payload only": ("POST", form(f".{payload}")),
+        "signature and dot": ("POST", form(f"{signature}.")),
+        "third segment": ("POST", form(valid + ".extra")),
+        "padded payload": ("POST", form(valid + "==")),
+        "padded signature": ("POST", form(f"{signature}=.{payload}")),
+        "standard base64 alphabet": ("POST", form(f"{signature}+/.{payload}")),
+        "spaces": ("POST", form(f"{signature} .{payload}")),
+        "not base64 at all": ("POST", form("%%%.%%%")),
+        "truncated payload": ("POST", form(valid[:-5])),
+        "truncated signature": ("POST", form(valid[5:])),
+        "wrong algorithm": ("POST", form(_signed({**good, "algorithm": "HMAC-SHA1"}, secret))),
+        "no algorithm": ("POST", form(_signed({k: v for k, v in good.items() if k != "algorithm"}, secret))),
+        "algorithm none": ("POST", form(_signed({**good, "algorithm": "none"}, secret))),
+        "old issued_at": ("POST", form(_signed({**good, "issued_at": now - 3 * 86_400}, secret))),
+        "issued_at in the future": ("POST", form(_signed({**good, "issued_at": now + 86_400}, secret))),
+        "issued_at missing": ("POST", form(_signed({k: v for k, v in good.items() if k != "issued_at"}, secret))),
+        "user_id missing": ("POST", form(_signed({k: v for k, v in good.items() if k != "user_id"}, secret))),
+        "user_id not digits": ("POST", form(_signed({**good, "user_id": "1 OR 1=1"}, secret))),
+        "user_id a list": ("POST", form(_signed({**good, "user_id": [user]}, secret))),
+        "payload not JSON": ("POST", form(f"{b64(b'x' * 32)}.{b64(b'not json')}")),
+        "non-ASCII": ("POST", form(valid + "é")),
+        "empty value": ("POST", form("")),
+        "no field": ("POST", {"data": {"other": valid}}),
+        "value too long": ("POST", form(_signed({**good, "pad": "x" * 9_000}, secret))),
+        "body over the limit": ("POST", {"content": b"signed_request=" + b"a" * 70_000,
+                                         "headers": {"content-type": "application/x-www-form-urlencoded"}}),
+        "JSON instead of a form": ("POST", {"json": {"signed_request": valid}}),
+        "GET instead of POST": ("GET", {"params": {"signed_request": valid}}),
+        "PUT": ("PUT", form(valid)),
+    }
+    return valid, cases
+
+
+def test_crafted_callbacks_are_each_a_4xx_that_changes_nothing(filmroll, sandbox, database_url):
+    from pathlib import Path
+
+    ids = _seed(filmroll.settings, database_url, sandbox, count=2)
+    (user,), = _query(database_url, select(Account.app_scoped_id).where(Account.id == ids[0]))
+    media_dir = Path(filmroll.settings.storage.url.removeprefix("file:"))
+    valid, cases = _crafted(filmroll.settings.instagram.app_secret.get_secret_value(), user)
+    assert len(cases) >= 30
+    before, files = snapshot(database_url), sorted(media_dir.rglob("*"))
+    answers = {}
+    with filmroll.client() as client:
+        for path in ("/meta/deauthorize", "/meta/data-deletion"):
+            for name, (method, options) in cases.items():
+                response = client.request(method, path, **options)
+                answers[(path, name)] = response.status_code
+                assert 400 <= response.status_code < 500, (path, name, response.status_code, response.text[:200])
+        assert snapshot(database_url) == before and sorted(media_dir.rglob("*")) == files
+        # Nothing says which part failed: every verification failure reads the same.
+        failures = [client.post("/meta/deauthorize", **cases[name][1]) for name in
+                    ("wrong secret", "old issued_at", "wrong algorithm", "swapped payload")]
+        assert {(r.status_code, r.json()["detail"]) for r in failures} == {(400, "The signed request is not valid.")}
+        # The control: the same request, uncrafted, is taken.
+        taken = client.post("/meta/deauthorize", data={"signed_request": valid})
+    assert taken.status_code == 200
+    assert _query(database_url, select(Account.status).where(Account.id == ids[0])) == [("revoked",)]
