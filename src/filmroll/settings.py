@@ -14,6 +14,7 @@ plain values; nothing here is created at import time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -75,8 +76,9 @@ class WebSettings(BaseModel):
                                            "over every username, before lockouts start")
     login_lockout_seconds: int = Field(60, ge=1, le=3_600, description="The first lockout; each further failed "
                                        "attempt doubles it (up to a day), and a successful sign-in ends it")
-    password_checks: int = Field(2, ge=1, le=64, description="Password checks (argon2, ~50 ms of CPU and 64 MiB "
-                                 "each) run at once, off the event loop; sign-ins beyond wait or get 503")
+    password_checks: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1, le=64,
+                                 description="Password checks (argon2: four lanes, 64 MiB each) run at once, off the "
+                                 "event loop (default: half the cores, at least one); sign-ins beyond wait or get 503")
     password_check_priority: Literal["idle", "low", "normal"] = Field(
         "idle", description="The CPU priority of password checks: idle (other requests always go first; sign-ins "
         "slow down on a saturated machine), low (nice 19) or normal")
