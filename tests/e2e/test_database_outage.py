@@ -97,14 +97,16 @@ def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-
 
 
 @contextlib.contextmanager
-def _serving(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen, httpx.Client]]:
+def _serving(env: dict[str, str], log: Path, *args: str,
+             scheme: str = "http") -> Iterator[tuple[subprocess.Popen, httpx.Client]]:
+    """``filmroll serve ARGS`` on a port of its own, and a client of it (``https``: its certificate not checked)."""
     port = free_port()
     env = {**env, "FILMROLL_WEB__PORT": str(port),
-           "FILMROLL_INSTAGRAM__REDIRECT_URI": f"http://127.0.0.1:{port}/callback"}
+           "FILMROLL_INSTAGRAM__REDIRECT_URI": f"{scheme}://127.0.0.1:{port}/callback"}
     with log.open("w") as output:  # a file, not a pipe: a full pipe would stall the server
-        process = subprocess.Popen([sys.executable, "-m", "filmroll", "serve"], stdout=output, stderr=output,
+        process = subprocess.Popen([sys.executable, "-m", "filmroll", "serve", *args], stdout=output, stderr=output,
                                    text=True, env=env)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    client = httpx.Client(base_url=f"{scheme}://127.0.0.1:{port}", timeout=10, verify=False)
     try:
         _wait_for(lambda: _answers(client), 60, "filmroll serve to start")
         yield process, client

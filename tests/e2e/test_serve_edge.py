@@ -7,44 +7,18 @@ import contextlib
 import os
 import socket
 import stat
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from filmroll.tlscert import self_signed
 from filmroll.vault import generate_key
-from tests.e2e.test_database_outage import _answers, _wait_for
+from tests.e2e.test_database_outage import _serving
 from tests.e2e.test_workers import _env
-from tests.webapp import free_port
 
 pytestmark = pytest.mark.slow
 GIB = 1 << 30
-
-
-@contextlib.contextmanager
-def _serve(env: dict[str, str], log: Path, *args: str, scheme: str = "http") -> Iterator[tuple[int, int]]:
-    """``filmroll serve`` on a port of its own; yields (its process id, the port)."""
-    port = free_port()
-    env = {**env, "FILMROLL_WEB__PORT": str(port), "FILMROLL_INSTAGRAM__REDIRECT_URI": f"{scheme}://127.0.0.1:{port}/callback"}
-    with log.open("w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "filmroll", "serve", "--no-worker", *args], stdout=output,
-                                   stderr=output, env=env)
-    try:
-        with httpx.Client(base_url=f"{scheme}://127.0.0.1:{port}", timeout=10, verify=False) as client:
-            _wait_for(lambda: _answers(client), 60, "filmroll serve to start")
-        yield process.pid, port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _tree_rss(pid: int) -> int:
@@ -89,7 +63,8 @@ def _send(port: int, head: bytes, body_bytes: int = 0, *, chunked: bool = False)
 
 def test_a_gigabyte_body_and_a_megabyte_header_cost_no_memory(sandbox, tmp_path):
     env = _env(sandbox, f"sqlite:///{tmp_path / 'filmroll.db'}", generate_key())
-    with _serve(env, tmp_path / "serve.log") as (pid, port):
+    with _serving(env, tmp_path / "serve.log", "--no-worker") as (process, client):
+        pid, port = process.pid, client.base_url.port
         time.sleep(1)  # let start-up settle before the baseline
         before = _tree_rss(pid)
         answers = {
@@ -113,8 +88,7 @@ def test_a_gigabyte_body_and_a_megabyte_header_cost_no_memory(sandbox, tmp_path)
             assert b"content-security-policy" in answers[name].lower()  # filmroll's own refusal, its page headers
         print(f"RSS grew by {grown / 1e6:.1f} MB over {len(answers)} hostile requests")
         assert grown < 50e6
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            assert client.get("/healthz").status_code == 200  # still serving
+        assert client.get("/healthz").status_code == 200  # still serving
 
 
 def test_serving_tls_sends_hsts_everywhere_and_keeps_the_database_private(sandbox, tmp_path):
@@ -124,13 +98,12 @@ def test_serving_tls_sends_hsts_everywhere_and_keeps_the_database_private(sandbo
     env.pop("FILMROLL_WEB__PUBLIC_URL", None)
     old_umask = os.umask(0o022)  # a usual umask: files would be 0644 unless filmroll says otherwise
     try:
-        with _serve(env, tmp_path / "serve.log", "--tls-cert", str(cert), "--tls-key", str(key), scheme="https") \
-                as (_, port):
-            with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=False) as client:
-                for path in ("/healthz", "/login", "/feeds/nothing.json", "/no/such/page"):
-                    response = client.get(path)
-                    assert response.headers.get("strict-transport-security") == \
-                        "max-age=31536000; includeSubDomains", path
+        with _serving(env, tmp_path / "serve.log", "--no-worker", "--tls-cert", str(cert), "--tls-key", str(key),
+                      scheme="https") as (_, client):
+            for path in ("/healthz", "/login", "/feeds/nothing.json", "/no/such/page"):
+                response = client.get(path)
+                assert response.headers.get("strict-transport-security") == \
+                    "max-age=31536000; includeSubDomains", path
             files = {name: stat.S_IMODE(os.stat(name).st_mode) for name in
                      (database, Path(f"{database}-wal"), Path(f"{database}-shm")) if name.exists()}
     finally:

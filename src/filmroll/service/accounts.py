@@ -98,7 +98,7 @@ async def describe(database: Database, ref: str) -> AccountView:
         return await _view(session, account.id)
 
 
-def _no_token(account: Account) -> errors.AccountNotFoundError:
+def no_token(account: Account) -> errors.AccountNotFoundError:
     return errors.AccountNotFoundError(f"@{account.username} has no stored token (status: {account.status})")
 
 
@@ -107,7 +107,7 @@ async def reveal(database: Database, vault: Vault, ref: str, *, actor: str | Non
     async with database.transaction() as session:
         token = await tokens.get(session, account.id)
         if token is None:
-            raise _no_token(account)
+            raise no_token(account)
         secret = vault.open(token.ciphertext, token.key_id, account.id)
         await events.record(session, "token.revealed", f"token of @{account.username} revealed",
                             at=database.clock.now(), account_id=account.id, actor=actor)
@@ -161,7 +161,7 @@ async def refresh_now(refresher: Refresher, ref: str, *, lease: timedelta = EDGE
     async with database.read() as session:
         token = await tokens.get(session, account.id)
     if token is None:
-        raise _no_token(account)
+        raise no_token(account)
     refreshable_from = token.issued_at + MIN_AGE
     if database.clock.now() < refreshable_from:
         raise errors.AccountStateError(

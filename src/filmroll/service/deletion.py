@@ -11,8 +11,7 @@
                             something happened, not who), and the request marked completed; feeds that showed it
                             render (and republish) without it
 
-Owners are matched by the app-scoped id Meta sends, against both ids filmroll keeps per account (the reference does
-not settle which one Instagram Login's callbacks carry).
+Owners are matched by the app-scoped id Meta sends (``store.accounts.by_scoped_id``).
 """
 
 from __future__ import annotations
@@ -21,14 +20,14 @@ import logging
 import random
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.service.policy import Backoff
 from filmroll.service.transitions import transition
 from filmroll.storage import Storage
 from filmroll.storage.keys import account_prefix
-from filmroll.store import alerts, deletions, feeds, tokens
+from filmroll.store import accounts, alerts, deletions, feeds, tokens
 from filmroll.store.database import Database
 from filmroll.store.deletions import DeletionClaim
 from filmroll.store.tables import Account, DeletionRequest, Event
@@ -38,16 +37,11 @@ log = logging.getLogger("filmroll.deletion")
 ERASED = "(personal data deleted at the owner's request)"
 
 
-async def _owned_by(session: AsyncSession, scoped_user_id: str) -> Account | None:
-    return await session.scalar(select(Account).where(
-        or_(Account.app_scoped_id == scoped_user_id, Account.ig_user_id == scoped_user_id)))
-
-
 async def revoke(database: Database, scoped_user_id: str) -> int | None:
     """The owner removed the app: returns the account's id, or None when filmroll holds no account of theirs."""
     now = database.clock.now()
     async with database.transaction() as session:
-        account = await _owned_by(session, scoped_user_id)
+        account = await accounts.by_scoped_id(session, scoped_user_id)
         if account is None:
             return None
         if account.status == AccountStatus.REVOKED:
@@ -67,7 +61,7 @@ async def request_deletion(database: Database, *, scoped_user_id: str | None = N
     now = database.clock.now()
     async with database.transaction() as session:
         if account_id is None and scoped_user_id is not None:
-            account = await _owned_by(session, scoped_user_id)
+            account = await accounts.by_scoped_id(session, scoped_user_id)
             account_id = account.id if account is not None else None
         return await deletions.request(session, scoped_user_id=scoped_user_id, account_id=account_id, now=now)
 
@@ -92,7 +86,7 @@ class Deleter:
         account_id = claim.account_id
         if account_id is None and claim.scoped_user_id is not None:  # asked before filmroll knew the account
             async with self.database.read() as session:
-                account = await _owned_by(session, claim.scoped_user_id)
+                account = await accounts.by_scoped_id(session, claim.scoped_user_id)
             account_id = account.id if account is not None else None
         if account_id is not None:
             try:

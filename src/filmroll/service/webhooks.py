@@ -20,9 +20,9 @@ import aiohttp
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll import errors
 from filmroll.platform.client import InstagramClient
 from filmroll.service.accounts import find as find_account
+from filmroll.service.accounts import no_token
 from filmroll.service.alerts import Webhook, post_signed
 from filmroll.store import events, tokens, webhooks
 from filmroll.store.database import Database
@@ -55,7 +55,7 @@ async def subscribe(database: Database, vault: Vault, instagram: InstagramClient
     async with database.transaction() as session:
         token = await tokens.get(session, account.id)
         if token is None:
-            raise errors.AccountNotFoundError(f"@{account.username} has no stored token (status: {account.status})")
+            raise no_token(account)
         secret = vault.open(token.ciphertext, token.key_id, account.id)
         await events.record(session, "webhooks.subscribed", f"@{account.username} subscribed to Instagram's "
                             f"{', '.join(FIELDS)} webhooks", at=database.clock.now(), account_id=account.id,

@@ -53,6 +53,13 @@ async def upsert(session: AsyncSession, *, ig_user_id: str, app_scoped_id: str |
     return account, created
 
 
+async def by_scoped_id(session: AsyncSession, scoped_user_id: str) -> Account | None:
+    """The account an app-scoped id Meta sends names: matched against both ids kept per account (the reference
+    does not settle which one Instagram Login's callbacks carry)."""
+    return await session.scalar(select(Account).where(
+        or_(Account.app_scoped_id == scoped_user_id, Account.ig_user_id == scoped_user_id)))
+
+
 async def find(session: AsyncSession, ref: str) -> Account | None:
     """By id, Instagram user id, @username or feed slug."""
     ref = ref.strip()

@@ -132,7 +132,9 @@ class Database:
         self.url = async_url(url)
         self.clock = clock or Clock()
         self.is_sqlite = self.url.startswith("sqlite")
-        options: dict[str, Any] = {"echo": echo}
+        # hide_parameters: a database error's message would otherwise carry the statement's values (a username typed
+        # at sign-in, where a password typed in the wrong field lands), and such errors reach the log.
+        options: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if not self.is_sqlite:
             # Transactions here are short (no network call inside one), so a small pool serves a busy worker; many
             # processes share one server, whose default limit is 100 connections.

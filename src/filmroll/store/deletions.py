@@ -27,13 +27,10 @@ def new_code() -> str:
 async def request(session: AsyncSession, *, scoped_user_id: str | None, account_id: int | None,
                   now: datetime) -> DeletionRequest:
     """The pending request for this owner, or a new one."""
-    if scoped_user_id is not None or account_id is not None:
-        pending = await session.scalar(select(DeletionRequest).where(
-            DeletionRequest.status == PENDING,
-            or_(DeletionRequest.scoped_user_id == scoped_user_id, DeletionRequest.account_id == account_id)
-            if scoped_user_id is not None and account_id is not None else
-            (DeletionRequest.scoped_user_id == scoped_user_id) if scoped_user_id is not None else
-            (DeletionRequest.account_id == account_id)))
+    whose = [column == value for column, value in ((DeletionRequest.scoped_user_id, scoped_user_id),
+                                                   (DeletionRequest.account_id, account_id)) if value is not None]
+    if whose:
+        pending = await session.scalar(select(DeletionRequest).where(DeletionRequest.status == PENDING, or_(*whose)))
         if pending is not None:
             return pending
     row = DeletionRequest(code=new_code(), scoped_user_id=scoped_user_id, account_id=account_id, status=PENDING,

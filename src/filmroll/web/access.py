@@ -19,6 +19,20 @@ def record(scope: Scope, status: int, started: float) -> None:
         log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, 1000 * (time.monotonic() - started))
 
 
+class Watched:
+    """``send``, remembering the status once the response has started (0 until then: an error can still be
+    answered)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
 class AccessLog:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -27,15 +41,8 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.monotonic(), 0
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        started, watched = time.monotonic(), Watched(send)
         try:
-            await self.app(scope, receive, recording_send)
+            await self.app(scope, receive, watched)
         finally:
-            record(scope, status, started)
+            record(scope, watched.status, started)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmroll.settings import WebSettings
+from filmroll.web.access import Watched
 from filmroll.web.rendering import STYLESHEET_PATH, Audience, audience_of
 
 log = logging.getLogger("filmroll.web")
@@ -119,19 +120,12 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = Watched(send)
         try:
             limit = self._check_head(scope)
-            await self.app(scope, _bounded(receive, limit, self.bounds.body_seconds), tracking_send)
+            await self.app(scope, _bounded(receive, limit, self.bounds.body_seconds), watched)
         except Refused as refused:
-            if started:
+            if watched.status:
                 raise
             await send_problem(scope, send, refused.status, refused.title, refused.detail, refused.code,
                                close=True)
@@ -176,22 +170,16 @@ class ErrorBoundary:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = Watched(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, watched)
         except (Refused, asyncio.CancelledError):
             raise
         except Exception:
-            # The traceback names code, never values: no request data is formatted into it.
+            # Never the query string (the callback's carries codes); database errors carry no values
+            # (store/database.py hides statement parameters).
             log.exception("%s %s failed", scope["method"], scope["path"])
-            if started:
+            if watched.status:
                 raise
             await send_problem(scope, send, 500, "Something went wrong", "filmroll could not answer this request; "
                                "the error is in its log.", "internal_error")

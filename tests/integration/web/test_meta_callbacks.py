@@ -20,6 +20,7 @@ from filmroll.store.tables import Account, Alert, DeletionRequest, Event, FeedSo
 from filmroll.vault import Keyring, Vault, parse_keys
 from filmroll.worker import Worker, deletion_job
 from tests import aio
+from tests.e2e.test_database_outage import _read as _query
 from tests.integration.web.conftest import snapshot
 from tests.seeding import seed_accounts
 from tests.webapp import running_filmroll
@@ -37,18 +38,6 @@ def _seed(settings, database_url: str, sandbox, count: int = 3) -> list[int]:  #
         try:
             vault = Vault(Keyring(parse_keys(settings.vault.keys.get_secret_value())))
             return await seed_accounts(database, vault, sandbox, count, due=False)
-        finally:
-            await database.dispose()
-
-    return aio.run(run())
-
-
-def _query(database_url: str, statement):  # type: ignore[no-untyped-def]
-    async def run():  # type: ignore[no-untyped-def]
-        database = Database(database_url)
-        try:
-            async with database.read() as session:
-                return (await session.execute(statement)).all()
         finally:
             await database.dispose()
 
