@@ -194,7 +194,7 @@ class Runtime:
             jobs.append(mirror_job(self.mirror(owner)))
         jobs.append(webhook_job(WebhookHandler(self.database, owner=owner, http=self.http, forward_to=hook)))
         retention = self.settings.accounts.retention_days
-        jobs.append(deletion_job(Deleter(self.database, self.storage, owner=owner,
+        jobs.append(deletion_job(Deleter(self.database, self.storage, owner=owner, published=self.published,
                                          retention=timedelta(days=retention) if retention else None)))
         if self.published is not None:
             jobs.append(publish_job(Publisher(self.mirror(owner), self.published, self.document_settings(),

@@ -186,8 +186,9 @@ def reconnect_link(account: str = typer.Argument(..., help="id, @username or slu
 
 def delete(account: str = typer.Argument(..., help="id, @username or slug"),
            yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation (scripts)")) -> None:
-    """Delete everything stored of an account: its token, posts, pictures (local or S3), insights, its place in
-    feeds, and the personal data in its events; the same deletion Meta's data-deletion callback starts."""
+    """Delete everything stored of an account: its token, posts, pictures (local or S3, and published ones), insights,
+    its place in feeds, the webhook deliveries naming it, and the personal data in its events; the same deletion
+    Meta's data-deletion callback starts."""
     open_runtime, account_service = _lazy()
     current = settings()
 
@@ -211,8 +212,8 @@ def delete(account: str = typer.Argument(..., help="id, @username or slug"),
             row = await request_deletion(runtime.database, account_id=view.id)
             owner = worker_id()
             # Through the worker's own leased job, so a running worker and this command never delete twice.
-            worker = Worker(runtime.database, [deletion_job(Deleter(runtime.database, runtime.storage, owner=owner))],
-                            owner=owner, idle_poll=0.2)
+            deleter = Deleter(runtime.database, runtime.storage, owner=owner, published=runtime.published)
+            worker = Worker(runtime.database, [deletion_job(deleter)], owner=owner, idle_poll=0.2)
             await worker.run(asyncio.Event(), until_idle=True)
             async with runtime.database.read() as session:
                 done = await deletions.get(session, row.code)

@@ -5,11 +5,11 @@
     request_deletion(...)   a deletion request with a confirmation code (one pending per owner), for the worker
     Deleter                 the worker's ``deletion`` job (which also files a request for every account left
                             disconnected or revoked past FILMROLL_ACCOUNTS__RETENTION_DAYS): the account's stored
-                            files (local or S3) first, then in
+                            files (local or S3) and its published pictures (FILMROLL_PUBLISH__DIR) first, then in
                             one transaction its rows (token, posts, children, insights, file rows, feed sources, alerts,
-                            links go with the account row), the personal data in its events (each keeps that
-                            something happened, not who), and the request marked completed; feeds that showed it
-                            render (and republish) without it
+                            links go with the account row), the webhook deliveries that name it, the personal data
+                            in its events (each keeps that something happened, not who), and the request marked
+                            completed; feeds that showed it render (and republish) without it
 
 Owners are matched by the app-scoped id Meta sends (``store.accounts.by_scoped_id``).
 """
@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filmroll.service.policy import Backoff
 from filmroll.service.transitions import transition
 from filmroll.storage import Storage
-from filmroll.storage.keys import account_prefix
-from filmroll.store import accounts, alerts, deletions, feeds, tokens
+from filmroll.storage.keys import PUBLISHED_MEDIA, account_prefix
+from filmroll.store import accounts, alerts, deletions, feeds, tokens, webhooks
 from filmroll.store.database import Database
 from filmroll.store.deletions import DeletionClaim
 from filmroll.store.tables import Account, DeletionRequest, Event
@@ -68,9 +68,11 @@ async def request_deletion(database: Database, *, scoped_user_id: str | None = N
 
 class Deleter:
     def __init__(self, database: Database, storage: Storage, *, owner: str, retention: timedelta | None = None,
-                 retry: Backoff | None = None, rng: random.Random | None = None) -> None:
+                 published: Storage | None = None, retry: Backoff | None = None,
+                 rng: random.Random | None = None) -> None:
         self.database = database
         self.storage = storage
+        self.published = published  # where the worker publishes feeds: the account's pictures there go too
         self.owner = owner
         self.retention = retention  # None: disconnected and revoked accounts are kept
         self.retry = retry or Backoff(base=timedelta(minutes=1), cap=timedelta(hours=6))
@@ -103,12 +105,19 @@ class Deleter:
         return Outcome.DELETED
 
     async def _delete_files(self, account_id: int) -> None:
-        keys = [item.key async for item in self.storage.list(account_prefix(account_id))]
-        for start in range(0, len(keys), 500):
-            await self.storage.delete(keys[start:start + 500])
+        places = [(self.storage, account_prefix(account_id))]
+        if self.published is not None:
+            places.append((self.published, PUBLISHED_MEDIA + account_prefix(account_id)))
+        for storage, prefix in places:
+            keys = [item.key async for item in storage.list(prefix)]
+            for start in range(0, len(keys), 500):
+                await storage.delete(keys[start:start + 500])
 
     async def _delete_rows(self, session: AsyncSession, account_id: int, now: datetime) -> None:
         await feeds.touch(session, [account_id], now)  # before the sources go: the feeds that showed it re-render
+        account = await session.get(Account, account_id)
+        if account is not None:
+            await webhooks.forget_account(session, account.ig_user_id)
         await session.execute(update(Event).where(Event.account_id == account_id)
                               .values(message=ERASED, actor=None).execution_options(synchronize_session=False))
         await session.execute(delete(Account).where(Account.id == account_id))  # its rows cascade with it

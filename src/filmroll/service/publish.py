@@ -11,7 +11,8 @@ website is served with filmroll off the request path.
 Incremental and atomic: a media object is immutable (its name is its content), so one already there is not
 written again; a document is written only when its bytes changed. Media go first, then the pages after the first,
 then each feed's first page and fragment: a reader never meets a document whose pictures are not there yet, and
-each file is replaced whole (``Storage.put``). Pages and feeds that are no more are removed last.
+each file is replaced whole (``Storage.put``). Pages and feeds that are no more, and the pictures of deleted
+accounts, are removed last.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from filmroll.service.feed_documents import Documents, DocumentSettings
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import Backoff
 from filmroll.storage.base import Storage
+from filmroll.storage.keys import PUBLISHED_MEDIA
+from filmroll.store import accounts as account_store
 from filmroll.store import feeds as feed_store
 from filmroll.store import leases
 from filmroll.vocabulary import Outcome
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 _MEDIA = re.compile(r"/media/(accounts/[0-9]+/sha256/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}"
                     r"(?:\.[a-z0-9]{2,4}|/[0-9]{1,5}\.(?:webp|avif|jpg)))")
 _VARIANT = re.compile(r"accounts/([0-9]+)/sha256/../../([0-9a-f]{64})/([0-9]{1,5}\.(?:webp|avif|jpg))")
+_ACCOUNT = re.compile(PUBLISHED_MEDIA + r"accounts/([0-9]+)/")
 _TYPES = {"json": "application/json", "html": "text/html; charset=utf-8", "css": "text/css; charset=utf-8",
           "js": "text/javascript; charset=utf-8"}
 
@@ -85,7 +89,7 @@ async def publish(mirror: Mirror, target: Storage, settings: DocumentSettings, *
                     for key in _MEDIA.findall(body.decode())})
     now = database.clock.now()
     for key in names:
-        if f"media/{key}" in existing:
+        if PUBLISHED_MEDIA + key in existing:
             report.media_present += 1
             continue
         data = await mirror.storage.get(key)
@@ -95,7 +99,7 @@ async def publish(mirror: Mirror, target: Storage, settings: DocumentSettings, *
         if data is None:
             report.missing.append(key)
             continue
-        await target.put(f"media/{key}", data, _content_type(key))
+        await target.put(PUBLISHED_MEDIA + key, data, _content_type(key))
         report.media_written += 1
         report.bytes_written += len(data)
     assets = {"feeds/feed.css": feed_documents.STYLESHEET.read_bytes(), "widget.js": feed_documents.WIDGET.read_bytes()}
@@ -114,6 +118,10 @@ async def publish(mirror: Mirror, target: Storage, settings: DocumentSettings, *
     # some removes only their own old pages.
     stale = [k for k in existing if k.startswith("feeds/") and k not in keep
              and (slugs is None or _owner(k) in rendered)]
+    # The pictures of an account that is no more (an owner's deletion) go whatever was asked: no feed may name them.
+    async with database.read() as session:
+        living = set(await account_store.ids(session))
+    stale += [k for k in existing if (found := _ACCOUNT.match(k)) and int(found[1]) not in living]
     if stale:
         await target.delete(stale)
         report.removed = len(stale)
@@ -138,7 +146,8 @@ def _content_type(key: str) -> str:
 
 class Publisher:
     """The worker's ``publish`` job (with ``FILMROLL_PUBLISH__DIR``): a feed whose version moved past the one last
-    published is published again, under the feed's publish lease; a failing target backs off."""
+    published is published again, under the feed's publish lease; a failing target backs off (unless the feed
+    changed meanwhile)."""
 
     def __init__(self, mirror: Mirror, target: Storage, settings: DocumentSettings, *, base_url: str, owner: str,
                  backoff: Backoff | None = None, rng: random.Random | None = None) -> None:
@@ -169,6 +178,10 @@ class Publisher:
             values = {"publish_failures": claim.publish_failures + 1, "publish_error": failure[:500],
                       "next_publish_at": now + self.backoff.delay(claim.publish_failures, self.rng)}
         async with database.transaction() as session:
+            if failure is not None and await leases.version_of(session, claim.feed_id) != version:
+                # The feed changed while it was being published (an account deleted: its pictures went first):
+                # what failed is already out of date, so the new version is published at once, not backed off.
+                values = {"publish_error": None, "next_publish_at": None}
             if not await leases.published(session, owner=self.owner, feed_id=claim.feed_id, values=values):
                 return Outcome.STALE_LEASE
         return Outcome.PUBLISHED if failure is None else Outcome.PUBLISH_RETRY

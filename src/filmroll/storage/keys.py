@@ -3,6 +3,8 @@ prefix, so that an account's files can be listed, collected and erased without t
 
     accounts/17/sha256/ab/cd/abcd…ef.jpg             an original (or a poster, a video)
     accounts/17/sha256/ab/cd/abcd…ef/640.webp        a variant of it
+
+A published site (``filmroll publish``) holds the same keys under ``media/``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import re
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+PUBLISHED_MEDIA = "media/"
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/avif": "avif",
               "image/gif": "gif", "video/mp4": "mp4"}
 

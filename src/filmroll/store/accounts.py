@@ -78,3 +78,7 @@ async def find(session: AsyncSession, ref: str) -> Account | None:
 
 async def listing(session: AsyncSession) -> list[Account]:
     return list((await session.execute(select(Account).order_by(Account.id))).scalars())
+
+
+async def ids(session: AsyncSession) -> list[int]:
+    return list((await session.execute(select(Account.id))).scalars())

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.database import dialect_insert, rowcount
@@ -64,3 +64,12 @@ async def retry_later(session: AsyncSession, delivery_id: int, *, owner: str, at
                       at: datetime) -> bool:
     return await WEBHOOK.finish(session, delivery_id, owner=owner, values={
         "attempts": attempts, "last_error": error, "next_attempt_at": at})
+
+
+async def forget_account(session: AsyncSession, ig_user_id: str) -> int:
+    """Delete every delivery that names the account (an owner's deletion): a body holds their id and what happened
+    on their posts. A batch naming other accounts goes too; those accounts are polled as ever."""
+    if not ig_user_id.isdigit():  # Instagram's ids are digits; anything else would match too much
+        return 0
+    return rowcount(await session.execute(delete(WebhookDelivery).where(WebhookDelivery.body.contains(ig_user_id))
+                                          .execution_options(synchronize_session=False)))
