@@ -20,6 +20,7 @@ from filmroll.faults import FaultPoints
 from filmroll.platform import InstagramClient
 from filmroll.platform.cdn import CdnClient
 from filmroll.secret import Secret
+from filmroll.service.activity import ActivityWatch
 from filmroll.service.alerts import Alerter, Webhook
 from filmroll.service.connect import Connector
 from filmroll.service.deletion import Deleter
@@ -199,8 +200,10 @@ class Runtime:
         if self.published is not None:
             jobs.append(publish_job(Publisher(self.mirror(owner), self.published, self.document_settings(),
                                               base_url=self.settings.publish.base_url.rstrip("/"), owner=owner)))
+        watch = ActivityWatch(self.database, timedelta(days=self.settings.meta.inactive_warning_days))
         return Worker(self.database, jobs, owner=owner, concurrency=concurrency,
-                      lease=timedelta(seconds=lease_seconds), idle_poll=idle_poll, health=self.health)
+                      lease=timedelta(seconds=lease_seconds), idle_poll=idle_poll, health=self.health,
+                      watches=[watch])
 
 
 @asynccontextmanager

@@ -185,6 +185,9 @@ class MetaSettings(BaseModel):
                               description="Where Instagram's webhooks are delivered (Meta checks it with a GET)")
     webhook_verify_token: SecretStr = Field(SecretStr(""), description="The verify token you type in the App "
                                             "Dashboard's webhook settings; empty: subscription checks are refused")
+    inactive_warning_days: float = Field(30, gt=0, lt=90, description="`filmroll doctor` and the worker warn when "
+                                         "no call has reached Instagram for this long while tokens are held (Meta "
+                                         "switches off an app after 90 days without activity)")
 
 
 class Settings(BaseSettings):

@@ -22,7 +22,8 @@ Supervision, as procrastinate does it:
   jobs: it abandons them (another worker may take them over; their writes are fenced anyway), cancelling all but
   refreshes: a refresh's answer may be a new token that exists nowhere else, so it runs on and its fenced write
   lands once the database is back, unless another worker took the token over (``service/refresh.py``).
-* The side tasks (lease renewal, progress report) are restarted if they ever fail.
+* The side tasks (lease renewal, progress report, the watches such as ``service.activity.ActivityWatch``) are
+  restarted if they ever fail.
 """
 
 from __future__ import annotations
@@ -59,6 +60,14 @@ log = logging.getLogger("filmroll.worker")
 
 def worker_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Watch(Protocol):
+    """A side task that looks at the installation as a whole while the worker runs (``service/activity.py``)."""
+
+    name: str
+
+    def __call__(self) -> Awaitable[None]: ...
 
 
 class Claim(Protocol):
@@ -149,9 +158,10 @@ class Worker:
     def __init__(self, database: Database, jobs: Sequence[Job], *, owner: str, concurrency: int = 32,
                  batch: int = 64, lease: timedelta = timedelta(seconds=60), idle_poll: float = 2.0,
                  drain_timeout: float = 30.0, report_every: float = 60.0,
-                 health: DatabaseHealth | None = None) -> None:
+                 health: DatabaseHealth | None = None, watches: Sequence[Watch] = ()) -> None:
         self.database = database
         self.jobs = list(jobs)
+        self.watches = list(watches)
         self.owner = owner
         self.concurrency = concurrency
         self.batch = batch
@@ -179,7 +189,8 @@ class Worker:
         log.info("worker %s started: %s, up to %s jobs at once", self.owner, ", ".join(j.kind for j in self.jobs),
                  self.concurrency)
         side_tasks = [asyncio.create_task(self._supervised("lease renewal", self._renew_leases)),
-                      asyncio.create_task(self._supervised("progress report", self._report_progress))]
+                      asyncio.create_task(self._supervised("progress report", self._report_progress)),
+                      *(asyncio.create_task(self._supervised(watch.name, watch)) for watch in self.watches)]
         try:
             await self._loop(stop, until_idle)
         finally:

@@ -7,12 +7,14 @@ import re
 import stat
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests import aio
 from tests.helpers import owner_allows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,6 +138,47 @@ def test_doctor(cli, sandbox):
     assert "Invalid platform app" in broken.stdout and "only https://" in broken.stdout
     (cli.directory / "filmroll.keys").unlink()
     assert "keys generate" in cli("doctor", "--offline", check=False).stdout
+
+
+def _quiet_for(database_url: str, days: int) -> None:
+    """Every sign that a token reached Instagram moved ``days`` back, as after a long time with no worker."""
+    from sqlalchemy import select
+
+    from filmroll.store.database import Database
+    from filmroll.store.tables import Account, Token
+
+    by = timedelta(days=days)
+
+    async def backdate() -> None:
+        database = Database(database_url)
+        try:
+            async with database.transaction() as session:
+                for row in [*(await session.execute(select(Account))).scalars(),
+                            *(await session.execute(select(Token))).scalars()]:
+                    for column in ("connected_at", "last_synced_at", "refreshed_at", "last_probe_at"):
+                        if getattr(row, column, None) is not None:
+                            setattr(row, column, getattr(row, column) - by)
+        finally:
+            await database.dispose()
+
+    aio.run(backdate())
+
+
+def test_doctor_warns_long_before_meta_switches_off_a_quiet_app(cli, sandbox):
+    assert "no tokens held yet" in cli("doctor", "--offline").stdout
+    cli("connect", "--token", stdin=sandbox.control.mint_token(12, kind="long")["access_token"] + "\n")
+    healthy = cli("doctor", "--offline").stdout
+    assert re.search(r"Meta app kept active[│ ]+a call reached Instagram \d+ min ago", healthy), healthy
+    _quiet_for(cli.database_url, 40)
+    quiet = cli("doctor", "--offline", check=False)
+    assert quiet.returncode == 2 and "no call has reached Instagram for 40 days" in quiet.stdout
+    assert "1 token(s) are held" in quiet.stdout and "49 days from now" in quiet.stdout, quiet.stdout
+    cli.env["FILMROLL_META__INACTIVE_WARNING_DAYS"] = "45"  # the operator's own threshold
+    assert cli("doctor", "--offline").returncode == 0
+    del cli.env["FILMROLL_META__INACTIVE_WARNING_DAYS"]
+    username = sandbox.control.account(12)["username"]
+    cli("sync", f"@{username}")  # a call that reaches Instagram: the app is active again
+    assert "a call reached Instagram" in cli("doctor", "--offline").stdout
 
 
 def test_admin_create(cli):

@@ -6,6 +6,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -18,6 +19,7 @@ from filmroll.secret import Secret
 
 if TYPE_CHECKING:
     from filmroll.settings import Settings
+    from filmroll.store.database import Database
 
 
 @dataclass
@@ -142,6 +144,7 @@ async def _store_checks(current: Settings) -> list[Check]:
                 found.append(Check("stored tokens readable", True, f"{sum(used.values())} token(s)"))
             except errors.KeyMissingError as exc:
                 found.append(Check("stored tokens readable", False, exc.message))
+            found.append(await _activity_check(database, timedelta(days=current.meta.inactive_warning_days)))
     except errors.FilmrollError as exc:
         found.append(Check("database reachable", False, exc.message))
     except Exception as exc:
@@ -149,6 +152,26 @@ async def _store_checks(current: Settings) -> list[Check]:
     finally:
         await database.dispose()
     return found
+
+
+async def _activity_check(database: Database, warn_after: timedelta) -> Check:
+    from filmroll.service.activity import activity
+
+    found = await activity(database)
+    if found.quiet(warn_after):
+        return Check("Meta app kept active", False, found.describe())
+    if found.tokens == 0:
+        return Check("Meta app kept active", True, "no tokens held yet")
+    assert found.last is not None
+    return Check("Meta app kept active", True, f"a call reached Instagram {_ago(found.now - found.last)}")
+
+
+def _ago(elapsed: timedelta) -> str:
+    if elapsed < timedelta(hours=1):
+        return f"{max(int(elapsed.total_seconds() // 60), 0)} min ago"
+    if elapsed < timedelta(days=2):
+        return f"{int(elapsed.total_seconds() // 3600)} h ago"
+    return f"{elapsed.days} days ago"
 
 
 def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check that asks Instagram")) -> None:

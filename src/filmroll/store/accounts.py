@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.store.tables import Account
+from filmroll.store.tables import Account, Token
 
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 
@@ -82,3 +82,14 @@ async def listing(session: AsyncSession) -> list[Account]:
 
 async def ids(session: AsyncSession) -> list[int]:
     return list((await session.execute(select(Account.id))).scalars())
+
+
+async def last_instagram_activity(session: AsyncSession) -> tuple[int, datetime | None]:
+    """(how many tokens filmroll holds, the newest time one of them reached Instagram: a connect, a refresh, a
+    probe, a sync). Webhook deliveries are Meta's side of the same activity (``store.webhooks.last_received``)."""
+    tokens_held, refreshed, probed = (await session.execute(
+        select(func.count(Token.account_id), func.max(Token.refreshed_at), func.max(Token.last_probe_at)))).one()
+    connected, synced = (await session.execute(
+        select(func.max(Account.connected_at), func.max(Account.last_synced_at)))).one()
+    found = [t for t in (refreshed, probed, connected, synced) if t is not None]
+    return tokens_held, max(found) if found else None

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.database import dialect_insert, rowcount
@@ -73,3 +73,8 @@ async def forget_account(session: AsyncSession, ig_user_id: str) -> int:
         return 0
     return rowcount(await session.execute(delete(WebhookDelivery).where(WebhookDelivery.body.contains(ig_user_id))
                                           .execution_options(synchronize_session=False)))
+
+
+async def last_received(session: AsyncSession) -> datetime | None:
+    found: datetime | None = (await session.execute(select(func.max(WebhookDelivery.received_at)))).scalar()
+    return found
