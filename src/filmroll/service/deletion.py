@@ -114,7 +114,9 @@ class Deleter:
                 await storage.delete(keys[start:start + 500])
 
     async def _delete_rows(self, session: AsyncSession, account_id: int, now: datetime) -> None:
-        await feeds.touch(session, [account_id], now)  # before the sources go: the feeds that showed it re-render
+        # Before the sources go: the feeds that showed it render and publish again (at once, even when a publish
+        # failed meanwhile on the pictures this deletion took first).
+        await feeds.touch(session, [account_id], now, retry_publish=True)
         account = await session.get(Account, account_id)
         if account is not None:
             await webhooks.forget_account(session, account.ig_user_id)

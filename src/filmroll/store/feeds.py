@@ -65,11 +65,17 @@ async def remove(session: AsyncSession, feed_id: int) -> None:
     await session.execute(delete(Feed).where(Feed.id == feed_id))
 
 
-async def touch(session: AsyncSession, account_ids: Sequence[int], now: datetime) -> None:
-    """What the feeds of these accounts show has changed: each renders again (one UPDATE; none if in no feed)."""
+async def touch(session: AsyncSession, account_ids: Sequence[int], now: datetime, *,
+                retry_publish: bool = False) -> None:
+    """What the feeds of these accounts show has changed: each renders again (one UPDATE; none if in no feed).
+    ``retry_publish``: and is published again at once, even if a publish is backing off (a deletion: the publish
+    that failed on the pictures it took first is out of date)."""
     if account_ids:
+        values: dict[str, object] = {"changed_at": now}
+        if retry_publish:
+            values |= {"next_publish_at": None, "publish_error": None}
         await session.execute(update(Feed).where(Feed.id.in_(
-            select(FeedSource.feed_id).where(FeedSource.account_id.in_(account_ids)))).values(changed_at=now))
+            select(FeedSource.feed_id).where(FeedSource.account_id.in_(account_ids)))).values(**values))
 
 
 async def versions(session: AsyncSession) -> dict[str, tuple[datetime, datetime | None]]:
