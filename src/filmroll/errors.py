@@ -2,17 +2,20 @@
 
     FilmrollError                        base; the message defaults to the class docstring
     ├── ConfigError                      bad or missing configuration, found at start-up
+    ├── DatabaseError                    the database cannot be reached, is damaged, locked, or is not filmroll's
+    │                                    (yet); nothing was changed
     ├── VaultError
     │   ├── KeyMissingError              stored tokens use a key that is not in the keyring
     │   └── TokenIntegrityError          a ciphertext failed authentication (tampered, or moved to another row)
     ├── CallbackError                    a bad OAuth redirect (state, code, parameters); nothing was exchanged
     │   └── AuthorizationDeniedError     the owner pressed Cancel
     ├── SignedRequestError               a Meta callback's signed_request did not verify (which part: never said)
+    ├── InputError                       a value filmroll does not take (an account reference, a number out of
+    │   │                                range); nothing was changed
+    │   └── FeedSettingError             a feed setting filmroll does not take (slug, origin, limit, type…)
     ├── AccountNotFoundError             no connected account matches
     ├── AccountStateError                the account cannot do that now (needs re-authorisation, busy); ``status``
     ├── FeedNotFoundError                no feed has that slug
-    ├── FeedSettingError                 a feed setting filmroll does not take (slug, origin, limit, type…);
-    │                                    nothing was changed
     ├── MediaError                       the media mirror could not store a picture
     │   ├── DownloadRefusedError         a URL or an answer filmroll does not take (host, scheme, size, type,
     │   │                                decompression bomb): never fetched or stored, never retried as is
@@ -52,6 +55,14 @@ class FilmrollError(Exception):
 
 class ConfigError(FilmrollError):
     """The configuration is incomplete or inconsistent."""
+
+
+class DatabaseError(FilmrollError):
+    """The database cannot be used; nothing was changed."""
+
+
+class InputError(FilmrollError):
+    """That value is not one filmroll takes; nothing was changed."""
 
 
 class VaultError(FilmrollError):
@@ -98,7 +109,7 @@ class FeedNotFoundError(FilmrollError):
     """There is no such feed; `filmroll feeds list` shows the feeds there are."""
 
 
-class FeedSettingError(FilmrollError):
+class FeedSettingError(InputError):
     """That feed setting is not valid; nothing was changed."""
 
 

@@ -207,21 +207,30 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, upgrade: bool = True,
+async def open_runtime(settings: Settings, *, upgrade: bool = False,
                        clock: Clock | None = None) -> AsyncIterator[Runtime]:
-    """Open everything, check the keyring against the stored tokens, and close it all on exit."""
-    keyring = load_keyring(Secret(settings.vault.keys.get_secret_value()), settings.vault.keys_file)
+    """Open everything, check the schema (or, with ``upgrade``, migrate it: `serve`, `worker`, `demo`) and the
+    keyring against the stored tokens, and close it all on exit."""
     database = Database(settings.database_url, clock=clock)
+    try:
+        if upgrade:
+            await migrate.upgrade(database)
+        else:
+            await migrate.require_current(database)
+        async with database.read() as session:
+            used = await key_ids_in_use(session)
+        keyring = load_keyring(Secret(settings.vault.keys.get_secret_value()), settings.vault.keys_file,
+                               stored=used)
+    except BaseException:
+        await database.dispose()
+        raise
     http = http_session()
     instagram = instagram_client(settings, clock=database.clock, session=http)
     files = storage(settings.storage, database_url=settings.database_url)
     renderer = Renderer(settings.mirror.processes)
     published = publish_target(settings.publish.dir, settings.storage) if settings.publish.dir else None
     try:
-        if upgrade:
-            await migrate.upgrade(database)
-        async with database.read() as session:
-            keyring.require(await key_ids_in_use(session))
+        keyring.require(used)
         yield Runtime(settings, database, Vault(keyring), http, instagram, files, renderer, published)
     finally:
         renderer.close()

@@ -35,8 +35,9 @@ class InstagramSettings(BaseModel):
     token_url: str = INSTAGRAM_TOKEN_URL
     graph_url: str = INSTAGRAM_GRAPH_URL
     graph_version: str = GRAPH_VERSION
-    scopes: list[str] = Field(default_factory=lambda: ["instagram_business_basic"])
-    timeout: float = 30.0
+    scopes: list[str] = Field(default_factory=lambda: ["instagram_business_basic"], min_length=1,
+                              description='A JSON list, e.g. ["instagram_business_basic"]')
+    timeout: float = Field(30.0, gt=0, le=600, allow_inf_nan=False, description="Seconds to wait for Instagram")
 
 
 class VaultSettings(BaseModel):
@@ -46,10 +47,11 @@ class VaultSettings(BaseModel):
 
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     public_url: str | None = Field(None, description="The URL people reach filmroll at, e.g. https://feeds.example.org")
-    session_idle_minutes: int = 30
-    session_absolute_hours: int = 12
+    session_idle_minutes: int = Field(30, ge=1, le=24 * 60, description="An admin session ends after this long idle")
+    session_absolute_hours: int = Field(12, ge=1, le=24 * 30, description="An admin session ends this long after "
+                                        "sign-in, busy or not")
     tls_cert: Path | None = None
     tls_key: Path | None = None
     access_log: bool = Field(True, description="`filmroll serve` logs each request (method, path, status, time; "

@@ -19,7 +19,7 @@ import hmac
 import os
 import secrets
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,18 +110,29 @@ class Keyring:
                 "cannot read existing tokens.")
 
 
-def load_keyring(keys: Secret | str, keys_file: Path) -> Keyring:
-    """Keys from the setting if given, else from the keys file (which must not be readable by others)."""
+def load_keyring(keys: Secret | str, keys_file: Path, *, stored: Mapping[str, int] | None = None) -> Keyring:
+    """Keys from the setting if given, else from the keys file (which must not be readable by others). ``stored``
+    (key id → tokens encrypted with it) turns a missing key file into advice to restore it, not to make a new one."""
     text = keys.reveal() if isinstance(keys, Secret) else keys
     if text.strip():
         return Keyring(parse_keys(text))
     if not keys_file.exists():
+        if stored:
+            raise KeyMissingError(
+                f"no vault key: {keys_file} does not exist and FILMROLL_VAULT__KEYS is empty, but the database holds "
+                f"{sum(stored.values())} token(s) encrypted with key(s) {', '.join(sorted(stored))}. Restore "
+                f"{keys_file.name} from your backup; generating a new key cannot read the stored tokens")
         raise ConfigError(f"no vault key: {keys_file} does not exist and FILMROLL_VAULT__KEYS is empty. "
                           "Run `filmroll keys generate` once.")
     mode = keys_file.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"{keys_file} is readable by other users; run `chmod 600 {keys_file}`")
-    return Keyring(parse_keys(keys_file.read_text()))
+    try:
+        content = keys_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{keys_file} is not a filmroll keys file (not UTF-8 text); restore it from your "
+                          "backup") from None
+    return Keyring(parse_keys(content))
 
 
 def write_keys_file(path: Path, keys: Sequence[str]) -> None:

@@ -120,10 +120,20 @@ def test_key_rotation_from_the_cli(cli, sandbox):
 
 def test_a_lost_key_file_stops_every_command_with_a_clear_message(cli, sandbox):
     cli("connect", "--token", stdin=sandbox.control.mint_token(28, kind="long")["access_token"] + "\n")
+    kept = (cli.directory / "filmroll.keys").read_bytes()
     (cli.directory / "filmroll.keys").unlink()
-    cli("keys", "generate")  # a new key cannot read the old tokens
-    refused = cli("accounts", check=False)
-    assert refused.returncode == 6 and "Restore the key" in refused.stderr
+    for command in (("accounts",), ("sync", "1"), ("token", "refresh", "1")):
+        lost = cli(*command, check=False)
+        assert lost.returncode == 6 and "Restore filmroll.keys from your backup" in lost.stderr, lost.stderr
+        assert "keys generate`" not in lost.stderr.replace("keys generate --force", "")  # never the advice to
+    refused = cli("keys", "generate", check=False)  # ... make a key that cannot read the stored tokens
+    assert refused.returncode == 6 and "holds 1 token(s)" in refused.stderr and "Restore" in refused.stderr
+    assert not (cli.directory / "filmroll.keys").exists()
+    cli("keys", "generate", "--force")  # the operator insists
+    mismatched = cli("accounts", check=False)
+    assert mismatched.returncode == 6 and "Restore the key" in mismatched.stderr
+    (cli.directory / "filmroll.keys").write_bytes(kept)  # the backup restored: all is well again
+    assert cli("accounts").returncode == 0
 
 
 def test_doctor(cli, sandbox):

@@ -3,6 +3,7 @@ messages and exit codes."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -20,45 +21,62 @@ if TYPE_CHECKING:
     from filmroll.store.database import Database
 
 T = TypeVar("T")
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Not a terminal (a script, a pipe, a log): lines are never wrapped at rich's default 80 columns.
+console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+err_console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 
 
 class ExitStatus(IntEnum):
+    """The exit codes, one per condition, the same every time (the README's table and `filmroll --help`)."""
+
     OK = 0
-    ERROR = 1
-    CONFIG = 2
-    NOT_FOUND = 3
-    INSTAGRAM = 4
-    NEEDS_REAUTH = 5
-    VAULT = 6
+    ERROR = 1  # anything else (the message says what)
+    CONFIG = 2  # the configuration is missing or wrong (a setting, the keys file, the redirect URI)
+    NOT_FOUND = 3  # no such account or feed
+    INSTAGRAM = 4  # Instagram refused or did not answer
+    NEEDS_REAUTH = 5  # the account's owner must sign in again
+    VAULT = 6  # a stored token's key is missing, or a ciphertext failed its check
     BUSY = 7  # a worker holds the lease on what was asked for: try again when it is done
-    INVALID = 8  # a value filmroll does not take (a feed setting): nothing was changed
+    INVALID = 8  # a value filmroll does not take (an account reference, a feed setting): nothing was changed
+    DATABASE = 9  # the database cannot be reached, is damaged or locked, or has no (current) filmroll schema
+    THROTTLED = 10  # Instagram's rate limit, or filmroll waiting it out: try again later
+    TOO_EARLY = 11  # Instagram does not allow it yet (a token under 24 hours old): the message says from when
+    INTERRUPTED = 130  # Ctrl-C
+
+
+EXIT_CODES_HELP = "Exit codes: " + ", ".join(f"{s.value} {s.name.lower().replace('_', ' ')}" for s in ExitStatus)
 
 
 def settings() -> Settings:
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from filmroll.settings import Settings
 
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(f"{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"FILMROLL_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         fail(f"the configuration is invalid: {problems}", ExitStatus.CONFIG)
+    except SettingsError as exc:  # a list or table setting that is not JSON
+        named = re.search(r'field "([a-z_]+)"', str(exc))
+        field = f"a setting ({named[1]})" if named else "a setting"
+        fail(f"the configuration is invalid: {field} must be JSON, e.g. FILMROLL_INSTAGRAM__SCOPES="
+             '\'["instagram_business_basic"]\'', ExitStatus.CONFIG)
 
 
 @asynccontextmanager
-async def database(current: Settings | None = None, *, upgrade: bool = True) -> AsyncIterator[Database]:
+async def database(current: Settings | None = None, *, check: bool = True) -> AsyncIterator[Database]:
     """The database alone, for a command that needs neither the keyring nor Instagram (admins, keys, the schema):
-    opened, migrated unless ``upgrade`` is off, and closed afterwards. The rest use ``runtime.open_runtime``."""
+    opened, its schema checked unless ``check`` is off (`filmroll db` itself), and closed afterwards. The rest use
+    ``runtime.open_runtime``."""
     from filmroll.store import migrate
     from filmroll.store.database import Database
 
     opened = Database((current or settings()).database_url)
     try:
-        if upgrade:
-            await migrate.upgrade(opened)
+        if check:
+            await migrate.require_current(opened)
         yield opened
     finally:
         await opened.dispose()
@@ -72,33 +90,67 @@ def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> NoReturn:
 def _status(exc: errors.FilmrollError) -> ExitStatus:
     if isinstance(exc, errors.ConfigError):
         return ExitStatus.CONFIG
+    if isinstance(exc, errors.DatabaseError):
+        return ExitStatus.DATABASE
     if isinstance(exc, errors.VaultError):
         return ExitStatus.VAULT
     if isinstance(exc, errors.AccountNotFoundError | errors.FeedNotFoundError):
         return ExitStatus.NOT_FOUND
-    if isinstance(exc, errors.FeedSettingError):
+    if isinstance(exc, errors.InputError):
         return ExitStatus.INVALID
     if isinstance(exc, errors.TokenInvalidError) or (
             isinstance(exc, errors.AccountStateError) and exc.status == AccountStatus.NEEDS_REAUTH):
         return ExitStatus.NEEDS_REAUTH
     if isinstance(exc, errors.AccountStateError) and exc.status == "busy":
         return ExitStatus.BUSY
-    if isinstance(exc, errors.AccountStateError) and exc.status == "throttled":
-        return ExitStatus.INSTAGRAM
+    if isinstance(exc, errors.RefreshTooEarlyError) or (
+            isinstance(exc, errors.AccountStateError) and exc.status == "too_early"):
+        return ExitStatus.TOO_EARLY
+    if isinstance(exc, errors.RateLimitedError) or (
+            isinstance(exc, errors.AccountStateError) and exc.status == "throttled"):
+        return ExitStatus.THROTTLED
     if isinstance(exc, errors.InstagramError):
         return ExitStatus.INSTAGRAM
     return ExitStatus.ERROR
 
 
+def explain(exc: BaseException) -> tuple[str, ExitStatus] | None:
+    """The one funnel from an exception to what a person reads and the exit code; None: not one filmroll knows
+    (a bug), which ``main`` reports without a traceback unless logging is at DEBUG."""
+    if isinstance(exc, errors.FilmrollError):
+        return exc.message, _status(exc)
+    from filmroll.store.database import explain as explain_database
+
+    url = settings_quietly()
+    found = explain_database(exc, url) if url is not None else None
+    if found is not None:
+        return found.message, ExitStatus.DATABASE
+    return None
+
+
+def settings_quietly() -> str | None:
+    """The database URL the settings name, or None when the settings themselves are unreadable."""
+    from filmroll.settings import Settings
+
+    try:
+        return Settings().database_url
+    except Exception:
+        return None
+
+
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's async body; a FilmrollError becomes one line on stderr and a distinct exit status."""
+    """Run a command's async body; a FilmrollError (or a database failure) becomes one line on stderr and a
+    distinct exit status, Ctrl-C exit 130."""
     try:
         return eventloop.run(coroutine)
-    except errors.FilmrollError as exc:
-        fail(exc.message, _status(exc))
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(ExitStatus.INTERRUPTED) from None
+    except Exception as exc:
+        explained = explain(exc)
+        if explained is None:
+            raise
+        fail(*explained)
 
 
 def read_secret(prompt: str) -> str:

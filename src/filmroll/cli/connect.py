@@ -9,11 +9,13 @@ nonce only this process knows, so a redirect from another run or another person 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import secrets
 import ssl
 import sys
 import tempfile
+import threading
 import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,13 +105,32 @@ async def _via_local_callback(connector: Connector, runtime: Runtime, nonce: str
         await runner.cleanup()
 
 
+async def _read_line() -> str:
+    """A line from stdin on a daemon thread: Ctrl-C ends the command at once (a blocked read in the loop's executor
+    would hold the process open until Enter)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str) -> None:
+        if not future.done():
+            future.set_result(line)
+
+    def read() -> None:
+        line = sys.stdin.readline()
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (the command was interrupted)
+            loop.call_soon_threadsafe(deliver, line)
+
+    threading.Thread(target=read, name="filmroll-paste", daemon=True).start()
+    return await future
+
+
 async def _via_paste(connector: Connector, nonce: str, url: str) -> Connected:
     console.print("Open this address, log in to Instagram and press Allow:")
     console.print(url, soft_wrap=True)
     console.print("Your browser then lands on a page that may not load. Copy the whole address from the address "
                   "bar and paste it here:")
     sys.stdout.flush()
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    line = await _read_line()
     if not line.strip():
         raise errors.CallbackError("nothing was pasted; nothing was connected", code="missing_code")
     return await connector.complete(line.strip(), flow="cli", session_id=nonce, actor="cli")
@@ -121,7 +142,7 @@ def connect(
                                                       "(read from stdin, or asked for without echo)"),
     open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the authorize page in a browser"),
     force_reauth: bool = typer.Option(False, "--force-reauth", help="Make Instagram ask for the password again"),
-    timeout: float = typer.Option(600, help="Seconds to wait for the redirect"),
+    timeout: float = typer.Option(600, min=1, max=24 * 3600, help="Seconds to wait for the redirect"),
 ) -> None:
     """Connect an Instagram professional account and store its long-lived token, encrypted."""
     if paste and token:
@@ -148,7 +169,8 @@ def connect(
     connected = run(body())
     verb = "connected" if connected.created else "reconnected"
     console.print(f"{verb} @{connected.username} (Instagram id {connected.ig_user_id}); token valid until "
-                  f"{connected.expires_at:%Y-%m-%d %H:%M} UTC. Refresh it with "
-                  f"`filmroll token refresh @{connected.username}`.")
+                  f"{connected.expires_at:%Y-%m-%d %H:%M} UTC. A running worker (`filmroll worker`, or `filmroll "
+                  "serve`) keeps it alive and syncs the account; `filmroll sync "
+                  f"@{connected.username}` fetches its posts now.")
     if not connected.permissions and token:
         err_console.print("note: an imported token's permissions are unknown until Instagram refuses a call.")

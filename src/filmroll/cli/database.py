@@ -16,7 +16,7 @@ def upgrade() -> None:
     async def body() -> str:
         from filmroll.store import migrate
 
-        async with database(upgrade=False) as opened:
+        async with database(check=False) as opened:
             return await migrate.upgrade(opened)
 
     console.print(f"database schema at revision {run(body())}")
@@ -29,7 +29,7 @@ def current() -> None:
     async def body() -> str | None:
         from filmroll.store import migrate
 
-        async with database(upgrade=False) as opened:
+        async with database(check=False) as opened:
             return await migrate.current(opened)
 
     revision = run(body())

@@ -85,7 +85,7 @@ def demo(
         async def body() -> None:
             import aiohttp
 
-            async with open_runtime(settings) as runtime:
+            async with open_runtime(settings, upgrade=True) as runtime:
                 connector = runtime.connector()
                 log: list[str] = []
                 async with aiohttp.ClientSession() as browser:

@@ -18,14 +18,38 @@ def _file() -> tuple[Path, bool]:
     return current.vault.keys_file, bool(current.vault.keys.get_secret_value().strip())
 
 
+async def _stored_tokens() -> dict[str, int]:
+    """Tokens the database holds, by key id; none when it has no filmroll schema or cannot be read."""
+    from filmroll.store import migrate
+    from filmroll.store.database import Database
+    from filmroll.store.tokens import key_ids_in_use
+
+    opened = Database(settings().database_url)
+    try:
+        if await migrate.current(opened) is None:
+            return {}
+        async with opened.read() as session:
+            return await key_ids_in_use(session)
+    except Exception:  # no database yet, or one doctor would explain: nothing to protect here
+        return {}
+    finally:
+        await opened.dispose()
+
+
 @app.command("generate")
-def generate() -> None:
+def generate(force: bool = typer.Option(False, "--force", help="Make a new key even though the database holds "
+                                                              "tokens it cannot read")) -> None:
     """Create the keys file with a first key (refuses to overwrite one: that would lose every stored token)."""
     path, from_env = _file()
     if from_env:
         fail("FILMROLL_VAULT__KEYS is set; keys come from there, not from a file", ExitStatus.CONFIG)
     if path.exists():
         fail(f"{path} already exists; use `filmroll keys rotate` to add a new key", ExitStatus.CONFIG)
+    stored = run(_stored_tokens())
+    if stored and not force:
+        fail(f"the database holds {sum(stored.values())} token(s) encrypted with key(s) {', '.join(sorted(stored))}, "
+             f"which a new key cannot read. Restore {path.name} from your backup instead (or reconnect every account "
+             "after `filmroll keys generate --force`)", ExitStatus.VAULT)
     key = generate_key()
     write_keys_file(path, [key])
     console.print(f"wrote {path} (mode 600) with key {key_id(parse_keys(key)[0])}. Back it up: without it the "

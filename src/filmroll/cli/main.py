@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import typer
 
@@ -23,10 +24,12 @@ from filmroll.cli import (
     webhooks,
     worker,
 )
+from filmroll.cli.common import EXIT_CODES_HELP, ExitStatus, err_console, explain
 
 app = typer.Typer(
     name="filmroll",
-    help="Connect Instagram accounts, keep their tokens alive, sync their media, serve them to websites.",
+    help="Connect Instagram accounts, keep their tokens alive, sync their media, serve them to websites.\n\n"
+         + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -66,4 +69,24 @@ def _root(log_level: str = typer.Option("WARNING", envvar="FILMROLL_LOG_LEVEL",
 
 
 def main() -> None:
-    app()
+    """The one funnel: every failure ends as a message that says what to do and its documented exit code; a
+    traceback only for a bug, and only at FILMROLL_LOG_LEVEL=DEBUG."""
+    try:
+        code = app(standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
+        err_console.print("interrupted")
+        sys.exit(ExitStatus.INTERRUPTED)
+    except typer.TyperException as exc:  # a usage error (typer's own click): it shows itself, exit 2
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        sys.exit(getattr(exc, "exit_code", ExitStatus.CONFIG))
+    except Exception as exc:
+        explained = explain(exc)
+        if explained is None:
+            logging.getLogger("filmroll").debug("unexpected error", exc_info=True)
+            explained = (f"filmroll stopped on an unexpected {type(exc).__name__}; run it again with "
+                         "FILMROLL_LOG_LEVEL=DEBUG to see where, and please report it", ExitStatus.ERROR)
+        err_console.print(f"[red]error:[/red] {explained[0]}")
+        sys.exit(explained[1])
+    sys.exit(code if isinstance(code, int) else 0)

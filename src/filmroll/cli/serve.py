@@ -18,7 +18,7 @@ from filmroll.cli.common import ExitStatus, console, fail, settings
 
 def serve(
     host: str | None = typer.Option(None, help="Interface (default: FILMROLL_WEB__HOST or 127.0.0.1)"),
-    port: int | None = typer.Option(None, help="Port (default: FILMROLL_WEB__PORT or 8000)"),
+    port: int | None = typer.Option(None, min=1, max=65535, help="Port (default: FILMROLL_WEB__PORT or 8000)"),
     tls_cert: Path | None = typer.Option(None, help="PEM certificate, to serve HTTPS directly"),
     tls_key: Path | None = typer.Option(None, help="PEM private key for --tls-cert"),
     no_worker: bool = typer.Option(False, "--no-worker", help="Leave refresh and sync to `filmroll worker` "

@@ -15,7 +15,8 @@ from filmroll.cli.common import console, run, settings
 
 def worker(
     concurrency: int = typer.Option(32, min=1, max=1000, help="Calls to Instagram in flight at once"),
-    lease_seconds: int = typer.Option(60, min=5, help="How long a claim is held before others may take it over"),
+    lease_seconds: int = typer.Option(60, min=5, max=3600,
+                                      help="How long a claim is held before others may take it over"),
     until_idle: bool = typer.Option(False, "--until-idle", help="Exit once nothing is due (for cron and tests)"),
     as_json: bool = typer.Option(False, "--json", help="Print the final statistics as JSON"),
     sync: bool = typer.Option(True, "--sync/--no-sync", help="Also sync profiles and media when due"),
@@ -27,7 +28,7 @@ def worker(
     current = settings()
 
     async def body() -> dict[str, Any]:
-        async with open_runtime(current) as runtime:
+        async with open_runtime(current, upgrade=True) as runtime:
             # Crash tests name steps where this process kills itself: read at the edge, never in library code.
             engine = runtime.worker(concurrency=concurrency, lease_seconds=lease_seconds, sync=sync,
                                     fault_points=os.environ.get("FILMROLL_FAULT_POINTS", ""),

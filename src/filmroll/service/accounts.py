@@ -9,6 +9,7 @@ meanwhile. So there is one refresh path and one sync path, whoever starts them.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -83,7 +84,21 @@ async def listing(database: Database) -> list[AccountView]:
         return [view(a, await tokens.get(session, a.id), posts.get(a.id, 0)) for a in await accounts.listing(session)]
 
 
+# An account reference: a row id or Instagram id (ASCII digits only: an Arabic-Indic or a bold digit one is not
+# account 1), an @username or a slug (Instagram's usernames: letters, digits, '.', '_'; slugs add '-').
+_REFERENCE = re.compile(r"[0-9]{1,32}|@?[A-Za-z0-9._-]{1,64}", re.ASCII)
+
+
+def check_reference(ref: str) -> str:
+    ref = ref.strip()
+    if not _REFERENCE.fullmatch(ref):
+        shown = ref[:40].encode("ascii", "backslashreplace").decode()
+        raise errors.InputError(f"'{shown}' is not an account reference: use an id (digits 0-9), @username or slug")
+    return ref
+
+
 async def find(database: Database, ref: str) -> Account:
+    ref = check_reference(ref)
     async with database.read() as session:
         account = await accounts.find(session, ref)
     if account is None:

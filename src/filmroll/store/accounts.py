@@ -63,7 +63,7 @@ async def by_scoped_id(session: AsyncSession, scoped_user_id: str) -> Account | 
 async def find(session: AsyncSession, ref: str) -> Account | None:
     """By id, Instagram user id, @username or feed slug."""
     ref = ref.strip()
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():  # str.isdigit takes superscripts and other scripts' digits too
         conditions = [Account.ig_user_id == ref]
         if len(ref) < 12:  # a row id; Instagram ids are far longer
             conditions.append(Account.id == int(ref))

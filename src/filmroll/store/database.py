@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from filmroll.clock import Clock
-from filmroll.errors import ConfigError
+from filmroll.errors import ConfigError, DatabaseError
 
 BUSY_TIMEOUT_MS = 30_000  # writers queue behind BEGIN IMMEDIATE; waiting beats failing (``?timeout=`` seconds)
 # SQLSTATE classes of a server that went away or is not taking connections yet: connection exceptions (08) and
@@ -62,17 +62,59 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 def async_url(url: str) -> str:
-    """Accept the URLs people write (``sqlite:///x.db``, ``postgresql://…``) and pick the async driver."""
+    """Accept the URLs people write (``sqlite:///x.db``, ``postgresql://…``) and pick the async driver. The URL is
+    never echoed back: it may carry a password."""
     try:
         parsed = make_url(url)
     except Exception:
-        raise ConfigError(f"FILMROLL_DATABASE_URL is not a database URL: {url[:80]!r}") from None
+        raise ConfigError("FILMROLL_DATABASE_URL is not a database URL; write sqlite:///PATH/filmroll.db or "
+                          "postgresql://USER@HOST/DATABASE") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+            raise ConfigError("FILMROLL_DATABASE_URL names no SQLite file (an in-memory database would lose every "
+                              "token at exit); write sqlite:///PATH/filmroll.db")
         return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
     if backend == "postgresql":
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-    raise ConfigError(f"filmroll supports SQLite and PostgreSQL, not {backend!r}")
+    raise ConfigError(f"FILMROLL_DATABASE_URL: filmroll supports SQLite and PostgreSQL, not {backend[:20]!r}")
+
+
+def shown_url(url: str) -> str:
+    """Where a database is, for a person: the SQLite file, or the server and database without the password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"the database file {parsed.database}"
+    shown = parsed.set(drivername="postgresql", password=None, query={}).render_as_string(hide_password=True)
+    return f"the database {shown}"
+
+
+def explain(exc: BaseException, url: str) -> DatabaseError | None:
+    """A database failure in words a person can act on (what is wrong, where, that nothing was changed), or None
+    when ``exc`` is not one. Never a password, a statement or its values."""
+    where = shown_url(url)
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else None
+    said = str(orig).splitlines()[0][:200] if orig is not None and str(orig) else ""
+    lowered = said.lower()
+    if "file is not a database" in lowered or "malformed" in lowered:
+        return DatabaseError(f"{where} is damaged or is not a SQLite database ({said}); nothing was changed. "
+                             "Restore it from a backup, or point FILMROLL_DATABASE_URL at filmroll's database")
+    if "database is locked" in lowered:
+        return DatabaseError(f"{where} stayed locked by another process ({said}); nothing was changed. Try again "
+                             "when that process is done")
+    if "unable to open database file" in lowered:
+        return DatabaseError(f"{where} cannot be opened (does its directory exist, and may filmroll write to it?); "
+                             "nothing was changed")
+    if "readonly" in lowered or "read-only" in lowered:
+        return DatabaseError(f"{where} is read-only for filmroll ({said}); nothing was changed")
+    if "does not exist" in lowered or "authentication failed" in lowered or "no pg_hba.conf" in lowered:
+        return DatabaseError(f"{where} refused the connection ({said}); nothing was changed. Check "
+                             "FILMROLL_DATABASE_URL")
+    if is_unavailable(exc):
+        reason = said or (exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__)
+        return DatabaseError(f"cannot reach {where} ({reason}); nothing was changed. Is the server running, and "
+                             "is FILMROLL_DATABASE_URL right?")
+    return None
 
 
 def _busy_timeout_ms(url: str) -> int:
@@ -109,6 +151,10 @@ def keep_private(path: str) -> None:
 def _sqlite_pragmas(engine: AsyncEngine, begin: str, busy_timeout_ms: int, path: str) -> None:
     @event.listens_for(engine.sync_engine, "do_connect")
     def _private(dialect: Any, record: Any, cargs: Any, cparams: Any) -> None:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):  # said here: a failed connect leaves aiosqlite's thread behind the loop
+            raise DatabaseError(f"the database file {path} cannot be opened: its directory {directory} does not "
+                                "exist; nothing was changed")
         keep_private(path)
 
     @event.listens_for(engine.sync_engine, "connect")

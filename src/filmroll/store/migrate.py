@@ -1,4 +1,6 @@
-"""Schema migrations with Alembic, run in-process (`filmroll db upgrade`; `filmroll serve` upgrades on start)."""
+"""Schema migrations with Alembic, run in-process. Only `filmroll db upgrade`, `serve`, `worker` and `demo` create
+or migrate a schema; every other command checks it (:func:`require_current`) and says what to run, so a command
+pointed at the wrong database never puts filmroll's tables into it."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 
-from filmroll.store.database import Database
+from filmroll.errors import DatabaseError
+from filmroll.store.database import Database, shown_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -54,3 +58,28 @@ async def current(database: Database) -> str | None:
 
     async with database.engine.connect() as connection:
         return await connection.run_sync(read)
+
+
+async def require_current(database: Database) -> None:
+    """Refuse a database whose schema is not this filmroll's head, saying why and what to run."""
+
+    def read(connection: Any) -> tuple[str | None, list[str]]:
+        return MigrationContext.configure(connection).get_current_revision(), inspect(connection).get_table_names()
+
+    async with database.engine.connect() as connection:
+        revision, tables = await connection.run_sync(read)
+    latest = head()
+    where = shown_url(database.url)
+    if revision == latest:
+        return
+    if revision is None and not tables:
+        raise DatabaseError(f"{where} has no filmroll tables yet; run `filmroll db upgrade` to create them")
+    if revision is None:
+        raise DatabaseError(f"{where} holds {len(tables)} other table(s) and no filmroll schema: is "
+                            "FILMROLL_DATABASE_URL the right database? (`filmroll db upgrade` would add filmroll's "
+                            "tables to it.) Nothing was changed")
+    if revision.isdigit() and latest.isdigit() and int(revision) > int(latest):
+        raise DatabaseError(f"{where} was upgraded by a newer filmroll (schema {revision}; this one knows up to "
+                            f"{latest}): use that version")
+    raise DatabaseError(f"{where} is at schema {revision}; this filmroll needs {latest}: back it up, then run "
+                        "`filmroll db upgrade`")
