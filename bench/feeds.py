@@ -192,7 +192,9 @@ def main() -> None:
             with (directory / "serve.log").open("w") as log:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "filmroll", "serve", "--no-worker", "--port", str(port)],
-                    env={**env, "FILMROLL_WEB__ACCESS_LOG": access_log}, cwd=directory, stdout=log, stderr=log)
+                    env={**env, "FILMROLL_WEB__ACCESS_LOG": access_log,
+                         "FILMROLL_INSTAGRAM__REDIRECT_URI": f"http://127.0.0.1:{port}/callback"},
+                    cwd=directory, stdout=log, stderr=log)
             try:
                 url = f"http://127.0.0.1:{port}/feeds/bench.json"
                 answer = wait_up(url, process)

@@ -236,3 +236,16 @@ def test_the_exit_codes_are_documented_where_people_look():
         assert f"| {status.value} |" in readme, status
         assert f"{status.value} {status.name.lower().replace('_', ' ')}" in listed, status
     assert {s.value for s in ExitStatus} == DOCUMENTED
+
+
+def test_serve_and_connect_refuse_a_redirect_uri_they_cannot_receive(cli):
+    cli.env["FILMROLL_INSTAGRAM__REDIRECT_URI"] = "https://localhost:8765/callback"
+    elsewhere = cli("serve", "--port", "8766", check=False)
+    _no_traceback(elsewhere)
+    assert elsewhere.returncode == 2 and "would listen on 8766" in elsewhere.stderr
+    assert "--port 8765" in elsewhere.stderr
+    cli.env["FILMROLL_INSTAGRAM__REDIRECT_URI"] = "http://localhost:8765/callback"
+    for args in (("connect", "--no-open"), ("connect", "--paste")):
+        plain = cli(*args, check=False)
+        _no_traceback(plain)
+        assert plain.returncode == 2 and "only to https:// addresses" in plain.stderr, plain.stderr

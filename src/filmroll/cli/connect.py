@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import typer
 
 from filmroll import errors
-from filmroll.cli.common import console, err_console, fail, read_secret, run, settings
+from filmroll.cli.common import ExitStatus, console, err_console, fail, read_secret, run, settings
 from filmroll.secret import Secret
 
 if TYPE_CHECKING:
@@ -140,7 +140,8 @@ def connect(
     paste: bool = typer.Option(False, "--paste", help="Paste the redirected address instead of a local callback"),
     token: bool = typer.Option(False, "--token", help="Import a long-lived token from Meta's App Dashboard "
                                                       "(read from stdin, or asked for without echo)"),
-    open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the authorize page in a browser"),
+    open_browser: bool | None = typer.Option(None, "--open/--no-open", help="Open the authorize page in a browser "
+                                             "(default: when the output is a terminal)"),
     force_reauth: bool = typer.Option(False, "--force-reauth", help="Make Instagram ask for the password again"),
     timeout: float = typer.Option(600, min=1, max=24 * 3600, help="Seconds to wait for the redirect"),
 ) -> None:
@@ -148,6 +149,12 @@ def connect(
     if paste and token:
         fail("choose one of --paste and --token")
     current = settings()
+    if open_browser is None:
+        open_browser = sys.stdout.isatty()
+    if not token and urlsplit(current.instagram.redirect_uri).scheme != "https":
+        fail(f"the redirect URI {current.instagram.redirect_uri} is not https://, and Instagram sends owners only to "
+             "https:// addresses, even on localhost: set FILMROLL_INSTAGRAM__REDIRECT_URI=https://localhost:8765/"
+             "callback and add exactly that in the App Dashboard", ExitStatus.CONFIG)
     imported = read_secret("Long-lived token") if token else None
 
     from filmroll.runtime import open_runtime

@@ -22,6 +22,25 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _print_env(config: object, base: str, uris: tuple[str, ...]) -> None:
+    """Everything filmroll needs to talk to this sandbox, as ``export`` lines (the same for `connect` and `serve`)."""
+    import shlex
+
+    from filmroll.sandbox.state import SandboxConfig
+
+    assert isinstance(config, SandboxConfig)
+    redirect = next((u for u in uris if u == "https://localhost:8765/callback"), uris[-1])
+    values = {"FILMROLL_INSTAGRAM__APP_ID": config.resolved_app_id(),
+              "FILMROLL_INSTAGRAM__APP_SECRET": config.resolved_app_secret(),
+              "FILMROLL_INSTAGRAM__AUTHORIZE_URL": f"{base}/oauth/authorize",
+              "FILMROLL_INSTAGRAM__TOKEN_URL": f"{base}/oauth/access_token",
+              "FILMROLL_INSTAGRAM__GRAPH_URL": base,
+              "FILMROLL_MIRROR__CDN_HOSTS": f'["{base}"]',
+              "FILMROLL_INSTAGRAM__REDIRECT_URI": redirect}
+    for name, value in values.items():
+        print(f"export {name}={shlex.quote(value)}")
+
+
 def sandbox(
     host: Annotated[str, typer.Option(envvar="FILMROLL_SANDBOX__HOST", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="FILMROLL_SANDBOX__PORT", min=0, max=65535)] = 8700,
@@ -36,6 +55,9 @@ def sandbox(
         help="A redirect URI the sandbox app accepts (repeatable). Matched byte for byte.")] = None,
     app_id: Annotated[str | None, typer.Option(envvar="FILMROLL_SANDBOX__APP_ID")] = None,
     app_secret: Annotated[str | None, typer.Option(envvar="FILMROLL_SANDBOX__APP_SECRET")] = None,
+    print_env: Annotated[bool, typer.Option("--print-env", help="Print the shell exports that point filmroll at "
+                                            "this sandbox (`eval \"$(filmroll sandbox --print-env)\"`), and exit")
+                         ] = False,
 ) -> None:
     """Run a faithful offline Instagram Platform: OAuth, tokens, Graph reads, CDN, webhooks."""
     from filmroll.sandbox.server import serve
@@ -50,6 +72,11 @@ def sandbox(
                                      param_hint="--redirect-uri")
     config = SandboxConfig(seed=seed, accounts=accounts, redirect_uris=uris, app_id=app_id, app_secret=app_secret,
                            auto_consent=auto_consent)
+    if print_env:
+        if port == 0:
+            raise typer.BadParameter("--print-env needs the port the sandbox listens on, not 0", param_hint="--port")
+        _print_env(config, f"http://{host if ':' not in host else f'[{host}]'}:{port}", uris)
+        return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -79,7 +106,7 @@ def sandbox(
         table.add_row("Control API", f"{base}/_sandbox")
         console.print("[bold]filmroll sandbox[/bold]: an offline Instagram Platform (nothing here talks to Meta)")
         console.print(table)
-        console.print("Point filmroll at it:")
+        console.print('Point filmroll at it (`eval "$(filmroll sandbox --print-env)"` exports all of it):')
         console.print(f"  FILMROLL_INSTAGRAM__AUTHORIZE_URL={base}/oauth/authorize")
         console.print(f"  FILMROLL_INSTAGRAM__TOKEN_URL={base}/oauth/access_token")
         console.print(f"  FILMROLL_INSTAGRAM__GRAPH_URL={base}")

@@ -1,5 +1,9 @@
 """``filmroll serve``: the web UI, the OAuth callback and the feeds (upgrades the database schema on start).
 
+A redirect URI on this machine (``https://localhost:8765/callback``) decides the port and makes serve speak HTTPS
+with a certificate made on the fly, as ``filmroll connect`` does, so one set of settings serves both; a redirect
+URI serve could not receive (http://, another port) stops it at start-up, saying why.
+
 The HTTP server is Granian, chosen by ``bench/feeds.py`` (docs/benchmarks.md): on this machine it answered a feed
 1.2-2x as fast as uvicorn with the same app. It runs one worker process (forked from this one, which only
 supervises it and passes on SIGINT/SIGTERM): the app, its feed cache and the embedded worker live there.
@@ -7,13 +11,20 @@ supervises it and passes on SIGINT/SIGTERM): the app, its feed cache and the emb
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shutil
+import tempfile
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 
-from filmroll.cli.common import ExitStatus, console, fail, settings
+from filmroll.cli.common import ExitStatus, console, err_console, fail, settings
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 def serve(
@@ -21,6 +32,8 @@ def serve(
     port: int | None = typer.Option(None, min=1, max=65535, help="Port (default: FILMROLL_WEB__PORT or 8000)"),
     tls_cert: Path | None = typer.Option(None, help="PEM certificate, to serve HTTPS directly"),
     tls_key: Path | None = typer.Option(None, help="PEM private key for --tls-cert"),
+    self_signed: bool = typer.Option(False, "--self-signed", help="Serve HTTPS with a certificate made on the fly "
+                                     "(the default for an https://localhost redirect URI)"),
     no_worker: bool = typer.Option(False, "--no-worker", help="Leave refresh and sync to `filmroll worker` "
                                                               "processes (for several web nodes)"),
 ) -> None:
@@ -34,10 +47,34 @@ def serve(
 
     current = settings()
     host = host or current.web.host
-    port = port if port is not None else current.web.port
+    redirect = urlsplit(current.instagram.redirect_uri)
+    local = redirect.hostname in LOCAL_HOSTS
+    if port is None:  # a redirect to this machine names the port the owner comes back to
+        port = redirect.port if local and redirect.port and "FILMROLL_WEB__PORT" not in os.environ \
+            else current.web.port
     cert, key = tls_cert or current.web.tls_cert, tls_key or current.web.tls_key
     if bool(cert) != bool(key):
         fail("--tls-cert and --tls-key go together", ExitStatus.CONFIG)
+    if local:
+        default_port = 443 if redirect.scheme == "https" else 80
+        if (redirect.port or default_port) != port:
+            fail(f"the redirect URI {current.instagram.redirect_uri} brings the owner back to port "
+                 f"{redirect.port or default_port}, but filmroll serve would listen on {port}: the browser would "
+                 f"land where nothing listens. Use --port {redirect.port or default_port}, or change "
+                 "FILMROLL_INSTAGRAM__REDIRECT_URI", ExitStatus.CONFIG)
+        if redirect.scheme == "https":
+            self_signed = self_signed or not cert  # a certificate made on the fly, as connect does
+        else:
+            err_console.print(f"[yellow]warning:[/yellow] the redirect URI {current.instagram.redirect_uri} is "
+                              "http://; Instagram sends owners only to https:// addresses, even on localhost "
+                              f"(https://localhost:{port}/callback would do)")
+    if self_signed and not cert:
+        from filmroll.tlscert import self_signed as make_certificate
+
+        made = Path(tempfile.mkdtemp(prefix="filmroll-tls-"))
+        atexit.register(shutil.rmtree, made, True)
+        cert, key = make_certificate(made, ("localhost", "127.0.0.1", "::1"))
+        console.print("serving HTTPS with a self-signed certificate made just now (your browser warns once)")
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)  # a server says what it is doing
     if not current.web.access_log:
