@@ -170,6 +170,9 @@ class Runtime:
         return Refresher(self.database, self.vault, self.instagram, owner=owner, policy=self.refresh_policy,
                          faults=faults or FaultPoints())
 
+    def prober(self, owner: str) -> Prober:
+        return Prober(self.database, self.vault, self.instagram, owner=owner, policy=self.refresh_policy)
+
     def syncer(self, owner: str, *, policy: SyncPolicy | None = None, batch: WriteBatch | None = None) -> Syncer:
         return Syncer(self.database, self.vault, self.instagram, owner=owner, policy=policy or self.sync_policy,
                       batch=batch)

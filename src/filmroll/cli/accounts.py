@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from filmroll.cli.common import ExitStatus, console, fail, run, settings
+from filmroll.cli.common import ExitStatus, console, emit, fail, json_output, run, settings
 from filmroll.vocabulary import Outcome
 
 if TYPE_CHECKING:
@@ -95,17 +95,20 @@ def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
 # What each outcome of a refresh asked for on the command line means for the person who asked.
 _REFRESH_FAILED = {
     Outcome.RETRY: ("Instagram did not answer as expected", ExitStatus.INSTAGRAM),
-    Outcome.THROTTLED: ("Instagram is throttling this account", ExitStatus.INSTAGRAM),
+    Outcome.THROTTLED: ("Instagram is throttling this account", ExitStatus.THROTTLED),
     Outcome.NEEDS_REAUTH: ("its token no longer works", ExitStatus.NEEDS_REAUTH),
     Outcome.STALE_LEASE: ("a worker took the token over before the refresh finished", ExitStatus.BUSY),
-    Outcome.TOO_EARLY: ("Instagram says the token is too young to refresh", ExitStatus.ERROR),
+    Outcome.TOO_EARLY: ("Instagram says the token is too young to refresh", ExitStatus.TOO_EARLY),
 }
 
 
 @token_app.command("refresh")
-def refresh(account: str = typer.Argument(..., help="id, @username or slug")) -> None:
-    """Refresh the account's token now (Instagram allows it once the token is 24 hours old). Refused, exit 7, while
-    a worker is refreshing or probing it."""
+def refresh(account: str = typer.Argument(..., help="id, @username or slug"),
+            as_json: bool = typer.Option(False, "--json", help="Machine-readable answer (failures too), on stdout"),
+            ) -> None:
+    """Refresh the account's token now (Instagram allows it once the token is 24 hours old: exit 11 before). Refused,
+    exit 7, while a worker is refreshing or probing it."""
+    json_output(as_json)
     open_runtime, account_service = _lazy()
 
     async def body() -> RefreshReport:
@@ -119,11 +122,53 @@ def refresh(account: str = typer.Argument(..., help="id, @username or slug")) ->
     if report.outcome in _REFRESH_FAILED:
         what, status = _REFRESH_FAILED[report.outcome]
         detail = view.status_reason if report.outcome == Outcome.NEEDS_REAUTH else view.refresh_error
-        fail(f"@{view.username}'s token was not refreshed: {what}" + (f" ({detail})" if detail else ""), status)
+        fail(f"@{view.username}'s token was not refreshed: {what}" + (f" ({detail})" if detail else ""), status,
+             account=f"@{view.username}", id=view.id, outcome=str(report.outcome))
+    if as_json:
+        emit({"ok": True, "account": f"@{view.username}", "id": view.id, "outcome": str(report.outcome),
+              "refreshed_by": "a worker, meanwhile" if report.outcome == Outcome.LOST_RACE else "this command",
+              "token_expires_at": view.token_expires_at, "refreshed_at": view.refreshed_at})
+        return
     if report.outcome == Outcome.LOST_RACE:
         console.print(f"@{view.username}: a worker refreshed the token meanwhile; valid for {_expires_in(view)}")
         return
     console.print(f"@{view.username}: token refreshed, valid for {_expires_in(view)}")
+
+
+_PROBE_FAILED = {
+    Outcome.RETRY: ("Instagram did not answer as expected", ExitStatus.INSTAGRAM),
+    Outcome.THROTTLED: ("Instagram is throttling this account", ExitStatus.THROTTLED),
+    Outcome.NEEDS_REAUTH: ("its token no longer works", ExitStatus.NEEDS_REAUTH),
+    Outcome.STALE_LEASE: ("a worker took the token over before the check finished", ExitStatus.BUSY),
+}
+
+
+def probe(account: str = typer.Argument(..., help="id, @username or slug"),
+          as_json: bool = typer.Option(False, "--json", help="Machine-readable answer (failures too), on stdout"),
+          ) -> None:
+    """Check now that the account's token works (one call to Instagram, as the workers' daily probe). A dead
+    token makes the account needs_reauth, exit 5."""
+    json_output(as_json)
+    open_runtime, account_service = _lazy()
+
+    async def body() -> RefreshReport:
+        from filmroll.worker import worker_id
+
+        async with open_runtime(settings()) as runtime:
+            return await account_service.probe_now(runtime.prober(f"cli:{worker_id()}"), account)
+
+    report = run(body())
+    view = report.account
+    if report.outcome in _PROBE_FAILED:
+        what, status = _PROBE_FAILED[report.outcome]
+        detail = view.status_reason if report.outcome == Outcome.NEEDS_REAUTH else None
+        fail(f"@{view.username}'s token check failed: {what}" + (f" ({detail})" if detail else ""), status,
+             account=f"@{view.username}", id=view.id, outcome=str(report.outcome))
+    if as_json:
+        emit({"ok": True, "account": f"@{view.username}", "id": view.id, "outcome": str(report.outcome),
+              "token_expires_at": view.token_expires_at})
+        return
+    console.print(f"@{view.username}: the token works (Instagram answered); valid for {_expires_in(view)}")
 
 
 @token_app.command("show")

@@ -3,6 +3,7 @@ messages and exit codes."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import AsyncIterator, Coroutine
@@ -82,8 +83,30 @@ async def database(current: Settings | None = None, *, check: bool = True) -> As
         await opened.dispose()
 
 
-def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}")
+_output = {"json": False}  # one command per process: set by a command given --json, read by fail()
+
+
+def json_output(enabled: bool) -> None:
+    """From here on, answers (failures too) go to stdout as JSON: a script parses every outcome alike."""
+    _output["json"] = enabled
+
+
+def emit(payload: object) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=_plain))
+
+
+def _plain(value: object) -> object:
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if callable(isoformat) else str(value)
+
+
+def fail(message: str, status: ExitStatus = ExitStatus.ERROR, **facts: object) -> NoReturn:
+    """One line on stderr (or, under --json, ``{"ok": false, "error": …, "exit_code": …, "message": …}`` on stdout)
+    and the exit code."""
+    if _output["json"]:
+        emit({"ok": False, "error": status.name.lower(), "exit_code": int(status), "message": message, **facts})
+    else:
+        err_console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(int(status))
 
 

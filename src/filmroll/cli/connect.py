@@ -24,11 +24,12 @@ from urllib.parse import urlsplit
 import typer
 
 from filmroll import errors
-from filmroll.cli.common import ExitStatus, console, err_console, fail, read_secret, run, settings
+from filmroll.cli.common import ExitStatus, console, emit, err_console, fail, json_output, read_secret, run, settings
 from filmroll.secret import Secret
 
 if TYPE_CHECKING:
     from aiohttp import web
+    from rich.console import Console
 
     from filmroll.runtime import Runtime
     from filmroll.service.connect import Connected, Connector
@@ -48,7 +49,7 @@ def _page(status: int, title: str, text: str) -> web.Response:
 
 
 async def _via_local_callback(connector: Connector, runtime: Runtime, nonce: str, url: str, *, open_browser: bool,
-                              timeout: float) -> Connected:
+                              timeout: float, say: Console) -> Connected:
     from aiohttp import web
 
     from filmroll.tlscert import self_signed
@@ -89,10 +90,10 @@ async def _via_local_callback(connector: Connector, runtime: Runtime, nonce: str
         await runner.cleanup()
         raise errors.ConfigError(f"cannot listen on {host}:{redirect.port} for the redirect ({exc.strerror}); "
                                  "free the port or use `filmroll connect --paste`") from None
-    console.print("Open this address, log in to Instagram and press Allow:")
-    console.print(url, soft_wrap=True)
-    console.print(f"Waiting for Instagram's redirect on {runtime.instagram.redirect_uri} "
-                  "(your browser will warn about the self-signed certificate once; that is expected).")
+    say.print("Open this address, log in to Instagram and press Allow:")
+    say.print(url, soft_wrap=True)
+    say.print(f"Waiting for Instagram's redirect on {runtime.instagram.redirect_uri} "
+              "(your browser will warn about the self-signed certificate once; that is expected).")
     sys.stdout.flush()
     if open_browser:
         webbrowser.open(url)
@@ -124,11 +125,11 @@ async def _read_line() -> str:
     return await future
 
 
-async def _via_paste(connector: Connector, nonce: str, url: str) -> Connected:
-    console.print("Open this address, log in to Instagram and press Allow:")
-    console.print(url, soft_wrap=True)
-    console.print("Your browser then lands on a page that may not load. Copy the whole address from the address "
-                  "bar and paste it here:")
+async def _via_paste(connector: Connector, nonce: str, url: str, say: Console) -> Connected:
+    say.print("Open this address, log in to Instagram and press Allow:")
+    say.print(url, soft_wrap=True)
+    say.print("Your browser then lands on a page that may not load. Copy the whole address from the address "
+              "bar and paste it here:")
     sys.stdout.flush()
     line = await _read_line()
     if not line.strip():
@@ -144,8 +145,12 @@ def connect(
                                              "(default: when the output is a terminal)"),
     force_reauth: bool = typer.Option(False, "--force-reauth", help="Make Instagram ask for the password again"),
     timeout: float = typer.Option(600, min=1, max=24 * 3600, help="Seconds to wait for the redirect"),
+    as_json: bool = typer.Option(False, "--json", help="The answer (failures too) as JSON on stdout; the "
+                                 "instructions go to stderr"),
 ) -> None:
     """Connect an Instagram professional account and store its long-lived token, encrypted."""
+    json_output(as_json)
+    say = err_console if as_json else console
     if paste and token:
         fail("choose one of --paste and --token")
     current = settings()
@@ -169,11 +174,16 @@ def connect(
             nonce = secrets.token_urlsafe(32)
             url = await connector.begin(flow="cli", session_id=nonce, force_reauth=force_reauth)
             if paste:
-                return await _via_paste(connector, nonce, url)
+                return await _via_paste(connector, nonce, url, say)
             return await _via_local_callback(connector, runtime, nonce, url, open_browser=open_browser,
-                                             timeout=timeout)
+                                             timeout=timeout, say=say)
 
     connected = run(body())
+    if as_json:
+        emit({"ok": True, "account": f"@{connected.username}", "ig_user_id": connected.ig_user_id,
+              "created": connected.created, "token_expires_at": connected.expires_at,
+              "permissions": list(connected.permissions or [])})
+        return
     verb = "connected" if connected.created else "reconnected"
     console.print(f"{verb} @{connected.username} (Instagram id {connected.ig_user_id}); token valid until "
                   f"{connected.expires_at:%Y-%m-%d %H:%M} UTC. A running worker (`filmroll worker`, or `filmroll "

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from filmroll import errors, eventloop
-from filmroll.cli.common import ExitStatus, console, settings
+from filmroll.cli.common import ExitStatus, console, emit, json_output, settings
 from filmroll.secret import Secret
 
 if TYPE_CHECKING:
@@ -174,8 +174,10 @@ def _ago(elapsed: timedelta) -> str:
     return f"{elapsed.days} days ago"
 
 
-def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check that asks Instagram")) -> None:
+def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check that asks Instagram"),
+           as_json: bool = typer.Option(False, "--json", help="The checks as JSON on stdout")) -> None:
     """Check configuration, keys and database, and say what to fix."""
+    json_output(as_json)
     current = settings()
 
     async def body() -> list[Check]:
@@ -186,11 +188,16 @@ def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check
         return found + await _store_checks(current)
 
     checks = eventloop.run(body())
+    failed = [c for c in checks if not c.ok]
+    if as_json:
+        emit({"ok": not failed, "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]})
+        if failed:
+            raise typer.Exit(int(ExitStatus.CONFIG))
+        return
     table = Table("", "check", "detail", show_lines=False)
     for check in checks:
         table.add_row("[green]ok[/green]" if check.ok else "[red]FIX[/red]", check.name, check.detail)
     console.print(table)
-    failed = [c for c in checks if not c.ok]
     if failed:
         console.print(f"{len(failed)} problem(s) to fix")
         raise typer.Exit(int(ExitStatus.CONFIG))

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 import typer
 
-from filmroll.cli.common import ExitStatus, console, fail, run, settings
+from filmroll.cli.common import ExitStatus, console, emit, fail, json_output, run, settings
 from filmroll.vocabulary import Outcome
 
 # What each outcome of a sync run from the command line means for the person who ran it.
 _FAILED = {
     Outcome.SYNC_RETRY: ("Instagram did not answer as expected", ExitStatus.INSTAGRAM),
-    Outcome.SYNC_THROTTLED: ("Instagram is throttling this account", ExitStatus.INSTAGRAM),
+    Outcome.SYNC_THROTTLED: ("Instagram is throttling this account", ExitStatus.THROTTLED),
     Outcome.NEEDS_REAUTH: ("its token no longer works", ExitStatus.NEEDS_REAUTH),
     Outcome.STALE_LEASE: ("a worker took the account over before the sync finished", ExitStatus.BUSY),
 }
@@ -28,6 +28,7 @@ def sync(
     default_interval: bool = typer.Option(False, "--default-interval",
                                           help="Instead of syncing now: follow FILMROLL_SYNC__INTERVAL_MINUTES "
                                                "again"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable answer (failures too), on stdout"),
 ) -> None:
     """Sync one account's profile and posts now (the workers keep syncing it on schedule), or set its interval."""
     from filmroll.runtime import open_runtime
@@ -39,6 +40,7 @@ def sync(
     if full and (interval_minutes is not None or default_interval):
         fail("--full syncs now; --interval-minutes and --default-interval only set the schedule: give one",
              ExitStatus.CONFIG)
+    json_output(as_json)
     current = settings()
 
     if interval_minutes is not None or default_interval:
@@ -50,6 +52,11 @@ def sync(
         view = run(schedule())
         every = f"every {interval_minutes} min" if interval_minutes else \
             f"every {current.sync.interval_minutes} min (the default)"
+        if as_json:
+            emit({"ok": True, "account": f"@{view.username}", "id": view.id,
+                  "sync_interval_minutes": interval_minutes or current.sync.interval_minutes,
+                  "sync_interval_is_default": interval_minutes is None, "next_sync_at": view.next_sync_at})
+            return
         console.print(f"@{view.username} is synced {every}; next sync {_when(view.next_sync_at)}")
         return
 
@@ -63,9 +70,17 @@ def sync(
         what, status = _FAILED[report.outcome]
         detail = view.status_reason if report.outcome == Outcome.NEEDS_REAUTH else view.sync_error
         fail(f"@{view.username} was not synced: {what}" + (f" ({detail})" if detail else "") +
-             (f"; the workers try again {_when(view.next_sync_at)}" if status is ExitStatus.INSTAGRAM else ""),
-             status)
+             (f"; the workers try again {_when(view.next_sync_at)}"
+              if status in (ExitStatus.INSTAGRAM, ExitStatus.THROTTLED) else ""),
+             status, account=f"@{view.username}", id=view.id, outcome=str(report.outcome),
+             next_sync_at=view.next_sync_at)
     change = view.posts - report.posts_before
+    if as_json:
+        emit({"ok": True, "account": f"@{view.username}", "id": view.id, "outcome": str(report.outcome),
+              "full": report.outcome == Outcome.SYNCED_FULL, "posts": view.posts, "posts_added": change,
+              "media_count": view.media_count, "last_synced_at": view.last_synced_at,
+              "next_sync_at": view.next_sync_at})
+        return
     console.print(f"@{view.username} synced{' in full' if report.outcome == Outcome.SYNCED_FULL else ''}: "
                   f"{view.posts} posts stored ({change:+d}), Instagram reports "
                   f"{view.media_count if view.media_count is not None else 'no count'}; next sync "

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filmroll import errors
 from filmroll.secret import Secret
 from filmroll.service.policy import MIN_AGE
+from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
 from filmroll.service.transitions import transition
@@ -162,7 +163,7 @@ def _refuse_inactive(account: Account, doing: str) -> None:
 
 @dataclass(frozen=True)
 class RefreshReport:
-    outcome: Outcome  # the Refresher's
+    outcome: Outcome  # the Refresher's (or the Prober's)
     account: AccountView
 
 
@@ -193,6 +194,28 @@ async def refresh_now(refresher: Refresher, ref: str, *, lease: timedelta = EDGE
                                        f"now{until}; try again after that", status="busy")
     outcome = await under_lease(database, leases.TOKEN, account.id, owner=refresher.owner, duration=lease,
                                  work=refresher.run(claim))
+    async with database.read() as session:
+        return RefreshReport(outcome, await _view(session, account.id))
+
+
+async def probe_now(prober: Prober, ref: str, *, lease: timedelta = EDGE_LEASE) -> RefreshReport:
+    """Check one account's token against Instagram now (one `/me` call), through the worker's own leased probe;
+    refused while the account is not active and while a worker holds the token's lease."""
+    database = prober.database
+    account = await find(database, ref)
+    _refuse_inactive(account, "probed")
+    async with database.transaction() as session:
+        claim = await leases.claim_probe(session, account.id, owner=prober.owner, now=await database.now(),
+                                         lease=lease)
+    if claim is None:
+        async with database.read() as session:
+            held = await tokens.get(session, account.id)
+        if held is None:
+            raise no_token(account)
+        raise errors.AccountStateError(f"a worker is refreshing or probing @{account.username}'s token right now; "
+                                       "try again after that", status="busy")
+    outcome = await under_lease(database, leases.TOKEN, account.id, owner=prober.owner, duration=lease,
+                                work=prober.run(claim))
     async with database.read() as session:
         return RefreshReport(outcome, await _view(session, account.id))
 

@@ -129,6 +129,17 @@ async def claim_probes(session: AsyncSession, *, owner: str, now: datetime, leas
     return [ProbeClaim(**dict(zip(_PROBE_RETURNS, row, strict=True)), lease_until=until) for row in rows]
 
 
+async def claim_probe(session: AsyncSession, account_id: int, *, owner: str, now: datetime,
+                      lease: timedelta) -> ProbeClaim | None:
+    """Lease one account's token for a probe now, due or not (``filmroll probe``); None while someone else holds
+    the token's lease."""
+    chosen = (select(Token.account_id).where(Token.account_id == account_id, TOKEN.free(now))
+              .with_for_update(skip_locked=True))
+    until = now + lease
+    rows = await TOKEN.take(session, chosen, owner=owner, until=until, returning=_PROBE_RETURNS)
+    return ProbeClaim(**dict(zip(_PROBE_RETURNS, rows[0], strict=True)), lease_until=until) if rows else None
+
+
 _PROBED = (
     update(_TOKENS)
     .where(_TOKENS.c.account_id == bindparam("account"), _TOKENS.c.version == bindparam("leased_version"),
