@@ -21,3 +21,12 @@ def test_demo_connects_syncs_and_catches_a_revocation(tmp_path):
     # Media counts in the final table match what Instagram reports: "n / n".
     pairs = re.findall(r"(\d+) / (\d+)", out)
     assert pairs and all(a == b for a, b in pairs[-3:])
+
+
+def test_the_demo_cleans_up_after_itself_and_says_what_next(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "filmroll", "demo", "--accounts", "1", "--duration", "3"],
+                            capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "COLUMNS": "220", "TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.glob("filmroll-demo-*")) == []  # its temporary directory is gone
+    assert "Next, try:" in result.stdout and "filmroll serve" in result.stdout.split("Next, try:")[1]

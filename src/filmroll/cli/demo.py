@@ -8,7 +8,9 @@ new posts appear, and one owner changes their password, which the health probe c
 from __future__ import annotations
 
 import asyncio
+import atexit
 import random
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,8 +28,12 @@ from filmroll.cli.common import console, run
 
 def _table(views: list[tuple[Any, Any]], media: dict[int, int], started: float, stats: Any, calls: int,
            log: list[str]) -> Group:
-    table = Table("account", "status", "media synced", "last sync", "token valid until", "next refresh",
-                  title="filmroll demo: accounts", title_justify="left")
+    # Columns as wide as they will ever get from the first frame: a column widening later would leave a stale copy
+    # of the header behind in some terminals.
+    table = Table(title="filmroll demo: accounts", title_justify="left")
+    for name, width in (("account", 22), ("status", 34), ("media synced", 12), ("last sync", 10),
+                        ("token valid until", 17), ("next refresh", 12)):
+        table.add_column(name, min_width=width, no_wrap=name != "status")
     now = datetime.now(UTC)
     for view, account in views:
         synced = f"{media.get(account.id, 0)} / {account.media_count if account.media_count is not None else '?'}"
@@ -62,6 +68,8 @@ def demo(
     from filmroll.vault import generate_key, write_keys_file
 
     home = directory or Path(tempfile.mkdtemp(prefix="filmroll-demo-"))
+    if directory is None:  # the demo's own: gone when it ends, however it ends
+        atexit.register(shutil.rmtree, home, True)
     home.mkdir(parents=True, exist_ok=True)
     keys_file = home / "filmroll.keys"
     if not keys_file.exists():
@@ -134,3 +142,9 @@ def demo(
                     await task
 
         run(body())
+    kept = f" (its data stays in {home})" if directory is not None else ""
+    console.print(f"\nThe demo is over{kept}. Next, try:\n"
+                  "  1. `filmroll sandbox` and the README's \"sandbox way\": connect an account yourself, through your "
+                  "browser\n"
+                  "  2. `filmroll serve`: the web UI, where you connect accounts and make feeds for a website\n"
+                  "  3. `filmroll doctor` with your own Instagram app's settings, to connect a real account")

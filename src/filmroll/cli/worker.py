@@ -47,7 +47,15 @@ def worker(
     if as_json:
         typer.echo(json.dumps(result))
         return
-    console.print(f"worker {result['owner']} stopped: {result['claimed']} claimed, {result['outcomes']}")
+    outcomes = result["outcomes"]
+    if not result["claimed"]:
+        console.print("nothing was due: every token is fresh and every account synced")
+    else:
+        done = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in sorted(outcomes.items()))
+        console.print(f"done: {result['claimed']} job(s) ({done})")
+    if result["crashed"] or result["abandoned"] or result["database_outages"]:
+        console.print(f"also: {result['crashed']} failed unexpectedly (see the log), {result['abandoned']} given up "
+                      f"when their leases could not be renewed, {result['database_outages']} database outage(s)")
     if result["leased_elsewhere"]:
         # Not idle: another worker (perhaps one that crashed) still holds work; it is retried once its lease runs out.
         console.print(f"{result['leased_elsewhere']} job(s) are still leased by another worker, until "
