@@ -53,3 +53,59 @@ def test_the_account_page_shows_the_mirrored_pictures_on_a_phone_and_a_desktop(s
     context.close()
     pictures = [u for u in requested if "/media/" in u or "/cdn/" in u]
     assert pictures and all(u.startswith(app.base_url + "/media/") for u in pictures)  # never Instagram's CDN
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_accounts_list_reads_well_on_a_phone_and_a_desktop_and_copies_a_reconnect_link(
+        sandbox, database_url, browser, tmp_path):
+    from sqlalchemy import update
+
+    from filmroll.store.database import Database
+    from filmroll.store.tables import Account
+    from filmroll.vault import Keyring, Vault, parse_keys
+    from tests import aio
+    from tests.seeding import seed_accounts
+
+    context = browser.new_context(ignore_https_errors=True, bypass_csp=True)  # bypass_csp: for axe-core only
+    page = context.new_page()
+    with running_filmroll(sandbox, database_url, https=True) as app:
+        connect_in_the_browser(page, app, sandbox, 11)
+
+        async def dead() -> int:  # a second account, whose owner changed their password
+            database = Database(database_url)
+            try:
+                vault = Vault(Keyring(parse_keys(app.settings.vault.keys.get_secret_value())))
+                (seeded,) = await seed_accounts(database, vault, sandbox, 1, first=12, due=False)
+                async with database.transaction() as session:
+                    await session.execute(update(Account).where(Account.id == seeded).values(
+                        status="needs_reauth", status_reason="the owner changed their Instagram password, or "
+                                                             "Instagram reset the session for security"))
+                return seeded
+            finally:
+                await database.dispose()
+
+        seeded = aio.run(dead())
+        page.goto(app.base_url + "/accounts")
+        for width, height, name in ((1280, 900, "desktop"), (390, 844, "phone")):
+            page.set_viewport_size({"width": width, "height": height})
+            page.reload()
+            rows = page.locator("#accounts tbody tr")
+            assert rows.count() == 2
+            assert "not working" in rows.nth(1).inner_text() and "days" not in rows.nth(1).inner_text()
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= width  # no sideways scrolling
+            card = page.evaluate("document.querySelector('.card').getBoundingClientRect().right")
+            table = page.evaluate("document.querySelector('#accounts').getBoundingClientRect().right")
+            assert table <= card + 0.5  # the table stays inside its card
+            assert accessibility_violations(page) == [], name
+            page.screenshot(path=str(tmp_path / f"accounts-{name}.png"), full_page=True)
+            if SHOTS:
+                page.screenshot(path=os.path.join(SHOTS, f"accounts-{name}.jpg"), type="jpeg", quality=78,
+                                full_page=True)
+        page.click(f"#reconnect-link-{seeded}")
+        link = page.locator("#reconnect-url").input_value()
+        assert link.startswith(app.settings.public_origin() + "/reconnect?link=")
+        page.click("#copy-link")
+        page.wait_for_function("document.getElementById('copied').textContent.length > 0")
+        assert accessibility_violations(page) == []
+        assert "@sandbox12" in page.locator("h1").inner_text()
+    context.close()

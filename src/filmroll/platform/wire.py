@@ -35,7 +35,7 @@ MAX_CALLBACK_VALUE = 2048
 TOKEN_REASONS = {
     458: "the owner removed the app from their Instagram account",
     459: "the owner must log in to Instagram to confirm their account",
-    460: "the owner changed their Instagram password (or Instagram reset the session for security)",
+    460: "the owner changed their Instagram password, or Instagram reset the session for security",
     463: "the token expired (it was not refreshed within 60 days)",
     464: "the owner's Instagram account is not confirmed",
     467: "the token was revoked (the owner logged out or withdrew access)",

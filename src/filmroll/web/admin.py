@@ -1,10 +1,13 @@
-"""The admin pages: sign-in, the accounts, *Connect* and *Sync now*, a connection's summary. Handlers stay thin:
+"""The admin pages: sign-in, the accounts, *Connect*, *Sync now*, *Refresh now* and *Copy reconnect link*, a
+connection's summary. Handlers stay thin:
 parse, call a use-case, render or redirect; signing in and CSRF are dependencies (``web/deps.py``)."""
 
 from __future__ import annotations
 
 import math
 import secrets
+from datetime import timedelta
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -13,8 +16,10 @@ from filmroll import errors
 from filmroll.service import accounts as account_service
 from filmroll.service import deletion
 from filmroll.service import media as media_service
+from filmroll.service.alerts import mint_link
 from filmroll.store import events
 from filmroll.store.tables import Account
+from filmroll.vocabulary import Outcome
 from filmroll.web import security
 from filmroll.web.deps import CheckedForm, CurrentAdmin, FormFields, OptionalAdmin, RowId, Web, secure, session_id
 from filmroll.web.rendering import STYLESHEET_PATH, Audience, page, problem, route_class
@@ -24,6 +29,7 @@ from filmroll.web.throttle import client_of
 def router() -> APIRouter:
     routes = APIRouter(route_class=route_class(Audience.ADMIN), include_in_schema=False)
     routes.add_api_route(STYLESHEET_PATH, stylesheet, methods=["GET"])
+    routes.add_api_route(COPY_SCRIPT_PATH, copy_script, methods=["GET"])
     routes.add_api_route("/", home, methods=["GET"])
     routes.add_api_route("/login", login_form, methods=["GET"])
     routes.add_api_route("/login", login, methods=["POST"])
@@ -31,6 +37,8 @@ def router() -> APIRouter:
     routes.add_api_route("/accounts", accounts_page, methods=["GET"])
     routes.add_api_route("/accounts/{account_id}", account_page, methods=["GET"])
     routes.add_api_route("/accounts/{account_id}/sync", sync_soon, methods=["POST"])
+    routes.add_api_route("/accounts/{account_id}/refresh", refresh_now, methods=["POST"])
+    routes.add_api_route("/accounts/{account_id}/reconnect-link", reconnect_link, methods=["POST"])
     routes.add_api_route("/accounts/{account_id}/delete", delete_account, methods=["POST"])
     routes.add_api_route("/connect", connect, methods=["POST"])
     routes.add_api_route("/connections/{event_id}", connection_summary, methods=["GET"])
@@ -39,6 +47,15 @@ def router() -> APIRouter:
 
 async def stylesheet(request: Request) -> Response:
     return Response(request.app.state.stylesheet, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+
+COPY_SCRIPT_PATH = "/static/copy-link.js"
+_COPY_SCRIPT = (Path(__file__).parent / "templates" / "copy-link.js").read_bytes
+
+
+async def copy_script() -> Response:
+    return Response(_COPY_SCRIPT(), media_type="text/javascript; charset=utf-8",
+                    headers={"Cache-Control": "max-age=3600"})
 
 
 async def home(admin: OptionalAdmin) -> Response:
@@ -91,10 +108,41 @@ async def logout(request: Request, web: Web, form: FormFields) -> Response:
     return response
 
 
-async def accounts_page(request: Request, web: Web, admin: CurrentAdmin) -> Response:
+async def accounts_page(request: Request, web: Web, admin: CurrentAdmin, refreshed: RowId | None = None) -> Response:
     listing = await account_service.listing(web.database)
     return page(request, "accounts.html", admin=admin, accounts=listing, now=web.database.clock.now(),
-                csrf_token=web.csrf.token(session_id(request, web) or ""))
+                csrf_token=web.csrf.token(session_id(request, web) or ""), refreshed=refreshed)
+
+
+async def refresh_now(request: Request, web: Web, form: CheckedForm, account_id: RowId) -> Response:
+    """*Refresh now*: the same leased, crash-marked refresh as `filmroll token refresh` and the workers."""
+    refresher = web.runtime.refresher(f"web:{form.admin.username}:{secrets.token_hex(3)}")
+    try:
+        report = await account_service.refresh_now(refresher, str(account_id))
+    except errors.AccountNotFoundError:
+        return problem(request, 404, "Not found", "There is no such account, or it holds no token.", "not_found")
+    except errors.AccountStateError as exc:
+        return problem(request, 409, "Not refreshed", exc.message, exc.status)
+    if report.outcome not in (Outcome.REFRESHED, Outcome.LOST_RACE):
+        reason = report.account.status_reason or report.account.refresh_error or "Instagram did not answer as expected"
+        return problem(request, 502, "Not refreshed", f"@{report.account.username}'s token was not refreshed: "
+                       f"{reason}. The workers try again by themselves.", str(report.outcome))
+    return RedirectResponse(f"/accounts?refreshed={account_id}", status_code=303)
+
+
+async def reconnect_link(request: Request, web: Web, form: CheckedForm, account_id: RowId) -> Response:
+    """*Copy reconnect link*: a single-use link to send the owner, shown once (it is a credential)."""
+    async with web.database.read() as session:
+        account = await session.get(Account, account_id)
+    if account is None:
+        return problem(request, 404, "Not found", "There is no such account.", "not_found")
+    settings = web.runtime.settings
+    secret, link = await mint_link(web.database, account_id, timedelta(days=settings.alerts.reconnect_link_days))
+    url = f"{settings.public_origin()}/reconnect?link={secret}"
+    response = page(request, "reconnect_link.html", admin=form.admin, account=account, url=url,
+                    expires_at=link.expires_at)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_id: RowId) -> Response:

@@ -307,5 +307,5 @@ async def test_the_worker_tells_operators_what_it_does_and_which_owner_must_act(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [f"@sandbox1 (account {ids[1]}) needs re-authorisation by its owner: the owner changed their "
                         "Instagram "
-                        "password (or Instagram reset the session for security)"]
+                        "password, or Instagram reset the session for security"]
     assert not [t for t in tokens if t in caplog.text]
