@@ -174,7 +174,12 @@ def test_a_keys_file_that_is_not_text_is_explained(cli):
 
 
 def test_ctrl_c_ends_connect_paste_at_once_without_a_traceback(cli):
-    process = cli.start("connect", "--paste", "--no-open")
+    # As from a terminal: Ctrl-C delivered. (A shell that runs this suite in the background, as `.ci/run &` would,
+    # starts its children with SIGINT ignored; Python then never turns it into KeyboardInterrupt.)
+    process = subprocess.Popen([sys.executable, "-m", "filmroll", "connect", "--paste", "--no-open"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=cli.env, cwd=cli.directory,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout is not None
     deadline = time.monotonic() + 30
     while "Copy the whole address" not in process.stdout.readline():
@@ -182,7 +187,7 @@ def test_ctrl_c_ends_connect_paste_at_once_without_a_traceback(cli):
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=10)
-    assert process.returncode == 130 and time.monotonic() - started < 10
+    assert process.returncode == 130 and time.monotonic() - started < 10, (process.returncode, err)
     assert "interrupted" in err and "Traceback" not in err and "Event loop is closed" not in err
 
 
@@ -249,3 +254,11 @@ def test_serve_and_connect_refuse_a_redirect_uri_they_cannot_receive(cli):
         plain = cli(*args, check=False)
         _no_traceback(plain)
         assert plain.returncode == 2 and "only to https:// addresses" in plain.stderr, plain.stderr
+
+
+def test_a_bad_imported_token_says_so_without_talk_of_reconnecting(cli):
+    result = cli("connect", "--token", stdin="IGAAthisisnotatoken0123456789\n", check=False)
+    _no_traceback(result)
+    assert result.returncode == 5 and "nothing was stored" in result.stderr and "Generate a new one" in result.stderr
+    assert "Reconnect" not in result.stderr and "IGAAthisisnotatoken" not in result.stderr
+    assert "no account is connected yet" in cli("accounts").stdout

@@ -137,7 +137,12 @@ class Connector:
 
     async def import_token(self, token: Secret, *, actor: str | None = None) -> Connected:
         """Adopt a long-lived token generated in Meta's App Dashboard, after checking it with ``/me``."""
-        profile = await self.instagram.me(token)
+        try:
+            profile = await self.instagram.me(token)
+        except errors.TokenInvalidError as exc:  # nothing is connected yet: there is no account to reconnect
+            raise errors.TokenInvalidError(f"Instagram does not accept this token ({exc.reason}); nothing was "
+                                           "stored. Generate a new one in the App Dashboard (Instagram → API setup "
+                                           "→ Generate token) and try again", reason=exc.reason) from None
         try:
             grant = await self.instagram.refresh(token)  # also tells us its true expiry
         except errors.RefreshTooEarlyError:
