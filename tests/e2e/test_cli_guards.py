@@ -5,6 +5,7 @@ exit code, and changes nothing. Then a hypothesis fuzz over arguments and enviro
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -262,3 +263,22 @@ def test_a_bad_imported_token_says_so_without_talk_of_reconnecting(cli):
     assert result.returncode == 5 and "nothing was stored" in result.stderr and "Generate a new one" in result.stderr
     assert "Reconnect" not in result.stderr and "IGAAthisisnotatoken" not in result.stderr
     assert "no account is connected yet" in cli("accounts").stdout
+
+
+def test_a_full_sync_that_stores_nothing_of_a_non_empty_account_does_not_exit_0(cli, sandbox):
+    cli("connect", "--token", stdin=sandbox.control.mint_token(16, kind="long")["access_token"] + "\n")
+    username = sandbox.control.account(16)["username"]
+    account = sandbox.control.account(16)
+    assert account["media_count"] == 21
+    profile = {"id": account["ig_id"], "user_id": account["ig_id"], "username": username, "account_type": "BUSINESS",
+               "media_count": account["media_count"], "media": {"data": []}}
+    sandbox.control.add_fault("body", endpoint="user", status=200, message=json.dumps(profile))
+    sandbox.control.add_fault("body", endpoint="media_list", status=200, message='{"data": []}')
+    try:
+        result = cli("sync", f"@{username}", "--full", check=False)
+    finally:
+        sandbox.control.clear_faults()
+    _no_traceback(result)
+    assert result.returncode == 4 and "counts 21 posts" in result.stderr and "but listed none" in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert cli("sync", f"@{username}", "--full").returncode == 0  # Instagram lists them again: stored, exit 0

@@ -131,3 +131,12 @@ def test_the_readme_set_up_runs_as_written(tmp_path):
         if sandbox is not None:
             sandbox.control.close()
     assert (tmp_path / "filmroll.keys").stat().st_mode & 0o077 == 0
+
+
+def test_every_link_in_the_readme_resolves_inside_the_repository():
+    text = (ROOT / "README.md").read_text()
+    links = [target for target in re.findall(r"\]\(([^)\s]+)\)", text) if not target.startswith(("http", "#"))]
+    assert links  # it does link the docs
+    for target in links:
+        resolved = (ROOT / target.split("#")[0]).resolve()
+        assert resolved.is_relative_to(ROOT) and resolved.exists(), target
