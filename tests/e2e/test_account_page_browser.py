@@ -107,5 +107,9 @@ def test_the_accounts_list_reads_well_on_a_phone_and_a_desktop_and_copies_a_reco
         page.click("#copy-link")
         page.wait_for_function("document.getElementById('copied').textContent.length > 0")
         assert accessibility_violations(page) == []
+        for width, height, name in ((1280, 900, "desktop"), (390, 844, "phone")):
+            page.set_viewport_size({"width": width, "height": height})
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= width
+            page.screenshot(path=str(tmp_path / f"reconnect-link-{name}.png"))
         assert "@sandbox12" in page.locator("h1").inner_text()
     context.close()

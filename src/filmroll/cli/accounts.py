@@ -102,6 +102,18 @@ _REFRESH_FAILED = {
 }
 
 
+def _fail_on(report: RefreshReport, failures: dict[Outcome, tuple[str, ExitStatus]], said: str, *,
+             other_detail: str | None = None) -> None:
+    """Stop with the outcome's message and exit code when it is one of ``failures`` (the reason, for needs_reauth)."""
+    if report.outcome not in failures:
+        return
+    view = report.account
+    what, status = failures[report.outcome]
+    detail = view.status_reason if report.outcome == Outcome.NEEDS_REAUTH else other_detail
+    fail(f"@{view.username}{said}: {what}" + (f" ({detail})" if detail else ""), status,
+         account=f"@{view.username}", id=view.id, outcome=str(report.outcome))
+
+
 @token_app.command("refresh")
 def refresh(account: str = typer.Argument(..., help="id, @username or slug"),
             as_json: bool = typer.Option(False, "--json", help="Machine-readable answer (failures too), on stdout"),
@@ -119,11 +131,7 @@ def refresh(account: str = typer.Argument(..., help="id, @username or slug"),
 
     report = run(body())
     view = report.account
-    if report.outcome in _REFRESH_FAILED:
-        what, status = _REFRESH_FAILED[report.outcome]
-        detail = view.status_reason if report.outcome == Outcome.NEEDS_REAUTH else view.refresh_error
-        fail(f"@{view.username}'s token was not refreshed: {what}" + (f" ({detail})" if detail else ""), status,
-             account=f"@{view.username}", id=view.id, outcome=str(report.outcome))
+    _fail_on(report, _REFRESH_FAILED, "'s token was not refreshed", other_detail=view.refresh_error)
     if as_json:
         emit({"ok": True, "account": f"@{view.username}", "id": view.id, "outcome": str(report.outcome),
               "refreshed_by": "a worker, meanwhile" if report.outcome == Outcome.LOST_RACE else "this command",
@@ -159,11 +167,7 @@ def probe(account: str = typer.Argument(..., help="id, @username or slug"),
 
     report = run(body())
     view = report.account
-    if report.outcome in _PROBE_FAILED:
-        what, status = _PROBE_FAILED[report.outcome]
-        detail = view.status_reason if report.outcome == Outcome.NEEDS_REAUTH else None
-        fail(f"@{view.username}'s token check failed: {what}" + (f" ({detail})" if detail else ""), status,
-             account=f"@{view.username}", id=view.id, outcome=str(report.outcome))
+    _fail_on(report, _PROBE_FAILED, "'s token check failed")
     if as_json:
         emit({"ok": True, "account": f"@{view.username}", "id": view.id, "outcome": str(report.outcome),
               "token_expires_at": view.token_expires_at})

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from filmroll.store.database import Database
 
 T = TypeVar("T")
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}  # a redirect URI's host on this machine
 # Not a terminal (a script, a pipe, a log): lines are never wrapped at rich's default 80 columns.
 console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
 err_console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())

@@ -24,7 +24,18 @@ from urllib.parse import urlsplit
 import typer
 
 from filmroll import errors
-from filmroll.cli.common import ExitStatus, console, emit, err_console, fail, json_output, read_secret, run, settings
+from filmroll.cli.common import (
+    LOCAL_HOSTS,
+    ExitStatus,
+    console,
+    emit,
+    err_console,
+    fail,
+    json_output,
+    read_secret,
+    run,
+    settings,
+)
 from filmroll.secret import Secret
 
 if TYPE_CHECKING:
@@ -34,7 +45,6 @@ if TYPE_CHECKING:
     from filmroll.runtime import Runtime
     from filmroll.service.connect import Connected, Connector
 
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 PAGE = ("<!doctype html><html><head><meta charset='utf-8'><meta name='referrer' content='no-referrer'>"
         "<title>filmroll</title></head><body style='font-family:sans-serif;margin:3em'><h1>{title}</h1>"
         "<p>{text}</p></body></html>")

@@ -22,9 +22,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from filmroll.cli.common import ExitStatus, console, err_console, fail, settings
-
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+from filmroll.cli.common import LOCAL_HOSTS, ExitStatus, console, err_console, fail, settings
 
 
 def serve(

@@ -187,15 +187,8 @@ async def refresh_now(refresher: Refresher, ref: str, *, lease: timedelta = EDGE
         claim = await leases.claim_refresh(session, account.id, owner=refresher.owner, now=await database.now(),
                                            lease=lease)
     if claim is None:
-        async with database.read() as session:
-            held = await tokens.get(session, account.id)
-        until = f" (its lease runs until {held.lease_until:%H:%M:%S} UTC)" if held and held.lease_until else ""
-        raise errors.AccountStateError(f"a worker is refreshing or probing @{account.username}'s token right "
-                                       f"now{until}; try again after that", status="busy")
-    outcome = await under_lease(database, leases.TOKEN, account.id, owner=refresher.owner, duration=lease,
-                                 work=refresher.run(claim))
-    async with database.read() as session:
-        return RefreshReport(outcome, await _view(session, account.id))
+        raise await _token_busy(database, account)
+    return await _run_token_job(database, account.id, owner=refresher.owner, lease=lease, work=refresher.run(claim))
 
 
 async def probe_now(prober: Prober, ref: str, *, lease: timedelta = EDGE_LEASE) -> RefreshReport:
@@ -208,16 +201,27 @@ async def probe_now(prober: Prober, ref: str, *, lease: timedelta = EDGE_LEASE) 
         claim = await leases.claim_probe(session, account.id, owner=prober.owner, now=await database.now(),
                                          lease=lease)
     if claim is None:
-        async with database.read() as session:
-            held = await tokens.get(session, account.id)
-        if held is None:
-            raise no_token(account)
-        raise errors.AccountStateError(f"a worker is refreshing or probing @{account.username}'s token right now; "
-                                       "try again after that", status="busy")
-    outcome = await under_lease(database, leases.TOKEN, account.id, owner=prober.owner, duration=lease,
-                                work=prober.run(claim))
+        raise await _token_busy(database, account)
+    return await _run_token_job(database, account.id, owner=prober.owner, lease=lease, work=prober.run(claim))
+
+
+async def _token_busy(database: Database, account: Account) -> errors.FilmrollError:
+    """Why the token's lease could not be taken: there is no token, or a worker holds it (until when)."""
     async with database.read() as session:
-        return RefreshReport(outcome, await _view(session, account.id))
+        held = await tokens.get(session, account.id)
+    if held is None:
+        return no_token(account)
+    until = f" (its lease runs until {held.lease_until:%H:%M:%S} UTC)" if held.lease_until else ""
+    return errors.AccountStateError(f"a worker is refreshing or probing @{account.username}'s token right "
+                                    f"now{until}; try again after that", status="busy")
+
+
+async def _run_token_job(database: Database, account_id: int, *, owner: str, lease: timedelta,
+                         work: Awaitable[Outcome]) -> RefreshReport:
+    """A refresh or probe from an edge, under the token lease it claimed (renewed while it runs)."""
+    outcome = await under_lease(database, leases.TOKEN, account_id, owner=owner, duration=lease, work=work)
+    async with database.read() as session:
+        return RefreshReport(outcome, await _view(session, account_id))
 
 
 async def disconnect(database: Database, ref: str, *, actor: str | None) -> AccountView:
