@@ -85,6 +85,10 @@ def test_published_feeds_served_by_nginx_are_the_same_bytes_and_a_republish_writ
         make_served_feed(admin, database_url, feed_service.FeedSpec("Other", "other", ("2",), post_limit=4))
         first = _publish(app, site)
         assert first["feeds"] == ["bakery", "other"] and first["missing"] == [] and first["media_written"] > 0
+        for slug in ("bakery", "other"):  # a feed's JSON is written last: seeing it means the rest is in place
+            rest = [p.stat().st_mtime_ns for p in [*(site / "feeds" / slug).rglob("*"), site / "feeds" / f"{slug}.html"]
+                    if p.is_file()]
+            assert len(rest) > 2 and (site / "feeds" / f"{slug}.json").stat().st_mtime_ns >= max(rest)
         nginx, served = _nginx(site, tmp_path)
         try:
             url, pages = "/feeds/bakery.json", 0
