@@ -74,6 +74,9 @@ class Claim(Protocol):
     @property
     def leased_id(self) -> int: ...
 
+    @property
+    def label(self) -> str: ...  # what the logs call it: "@bakery", "feed bakery", "deletion request …"
+
 
 @dataclass(frozen=True)
 class Job:
@@ -172,6 +175,7 @@ class Worker:
         self.health = health or DatabaseHealth()
         self.stats = WorkerStats()
         self._in_flight: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._labels: dict[tuple[str, int], str] = {}  # of the jobs in flight
         self._vouched_until: dict[tuple[str, int], float] = {}  # monotonic: when we last knew the lease good until
         # Leases of jobs an outage interrupted, given back once the database answers (or they would sit out their
         # whole lease period before anyone, this worker included, could retry them).
@@ -287,6 +291,7 @@ class Worker:
         key = (job.kind, claim.leased_id)
         task = asyncio.create_task(self._one(job, claim))
         self._in_flight[key] = task
+        self._labels[key] = claim.label
         task.add_done_callback(lambda _t, key=key: self._finished(key))  # type: ignore[misc]
 
     async def _one(self, job: Job, claim: Claim) -> None:
@@ -302,8 +307,7 @@ class Worker:
             else:
                 # Treated as a crash of this one job: its lease is left to expire rather than given back, so a bug
                 # costs one attempt per lease period instead of a tight loop of claim, call Instagram, fail.
-                log.exception("%s of account %s failed unexpectedly; retried once its lease expires", job.kind,
-                              claim.leased_id)
+                log.exception("%s of %s failed unexpectedly; retried once its lease expires", job.kind, claim.label)
                 self.stats.crashed += 1
                 outcome = Outcome.CRASHED
         self.stats.outcomes[outcome] += 1
@@ -333,6 +337,7 @@ class Worker:
 
     def _finished(self, key: tuple[str, int]) -> None:
         self._in_flight.pop(key, None)
+        self._labels.pop(key, None)
         self._vouched_until.pop(key, None)
         self._freed.set()
 
@@ -399,7 +404,8 @@ class Worker:
                     self._vouched_until[(job.kind, ident)] = started + self._trust()
             for lost in set(held) - kept:
                 if (job.kind, lost) in self._in_flight:  # a job that just finished released its own lease
-                    log.warning("%s lease on account %s was lost; its result will not be written", job.kind, lost)
+                    log.warning("%s lease on %s was lost; its result will not be written", job.kind,
+                                self._labels.get((job.kind, lost), lost))
         self.health.answered()
 
     def _abandon_unvouched(self) -> None:

@@ -137,7 +137,7 @@ class Alerter:
                 return Outcome.ALERT_FAILED
             await leases.alert_finished(session, claim.alert_id, owner=self.owner, attempts=attempts,
                                         last_error=error, next_attempt_at=now + self._delay(attempts))
-        log.info("alert %s for account %s not delivered (%s); retrying", claim.alert_id, claim.account_id, error)
+        log.info("%s not delivered (%s); retrying", claim.label, error)
         return Outcome.ALERT_RETRY
 
     def _payload(self, claim: AlertClaim, account: Account, token: Token | None, secret: str,

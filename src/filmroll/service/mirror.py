@@ -148,7 +148,7 @@ class Mirror:
         """Record the pass; ``stored``: it worked on posts, so the account's feeds show more (or fresher) pictures."""
         async with self.database.transaction() as session:
             if not await leases.mirrored(session, owner=self.owner, account_id=claim.account_id, values=values):
-                log.warning("stale_lease: the mirror pass of account %s was taken over", claim.account_id)
+                log.warning("stale_lease: the mirror pass of %s was taken over", claim.label)
             elif stored:
                 await feed_store.touch(session, [claim.account_id], self.database.clock.now())
 
@@ -252,7 +252,7 @@ class Mirror:
         return rows
 
     async def _refused(self, claim: leases.MirrorClaim, post: PendingPost, why: str, now: datetime) -> None:
-        log.warning("account %s, post %s: %s", claim.account_id, post.ig_media_id, why)
+        log.warning("%s, post %s: %s", claim.label, post.ig_media_id, why)
         async with self.database.transaction() as session:
             await file_store.mark_failed(session, post.media_id, f"refused: {why}", attempts=self.policy.max_attempts)
             await events.record(session, "media.refused", f"post {post.ig_media_id} was not mirrored: {why}",
@@ -302,8 +302,8 @@ class Mirror:
                 # Should Instagram list such a post again, it is mirrored again.
                 await file_store.unmirror(session, claim.account_id, {f.ig_media_id for f in gone})
             await self.storage.delete([f.storage_key for f in gone])
-            log.info("account %s: %d file(s) of deleted posts or of the disconnected account removed",
-                     claim.account_id, len(gone))
+            log.info("%s: %d file(s) of deleted posts or of the disconnected account removed", claim.label,
+                     len(gone))
         if self.policy.variant_budget_bytes:
             await self._evict(claim, now)
         async with self.database.read() as session:

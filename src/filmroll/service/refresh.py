@@ -88,9 +88,8 @@ class Refresher:
                 # Too early for a token we stored over a day ago: Instagram refreshed it since (the same string
                 # back, in an answer lost to a crash). When that was is unknown; retrying at the stale time would
                 # call again at once, for ever, so back off like any failure until the day has passed.
-                log.warning("account %s: Instagram says its token was refreshed in the last 24 hours although the "
-                            "stored one is older (a refresh whose answer was lost); retrying with backoff",
-                            claim.account_id)
+                log.warning("%s: Instagram says its token was refreshed in the last 24 hours although the "
+                            "stored one is older (a refresh whose answer was lost); retrying with backoff", claim.label)
                 return await self._retry(claim, exc)
             async with self.database.transaction() as session:
                 await leases.reschedule(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
@@ -106,7 +105,7 @@ class Refresher:
         store.add_done_callback(self._stores.discard)
         stored = await asyncio.shield(store)
         if not stored:
-            log.warning("stale_lease: account %s was taken over while refreshing; wrote nothing", claim.account_id)
+            log.warning("stale_lease: %s was taken over while refreshing; wrote nothing", claim.label)
             return Outcome.STALE_LEASE
         self.faults.hit("after_commit_before_release")
         try:
@@ -127,8 +126,8 @@ class Refresher:
                 if not is_unavailable(exc) or time.monotonic() >= deadline:
                     raise
                 if failures == 0:
-                    log.warning("the database is unavailable (%s): the refreshed token of account %s is held in "
-                                "memory and its write retried", type(exc).__name__, claim.account_id)
+                    log.warning("the database is unavailable (%s): the refreshed token of %s is held in memory and "
+                                "its write retried", type(exc).__name__, claim.label)
                 await asyncio.sleep(_STORE_RETRY.delay(failures, self.rng).total_seconds())
                 failures += 1
 
@@ -155,7 +154,7 @@ class Refresher:
         return row is None or row.version != claim.version
 
     async def _lost_race(self, claim: leases.RefreshClaim) -> Outcome:
-        log.info("account %s was refreshed by someone else meanwhile; not a dead token", claim.account_id)
+        log.info("%s was refreshed by someone else meanwhile; not a dead token", claim.label)
         async with self.database.transaction() as session:
             await leases.TOKEN.release(session, [claim.account_id], owner=self.owner)
         return Outcome.LOST_RACE

@@ -104,8 +104,7 @@ class Syncer:
             return await self._finish(claim, profile, gone if full else None, written, started, insights_taken,
                                       newest)
         except _StaleLease:
-            log.warning("stale_lease: the sync of account %s was taken over; its bookkeeping was not written",
-                        claim.account_id)
+            log.warning("stale_lease: the sync of %s was taken over; its bookkeeping was not written", claim.label)
             return Outcome.STALE_LEASE
 
     async def _catch_up(self, claim: leases.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
@@ -174,8 +173,8 @@ class Syncer:
             except errors.NotFoundError:
                 gone.append(media_id)
         if len(missing) > len(gone):
-            log.info("account %s: %d stored post(s) were not listed by Instagram; %d confirmed gone by id, the rest "
-                     "kept", claim.account_id, len(missing), len(gone))
+            log.info("%s: %d stored post(s) were not listed by Instagram; %d confirmed gone by id, the rest kept",
+                     claim.label, len(missing), len(gone))
         return gone
 
     async def _insights(self, claim: leases.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
@@ -246,7 +245,7 @@ class Syncer:
                 await events.record(session, "sync.recovered",
                                     f"syncing works again (it had failed since {claim.stale_since:%Y-%m-%d %H:%M} "
                                     "UTC)", at=started, account_id=claim.account_id, actor=self.owner)
-        log.debug("account %s synced: %s written, %s deleted", claim.account_id, written, deleted)
+        log.debug("%s synced: %s written, %s deleted", claim.label, written, deleted)
         return Outcome.SYNCED_FULL if full_gone is not None else Outcome.SYNCED
 
     def _interval(self, claim: leases.SyncClaim) -> timedelta:

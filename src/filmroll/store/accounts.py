@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
@@ -93,3 +93,16 @@ async def last_instagram_activity(session: AsyncSession) -> tuple[int, datetime 
         select(func.max(Account.connected_at), func.max(Account.last_synced_at)))).one()
     found = [t for t in (refreshed, probed, connected, synced) if t is not None]
     return tokens_held, max(found) if found else None
+
+
+def label(account_id: int, username: str | None) -> str:
+    """How logs name an account: ``@username``, or ``account N`` before its profile is known."""
+    return f"@{username}" if username else f"account {account_id}"
+
+
+async def usernames(session: AsyncSession, account_ids: Sequence[int]) -> dict[int, str | None]:
+    """The usernames of ``account_ids``, for the claims of tables other than ``accounts`` (their logs name them)."""
+    if not account_ids:
+        return {}
+    rows = await session.execute(select(Account.id, Account.username).where(Account.id.in_(list(account_ids))))
+    return {account_id: username for account_id, username in rows}

@@ -68,6 +68,10 @@ class DeletionClaim:
     def leased_id(self) -> int:
         return self.id
 
+    @property
+    def label(self) -> str:
+        return f"deletion request {self.code}"
+
 
 async def claim(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                 limit: int) -> list[DeletionClaim]:

@@ -23,9 +23,10 @@ still lands its write afterwards if nobody took the row over meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, Table, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +40,7 @@ from filmroll.vocabulary import AccountStatus, AlertStatus, FailureKind
 
 _ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
 _TOKENS: Table = Token.__table__  # type: ignore[assignment]
+_T = TypeVar("_T", "RefreshClaim", "ProbeClaim")
 _ALERTS: Table = Alert.__table__  # type: ignore[assignment]
 
 
@@ -62,14 +64,27 @@ class RefreshClaim:
     refresh_failures: int
     refresh_started_at: datetime | None
     lease_until: datetime
+    username: str | None = None
 
     @property
     def leased_id(self) -> int:
         return self.account_id
 
+    @property
+    def label(self) -> str:
+        return accounts.label(self.account_id, self.username)
+
 
 _REFRESH_RETURNS = ("account_id", "version", "ciphertext", "key_id", "issued_at", "expires_at", "refresh_failures",
                     "refresh_started_at")
+
+
+async def _token_claims(session: AsyncSession, kind: type[_T], returns: tuple[str, ...], rows: Sequence[Any],
+                        until: datetime) -> list[_T]:
+    """Claims from the rows a token lease returned, with their accounts' usernames (for the logs)."""
+    names = await accounts.usernames(session, [row[0] for row in rows])
+    return [kind(**dict(zip(returns, row, strict=True)), lease_until=until, username=names.get(row[0]))
+            for row in rows]
 
 
 def _active() -> ColumnElement[bool]:
@@ -86,7 +101,7 @@ async def claim_refreshes(session: AsyncSession, *, owner: str, now: datetime, l
            .with_for_update(skip_locked=True, of=Token))
     until = now + lease
     rows = await TOKEN.take(session, due, owner=owner, until=until, returning=_REFRESH_RETURNS)
-    return [RefreshClaim(**dict(zip(_REFRESH_RETURNS, row, strict=True)), lease_until=until) for row in rows]
+    return await _token_claims(session, RefreshClaim, _REFRESH_RETURNS, rows, until)
 
 
 async def claim_refresh(session: AsyncSession, account_id: int, *, owner: str, now: datetime,
@@ -97,7 +112,8 @@ async def claim_refresh(session: AsyncSession, account_id: int, *, owner: str, n
               .with_for_update(skip_locked=True))
     until = now + lease
     rows = await TOKEN.take(session, chosen, owner=owner, until=until, returning=_REFRESH_RETURNS)
-    return RefreshClaim(**dict(zip(_REFRESH_RETURNS, rows[0], strict=True)), lease_until=until) if rows else None
+    claims = await _token_claims(session, RefreshClaim, _REFRESH_RETURNS, rows, until)
+    return claims[0] if claims else None
 
 
 @dataclass(frozen=True)
@@ -107,10 +123,15 @@ class ProbeClaim:
     ciphertext: bytes
     key_id: str
     lease_until: datetime
+    username: str | None = None
 
     @property
     def leased_id(self) -> int:
         return self.account_id
+
+    @property
+    def label(self) -> str:
+        return accounts.label(self.account_id, self.username)
 
 
 _PROBE_RETURNS = ("account_id", "version", "ciphertext", "key_id")
@@ -126,7 +147,7 @@ async def claim_probes(session: AsyncSession, *, owner: str, now: datetime, leas
            .with_for_update(skip_locked=True, of=Token))
     until = now + lease
     rows = await TOKEN.take(session, due, owner=owner, until=until, returning=_PROBE_RETURNS)
-    return [ProbeClaim(**dict(zip(_PROBE_RETURNS, row, strict=True)), lease_until=until) for row in rows]
+    return await _token_claims(session, ProbeClaim, _PROBE_RETURNS, rows, until)
 
 
 async def claim_probe(session: AsyncSession, account_id: int, *, owner: str, now: datetime,
@@ -137,7 +158,8 @@ async def claim_probe(session: AsyncSession, account_id: int, *, owner: str, now
               .with_for_update(skip_locked=True))
     until = now + lease
     rows = await TOKEN.take(session, chosen, owner=owner, until=until, returning=_PROBE_RETURNS)
-    return ProbeClaim(**dict(zip(_PROBE_RETURNS, rows[0], strict=True)), lease_until=until) if rows else None
+    claims = await _token_claims(session, ProbeClaim, _PROBE_RETURNS, rows, until)
+    return claims[0] if claims else None
 
 
 _PROBED = (
@@ -215,10 +237,15 @@ class SyncClaim:
     key_id: str
     permissions: str
     lease_until: datetime
+    username: str | None = None
 
     @property
     def leased_id(self) -> int:
         return self.account_id
+
+    @property
+    def label(self) -> str:
+        return accounts.label(self.account_id, self.username)
 
 
 def _sync_due(now: datetime) -> Select[Any]:
@@ -245,7 +272,7 @@ async def claim_sync(session: AsyncSession, account_id: int, *, owner: str, now:
 
 
 _SYNC_RETURNS = ("id", "ig_user_id", "full_synced_at", "sync_failures", "sync_interval_minutes", "insights_at",
-                 "media_fingerprint", "stale_since")
+                 "media_fingerprint", "stale_since", "username")
 
 
 async def _lease_syncs(session: AsyncSession, chosen: Select[Any], *, owner: str, until: datetime) -> list[SyncClaim]:
@@ -305,10 +332,15 @@ class AlertClaim:
     reason: str
     created_at: datetime
     attempts: int
+    username: str | None = None
 
     @property
     def leased_id(self) -> int:
         return self.alert_id
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} alert {self.alert_id} for {accounts.label(self.account_id, self.username)}"
 
 
 async def claim_alerts(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
@@ -317,7 +349,9 @@ async def claim_alerts(session: AsyncSession, *, owner: str, now: datetime, leas
            .order_by(Alert.next_attempt_at).limit(limit).with_for_update(skip_locked=True))
     columns = ("id", "account_id", "kind", "token_version", "reason", "created_at", "attempts")
     rows = await ALERT.take(session, due, owner=owner, until=now + lease, returning=columns)
-    return [AlertClaim(**dict(zip(("alert_id", *columns[1:]), row, strict=True))) for row in rows]
+    names = await accounts.usernames(session, [row[1] for row in rows])
+    return [AlertClaim(**dict(zip(("alert_id", *columns[1:]), row, strict=True)), username=names.get(row[1]))
+            for row in rows]
 
 
 async def alert_finished(session: AsyncSession, alert_id: int, *, owner: str, **values: object) -> bool:
@@ -341,13 +375,19 @@ class MirrorClaim:
     ciphertext: bytes | None  # None once the token is gone: stored URLs are all there is
     key_id: str | None
     lease_until: datetime
+    username: str | None = None
 
     @property
     def leased_id(self) -> int:
         return self.account_id
 
+    @property
+    def label(self) -> str:
+        return accounts.label(self.account_id, self.username)
 
-_MIRROR_RETURNS = ("id", "status", "profile_picture_url", "mirror_failures", "updated_at", "mirror_collected_at")
+
+_MIRROR_RETURNS = ("id", "status", "profile_picture_url", "mirror_failures", "updated_at", "mirror_collected_at",
+                   "username")
 
 
 async def claim_mirrors(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
@@ -377,8 +417,8 @@ async def _lease_mirrors(session: AsyncSession, chosen: Select[Any], *, owner: s
     sealed: dict[int, tuple[bytes | None, str | None]] = {row[0]: (row[1], row[2]) for row in await session.execute(
         select(Token.account_id, Token.ciphertext, Token.key_id).where(Token.account_id.in_([r[0] for r in claimed])))}
     return [MirrorClaim(account_id, status, picture, failures, updated_at, collected,
-                        *sealed.get(account_id, (None, None)), lease_until=until)
-            for account_id, status, picture, failures, updated_at, collected in claimed]
+                        *sealed.get(account_id, (None, None)), lease_until=until, username=username)
+            for account_id, status, picture, failures, updated_at, collected, username in claimed]
 
 
 async def mirrored(session: AsyncSession, *, owner: str, account_id: int, values: dict[str, object]) -> bool:
@@ -404,6 +444,10 @@ class PublishClaim:
     @property
     def leased_id(self) -> int:
         return self.feed_id
+
+    @property
+    def label(self) -> str:
+        return f"feed {self.slug}"
 
 
 def feed_version() -> Any:

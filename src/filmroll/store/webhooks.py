@@ -37,6 +37,10 @@ class WebhookClaim:
     def leased_id(self) -> int:
         return self.id
 
+    @property
+    def label(self) -> str:
+        return f"webhook delivery {self.id}"
+
 
 async def claim(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
                 limit: int) -> list[WebhookClaim]:

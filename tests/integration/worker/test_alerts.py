@@ -75,6 +75,7 @@ async def test_failed_deliveries_are_retried_later_and_their_links_never_work(ha
     assert [await harness.link_state(url) for url in urls] == ["unknown_link", "unknown_link", "usable"]
     # Neither the webhook URL (it may be a credential) nor its secret nor a link reaches a log.
     logged = caplog.text
+    assert "alert 1 for @sandbox0 not delivered (HTTP 500); retrying" in logged  # named as the operator knows it
     assert "filmroll-hook-path-secret" not in logged and WEBHOOK_SECRET not in logged
     assert all(parse_qs(urlsplit(url).query)["link"][0] not in logged for url in urls)
 

@@ -263,8 +263,9 @@ async def test_refresh_and_probe_never_run_on_one_account_at_once(harness, sandb
                 assert probe["ended"] <= refresh["started"] or refresh["ended"] <= probe["started"]
 
 
-async def test_a_job_that_fails_unexpectedly_keeps_its_lease_until_it_expires(harness, sandbox):
+async def test_a_job_that_fails_unexpectedly_keeps_its_lease_until_it_expires(harness, sandbox, caplog):
     import asyncio
+    import logging
 
     from filmroll.store import leases
     from filmroll.worker import Job
@@ -281,6 +282,8 @@ async def test_a_job_that_fails_unexpectedly_keeps_its_lease_until_it_expires(ha
                     lease=timedelta(seconds=30))
     stats = await asyncio.wait_for(worker.run(asyncio.Event(), until_idle=True), 60)  # a retry loop never idles
     assert stats.crashed == 2 and sorted(attempts) == sorted(ids)  # once each: no tight retry loop
+    crashes = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+    assert crashes == [f"probe of @sandbox{i} failed unexpectedly; retried once its lease expires" for i in (0, 1)]
     tokens = await harness.tokens()
     for account_id in ids:
         assert tokens[account_id].lease_owner == "worker-a"  # left to expire, not handed straight back
