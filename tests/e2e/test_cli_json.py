@@ -65,3 +65,23 @@ def test_a_script_gets_json_and_the_documented_exit_code_for_every_outcome(cli, 
         assert again.returncode == 5 and _answer(again)["error"] == "needs_reauth", (args, again.stdout)
     doctor = cli("doctor", "--offline", "--json", check=False)
     assert doctor.returncode == 0 and {c["name"] for c in _answer(doctor)["checks"]} >= {"database reachable"}
+
+
+def test_every_listing_answers_in_json_and_never_with_a_token(cli, sandbox):
+    cli("connect", "--token", stdin=sandbox.control.mint_token(3, kind="long")["access_token"] + "\n")
+    username = sandbox.control.account(3)["username"]
+    (account,) = json.loads(cli("accounts", "--json").stdout)
+    assert account["username"] == username and account["status"] == "active"
+    shown = cli("token", "show", f"@{username}", "--json")
+    facts = json.loads(shown.stdout)
+    assert facts["id"] == account["id"] and facts["token_expires_at"] == account["token_expires_at"]
+    (key,) = json.loads(cli("keys", "list", "--json").stdout)
+    assert key["role"] == "encrypts" and key["tokens"] == 1 and re.fullmatch(r"[0-9a-zA-Z_-]+", key["key_id"])
+    cli("feeds", "create", "Bakery", "--account", f"@{username}")
+    (feed,) = json.loads(cli("feeds", "list", "--json").stdout)
+    assert feed["slug"] == "bakery" and feed["urls"]["json"].endswith("/feeds/bakery.json")
+    assert json.loads(cli("media", f"@{username}", "--json").stdout) == []  # not synced yet
+    both = cli("token", "show", f"@{username}", "--json", "--reveal", check=False)
+    assert both.returncode == 8 and "choose one" in both.stderr
+    secret = cli("token", "show", f"@{username}", "--reveal").stdout.strip()
+    assert len(secret) > 20 and secret not in shown.stdout + both.stdout + both.stderr

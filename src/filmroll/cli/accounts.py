@@ -177,8 +177,11 @@ def probe(account: str = typer.Argument(..., help="id, @username or slug"),
 
 @token_app.command("show")
 def show(account: str = typer.Argument(..., help="id, @username or slug"),
-         reveal: bool = typer.Option(False, "--reveal", help="Print the token itself (for a script)")) -> None:
+         reveal: bool = typer.Option(False, "--reveal", help="Print the token itself (for a script)"),
+         as_json: bool = typer.Option(False, "--json", help="Machine-readable facts (never the token)")) -> None:
     """Show a token's facts; with --reveal, print the token itself on stdout and nothing else."""
+    if reveal and as_json:
+        fail("--reveal prints the token alone; --json prints its facts: choose one", ExitStatus.INVALID)
     open_runtime, account_service = _lazy()
 
     async def body() -> tuple[AccountView, str | None]:
@@ -192,6 +195,9 @@ def show(account: str = typer.Argument(..., help="id, @username or slug"),
     view, plain = run(body())
     if plain is not None:
         typer.echo(plain)  # the explicit way to hand a token to a script: stdout only, nothing else
+        return
+    if as_json:
+        typer.echo(json.dumps(_json(view, settings().sync.interval_minutes), indent=2))
         return
     console.print(f"@{view.username} ({view.status}); token expires in {_expires_in(view)}; permissions: "
                   f"{', '.join(view.permissions) or 'unknown'}. Use --reveal to print it.")

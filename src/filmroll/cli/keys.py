@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -95,7 +96,7 @@ def reencrypt() -> None:
 
 
 @app.command("list")
-def list_keys() -> None:
+def list_keys(as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
     """Key ids in the keyring and how many stored tokens use each."""
     current = settings()
     keyring = load_keyring(Secret(current.vault.keys.get_secret_value()), current.vault.keys_file)
@@ -107,6 +108,12 @@ def list_keys() -> None:
             return await key_service.usage(opened)
 
     usage = run(body())
+    if as_json:
+        roles = {**{i: "decrypts" for i in keyring.ids}, keyring.primary_id: "encrypts",
+                 **{i: "missing" for i in set(usage) - set(keyring.ids)}}
+        typer.echo(json.dumps([{"key_id": i, "role": role, "tokens": usage.get(i, 0)} for i, role in roles.items()],
+                              indent=2))
+        return
     for ident in keyring.ids:
         role = "encrypts" if ident == keyring.primary_id else "decrypts"
         console.print(f"{ident}  {role}  {usage.get(ident, 0)} token(s)")
