@@ -150,6 +150,22 @@ def test_doctor(cli, sandbox):
     assert "keys generate" in cli("doctor", "--offline", check=False).stdout
 
 
+def test_a_wrong_app_secret_is_named_at_the_first_connect_and_doctor_says_it_cannot_tell(cli, sandbox):
+    wrong = "".join("0" if c != "0" else "1" for c in sandbox.app_secret)  # well-formed, not the app's
+    cli.env["FILMROLL_INSTAGRAM__APP_SECRET"] = wrong
+    doctor = cli("doctor", "--offline", check=False)
+    assert doctor.returncode == 0 and "cannot be checked without an owner's sign-in" in doctor.stdout
+    process = cli.start("connect", "--paste")
+    process.stdin.write(owner_allows(sandbox, _authorize_url(process), account=22) + "\n")
+    process.stdin.flush()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2, (out, err)  # a configuration error
+    assert "rejected the app credentials: Error validating client secret. Use the Instagram app ID and secret" \
+        in " ".join((out + err).split()) and "Traceback" not in out + err
+    assert wrong not in out + err and sandbox.app_secret not in out + err
+    assert cli("accounts", "--json").stdout.strip() == "[]"  # nothing stored
+
+
 def _quiet_for(database_url: str, days: int) -> None:
     """Every sign that a token reached Instagram moved ``days`` back, as after a long time with no worker."""
     from sqlalchemy import select

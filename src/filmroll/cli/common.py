@@ -33,7 +33,7 @@ class ExitStatus(IntEnum):
 
     OK = 0
     ERROR = 1  # anything else (the message says what)
-    CONFIG = 2  # the configuration is missing or wrong (a setting, the keys file, the redirect URI)
+    CONFIG = 2  # the configuration is missing or wrong (a setting, the keys file, the redirect URI, the app secret)
     NOT_FOUND = 3  # no such account or feed
     INSTAGRAM = 4  # Instagram refused or did not answer
     NEEDS_REAUTH = 5  # the account's owner must sign in again
@@ -112,7 +112,7 @@ def fail(message: str, status: ExitStatus = ExitStatus.ERROR, **facts: object) -
 
 
 def _status(exc: errors.FilmrollError) -> ExitStatus:
-    if isinstance(exc, errors.ConfigError):
+    if isinstance(exc, errors.ConfigError | errors.AppCredentialsError):  # Instagram finds the app's settings wrong
         return ExitStatus.CONFIG
     if isinstance(exc, errors.DatabaseError):
         return ExitStatus.DATABASE

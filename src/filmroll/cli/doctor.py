@@ -50,7 +50,8 @@ def _app_checks(current: Settings) -> list[Check]:
               "set FILMROLL_INSTAGRAM__APP_ID to the Instagram app ID (App Dashboard → Instagram → API setup with "
               "Instagram login), not the Meta app ID"),
         Check("Instagram app secret is set", bool(re.fullmatch(r"[0-9a-f]{32}", secret)),
-              "32 hex characters" if re.fullmatch(r"[0-9a-f]{32}", secret) else
+              "32 hex characters; whether it is the right one cannot be checked without an owner's sign-in (the "
+              "first connect says so if Instagram refuses it)" if re.fullmatch(r"[0-9a-f]{32}", secret) else
               "set FILMROLL_INSTAGRAM__APP_SECRET to the Instagram app secret (32 hex characters)"),
     ]
 

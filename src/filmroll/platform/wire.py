@@ -279,8 +279,8 @@ def _flat_error(message: str, status: int) -> errors.InstagramError:
                                         "connection again.", status=status)
     if any(m in lowered for m in _FLAT_APP_MESSAGES):
         return errors.AppCredentialsError(
-            f"Instagram rejected the app credentials: {message}. Use the Instagram app ID and secret from App "
-            "Dashboard → Instagram → API setup with Instagram login, not the Meta app ID.", status=status)
+            f"Instagram rejected the app credentials: {message.rstrip('.')}. Use the Instagram app ID and secret "
+            "from App Dashboard → Instagram → API setup with Instagram login, not the Meta app ID.", status=status)
     return errors.RequestError(f"Instagram: {message}", status=status)
 
 
