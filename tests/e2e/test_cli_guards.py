@@ -282,3 +282,16 @@ def test_a_full_sync_that_stores_nothing_of_a_non_empty_account_does_not_exit_0(
     assert result.returncode == 4 and "counts 21 posts" in result.stderr and "but listed none" in result.stderr
     assert "nothing was changed" in result.stderr
     assert cli("sync", f"@{username}", "--full").returncode == 0  # Instagram lists them again: stored, exit 0
+
+
+def test_output_that_is_not_a_terminal_is_never_wrapped_or_cut(cli, sandbox):
+    """Piped into a file or a script, a table row and a long line stay whole: rich's 80 columns once cut the Meta
+    callback URLs in `doctor` to '…/meta/deauthor…', the very URLs to paste into the App Dashboard."""
+    cli.env.pop("COLUMNS")
+    cli("connect", "--token", stdin=sandbox.control.mint_token(5, kind="long")["access_token"] + "\n")
+    out = cli("doctor", "--offline").stdout + cli("accounts").stdout + cli("feeds", "list").stdout
+    origin = cli.env["FILMROLL_INSTAGRAM__REDIRECT_URI"].removesuffix("/callback")
+    for url in ("/meta/deauthorize", "/meta/data-deletion", "/meta/webhook"):
+        assert origin + url in out
+    assert "…" not in out and "cannot be checked without an owner's sign-in (the first connect says so" in out
+    assert f"@{sandbox.control.account(5)['username']}" in out

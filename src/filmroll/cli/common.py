@@ -4,15 +4,17 @@ messages and exit codes."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Column, Table
 
 from filmroll import errors, eventloop
 from filmroll.vocabulary import AccountStatus
@@ -23,9 +25,29 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}  # a redirect URI's host on this machine
-# Not a terminal (a script, a pipe, a log): lines are never wrapped at rich's default 80 columns.
-console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
-err_console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
+
+
+def _console(stream: TextIO, **options: Any) -> Console:
+    """Not a terminal (a script, a pipe, a log): nothing wraps at rich's default 80 columns, tables included (a
+    table row on one line), unless COLUMNS says how wide to be."""
+    if stream.isatty():
+        return Console(highlight=False, **options)
+    return Console(highlight=False, soft_wrap=True, width=None if os.environ.get("COLUMNS") else _UNWRAPPED,
+                   **options)
+
+
+_UNWRAPPED = 1000  # wider than any line filmroll prints, so a table takes only the width its cells need
+console = _console(sys.stdout)
+err_console = _console(sys.stderr, stderr=True)
+
+
+def table(*columns: str | Column, **options: Any) -> Table:
+    """A table whose long values fold onto the next line instead of ending in "…": a URL to paste, an error, an id
+    is printed whole at any width (80 columns when the output is not a terminal)."""
+    made = [Column(header=c) if isinstance(c, str) else c for c in columns]
+    for column in made:
+        column.overflow = "fold"
+    return Table(*made, **options)
 
 
 class ExitStatus(IntEnum):

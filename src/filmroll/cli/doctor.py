@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import typer
-from rich.table import Table
 
 from filmroll import errors, eventloop
+from filmroll.cli import common
 from filmroll.cli.common import ExitStatus, console, emit, json_output, settings
 from filmroll.secret import Secret
 
@@ -195,7 +195,7 @@ def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check
         if failed:
             raise typer.Exit(int(ExitStatus.CONFIG))
         return
-    table = Table("", "check", "detail", show_lines=False)
+    table = common.table("", "check", "detail", show_lines=False)
     for check in checks:
         table.add_row("[green]ok[/green]" if check.ok else "[red]FIX[/red]", check.name, check.detail)
     console.print(table)

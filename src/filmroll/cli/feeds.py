@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from filmroll.cli import common
 from filmroll.cli.common import console, database, run, settings
 
 if TYPE_CHECKING:
@@ -101,7 +102,6 @@ def _changed(spec: Any, **given: Any) -> Any:
 @app.command("list")
 def list_feeds(as_json: bool = _JSON) -> None:
     """Every feed, with its accounts and URL."""
-    from rich.table import Table
 
     from filmroll.service import feeds as feed_service
 
@@ -116,9 +116,7 @@ def list_feeds(as_json: bool = _JSON) -> None:
     if not found:
         console.print("no feeds yet: `filmroll feeds create TITLE --account @username`")
         return
-    table = Table(title=f"{len(found)} feed(s)")
-    for column in ("slug", "title", "accounts", "per page", "JSON"):
-        table.add_column(column)
+    table = common.table("slug", "title", "accounts", "per page", "JSON", title=f"{len(found)} feed(s)")
     for f in found:
         table.add_row(f.slug, f.title, ", ".join(f.accounts), str(f.post_limit), _urls(f.slug, base)["json"])
     console.print(table)

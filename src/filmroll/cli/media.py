@@ -7,6 +7,7 @@ import json
 
 import typer
 
+from filmroll.cli import common
 from filmroll.cli.common import ExitStatus, console, fail, run, settings
 from filmroll.vocabulary import Outcome
 
@@ -18,7 +19,6 @@ def media(account: str = typer.Argument(..., help="id, @username or slug"),
           as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
           limit: int = typer.Option(1000, "--limit", min=1, max=100_000, help="At most this many posts")) -> None:
     """An account's posts, newest first, and where their pictures stand in the mirror."""
-    from rich.table import Table
 
     from filmroll.runtime import open_runtime
     from filmroll.service import media as media_service
@@ -37,10 +37,9 @@ def media(account: str = typer.Argument(..., help="id, @username or slug"),
             "files": v.files, "bytes": v.bytes, "children": v.children, "variants": v.variants,
             "width": v.width, "height": v.height, "color": v.color} for v in views], indent=2))
         return
-    table = Table(title=f"@{username}: {len(views)} posts, {sum(v.mirror_state == 'mirrored' for v in views)} "
-                        "mirrored")
-    for column in ("posted", "type", "mirror", "files", "caption"):
-        table.add_column(column)
+    table = common.table("posted", "type", "mirror", "files", "caption",
+                         title=f"@{username}: {len(views)} posts, "
+                               f"{sum(v.mirror_state == 'mirrored' for v in views)} mirrored")
     for v in views:
         state = v.mirror_state + (f" ({v.mirror_error[:60]})" if v.mirror_error else "")
         table.add_row(f"{v.timestamp:%Y-%m-%d}" if v.timestamp else "", "REEL" if v.is_reel else v.media_type or "",
@@ -79,7 +78,6 @@ def mirror(account: str = typer.Argument(..., help="id, @username or slug")) -> 
 @storage_app.command("usage")
 def storage_usage(as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
     """Files and bytes stored, per account and kind (originals, posters, videos, variants)."""
-    from rich.table import Table
 
     from filmroll.runtime import open_runtime
     from filmroll.service import media as media_service
@@ -94,9 +92,9 @@ def storage_usage(as_json: bool = typer.Option(False, "--json", help="Machine-re
             {"account_id": u.account_id, "username": u.username, "files": u.files, "bytes": u.bytes}
             for u in rows]}, indent=2))
         return
-    table = Table(title=f"stored in {where}")
-    for column in ("account", "originals", "posters", "videos", "variants", "total"):
-        table.add_column(column, justify="right" if column != "account" else "left")
+    table = common.table("account", *(common.Column(c, justify="right") for c in ("originals", "posters", "videos",
+                                                                            "variants", "total")),
+                         title=f"stored in {where}")
     for u in rows:
         cells = [f"{u.files.get(r, 0)} · {u.bytes.get(r, 0) / 1e6:.1f} MB"
                  for r in ("original", "poster", "video", "variant")]

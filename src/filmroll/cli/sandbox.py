@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from filmroll.cli import common
 
 
 def _is_loopback(host: str) -> bool:
@@ -94,7 +95,7 @@ def sandbox(
     base = f"http://{host if family == socket.AF_INET else f'[{host}]'}:{port}"
 
     def announce() -> None:
-        table = Table(show_header=False, box=None, padding=(0, 2))
+        table = common.table("", "", show_header=False, box=None, padding=(0, 2))
         table.add_row("Listening on", base)
         table.add_row("Instagram app ID", config.resolved_app_id())
         table.add_row("Instagram app secret", config.resolved_app_secret())
