@@ -219,8 +219,17 @@ def test_db_upgrade_and_current(cli):
 
     latest = migrate.head()
     assert len(list((ROOT / "src/filmroll/store/migrations/versions").glob("0*.py"))) == int(latest)
-    assert f"database schema at revision {latest}" in cli("db", "upgrade").stdout
+    upgraded = cli("db", "upgrade")
+    assert f"database schema at revision {latest}" in upgraded.stdout
+    assert upgraded.stderr == ""  # quiet by default: none of alembic's INFO lines
     assert f"database: {latest}; latest: {latest}" in cli("db", "current").stdout
+
+
+def test_the_keys_file_is_one_git_add_away_from_nothing():
+    """filmroll writes filmroll.keys in the working directory; in a clone of this repository git ignores it."""
+    done = subprocess.run(["git", "check-ignore", "--no-index", "filmroll.keys", "deploy/prod.keys"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split() == ["filmroll.keys", "deploy/prod.keys"], done.stderr
 
 
 def test_unknown_account_is_exit_3(cli):
