@@ -3,7 +3,8 @@
 A connection that drops between the server's commit and its reply is the one database fault a retry cannot see
 through: the client cannot tell "rolled back" from "committed". The proxy reads the server's side of the wire
 protocol (a type byte and a 4-byte length per message) and, when armed, closes the client's connection instead of
-forwarding the ``COMMIT`` that follows an ``UPDATE n`` with n > 0: exactly a claim whose rows were leased.
+forwarding the ``COMMIT`` of a transaction that ran an ``UPDATE n`` with n > 0 (a claim: its UPDATE, then maybe a
+SELECT of the claimed accounts' names): the first such commit is the claim whose rows were leased.
 
 Connect with ``ssl=disable``: the proxy does not speak TLS, and asyncpg would otherwise ask for it first.
 """
@@ -64,7 +65,7 @@ class Proxy:
         writer.close()
 
     async def _answers(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        updated = False  # the last command of this connection was an UPDATE that matched rows
+        updated = False  # the open transaction of this connection ran an UPDATE that matched rows
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while True:
                 header = await reader.readexactly(5)
@@ -75,7 +76,10 @@ class Proxy:
                         self._armed.clear()
                         self.lost_commits += 1
                         return  # the server has committed; the client hears the connection drop instead
-                    updated = tag.startswith("UPDATE ") and tag != "UPDATE 0"
+                    if tag in ("COMMIT", "ROLLBACK"):
+                        updated = False
+                    elif tag.startswith("UPDATE ") and tag != "UPDATE 0":
+                        updated = True
                 writer.write(header + body)
                 await writer.drain()
 

@@ -222,7 +222,7 @@ def test_a_claim_whose_commit_answer_is_lost_is_given_back_at_once(sandbox, post
             _kill_leftovers([worker])
         assert proxy.lost_commits == 1
     assert result["database_outages"] == 1 and result["crashed"] == 0, result
-    assert result["outcomes"] == {"refreshed": count}, result
+    assert result["outcomes"] == {"refreshed": count}, (result["outcomes"], result["stderr"][-4000:])
     assert set(_refresh_calls_per_account(sandbox).values()) == {1}
     assert len(_refresh_calls_per_account(sandbox)) == count
     rows = _read(postgres_url, select(Token.version, Token.lease_owner))
