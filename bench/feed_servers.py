@@ -11,6 +11,7 @@ FILMROLL_* environment bench/feeds.py sets.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 
@@ -55,8 +56,9 @@ def main() -> None:
         from granian import Granian
         from granian.constants import Interfaces
 
+        extra = json.loads(os.environ.get("BENCH_GRANIAN_OPTIONS", "{}"))  # e.g. {"task_impl": "rust"}
         Granian(f"feed_servers:{factory}", factory=True, address="127.0.0.1", port=port, interface=Interfaces.ASGI,
-                workers=1, backlog=4096, log_access=False, log_level="warning").serve()
+                workers=1, backlog=4096, log_access=False, log_level="warning", **extra).serve()
 
 
 if __name__ == "__main__":

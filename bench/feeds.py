@@ -70,6 +70,7 @@ def make_feed(directory: Path, sandbox: str, posts: int) -> tuple[dict[str, str]
 
     token = control.mint_token(account["index"], kind="long", age_seconds=2 * 86_400)["access_token"]
     filmroll("keys", "generate")
+    filmroll("db", "upgrade")  # only db upgrade, serve, worker and demo create the schema
     filmroll("connect", "--token", stdin=token + "\n")
     user = "@" + account["username"]
     filmroll("sync", user)
