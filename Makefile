@@ -4,9 +4,8 @@
 .PHONY: run test lint bench clean
 
 # Test processes (pytest-xdist). Most tests wait on sockets, subprocesses and the sandbox, so on two cores four
-# processes keep both busy. Tests are collected longest first (tests/conftest.py) and handed out one at a time as
-# processes free up (load, --maxschedchunk 1), so the run ends on millisecond unit tests rather than on a minute-long
-# test started last. `make test TEST_WORKERS=0` runs in one process (for -s, pdb, a single test).
+# processes keep both busy; an idle one takes tests queued for a busy one (worksteal), so no process ends the run
+# alone. `make test TEST_WORKERS=0` runs in one process (for -s, pdb, a single test).
 TEST_WORKERS ?= 4
 
 run:
@@ -17,7 +16,7 @@ test:
 	@scripts/bootstrap --test
 	.venv/bin/ruff check src tests bench
 	.venv/bin/mypy
-	.venv/bin/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations 15 $(ARGS)
+	.venv/bin/pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 lint:
 	@scripts/bootstrap

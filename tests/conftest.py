@@ -62,18 +62,10 @@ def database_url(request, tmp_path) -> Iterator[str]:
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
-    """The longest tests first: the simulation, the rest marked slow, then end-to-end (seconds to a minute each:
-    subprocesses, browsers), integration, and the unit tests (milliseconds) last. `make test` hands tests out one
-    at a time in this order (`--dist load --maxschedchunk 1`), so the run ends on short tests instead of waiting on
-    a long one started last."""
-    tiers = ("e2e", "integration")
-
-    def tier(item: pytest.Item) -> int:
-        parts = item.path.parts
-        return next((i for i, name in enumerate(tiers) if name in parts), len(tiers))
-
+    """The longest tests first (the simulation, then the rest marked slow): a parallel run hands tests out in this
+    order, and one started last would keep the whole run waiting on it alone."""
     items.sort(key=lambda item: (item.get_closest_marker("simulation") is None,
-                                 item.get_closest_marker("slow") is None, tier(item)))
+                                 item.get_closest_marker("slow") is None))
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
