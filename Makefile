@@ -16,7 +16,7 @@ test:
 	@scripts/bootstrap --test
 	.venv/bin/ruff check src tests bench
 	.venv/bin/mypy
-	.venv/bin/pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
+	.venv/bin/pytest -n $(TEST_WORKERS) --dist worksteal --durations 15 $(ARGS)
 
 lint:
 	@scripts/bootstrap
