@@ -40,8 +40,8 @@ from filmroll.vocabulary import AccountStatus, AlertStatus, FailureKind
 
 _ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
 _TOKENS: Table = Token.__table__  # type: ignore[assignment]
-_T = TypeVar("_T", "RefreshClaim", "ProbeClaim")
 _ALERTS: Table = Alert.__table__  # type: ignore[assignment]
+_T = TypeVar("_T", "RefreshClaim", "ProbeClaim")  # the claims of the token's lease
 
 
 TOKEN = Lease("token", _TOKENS, "account_id", "lease_owner", "lease_until")
