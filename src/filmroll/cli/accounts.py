@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from filmroll.cli import common
 from filmroll.cli.common import ExitStatus, console, emit, fail, json_output, run, settings
-from filmroll.cli.common import table as common_table
 from filmroll.vocabulary import Outcome
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
     if not views:
         console.print("no account is connected yet; run `filmroll connect`")
         return
-    table = common_table("id", "account", "status", "token expires in", "refreshed", "posts", "last sync")
+    table = common.table("id", "account", "status", "token expires in", "refreshed", "posts", "last sync")
     for view in views:
         status = view.status + (f" ({view.status_reason})" if view.status_reason else "")
         refreshed = f"{view.refreshed_at:%Y-%m-%d %H:%M} UTC" if view.refreshed_at else "never"

@@ -43,7 +43,7 @@ err_console = _console(sys.stderr, stderr=True)
 
 def table(*columns: str | Column, **options: Any) -> Table:
     """A table whose long values fold onto the next line instead of ending in "…": a URL to paste, an error, an id
-    is printed whole at any width (80 columns when the output is not a terminal)."""
+    is printed whole at any width (a narrow terminal, or COLUMNS set for a pipe)."""
     made = [Column(header=c) if isinstance(c, str) else c for c in columns]
     for column in made:
         column.overflow = "fold"

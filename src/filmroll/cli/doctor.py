@@ -44,14 +44,15 @@ def _redirect_checks(current: Settings) -> list[Check]:
 
 def _app_checks(current: Settings) -> list[Check]:
     app_id, secret = current.instagram.app_id, current.instagram.app_secret.get_secret_value()
+    id_ok, secret_ok = bool(re.fullmatch(r"\d{10,20}", app_id)), bool(re.fullmatch(r"[0-9a-f]{32}", secret))
     return [
-        Check("Instagram app ID is set", bool(re.fullmatch(r"\d{10,20}", app_id)),
-              "looks like an Instagram app ID" if re.fullmatch(r"\d{10,20}", app_id) else
+        Check("Instagram app ID is set", id_ok,
+              "looks like an Instagram app ID" if id_ok else
               "set FILMROLL_INSTAGRAM__APP_ID to the Instagram app ID (App Dashboard → Instagram → API setup with "
               "Instagram login), not the Meta app ID"),
-        Check("Instagram app secret is set", bool(re.fullmatch(r"[0-9a-f]{32}", secret)),
+        Check("Instagram app secret is set", secret_ok,
               "32 hex characters; whether it is the right one cannot be checked without an owner's sign-in (the "
-              "first connect says so if Instagram refuses it)" if re.fullmatch(r"[0-9a-f]{32}", secret) else
+              "first connect says so if Instagram refuses it)" if secret_ok else
               "set FILMROLL_INSTAGRAM__APP_SECRET to the Instagram app secret (32 hex characters)"),
     ]
 

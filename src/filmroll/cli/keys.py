@@ -108,17 +108,15 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="Machine-readab
             return await key_service.usage(opened)
 
     usage = run(body())
+    roles = {**{i: "encrypts" if i == keyring.primary_id else "decrypts" for i in keyring.ids},
+             **{i: "missing" for i in sorted(set(usage) - set(keyring.ids))}}
     if as_json:
-        roles = {**{i: "decrypts" for i in keyring.ids}, keyring.primary_id: "encrypts",
-                 **{i: "missing" for i in set(usage) - set(keyring.ids)}}
         typer.echo(json.dumps([{"key_id": i, "role": role, "tokens": usage.get(i, 0)} for i, role in roles.items()],
                               indent=2))
         return
-    for ident in keyring.ids:
-        role = "encrypts" if ident == keyring.primary_id else "decrypts"
-        console.print(f"{ident}  {role}  {usage.get(ident, 0)} token(s)")
-    for ident in sorted(set(usage) - set(keyring.ids)):
-        console.print(f"[red]{ident}  MISSING  {usage[ident]} token(s)[/red]")
+    for ident, role in roles.items():
+        line = f"{ident}  {role.upper() if role == 'missing' else role}  {usage.get(ident, 0)} token(s)"
+        console.print(f"[red]{line}[/red]" if role == "missing" else line)
 
 
 @app.command("retire")

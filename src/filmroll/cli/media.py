@@ -92,9 +92,8 @@ def storage_usage(as_json: bool = typer.Option(False, "--json", help="Machine-re
             {"account_id": u.account_id, "username": u.username, "files": u.files, "bytes": u.bytes}
             for u in rows]}, indent=2))
         return
-    table = common.table("account", *(common.Column(c, justify="right") for c in ("originals", "posters", "videos",
-                                                                            "variants", "total")),
-                         title=f"stored in {where}")
+    kinds = ("originals", "posters", "videos", "variants", "total")
+    table = common.table("account", *(common.Column(c, justify="right") for c in kinds), title=f"stored in {where}")
     for u in rows:
         cells = [f"{u.files.get(r, 0)} · {u.bytes.get(r, 0) / 1e6:.1f} MB"
                  for r in ("original", "poster", "video", "variant")]

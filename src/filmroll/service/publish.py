@@ -103,11 +103,14 @@ async def publish(mirror: Mirror, target: Storage, settings: DocumentSettings, *
         report.media_written += 1
         report.bytes_written += len(data)
     assets = {"feeds/feed.css": feed_documents.STYLESHEET.read_bytes(), "widget.js": feed_documents.WIDGET.read_bytes()}
-    # Pages after the first before the first pages (a `next` never names a page that is not there yet), and each
-    # feed's JSON last of all: whoever sees a new feeds/{slug}.json finds its pages, fragment and embed in place.
     firsts = {f"feeds/{slug}.json" for slug in rendered}
-    ordered = sorted(((p, b) for files in rendered.values() for p, b in files.items()),
-                     key=lambda item: 2 if item[0] in firsts else "/after-" not in item[0])
+
+    def order(path: str) -> int:
+        # Pages after the first before the first pages (a `next` never names a page that is not there yet), and each
+        # feed's JSON last of all: whoever sees a new feeds/{slug}.json finds its pages, fragment and embed in place.
+        return 2 if path in firsts else 0 if "/after-" in path else 1
+
+    ordered = sorted(((p, b) for files in rendered.values() for p, b in files.items()), key=lambda item: order(item[0]))
     for path, body in [*assets.items(), *ordered]:
         if existing.get(path) == len(body) and await target.get(path) == body:
             report.documents_unchanged += 1

@@ -188,3 +188,34 @@ async def test_publishing_elsewhere_than_the_worker_knows_removes_a_deleted_acco
     files = await _files(target)
     assert [k for k in files if k.startswith(f"media/accounts/{gone}/")] == []
     assert any(k.startswith(f"media/accounts/{kept}/") for k in files)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("storage", ["local"], indirect=True)
+async def test_publishing_writes_each_feeds_json_last_and_later_pages_before_the_first(rig, harness, sandbox,
+                                                                                       tmp_path):
+    """A site or CDN that sees a new feeds/{slug}.json finds its pages, fragment and embed already in place."""
+    from filmroll.storage.local import LocalStorage
+
+    class Noted(LocalStorage):  # the real directory store; it also notes the order of its writes
+        def __init__(self, root: Any) -> None:
+            super().__init__(root)
+            self.written: list[str] = []
+
+        async def put(self, key: str, data: bytes, content_type: str) -> None:
+            await super().put(key, data, content_type)
+            self.written.append(key)
+
+    ids = await harness.seed(_two_small_accounts(sandbox))
+    assert await harness.sync() == {"synced_full": 2}
+    assert await rig.run(eager_posts=100) == {"mirrored": 2}
+    for slug, account in (("one", ids[0]), ("two", ids[1])):
+        await feed_service.create(harness.database, feed_service.FeedSpec(slug, slug, (str(account),), post_limit=2))
+    target = Noted(tmp_path / "site")
+    await publish(rig.mirror(), target, SETTINGS)
+    documents = [k for k in target.written if k.startswith("feeds/") and k != "feeds/feed.css"]
+    for slug in ("one", "two"):
+        own = [k for k in documents if k == f"feeds/{slug}.json" or k.startswith((f"feeds/{slug}/", f"feeds/{slug}."))]
+        assert len(own) > 4 and own[-1] == f"feeds/{slug}.json", own  # pages after the first exist: the test bites
+        first_page = min(own.index(k) for k in own if "/after-" not in k)
+        assert all(own.index(k) < first_page for k in own if "/after-" in k), own
