@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,9 @@ class RunningFilmroll:
     settings: Settings
     redirect_uri: str
     transport: httpx.BaseTransport | None = None  # in process; None: served on base_url's socket
+    # Every client handed out, closed when filmroll stops: a client a test forgot would otherwise be collected later
+    # with its socket open, and the ResourceWarning (an error here) would fail whichever test was running then.
+    clients: list[httpx.Client] = field(default_factory=list)
 
     @property
     def has_socket(self) -> bool:
@@ -60,7 +63,13 @@ class RunningFilmroll:
         """A client of this filmroll (a browser, to the app: its own cookie jar), by socket or in process."""
         options.setdefault("follow_redirects", False)
         options.setdefault("timeout", 30)
-        return httpx.Client(base_url=self.base_url, transport=self.transport, **options)
+        client = httpx.Client(base_url=self.base_url, transport=self.transport, **options)
+        self.clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        for client in self.clients:
+            client.close()
 
 
 class _AppThread(httpx.BaseTransport):
@@ -181,9 +190,11 @@ def running_filmroll(sandbox, database_url: str, *, https: bool = False, keys: s
     if not socket:
         app = _AppThread(create_app(settings, worker=worker))
         app.start()
+        running = RunningFilmroll(base_url, settings, settings.instagram.redirect_uri, transport=app)
         try:
-            yield RunningFilmroll(base_url, settings, settings.instagram.redirect_uri, transport=app)
+            yield running
         finally:
+            running.close_clients()
             app.stop()
         return
     with tempfile.TemporaryDirectory() as directory:
@@ -201,8 +212,10 @@ def running_filmroll(sandbox, database_url: str, *, https: bool = False, keys: s
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("filmroll did not start")
             time.sleep(0.02)
+        running = RunningFilmroll(base_url, settings, settings.instagram.redirect_uri)
         try:
-            yield RunningFilmroll(base_url, settings, settings.instagram.redirect_uri)
+            yield running
         finally:
+            running.close_clients()
             server.should_exit = True
             thread.join(10)

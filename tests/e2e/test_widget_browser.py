@@ -132,6 +132,17 @@ def test_the_widget_on_a_strict_csp_page_of_another_origin(sandbox, database_url
             more.dblclick()  # a double press loads one more page, not two
             page.wait_for_function("() => document.querySelector('filmroll-feed').shadowRoot"
                                    ".querySelectorAll('li').length === 18")
+            # A double press whose page came before its second half: that half lands on a new tile, opens nothing.
+            more.scroll_into_view_if_needed()
+            box = more.bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.click(x, y)
+            page.wait_for_function("() => document.querySelector('filmroll-feed').shadowRoot"
+                                   ".querySelectorAll('li').length === 27")
+            assert _shadow(page, f"return root.elementFromPoint({x}, {y})?.closest('[part=tile]') !== null")
+            page.mouse.down(click_count=2)
+            page.mouse.up(click_count=2)
+            assert _shadow(page, "return root.querySelector('dialog').open") is False
             while (count := _shadow(page, "return root.querySelectorAll('li').length")) < 60:
                 more.click()
                 page.wait_for_function(f"() => document.querySelector('filmroll-feed').shadowRoot"

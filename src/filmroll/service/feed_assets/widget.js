@@ -154,7 +154,10 @@ class FilmrollFeed extends HTMLElement {
     const sizes = `(min-width: 900px) ${Math.ceil(900 / columns)}px, ${Math.ceil(100 / columns)}vw`;
     const kind = post.type === "CAROUSEL_ALBUM" ? `album of ${post.children.length}` :
       post.type === "VIDEO" ? (post.is_reel ? "reel" : "video") : null;
-    const tile = el("button", {part: "tile", class: "tile", type: "button", onclick: () => this.open(index, 0),
+    // A click with detail 2 is the second half of a double press: on "Load more" whose page came before it, it lands
+    // on the tile that took the button's place, and must not open that post.
+    const tile = el("button", {part: "tile", class: "tile", type: "button",
+      onclick: (event) => { if (event.detail < 2) this.open(index, 0); },
       "aria-haspopup": "dialog"}, post.fallback ? picture(post, post.alt_text, sizes, eager) : null,
     kind ? el("span", {class: "badge", "aria-hidden": "true"}, post.type === "VIDEO" ? "▶" : "▣") : null,
     kind ? el("span", {class: "sr"}, ` (${kind})`) : null);
