@@ -1,9 +1,10 @@
 """The servers bench/feeds.py compares, one per process:
 
-    python bench/feed_servers.py bare|filmroll uvicorn|granian PORT [BODY_FILE]
+    python bench/feed_servers.py bare|raw|filmroll uvicorn|granian PORT [BODY_FILE]
 
 ``bare`` is a Starlette app that answers the published feed's bytes from memory with the same headers (the
-baseline: what any framework on that server can do at best); ``filmroll`` is ``create_app`` as ``filmroll serve``
+baseline: what any framework on that server can do at best); ``raw`` answers them with no framework at all (two
+ASGI messages: the server's own floor); ``filmroll`` is ``create_app`` as ``filmroll serve``
 builds it (no worker; the collector frozen after start-up unless BENCH_GC_FREEZE=0), configured from the
 FILMROLL_* environment bench/feeds.py sets.
 """
@@ -35,6 +36,27 @@ def bare_app() -> Starlette:
     return Starlette(routes=[Route("/feeds/{slug}.json", feed)])
 
 
+def raw_app():  # type: ignore[no-untyped-def]
+    body = open(os.environ["BENCH_BODY_FILE"], "rb").read()  # noqa: SIM115
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'.encode()
+    common = [(b"cache-control", b"public, max-age=60, stale-while-revalidate=86400, stale-if-error=604800"),
+              (b"etag", etag), (b"access-control-allow-origin", b"*"), (b"vary", b"Accept-Encoding")]
+    full = [*common, (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        fresh = dict(scope["headers"]).get(b"if-none-match") == etag
+        await send({"type": "http.response.start", "status": 304 if fresh else 200,
+                    "headers": common if fresh else full})
+        await send({"type": "http.response.body", "body": b"" if fresh else body})
+
+    return app
+
+
 def filmroll_app():  # type: ignore[no-untyped-def]
     from filmroll.settings import Settings
     from filmroll.web.app import create_app
@@ -46,7 +68,7 @@ def main() -> None:
     kind, server, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if len(sys.argv) > 4:
         os.environ["BENCH_BODY_FILE"] = sys.argv[4]
-    factory = {"bare": "bare_app", "filmroll": "filmroll_app"}[kind]
+    factory = {"bare": "bare_app", "raw": "raw_app", "filmroll": "filmroll_app"}[kind]
     if server == "uvicorn":
         import uvicorn
 

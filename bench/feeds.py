@@ -3,12 +3,13 @@
 
     .venv/bin/python bench/feeds.py [--duration 8] [--connections 64 256] [--posts 25]
 
-Rows: nginx; each server with the bare app and with filmroll's app (how the server was chosen); then `filmroll serve
---no-worker` itself as shipped. It makes a real feed first (the sandbox in its own process, `filmroll connect
---token`, `sync`, `mirror`, `feeds create`, `publish`), so every server answers the same JSON document. One server
-runs at a time, with one worker process; wrk runs one thread: on two cores, the server gets one and wrk the other.
-Needs Debian's nginx and wrk (installed here when missing). Timings are this machine's, noisy by ±10-15 %: compare
-rows of one run only.
+Rows: nginx; each server with a raw ASGI app (no framework: the server's floor), the bare app and filmroll's app
+(how the server was chosen); then `filmroll serve --no-worker` itself as shipped. The 304 rows send the identity
+answer's ETag, checked to give a 304 first. It makes a real feed first (the sandbox in its own process, `filmroll
+connect --token`, `sync`, `mirror`, `feeds create`, `publish`), so every server answers the same JSON document. One
+server runs at a time, with one worker process; wrk runs one thread: on two cores, the server gets one and wrk the
+other. Needs Debian's nginx and wrk (installed here when missing). Timings are this machine's, noisy by ±10-15 %:
+compare rows of one run only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from common import ROOT, start_sandbox
 from filmroll.sandbox.client import SandboxControl
 
 BENCH = Path(__file__).resolve().parent
+
+
+KINDS = {"raw": "raw ASGI", "bare": "bare Starlette", "filmroll": "filmroll app"}
 
 
 def free_port() -> int:
@@ -112,7 +116,9 @@ def wait_up(url: str, process: subprocess.Popen) -> httpx.Response:
     deadline = time.monotonic() + 30
     while True:
         try:
-            answer = httpx.get(url, timeout=2)
+            # Identity, as wrk asks: the ETag the 304 rows send must be the identity answer's (httpx would
+            # otherwise ask for br/gzip and get their ETags, which an identity request never matches: a 200).
+            answer = httpx.get(url, timeout=2, headers={"Accept-Encoding": "identity"})
             if answer.status_code == 200:
                 return answer
         except httpx.TransportError:
@@ -120,6 +126,14 @@ def wait_up(url: str, process: subprocess.Popen) -> httpx.Response:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not come up")
         time.sleep(0.1)
+
+
+def not_modified(url: str, etag: str) -> list[str]:
+    """The If-None-Match header of a 304 row, checked to really give a 304 (wrk counts a 200 as a success too)."""
+    answer = httpx.get(url, headers={"If-None-Match": etag, "Accept-Encoding": "identity"}, timeout=5)
+    if answer.status_code != 304:
+        raise RuntimeError(f"{url} answered {answer.status_code}, not 304, to If-None-Match: {etag}")
+    return [f"If-None-Match: {etag}"]
 
 
 def wrk(url: str, connections: int, seconds: float, headers: list[str]) -> tuple[float, float]:
@@ -172,17 +186,17 @@ def main() -> None:
             server.terminate()
             server.wait()
         for name in options.servers:
-            for kind in ("bare", "filmroll"):
+            for kind in ("raw", "bare", "filmroll"):
                 port = free_port()
                 process = python_server(kind, name, port, env, body)
                 try:
                     url = f"http://127.0.0.1:{port}/feeds/bench.json"
                     answer = wait_up(url, process)
                     assert answer.content == raw, "the servers must answer the same bytes"
-                    label = f"{name} + {'bare Starlette' if kind == 'bare' else 'filmroll app'}"
+                    label = f"{name} + {KINDS[kind]}"
                     wrk(url, 64, max(2.0, options.duration / 2), [])  # the server warms up (excluded)
                     measure(label, "JSON 200", url)
-                    measure(label, "JSON 304", url, [f"If-None-Match: {answer.headers['etag']}"])
+                    measure(label, "JSON 304", url, not_modified(url, answer.headers["etag"]))
                 finally:
                     process.terminate()
                     process.wait(timeout=30)
@@ -206,7 +220,7 @@ def main() -> None:
                     continue
                 label = "filmroll serve"
                 measure(label, "JSON 200", url)
-                measure(label, "JSON 304", url, [f"If-None-Match: {answer.headers['etag']}"])
+                measure(label, "JSON 304", url, not_modified(url, answer.headers["etag"]))
                 measure(label, "JSON 200 br", url, ["Accept-Encoding: br, gzip"])  # what browsers get: 10 KB
                 measure(label, "HTML fragment", f"http://127.0.0.1:{port}/feeds/bench.html")
             finally:
