@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.store.lease import Lease
+from filmroll.store.lease import Lease, retry_due
 from filmroll.store.tables import Account, DeletionRequest
 from filmroll.vocabulary import AccountStatus
 
@@ -77,7 +77,7 @@ async def claim(session: AsyncSession, *, owner: str, now: datetime, lease: time
                 limit: int) -> list[DeletionClaim]:
     due = (select(DeletionRequest.id).where(
         DeletionRequest.status == PENDING,
-        or_(DeletionRequest.next_attempt_at.is_(None), DeletionRequest.next_attempt_at <= now), DELETION.free(now))
+        retry_due(DeletionRequest.next_attempt_at, now), DELETION.free(now))
         .order_by(DeletionRequest.requested_at).limit(limit).with_for_update(skip_locked=True))
     rows = await DELETION.take(session, due, owner=owner, until=now + lease,
                                returning=["id", "code", "scoped_user_id", "account_id", "attempts"])

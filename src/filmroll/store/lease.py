@@ -15,6 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filmroll.store.database import rowcount
 
 
+def retry_due(next_attempt_at: Any, now: datetime) -> ColumnElement[bool]:
+    """A row's ``next_attempt_at`` column says when it may be tried again after a failure: due once that time has
+    come, and at once when nothing failed (NULL)."""
+    return or_(next_attempt_at.is_(None), next_attempt_at <= now)
+
+
 @dataclass(frozen=True)
 class Lease:
     """The lease columns of one table: claim, renew, release and "is it free", written once for all three."""

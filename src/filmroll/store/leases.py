@@ -35,6 +35,7 @@ from filmroll.store import accounts
 from filmroll.store.batch import Fenced
 from filmroll.store.database import rowcount
 from filmroll.store.lease import Lease as Lease
+from filmroll.store.lease import retry_due
 from filmroll.store.tables import Account, Alert, Feed, FeedSource, Token
 from filmroll.vocabulary import AccountStatus, AlertStatus, FailureKind
 
@@ -96,7 +97,7 @@ async def claim_refreshes(session: AsyncSession, *, owner: str, now: datetime, l
     """Lease up to ``limit`` tokens whose refresh is due, oldest due first."""
     due = (select(Token.account_id).join(Account, Account.id == Token.account_id)
            .where(_active(), Token.kind == "long", Token.next_refresh_at <= now,
-                  or_(Token.next_attempt_at.is_(None), Token.next_attempt_at <= now), TOKEN.free(now))
+                  retry_due(Token.next_attempt_at, now), TOKEN.free(now))
            .order_by(Token.next_refresh_at).limit(limit)
            .with_for_update(skip_locked=True, of=Token))
     until = now + lease

@@ -6,11 +6,11 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.database import dialect_insert, rowcount
-from filmroll.store.lease import Lease
+from filmroll.store.lease import Lease, retry_due
 from filmroll.store.tables import WebhookDelivery
 
 WEBHOOK = Lease("webhook", WebhookDelivery.__table__, "id", "lease_owner", "lease_until")  # type: ignore[arg-type]
@@ -46,7 +46,7 @@ async def claim(session: AsyncSession, *, owner: str, now: datetime, lease: time
                 limit: int) -> list[WebhookClaim]:
     due = (select(WebhookDelivery.id).where(
         WebhookDelivery.processed_at.is_(None),
-        or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now), WEBHOOK.free(now))
+        retry_due(WebhookDelivery.next_attempt_at, now), WEBHOOK.free(now))
         .order_by(WebhookDelivery.id).limit(limit).with_for_update(skip_locked=True))
     rows = await WEBHOOK.take(session, due, owner=owner, until=now + lease,
                               returning=["id", "body", "received_at", "acted_at", "attempts"])
