@@ -1,12 +1,12 @@
 """The servers bench/feeds.py compares, one per process:
 
-    python bench/feed_servers.py bare|raw|filmroll uvicorn|granian PORT [BODY_FILE]
+    python bench/feed_servers.py bare|raw|rsgi|filmroll uvicorn|granian PORT [BODY_FILE]
 
 ``bare`` is a Starlette app that answers the published feed's bytes from memory with the same headers (the
 baseline: what any framework on that server can do at best); ``raw`` answers them with no framework at all (two
-ASGI messages: the server's own floor); ``filmroll`` is ``create_app`` as ``filmroll serve``
-builds it (no worker; the collector frozen after start-up unless BENCH_GC_FREEZE=0), configured from the
-FILMROLL_* environment bench/feeds.py sets.
+ASGI messages: the server's own floor); ``rsgi`` the same through Granian's own interface (Granian only);
+``filmroll`` is ``create_app`` as ``filmroll serve`` builds it (no worker; the collector frozen after start-up
+unless BENCH_GC_FREEZE=0), configured from the FILMROLL_* environment bench/feeds.py sets.
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 
-def bare_app() -> Starlette:
+def _published() -> tuple[bytes, str, dict[str, str]]:
+    """The published feed's bytes, their ETag and the headers filmroll answers them with (every baseline app's)."""
     body = open(os.environ["BENCH_BODY_FILE"], "rb").read()  # noqa: SIM115
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-    headers = {"Cache-Control": "public, max-age=60, stale-while-revalidate=86400, stale-if-error=604800",
-               "ETag": etag, "Access-Control-Allow-Origin": "*", "Vary": "Accept-Encoding"}
+    return body, etag, {"Cache-Control": "public, max-age=60, stale-while-revalidate=86400, stale-if-error=604800",
+                        "ETag": etag, "Access-Control-Allow-Origin": "*", "Vary": "Accept-Encoding"}
+
+
+def bare_app() -> Starlette:
+    body, etag, headers = _published()
 
     async def feed(request: Request) -> Response:
         if request.headers.get("if-none-match") == etag:
@@ -37,11 +42,10 @@ def bare_app() -> Starlette:
 
 
 def raw_app():  # type: ignore[no-untyped-def]
-    body = open(os.environ["BENCH_BODY_FILE"], "rb").read()  # noqa: SIM115
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'.encode()
-    common = [(b"cache-control", b"public, max-age=60, stale-while-revalidate=86400, stale-if-error=604800"),
-              (b"etag", etag), (b"access-control-allow-origin", b"*"), (b"vary", b"Accept-Encoding")]
+    body, etag, headers = _published()
+    common = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     full = [*common, (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    tag = etag.encode()
 
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] == "lifespan":
@@ -49,10 +53,25 @@ def raw_app():  # type: ignore[no-untyped-def]
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        fresh = dict(scope["headers"]).get(b"if-none-match") == etag
+        fresh = dict(scope["headers"]).get(b"if-none-match") == tag
         await send({"type": "http.response.start", "status": 304 if fresh else 200,
                     "headers": common if fresh else full})
         await send({"type": "http.response.body", "body": b"" if fresh else body})
+
+    return app
+
+
+def rsgi_app():  # type: ignore[no-untyped-def]
+    """Granian's own interface (RSGI): one call answers, no ASGI messages. Granian only."""
+    body, etag, headers = _published()
+    common = list(headers.items())
+    full = [*common, ("content-type", "application/json"), ("content-length", str(len(body)))]
+
+    async def app(scope, proto):  # type: ignore[no-untyped-def]
+        if scope.headers.get("if-none-match") == etag:
+            proto.response_empty(304, common)
+        else:
+            proto.response_bytes(200, full, body)
 
     return app
 
@@ -68,7 +87,7 @@ def main() -> None:
     kind, server, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if len(sys.argv) > 4:
         os.environ["BENCH_BODY_FILE"] = sys.argv[4]
-    factory = {"bare": "bare_app", "raw": "raw_app", "filmroll": "filmroll_app"}[kind]
+    factory = {"bare": "bare_app", "raw": "raw_app", "rsgi": "rsgi_app", "filmroll": "filmroll_app"}[kind]
     if server == "uvicorn":
         import uvicorn
 
@@ -79,7 +98,8 @@ def main() -> None:
         from granian.constants import Interfaces
 
         extra = json.loads(os.environ.get("BENCH_GRANIAN_OPTIONS", "{}"))  # e.g. {"task_impl": "rust"}
-        Granian(f"feed_servers:{factory}", factory=True, address="127.0.0.1", port=port, interface=Interfaces.ASGI,
+        Granian(f"feed_servers:{factory}", factory=True, address="127.0.0.1", port=port,
+                interface=Interfaces.RSGI if kind == "rsgi" else Interfaces.ASGI,
                 workers=1, backlog=4096, log_access=False, log_level="warning", **extra).serve()
 
 

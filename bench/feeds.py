@@ -3,13 +3,13 @@
 
     .venv/bin/python bench/feeds.py [--duration 8] [--connections 64 256] [--posts 25]
 
-Rows: nginx; each server with a raw ASGI app (no framework: the server's floor), the bare app and filmroll's app
-(how the server was chosen); then `filmroll serve --no-worker` itself as shipped. The 304 rows send the identity
-answer's ETag, checked to give a 304 first. It makes a real feed first (the sandbox in its own process, `filmroll
-connect --token`, `sync`, `mirror`, `feeds create`, `publish`), so every server answers the same JSON document. One
-server runs at a time, with one worker process; wrk runs one thread: on two cores, the server gets one and wrk the
-other. Needs Debian's nginx and wrk (installed here when missing). Timings are this machine's, noisy by ±10-15 %:
-compare rows of one run only.
+Rows: nginx; each server with a raw ASGI app (no framework: the server's floor; on Granian also through its own RSGI
+interface), the bare app and filmroll's app (how the server was chosen); then `filmroll serve --no-worker` itself as
+shipped. The 304 rows send the identity answer's ETag, checked to give a 304 first. It makes a real feed first (the
+sandbox in its own process, `filmroll connect --token`, `sync`, `mirror`, `feeds create`, `publish`), so every
+server answers the same JSON document. One server runs at a time, with one worker process; wrk runs one thread: on
+two cores, the server gets one and wrk the other. Needs Debian's nginx and wrk (installed here when missing).
+Timings are this machine's, noisy by ±10-15 %: compare rows of one run only.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from filmroll.sandbox.client import SandboxControl
 BENCH = Path(__file__).resolve().parent
 
 
-KINDS = {"raw": "raw ASGI", "bare": "bare Starlette", "filmroll": "filmroll app"}
+KINDS = {"raw": "raw ASGI", "rsgi": "raw RSGI", "bare": "bare Starlette", "filmroll": "filmroll app"}
 
 
 def free_port() -> int:
@@ -186,7 +186,7 @@ def main() -> None:
             server.terminate()
             server.wait()
         for name in options.servers:
-            for kind in ("raw", "bare", "filmroll"):
+            for kind in ("raw", *(("rsgi",) if name == "granian" else ()), "bare", "filmroll"):
                 port = free_port()
                 process = python_server(kind, name, port, env, body)
                 try:
