@@ -1,15 +1,18 @@
 """Serving a feed: nginx with the published file, a bare Starlette app answering the same bytes from memory, and
 `filmroll serve`'s app, on uvicorn and on Granian, measured by wrk on loopback in one run.
 
-    .venv/bin/python bench/feeds.py [--duration 8] [--connections 64 256] [--posts 25]
+    .venv/bin/python bench/feeds.py [--rounds 3] [--duration 3] [--connections 64 256] [--posts 25]
 
-Rows: nginx; each server with a raw ASGI app (no framework: the server's floor; on Granian also through its own RSGI
+Rows: each server with a raw ASGI app (no framework: the server's floor; on Granian also through its own RSGI
 interface), the bare app and filmroll's app (how the server was chosen); then `filmroll serve --no-worker` itself as
 shipped. The 304 rows send the identity answer's ETag, checked to give a 304 first. It makes a real feed first (the
 sandbox in its own process, `filmroll connect --token`, `sync`, `mirror`, `feeds create`, `publish`), so every
-server answers the same JSON document. One server runs at a time, with one worker process; wrk runs one thread: on
-two cores, the server gets one and wrk the other. Needs Debian's nginx and wrk (installed here when missing).
-Timings are this machine's, noisy by ±10-15 %: compare rows of one run only.
+server answers the same JSON document. Every server is up at once, each with one worker process, idle until wrk
+(one thread) asks it: on two cores, the server gets one and wrk the other. Each round measures every row once per
+connection count, with nginx measured again after each row: a row's ratio to nginx is to the mean of the nginx
+measurements just before and after it, and the table gives each figure's median over the rounds (this machine's
+load drifts over minutes; one long row each made the ratio to nginx move from 0.39x to 0.70x between runs).
+Needs Debian's nginx and wrk (installed here when missing). Timings are this machine's: compare rows of one run.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -151,15 +156,76 @@ def wrk(url: str, connections: int, seconds: float, headers: list[str]) -> tuple
     return rate, float(p99.group(1)) * scale
 
 
+@dataclass
+class Row:
+    """One measured row: a server and a request, measured once per round and connection count."""
+
+    label: str
+    what: str
+    url: str
+    headers: list[str] = field(default_factory=list)
+    by: dict[int, list[tuple[float, float, float]]] = field(default_factory=dict)  # c -> [(rate, p99, nginx's)]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def start_python_servers(options: argparse.Namespace, env: dict[str, str], body: Path, directory: Path,
+                         processes: list[subprocess.Popen]) -> list[Row]:
+    """Every Python server up at once on its own port (idle until wrk asks it), each checked to answer the published
+    feed's bytes; its rows, in the order a round measures them."""
+    rows: list[Row] = []
+    raw = body.read_bytes()
+
+    def up(url: str, process: subprocess.Popen) -> httpx.Response:
+        answer = wait_up(url, process)
+        assert answer.content == raw, "the servers must answer the same bytes"
+        wrk(url, 64, 2, [])  # the server warms up (excluded)
+        return answer
+
+    for name in options.servers:
+        for kind in ("raw", *(("rsgi",) if name == "granian" else ()), "bare", "filmroll"):
+            port = free_port()
+            processes.append(python_server(kind, name, port, env, body))
+            url = f"http://127.0.0.1:{port}/feeds/bench.json"
+            answer = up(url, processes[-1])
+            label = f"{name} + {KINDS[kind]}"
+            rows += [Row(label, "JSON 200", url),
+                     Row(label, "JSON 304", url, not_modified(url, answer.headers["etag"]))]
+    # `filmroll serve` itself, as shipped (Granian, its one worker process, the collector frozen after start-up).
+    # Its access log off, as nginx's is here; then on (a line per request to a file), for its cost.
+    for access_log in ("false", "true"):
+        port = free_port()
+        with (directory / f"serve-{access_log}.log").open("w") as log:
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "filmroll", "serve", "--no-worker", "--port", str(port)],
+                env={**env, "FILMROLL_WEB__ACCESS_LOG": access_log,
+                     "FILMROLL_INSTAGRAM__REDIRECT_URI": f"http://127.0.0.1:{port}/callback"},
+                cwd=directory, stdout=log, stderr=log))
+        url = f"http://127.0.0.1:{port}/feeds/bench.json"
+        answer = up(url, processes[-1])
+        if access_log == "true":
+            rows.append(Row("filmroll serve, logging", "JSON 200", url))
+            continue
+        rows += [Row("filmroll serve", "JSON 200", url),
+                 Row("filmroll serve", "JSON 304", url, not_modified(url, answer.headers["etag"])),
+                 Row("filmroll serve", "JSON 200 br", url, ["Accept-Encoding: br, gzip"]),  # what browsers get
+                 Row("filmroll serve", "HTML fragment", f"http://127.0.0.1:{port}/feeds/bench.html")]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=8)
+    parser.add_argument("--duration", type=float, default=3, help="seconds a row, each round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--posts", type=int, default=25)
     parser.add_argument("--servers", nargs="+", default=["uvicorn", "granian"], choices=["uvicorn", "granian"])
     options = parser.parse_args()
     sandbox_process, sandbox = start_sandbox(seed=11)
     directory = Path(tempfile.mkdtemp(prefix="filmroll-bench-feeds-"))
+    processes: list[subprocess.Popen] = []
     try:
         env, site = make_feed(directory, sandbox, options.posts)
         sandbox_process.terminate()  # nothing below calls Instagram: the sandbox would only take CPU
@@ -167,80 +233,53 @@ def main() -> None:
         raw = body.read_bytes()
         document = json.loads(raw)
         print(f"feed: {len(document['posts'])} posts, {len(raw) / 1024:.1f} KB, "
-              f"{len(gzip.compress(raw, 9)) / 1024:.1f} KB gzipped; wrk -t1, {options.duration:g} s a row\n")
-        rows: list[tuple[str, str, dict[int, tuple[float, float]]]] = []
-
-        def measure(name: str, what: str, url: str, headers: list[str] = ()) -> None:  # type: ignore[assignment]
-            wrk(url, 16, 1, list(headers))  # warm up
-            rows.append((name, what, {c: wrk(url, c, options.duration, list(headers)) for c in options.connections}))
-            figures = "  ".join(f"c{c}: {r:8.0f}/s p99 {p:5.1f} ms" for c, (r, p) in rows[-1][2].items())
-            print(f"  {name:<22} {what:<14} {figures}", flush=True)
-
+              f"{len(gzip.compress(raw, 9)) / 1024:.1f} KB gzipped; wrk -t1, {options.rounds} rounds of "
+              f"{options.duration:g} s a row\n", flush=True)
         port = free_port()
-        server = nginx(site, directory, port)
-        try:
-            served = wait_up(f"http://127.0.0.1:{port}/feeds/bench.json", server)
-            assert served.content == raw
-            measure("nginx (static file)", "JSON 200", f"http://127.0.0.1:{port}/feeds/bench.json")
-        finally:
-            server.terminate()
-            server.wait()
-        for name in options.servers:
-            for kind in ("raw", *(("rsgi",) if name == "granian" else ()), "bare", "filmroll"):
-                port = free_port()
-                process = python_server(kind, name, port, env, body)
-                try:
-                    url = f"http://127.0.0.1:{port}/feeds/bench.json"
-                    answer = wait_up(url, process)
-                    assert answer.content == raw, "the servers must answer the same bytes"
-                    label = f"{name} + {KINDS[kind]}"
-                    wrk(url, 64, max(2.0, options.duration / 2), [])  # the server warms up (excluded)
-                    measure(label, "JSON 200", url)
-                    measure(label, "JSON 304", url, not_modified(url, answer.headers["etag"]))
-                finally:
-                    process.terminate()
-                    process.wait(timeout=30)
-        # `filmroll serve` itself, as shipped (Granian, its one worker process, the collector frozen after start-up).
-        # Its access log off, as nginx's is here; then on (a line per request to a file), for its cost.
-        for access_log in ("false", "true"):
-            port = free_port()
-            with (directory / "serve.log").open("w") as log:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "filmroll", "serve", "--no-worker", "--port", str(port)],
-                    env={**env, "FILMROLL_WEB__ACCESS_LOG": access_log,
-                         "FILMROLL_INSTAGRAM__REDIRECT_URI": f"http://127.0.0.1:{port}/callback"},
-                    cwd=directory, stdout=log, stderr=log)
-            try:
-                url = f"http://127.0.0.1:{port}/feeds/bench.json"
-                answer = wait_up(url, process)
-                assert answer.content == raw
-                wrk(url, 64, max(2.0, options.duration / 2), [])
-                if access_log == "true":
-                    measure("filmroll serve, logging", "JSON 200", url)
-                    continue
-                label = "filmroll serve"
-                measure(label, "JSON 200", url)
-                measure(label, "JSON 304", url, not_modified(url, answer.headers["etag"]))
-                measure(label, "JSON 200 br", url, ["Accept-Encoding: br, gzip"])  # what browsers get: 10 KB
-                measure(label, "HTML fragment", f"http://127.0.0.1:{port}/feeds/bench.html")
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
+        processes.append(nginx(site, directory, port))
+        nginx_url = f"http://127.0.0.1:{port}/feeds/bench.json"
+        assert wait_up(nginx_url, processes[-1]).content == raw
+        rows = start_python_servers(options, env, body, directory, processes)
+        # Rounds, not one long row each: this machine's load drifts over minutes (nginx measured 21k-74k req/s on
+        # different runs), so every row is compared with nginx measured just before and just after it.
+        for round_number in range(1, options.rounds + 1):
+            for c in options.connections:
+                before = wrk(nginx_url, c, options.duration, [])[0]
+                for row in rows:
+                    rate, p99 = wrk(row.url, c, options.duration, row.headers)
+                    after = wrk(nginx_url, c, options.duration, [])[0]
+                    row.by.setdefault(c, []).append((rate, p99, (before + after) / 2))
+                    before = after
+            print(f"  round {round_number} of {options.rounds} done", flush=True)
+        print(f"\n  {'server':<24} {'request':<14}" + "".join(
+            f"  c{c}: req/s  p99 ms  x nginx" for c in options.connections))
+        for row in rows:
+            cells = ""
+            for c in options.connections:
+                rate, p99 = median([r for r, _, _ in row.by[c]]), median([p for _, p, _ in row.by[c]])
+                cells += f"  {rate:11.0f} {p99:7.1f} {median([r / n for r, _, n in row.by[c]]):8.2f}"
+            print(f"  {row.label:<24} {row.what:<14}{cells}")
+        nginx_rates = {c: median([n for row in rows for _, _, n in row.by[c]]) for c in options.connections}
+        print("  nginx (static file), JSON 200: " + ", ".join(f"c{c} {rate:.0f} req/s (median of the measurements "
+                                                               "around the rows)" for c, rate in nginx_rates.items()))
         print()
-        figures = {(label, what): by for label, what, by in rows}
+        found = {(row.label, row.what): row for row in rows}
         for c in options.connections:
-            nginx_rate = figures[("nginx (static file)", "JSON 200")][c][0]
-            for name in options.servers:
+            for label in [f"{name} + filmroll app" for name in options.servers] + ["filmroll serve"]:
+                server = "granian" if label == "filmroll serve" else label.split(" + ")[0]
                 for what in ("JSON 200", "JSON 304"):
-                    ours = figures[(f"{name} + filmroll app", what)][c]
-                    bare = figures[(f"{name} + bare Starlette", what)][c]
-                    print(f"  c{c} {name} + filmroll app, {what}: {ours[0] / bare[0]:.2f}x the bare app on {name}, "
-                          f"{ours[0] / nginx_rate:.2f}x nginx")
-            for what in ("JSON 200", "JSON 304"):
-                ours, bare = figures[("filmroll serve", what)][c], figures[("granian + bare Starlette", what)][c]
-                print(f"  c{c} filmroll serve, {what}: {ours[0] / bare[0]:.2f}x the bare app on granian, "
-                      f"{ours[0] / nginx_rate:.2f}x nginx, p99 {ours[1]:.1f} ms")
+                    ours, bare = found[(label, what)].by[c], found[(f"{server} + bare Starlette", what)].by[c]
+                    floor = found[(f"{server} + raw ASGI", what)].by[c]
+                    to_bare = median([o[0] / b[0] for o, b in zip(ours, bare, strict=True)])
+                    to_floor = median([o[0] / f[0] for o, f in zip(ours, floor, strict=True)])
+                    print(f"  c{c} {label}, {what}: {to_bare:.2f}x the bare app, {to_floor:.2f}x the raw ASGI floor "
+                          f"on {server}, {median([o[0] / o[2] for o in ours]):.2f}x nginx, "
+                          f"p99 {median([o[1] for o in ours]):.1f} ms")
     finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
         if sandbox_process.poll() is None:
             sandbox_process.terminate()
         shutil.rmtree(directory, ignore_errors=True)

@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from filmroll import __version__, errors
 from filmroll.passwords import PasswordChecker
@@ -106,11 +106,16 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
 
 
 class _FilmrollApp(FastAPI):
-    """FastAPI, with :class:`~filmroll.web.feeds.FeedFastPath` in front of its whole stack: a current feed document
-    is answered from memory before any routing, dependency or middleware of FastAPI's runs."""
+    """FastAPI, with :class:`~filmroll.web.feeds.FeedFastPath` in front of all it does per request: a current feed
+    document is answered from memory before FastAPI's telemetry check, routing, dependencies or middleware run."""
 
-    def build_middleware_stack(self) -> ASGIApp:
-        return feeds.FeedFastPath(super().build_middleware_stack(), headers=self.state.fast_path_headers)
+    _front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._front is None:  # made at the first call (the lifespan's), as Starlette makes its middleware stack
+            self._front = feeds.FeedFastPath(super().__call__, state=self.state,
+                                             headers=self.state.fast_path_headers)
+        await self._front(scope, receive, send)
 
 
 def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False, freeze_gc: bool = False) -> FastAPI:
