@@ -1,8 +1,9 @@
 """The event loop every filmroll process runs on.
 
 uvloop where it is installed (``uvicorn[standard]`` brings it on Linux and macOS, and ``filmroll serve`` runs on it
-through uvicorn already), so a standalone ``filmroll worker`` spends the same CPU per sync as the worker embedded in
-``serve`` (measured in ``docs/benchmarks.md``); asyncio's own loop where uvloop is missing.
+through Granian, which takes uvloop when it is there), so a standalone ``filmroll worker`` spends the same CPU per
+sync as the worker embedded in ``serve`` (measured in ``docs/benchmarks.md``); asyncio's own loop where uvloop is
+missing.
 """
 
 from __future__ import annotations
