@@ -265,7 +265,8 @@ def main() -> None:
         print()
         found = {(row.label, row.what): row for row in rows}
         for c in options.connections:
-            for label in [f"{name} + filmroll app" for name in options.servers] + ["filmroll serve"]:
+            serve = ["filmroll serve"] if "granian" in options.servers else []  # its baselines are Granian's
+            for label in [f"{name} + filmroll app" for name in options.servers] + serve:
                 server = "granian" if label == "filmroll serve" else label.split(" + ")[0]
                 for what in ("JSON 200", "JSON 304"):
                     ours, bare = found[(label, what)].by[c], found[(f"{server} + bare Starlette", what)].by[c]
