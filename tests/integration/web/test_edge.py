@@ -103,9 +103,11 @@ def test_password_checks_run_off_the_event_loop():
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
 def test_sign_ins_are_checked_in_the_password_threads(filmroll):
-    before = {t.ident for t in threading.enumerate()}  # another app of this process may have left one behind
+    # Another app of this process may have left one behind. Thread objects, not idents: an ident is the thread's
+    # pthread handle, which glibc hands to the next thread as soon as one ends (a CI run failed on exactly that).
+    before = set(threading.enumerate())
     assert _attempt(filmroll, ADMIN[0], ADMIN[1]) == 303
-    assert any(t.name.startswith("filmroll-password") and t.ident not in before for t in threading.enumerate())
+    assert any(t.name.startswith("filmroll-password") and t not in before for t in threading.enumerate())
 
 
 def test_password_checks_beyond_the_queue_are_answered_busy():
