@@ -333,10 +333,10 @@ class FeedFastPath:
     """Answers a feed document that is rendered and current straight from memory, in front of everything FastAPI
     does per request (its routing, dependency injection and middleware cost ~10x the answer itself, by
     ``bench/feeds.py``; its native telemetry's check for an OpenTelemetry provider alone ~10 µs, timed in process),
-    with the public
-    audience's security headers and an access-log line, as the routed answer has. Anything else (a feed not rendered
-    yet or changed since, a query string, another path or method) goes on to the app, whose routes answer the same
-    way through :func:`feed_reply`. A feed answered here makes no OpenTelemetry span; routed requests do.
+    with the public audience's security headers and an access-log line, as the routed answer has. Anything else (a
+    feed not rendered yet or changed since, a query string, another path or method) goes on to the app, whose routes
+    answer the same way through :func:`feed_reply`. A feed answered here makes no OpenTelemetry span; routed
+    requests do.
 
     The answer is :func:`feed_reply`'s, made once per document, encoding and allowed origin and kept with the
     rendered feed (``Entry.replies``): a request then costs a dictionary lookup and an ETag comparison."""
