@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,29 @@ def running_filmroll(sandbox, database_url: str, *, https: bool = False, keys: s
             running.close_clients()
             server.should_exit = True
             thread.join(10)
+
+
+_SUMMARY = re.compile(r"(\d+) posts · (\d+) mirrored(?:\s*·\s*(?:<span[^>]*>)?([^<\n]*))?")
+
+
+def wait_until_mirrored(read_summary: Callable[[], str], posts: int, *, stall: float = 90,
+                        limit: float = 900) -> str:
+    """Wait until the account page says all ``posts`` are mirrored; returns what ``read_summary`` (the page, or its
+    ``#mirror-summary``) gave last. The mirror's pace is the machine's (it draws and renders every picture): a test
+    run beside others on two cores took over a minute for 78 posts that take 20 s alone. So this waits as long as
+    the count keeps rising, and fails when it has not risen for ``stall`` seconds (a hang, or a failed pass waiting
+    out its backoff: the mirror error, if any, is in the message), or after ``limit`` in all."""
+    started = last_change = time.monotonic()
+    best = -1
+    while True:
+        text = read_summary()
+        found = _SUMMARY.search(text)
+        assert found, f"no mirror summary in {text[:500]!r}"
+        total, mirrored = int(found[1]), int(found[2])
+        if total == posts and mirrored == posts:
+            return text
+        now = time.monotonic()
+        if mirrored > best:
+            best, last_change = mirrored, now
+        assert now - last_change < stall and now - started < limit, found[0]
+        time.sleep(0.5)

@@ -95,3 +95,9 @@ def accessibility_violations(page) -> list[dict]:
         .filter(v => v.impact === 'serious' || v.impact === 'critical')
         .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))""")
     return list(found)
+
+
+def reloaded_summary(page) -> str:
+    """The account page's mirror summary, reloaded (for ``tests.webapp.wait_until_mirrored``)."""
+    page.reload()
+    return str(page.locator("#mirror-summary").inner_text())

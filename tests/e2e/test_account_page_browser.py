@@ -3,14 +3,14 @@ Instagram's CDN), at a phone's width and a desktop's, without sideways scrolling
 
 from __future__ import annotations
 
+import functools
 import os
-import time
 
 import pytest
 
-from tests.e2e.conftest import accessibility_violations
+from tests.e2e.conftest import accessibility_violations, reloaded_summary
 from tests.e2e.test_web_connect_browser import connect_in_the_browser
-from tests.webapp import running_filmroll
+from tests.webapp import running_filmroll, wait_until_mirrored
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("FILMROLL_SCREENSHOTS")  # a directory to keep the screenshots in (docs/screenshots)
@@ -28,12 +28,8 @@ def test_the_account_page_shows_the_mirrored_pictures_on_a_phone_and_a_desktop(s
         account = connect_in_the_browser(page, app, sandbox, 5)
         assert accessibility_violations(page) == []
         page.click(f"text=@{account['username']}")
-        deadline = time.monotonic() + 90
         posts = account["media_count"]
-        while f"{posts} posts · {posts} mirrored" not in page.locator("#mirror-summary").inner_text():
-            assert time.monotonic() < deadline, page.locator("#mirror-summary").inner_text()
-            time.sleep(0.5)
-            page.reload()
+        wait_until_mirrored(functools.partial(reloaded_summary, page), posts)
         for width, height, name in ((1280, 900, "desktop"), (390, 844, "phone")):
             page.set_viewport_size({"width": width, "height": height})
             page.reload()

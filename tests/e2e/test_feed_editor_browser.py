@@ -4,15 +4,16 @@ a post out; the page reads well at a phone's width and a desktop's (no sideways 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
 import pytest
 
-from tests.e2e.conftest import accessibility_violations
+from tests.e2e.conftest import accessibility_violations, reloaded_summary
 from tests.e2e.test_web_connect_browser import connect_in_the_browser
 from tests.integration.web.test_feeds import ACCOUNT
-from tests.webapp import running_filmroll
+from tests.webapp import running_filmroll, wait_until_mirrored
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHOTS = os.environ.get("FILMROLL_SCREENSHOTS")  # a directory to keep the screenshots in (docs/screenshots)
@@ -42,11 +43,7 @@ def test_the_feed_editor_previews_what_is_typed_and_saves_it(sandbox, database_u
         account = connect_in_the_browser(page, app, sandbox, ACCOUNT)
         posts = account["media_count"]
         page.goto(f"{app.base_url}/accounts/1")
-        deadline = time.monotonic() + 90
-        while f"{posts} posts · {posts} mirrored" not in page.locator("#mirror-summary").inner_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-            page.reload()
+        wait_until_mirrored(functools.partial(reloaded_summary, page), posts)
 
         page.click("nav >> text=Feeds")
         page.click("#new-feed")

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import io
 import re
-import time
 
 from PIL import Image
 
 from tests.integration.web.test_embedded_worker import _connect_and_wait_for_the_first_sync
-from tests.webapp import running_filmroll
+from tests.webapp import running_filmroll, wait_until_mirrored
 
 
 def test_the_account_page_shows_every_post_from_the_mirror(sandbox, database_url):
     with running_filmroll(sandbox, database_url, worker=True, socket=False, mirror=True) as app:
         admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 3)
-        deadline = time.monotonic() + 60
-        while f"{posts} posts · {posts} mirrored" not in (page := admin.get("/accounts/1").text):
-            assert time.monotonic() < deadline, re.search(r'id="mirror-summary">([^<]*)', page)
-            time.sleep(0.5)
+        page = wait_until_mirrored(lambda: admin.get("/accounts/1").text, posts)
         pictures = re.findall(r'<img src="(/media/[^"]+)"', page)
         assert len(pictures) == posts  # one picture per post (an album's first, a video's poster)
         eager = [p for p in pictures if p.endswith(".webp")]

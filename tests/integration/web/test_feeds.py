@@ -19,7 +19,7 @@ from filmroll.store.database import Database
 from filmroll.web.feed_schema import FeedDocument
 from tests import aio
 from tests.integration.web.test_embedded_worker import _connect_and_wait_for_the_first_sync
-from tests.webapp import running_filmroll
+from tests.webapp import running_filmroll, wait_until_mirrored
 
 ACCOUNT = 5  # 10 posts: images, albums, videos (3 pages of 4)
 
@@ -55,10 +55,7 @@ def _edit(database_url: str, slug: str, **change) -> None:
 
 
 def _wait_until_mirrored(admin, posts: int, account: int = 1) -> None:
-    deadline = time.monotonic() + 90
-    while f"{posts} posts · {posts} mirrored" not in (page := admin.get(f"/accounts/{account}").text):
-        assert time.monotonic() < deadline, re.search(r'id="mirror-summary">([^<]*)', page)
-        time.sleep(0.5)
+    wait_until_mirrored(lambda: admin.get(f"/accounts/{account}").text, posts)
 
 
 def _all_posts(client, first: str) -> list[dict]:
