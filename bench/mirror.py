@@ -8,6 +8,8 @@ Run by hand:  .venv/bin/python bench/mirror.py [--images 12] [--downloads 200] [
    (``service/pictures.render``: JPEG draft decoding, each width from the next larger one, the chosen encoder
    settings) against a naive baseline in the same run (full decode, LANCZOS from the full picture for each width,
    the encoders' default settings), per format; variants per CPU-second for both.
+   A post past the ``eager_posts`` newest gets no variant yet, only its colours and placeholder: against the whole
+   ladder resampled without encoding (how filmroll did it before), in the same run.
 3. The encoder settings: bytes and SSIM against the resampled picture for each candidate, at 640 px.
 4. Peak memory (RSS, this process and its rendering processes) with 8 pictures in flight.
 """
@@ -91,6 +93,23 @@ def naive(data: bytes, fmt: str) -> int:
 
 def filmrolls(data: bytes, fmt: str) -> int:
     return len(pictures.render(data, widths=WIDTHS, formats=(fmt,)).variants)
+
+
+def lazy_ladder(data: bytes, _: str) -> int:
+    """A post past the eager ones, as filmroll did it before: every width of the ladder resampled, none encoded,
+    the colours and the placeholder taken from the narrowest."""
+    image = pictures.upright(data, largest=max(WIDTHS))
+    current = image
+    for width, height in reversed(pictures.ladder(WIDTHS, image.width, image.height)):
+        current = current.resize((width, height), Image.Resampling.LANCZOS,
+                                 reducing_gap=None if current is image and image.width < 2 * width else 3.0)
+    small = current.convert("RGB")
+    pictures._colours(small), pictures._placeholder(small)
+    return 0
+
+
+def lazy_filmrolls(data: bytes, _: str) -> int:
+    return len(pictures.render(data, widths=WIDTHS, formats=()).variants)
 
 
 def per_image(sources: list[bytes], fmt: str, way) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -204,6 +223,10 @@ def main() -> None:
     both_ours = per_image(sources, "both", lambda d, _: len(pictures.render(d, widths=WIDTHS).variants))[0]
     print(f"   both formats, with colours and placeholder: naive {both_naive:.0f} ms, filmroll {both_ours:.0f} ms "
           "per picture")
+    before_ms, ours_ms = per_image(sources, "", lazy_ladder)[0], per_image(sources, "", lazy_filmrolls)[0]
+    print(f"   a post past the eager ones (colours and placeholder, no variant): the whole ladder resampled "
+          f"{before_ms:.0f} ms, filmroll (the narrowest width only) {ours_ms:.0f} ms per picture, "
+          f"{before_ms / ours_ms:.1f}x")
 
     print("\n3. Encoders at 640 px (CPU ms per picture, KB, SSIM against the resampled picture):")
     for fmt, options, spent, size, score in encoder_table(sources[: max(4, args.images // 3)]):

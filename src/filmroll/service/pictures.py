@@ -123,6 +123,10 @@ def render(data: bytes, *, widths: Sequence[int] = DEFAULT_WIDTHS, formats: Sequ
     own width instead when it is narrower than the smallest), in each of ``formats``; ``fallback_jpeg`` adds an
     upright, stripped JPEG at full width (for an original whose bytes need turning or carry metadata)."""
     chosen = sorted({w for w in widths if w > 0})
+    if not formats and not fallback_jpeg:
+        # Nothing to encode (a post past the eager ones): only the colours and the placeholder, which come from the
+        # narrowest width, so decode no larger than that and skip the wider ones (half the CPU of such a post).
+        chosen = chosen[:1]
     image = upright(data, largest=max(chosen) if chosen else None, max_pixels=max_pixels)
     full = identify(data, max_pixels=max_pixels)
     full_width, full_height = full.width or image.width, full.height or image.height
