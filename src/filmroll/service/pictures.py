@@ -15,6 +15,7 @@ from __future__ import annotations
 import colorsys
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -101,7 +102,9 @@ def upright(data: bytes, *, largest: int | None = None, max_pixels: int = DEFAUL
     icc = source.info.get("icc_profile")
     if largest and source.format == "JPEG":
         turned = source.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # width and height swap once it is upright
-        source.draft("RGB", (source.width, largest) if turned else (largest, source.height))
+        scale = largest / (source.height if turned else source.width)
+        if scale < 1:  # draft keeps both sides at least as asked: ask for the whole picture at that scale
+            source.draft("RGB", (math.ceil(source.width * scale), math.ceil(source.height * scale)))
     image: Image.Image = ImageOps.exif_transpose(source)
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "transparency" in image.info or image.mode in ("LA", "PA") else "RGB")

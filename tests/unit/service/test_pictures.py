@@ -75,3 +75,16 @@ def test_not_a_picture_and_a_decompression_bomb_are_refused_from_their_bytes():
     with pytest.raises(errors.DownloadRefusedError, match="decompression bomb"):
         pictures.identify(bomb.getvalue())
     assert pictures.identify(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 20).content_type == "video/mp4"
+
+
+@pytest.mark.parametrize(("stored", "orientation", "largest", "decoded"), [
+    ((1080, 1350), 1, 320, (540, 675)),  # half size still covers 320: decoded at that DCT scale
+    ((1440, 1800), 1, 320, (360, 450)),
+    ((1440, 1800), 1, 1080, (1440, 1800)),  # half size (720) would not cover 1080
+    ((1350, 1080), 6, 320, (540, 675)),  # stored sideways: the width it is shown at is the stored height
+    ((1080, 1350), 1, 2048, (1080, 1350)),  # never larger than stored
+])
+def test_a_jpeg_is_decoded_at_the_smallest_scale_that_covers_the_width_asked_for(stored, orientation, largest,
+                                                                                 decoded):
+    data = _jpeg_with_orientation(stored, orientation) if orientation != 1 else draw("1790_n.jpg", stored)
+    assert pictures.upright(data, largest=largest).size == decoded
