@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 
 from filmroll.clock import Clock
+from filmroll.errors import ConfigError
 from filmroll.faults import FaultPoints
 from filmroll.platform import InstagramClient
 from filmroll.platform.cdn import CdnClient
@@ -209,12 +210,40 @@ class Runtime:
                       watches=[watch])
 
 
+async def stored_key_ids(database_url: str) -> dict[str, int]:
+    """Tokens an existing database holds, by key id; none when there is no database, no filmroll schema, or it
+    cannot be read (whoever opens it next says why)."""
+    database = Database(database_url, create=False)
+    try:
+        if await migrate.current(database) is None:
+            return {}
+        async with database.read() as session:
+            return await key_ids_in_use(session)
+    except Exception:
+        return {}
+    finally:
+        await database.dispose()
+
+
+async def require_keys(settings: Settings) -> None:
+    """The keyring can be loaded; else the error says to make a key, or (the database holds tokens) to restore the
+    keys file from a backup."""
+    keys = Secret(settings.vault.keys.get_secret_value())
+    try:
+        load_keyring(keys, settings.vault.keys_file)
+    except ConfigError:
+        load_keyring(keys, settings.vault.keys_file, stored=await stored_key_ids(settings.database_url))
+        raise
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, upgrade: bool = False,
                        clock: Clock | None = None) -> AsyncIterator[Runtime]:
     """Open everything, check the schema (or, with ``upgrade``, migrate it: `serve`, `worker`, `demo`) and the
     keyring against the stored tokens, and close it all on exit."""
-    database = Database(settings.database_url, clock=clock)
+    if upgrade:  # before anything creates a database: a missing keys file leaves nothing behind
+        await require_keys(settings)
+    database = Database(settings.database_url, clock=clock, create=upgrade)
     try:
         if upgrade:
             await migrate.upgrade(database)

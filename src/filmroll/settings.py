@@ -14,7 +14,9 @@ plain values; nothing here is created at import time.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -217,3 +219,36 @@ class Settings(BaseSettings):
             return self.web.public_url.rstrip("/")
         parts = urlsplit(self.instagram.redirect_uri)
         return f"{parts.scheme}://{parts.netloc}"
+
+
+# FILMROLL_* variables read outside Settings: the CLI's own options (the log level, the sandbox's), the worker's
+# fault points, and those of the test suite and benchmarks (README, Development).
+OTHER_VARIABLES = frozenset({
+    "FILMROLL_LOG_LEVEL", "FILMROLL_FAULT_POINTS",
+    *(f"FILMROLL_SANDBOX__{name}" for name in ("HOST", "PORT", "SEED", "ACCOUNTS", "AUTO_CONSENT", "REDIRECT_URIS",
+                                               "APP_ID", "APP_SECRET")),
+    "FILMROLL_SIM_ACCOUNTS", "FILMROLL_SIM_DAYS", "FILMROLL_SIM_PROBE_HOURS", "FILMROLL_SIM_SEED",
+    "FILMROLL_KILL_SEED", "FILMROLL_SCREENSHOTS", "FILMROLL_TEST_PG",
+})
+
+
+def known_variables() -> frozenset[str]:
+    """Every FILMROLL_* name filmroll reads: each setting (and each group whole, as JSON) and the others above."""
+    names = set(OTHER_VARIABLES)
+    for name, field in Settings.model_fields.items():
+        names.add(f"FILMROLL_{name.upper()}")
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            names.update(f"FILMROLL_{name.upper()}__{sub.upper()}" for sub in group.model_fields)
+    return frozenset(names)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """The FILMROLL_* variables set here that filmroll does not read (a typo is otherwise silently ignored), each
+    with the closest name it does read, if one is close."""
+    known = {name.removeprefix("FILMROLL_"): name for name in known_variables()}
+    unknown = sorted(name for name in environ
+                     if name.upper().startswith("FILMROLL_") and name.upper().removeprefix("FILMROLL_") not in known)
+    closest = (difflib.get_close_matches(name.upper().removeprefix("FILMROLL_"), known, n=1, cutoff=0.7)
+               for name in unknown)
+    return [(name, known[match[0]] if match else None) for name, match in zip(unknown, closest, strict=True)]

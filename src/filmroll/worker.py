@@ -52,7 +52,7 @@ from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
 from filmroll.service.webhooks import WebhookHandler
 from filmroll.store import deletions, leases, webhooks
-from filmroll.store.database import Database, is_unavailable
+from filmroll.store.database import Database, explain, is_damaged, is_unavailable
 from filmroll.vocabulary import Outcome
 
 log = logging.getLogger("filmroll.worker")
@@ -183,6 +183,7 @@ class Worker:
         # Claims that failed for want of the database: their commit may have landed all the same (lease, expiry).
         self._unanswered: set[tuple[leases.Lease, datetime]] = set()
         self._freed = asyncio.Event()  # set whenever a job finishes
+        self._damaged: BaseException | None = None  # the database file is broken: the worker stops with it
         # Retry claims while the database is down no less often than a poll: work resumes within a poll of recovery.
         self._retry = Backoff(base=timedelta(seconds=idle_poll / 4), cap=timedelta(seconds=idle_poll),
                               floor=timedelta(0))
@@ -217,6 +218,8 @@ class Worker:
         drained: dict[str, float] = {}  # kind -> when a claim of that kind last came back short
         failures = 0  # consecutive rounds the database did not answer
         while not stop.is_set():
+            if self._damaged is not None:
+                raise self._damaged
             self._freed.clear()  # before any await of this round, so no finished job goes unnoticed
             free = self.concurrency - len(self._in_flight)
             # Claiming costs a write transaction per kind: wait for a worthwhile number of free slots rather than
@@ -229,6 +232,8 @@ class Worker:
                 await self._give_back()
                 claimed = await self._claim_round(busy, now, drained)
             except Exception as exc:
+                if is_damaged(exc):
+                    raise
                 if is_unavailable(exc):
                     self.health.failed(exc)
                 else:  # a bug in a claim: keep the worker alive, say so loudly, and try again later
@@ -300,7 +305,11 @@ class Worker:
         except asyncio.CancelledError:
             outcome = Outcome.INTERRUPTED  # abandoned (its lease could not be renewed), or cancelled at the drain
         except Exception as exc:  # one account's failure must never stop the others
-            if is_unavailable(exc):
+            if is_damaged(exc):
+                self._damaged = exc
+                self._freed.set()
+                outcome = Outcome.INTERRUPTED
+            elif is_unavailable(exc):
                 self.health.failed(exc)
                 self._interrupted.setdefault(job.lease, set()).add(claim.leased_id)
                 outcome = Outcome.INTERRUPTED
@@ -360,7 +369,10 @@ class Worker:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if is_damaged(exc):
+                    self._damaged = exc
+                    return
                 log.exception("the worker's %s failed; restarting it", name)
                 await asyncio.sleep(self._retry.delay(failures, self._rng).total_seconds())
                 failures += 1
@@ -465,7 +477,11 @@ async def run_supervised(worker: Worker, stop: asyncio.Event) -> None:
         try:
             await worker.run(stop)
             return
-        except Exception:
+        except Exception as exc:
+            if is_damaged(exc):  # no restart mends a broken file; the feeds keep their last renders
+                explained = explain(exc, worker.database.url)
+                log.error("the embedded worker stopped: %s", explained.message if explained else exc)
+                return
             log.exception("the embedded worker stopped unexpectedly; restarting it")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _RESTART.delay(failures, random.Random()).total_seconds())

@@ -90,6 +90,7 @@ def test_a_database_locked_by_another_process_is_explained(cli):
 
 def test_only_the_schema_commands_create_tables_anywhere(cli, database_url, tmp_path):
     if database_url.startswith("sqlite"):
+        (tmp_path / "empty.db").touch(0o600)  # an empty file is an empty database (a missing one: test_cli_startup)
         empty = f"sqlite:///{tmp_path / 'empty.db'}"
         foreign = tmp_path / "foreign.db"
         with sqlite3.connect(foreign) as connection:
@@ -120,7 +121,8 @@ def test_only_the_schema_commands_create_tables_anywhere(cli, database_url, tmp_
                             ("admin", "create", "ops")):
                 result = cli(*command, stdin="a long enough password\n", check=False)
                 _no_traceback(result)
-                assert result.returncode == 9 and said in result.stderr, (command, result.stderr)
+                told = json.loads(result.stdout)["message"] if "--json" in command else result.stderr
+                assert result.returncode == 9 and said in told, (command, result.stdout, result.stderr)
             assert _tables(url) <= {"invoices"}  # nothing was created
         cli.env["FILMROLL_DATABASE_URL"] = empty
         cli("db", "upgrade")

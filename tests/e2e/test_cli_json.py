@@ -82,6 +82,6 @@ def test_every_listing_answers_in_json_and_never_with_a_token(cli, sandbox):
     assert feed["slug"] == "bakery" and feed["urls"]["json"].endswith("/feeds/bakery.json")
     assert json.loads(cli("media", f"@{username}", "--json").stdout) == []  # not synced yet
     both = cli("token", "show", f"@{username}", "--json", "--reveal", check=False)
-    assert both.returncode == 8 and "choose one" in both.stderr
+    assert both.returncode == 8 and "choose one" in json.loads(both.stdout)["message"]  # --json: failures too
     secret = cli("token", "show", f"@{username}", "--reveal").stdout.strip()
     assert len(secret) > 20 and secret not in shown.stdout + both.stdout + both.stderr

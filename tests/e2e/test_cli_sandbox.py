@@ -86,7 +86,7 @@ def test_port_in_use_is_a_clear_error():
     finally:
         holder.close()
     assert result.returncode == 2
-    assert f"127.0.0.1:{port} is already in use" in result.stdout
+    assert f"127.0.0.1:{port} is already in use" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("uri", ["http://localhost:8000/callback", "ftp://x"])

@@ -3,14 +3,17 @@ messages and exit codes."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import socket
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -71,6 +74,36 @@ class ExitStatus(IntEnum):
 EXIT_CODES_HELP = "Exit codes: " + ", ".join(f"{s.value} {s.name.lower().replace('_', ' ')}" for s in ExitStatus)
 
 
+def served_at(current: Settings, *, host: str | None = None, port: int | None = None,
+              tls: bool = False) -> tuple[str, str, int]:
+    """Where `filmroll serve` listens with these settings: (scheme, host, port). A redirect URI on this machine
+    names the port the owner comes back to (unless FILMROLL_WEB__PORT says otherwise), and an https one makes serve
+    speak HTTPS with a certificate of its own; the feeds' URLs are printed from the same answer."""
+    redirect = urlsplit(current.instagram.redirect_uri)
+    local = redirect.hostname in LOCAL_HOSTS
+    if port is None:
+        port = redirect.port if local and redirect.port and "FILMROLL_WEB__PORT" not in os.environ \
+            else current.web.port
+    https = tls or bool(current.web.tls_cert) or (local and redirect.scheme == "https")
+    return "https" if https else "http", host or current.web.host, port
+
+
+def bind(host: str, port: int, *, option: str = "--port") -> socket.socket:
+    """A listening address of our own, or one line and exit 2 naming it. Bound without SO_REUSEPORT, so a port that
+    another server holds (with SO_REUSEPORT, as Granian binds, or without) is refused rather than shared."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = ("is already in use (another filmroll, or another program)" if exc.errno == errno.EADDRINUSE
+                  else f"cannot be used ({exc.strerror})")
+        fail(f"{host}:{port} {reason}; stop it, or choose another port with {option}", ExitStatus.CONFIG)
+    return sock
+
+
 def settings() -> Settings:
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
@@ -90,14 +123,15 @@ def settings() -> Settings:
 
 
 @asynccontextmanager
-async def database(current: Settings | None = None, *, check: bool = True) -> AsyncIterator[Database]:
+async def database(current: Settings | None = None, *, check: bool = True,
+                   create: bool = False) -> AsyncIterator[Database]:
     """The database alone, for a command that needs neither the keyring nor Instagram (admins, keys, the schema):
-    opened, its schema checked unless ``check`` is off (`filmroll db` itself), and closed afterwards. The rest use
-    ``runtime.open_runtime``."""
+    opened, its schema checked unless ``check`` is off (`filmroll db` itself), and closed afterwards; a SQLite file
+    is created only with ``create`` (`filmroll db upgrade`). The rest use ``runtime.open_runtime``."""
     from filmroll.store import migrate
     from filmroll.store.database import Database
 
-    opened = Database((current or settings()).database_url)
+    opened = Database((current or settings()).database_url, create=create)
     try:
         if check:
             await migrate.require_current(opened)
@@ -126,11 +160,16 @@ def _plain(value: object) -> object:
 def fail(message: str, status: ExitStatus = ExitStatus.ERROR, **facts: object) -> NoReturn:
     """One line on stderr (or, under --json, ``{"ok": false, "error": …, "exit_code": …, "message": …}`` on stdout)
     and the exit code."""
+    report(message, status, **facts)
+    raise typer.Exit(int(status))
+
+
+def report(message: str, status: ExitStatus, **facts: object) -> None:
+    """What :func:`fail` says, without ending the command (``main``'s funnel exits itself)."""
     if _output["json"]:
         emit({"ok": False, "error": status.name.lower(), "exit_code": int(status), "message": message, **facts})
     else:
         err_console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(int(status))
 
 
 def _status(exc: errors.FilmrollError) -> ExitStatus:

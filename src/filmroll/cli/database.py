@@ -16,7 +16,7 @@ def upgrade() -> None:
     async def body() -> str:
         from filmroll.store import migrate
 
-        async with database(check=False) as opened:
+        async with database(check=False, create=True) as opened:
             return await migrate.upgrade(opened)
 
     console.print(f"database schema at revision {run(body())}")

@@ -30,10 +30,13 @@ def _table(views: list[tuple[Any, Any]], media: dict[int, int], started: float, 
            log: list[str]) -> Group:
     # Columns as wide as they will ever get from the first frame: a column widening later would leave a stale copy
     # of the header behind in some terminals.
-    table = Table(title="filmroll demo: accounts", title_justify="left")
-    for name, width in (("account", 22), ("status", 34), ("media synced", 12), ("last sync", 10),
-                        ("token valid until", 17), ("next refresh", 12)):
-        table.add_column(name, min_width=width, no_wrap=name != "status")
+    # Sized for an 80-column terminal: the status (with why an account needs its owner) is what the demo is about,
+    # so it takes the room that is left and wraps; the others are as wide as their widest value.
+    table = Table(title="filmroll demo: accounts", title_justify="left", box=None, padding=(0, 1),
+                  header_style="bold underline")
+    for name, width in (("account", 16), ("status", 14), ("posts", 7), ("last sync", 9), ("expires", 10),
+                        ("refresh", 10)):
+        table.add_column(name, min_width=width, no_wrap=name != "status", overflow="fold")
     now = datetime.now(UTC)
     for view, account in views:
         synced = f"{media.get(account.id, 0)} / {account.media_count if account.media_count is not None else '?'}"

@@ -42,6 +42,17 @@ def _redirect_checks(current: Settings) -> list[Check]:
     return found
 
 
+def _variable_checks() -> list[Check]:
+    from filmroll.settings import unknown_variables
+
+    unknown = unknown_variables(os.environ)
+    if not unknown:
+        return [Check("every FILMROLL_ variable is a setting", True, "no unknown names")]
+    return [Check("every FILMROLL_ variable is a setting", False,
+                  f"{name} is not one and is ignored" + (f": did you mean {closest}?" if closest else ""))
+            for name, closest in unknown]
+
+
 def _app_checks(current: Settings) -> list[Check]:
     app_id, secret = current.instagram.app_id, current.instagram.app_secret.get_secret_value()
     id_ok, secret_ok = bool(re.fullmatch(r"\d{10,20}", app_id)), bool(re.fullmatch(r"[0-9a-f]{32}", secret))
@@ -131,7 +142,7 @@ async def _store_checks(current: Settings) -> list[Check]:
     except errors.FilmrollError as exc:
         keyring = None
         found.append(Check("vault key present", False, exc.message))
-    database = Database(current.database_url)
+    database = Database(current.database_url, create=False)
     try:
         revision = await migrate.current(database)
         at_head = revision == migrate.head()
@@ -183,7 +194,7 @@ def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check
     current = settings()
 
     async def body() -> list[Check]:
-        found = (_redirect_checks(current) + _app_checks(current) + _callback_checks(current)
+        found = (_variable_checks() + _redirect_checks(current) + _app_checks(current) + _callback_checks(current)
                  + _file_checks(current))
         if not offline:
             found.append(await _authorize_check(current))

@@ -28,12 +28,15 @@ _JSON = typer.Option(False, "--json", help="Machine-readable output")
 
 
 def _base() -> str:
-    """Where the feeds are reached: the configured base or public URL, else where `filmroll serve` listens."""
+    """Where the feeds are reached: the configured base or public URL, else where `filmroll serve` listens with
+    the same settings (scheme, host and port: common.served_at, which serve itself asks)."""
     current = settings()
     if current.feeds.base_url or current.web.public_url:
         return (current.feeds.base_url or current.web.public_url or "").rstrip("/")
-    scheme = "https" if current.web.tls_cert else "http"
-    return f"{scheme}://{current.web.host}:{current.web.port}"
+    scheme, host, port = common.served_at(current)
+    if not host or (host.replace(".", "").replace(":", "") in ("", "0")):  # every interface: name this machine
+        host = "localhost"
+    return f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
 
 
 def _as_dict(info: FeedInfo, base: str) -> dict[str, Any]:
@@ -65,7 +68,8 @@ def _print(info: FeedInfo, base: str, *, as_json: bool) -> None:
     console.print(f"  JSON   {urls['json']}\n  HTML   {urls['html']}\n  embed  {urls['embed']}")
     console.print("  on a web page:", style="dim")
     typer.echo(f'    <script type="module" src="{urls["widget"]}"></script>\n'
-               f'    <filmroll-feed src="{urls["json"]}"></filmroll-feed>')
+               f'    <filmroll-feed src="{urls["json"]}" layout="grid" columns="3" limit="{info.post_limit}">'
+               '</filmroll-feed>')
 
 
 @app.command("create")

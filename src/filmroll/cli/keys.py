@@ -20,21 +20,9 @@ def _file() -> tuple[Path, bool]:
 
 
 async def _stored_tokens() -> dict[str, int]:
-    """Tokens the database holds, by key id; none when it has no filmroll schema or cannot be read."""
-    from filmroll.store import migrate
-    from filmroll.store.database import Database
-    from filmroll.store.tokens import key_ids_in_use
+    from filmroll.runtime import stored_key_ids
 
-    opened = Database(settings().database_url)
-    try:
-        if await migrate.current(opened) is None:
-            return {}
-        async with opened.read() as session:
-            return await key_ids_in_use(session)
-    except Exception:  # no database yet, or one doctor would explain: nothing to protect here
-        return {}
-    finally:
-        await opened.dispose()
+    return await stored_key_ids(settings().database_url)
 
 
 @app.command("generate")

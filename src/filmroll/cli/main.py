@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
@@ -24,7 +25,7 @@ from filmroll.cli import (
     webhooks,
     worker,
 )
-from filmroll.cli.common import EXIT_CODES_HELP, ExitStatus, err_console, explain
+from filmroll.cli.common import EXIT_CODES_HELP, ExitStatus, err_console, explain, json_output, report
 
 app = typer.Typer(
     name="filmroll",
@@ -67,11 +68,19 @@ def _root(log_level: str = typer.Option("WARNING", envvar="FILMROLL_LOG_LEVEL",
     if not isinstance(level, int):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from filmroll.settings import unknown_variables
+
+    for name, closest in unknown_variables(os.environ):
+        err_console.print(f"[yellow]warning:[/yellow] {name} is not a filmroll setting and is ignored"
+                          + (f" (did you mean {closest}?)" if closest else ""), markup=True, highlight=False)
 
 
 def main() -> None:
     """The one funnel: every failure ends as a message that says what to do and its documented exit code; a
     traceback only for a bug, and only at FILMROLL_LOG_LEVEL=DEBUG."""
+    # A --json command answers its failures as JSON too, those raised before its body runs included (the database
+    # check of a listing, say).
+    json_output("--json" in sys.argv[1:])
     try:
         code = app(standalone_mode=False)
     except (KeyboardInterrupt, typer.Abort):
@@ -88,6 +97,6 @@ def main() -> None:
             logging.getLogger("filmroll").debug("unexpected error", exc_info=True)
             explained = (f"filmroll stopped on an unexpected {type(exc).__name__}; run it again with "
                          "FILMROLL_LOG_LEVEL=DEBUG to see where, and please report it", ExitStatus.ERROR)
-        err_console.print(f"[red]error:[/red] {explained[0]}")
+        report(*explained)
         sys.exit(explained[1])
     sys.exit(code if isinstance(code, int) else 0)

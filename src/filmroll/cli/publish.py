@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from filmroll.service.publish import PublishReport
 
 
-def publish(target: str = typer.Argument(..., help="A directory, or s3://BUCKET[/PREFIX] (the storage settings' "
+def publish(target: str = typer.Argument(..., help="A directory, or s3://BUCKET\\[/PREFIX] (the storage settings' "
                                                    "S3 endpoint and keys)"),
             feed: list[str] | None = typer.Option(None, "--feed", help="Only this feed (slug); repeat"),
             base_url: str = typer.Option("", "--base-url", help="Where the published files are reached, e.g. "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import socket
 import sys
@@ -78,16 +77,8 @@ def sandbox(
             raise typer.BadParameter("--print-env needs the port the sandbox listens on, not 0", param_hint="--port")
         _print_env(config, f"http://{host if ':' not in host else f'[{host}]'}:{port}", uris)
         return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
-        console.print(f"[red]error:[/red] {host}:{port} {reason}; choose another with --port.")
-        raise typer.Exit(2) from None
+    sock = common.bind(host, port)
+    family = sock.family
     # Listening before the address is printed: a client that connects at once waits in the backlog until the server
     # accepts, instead of being refused by a socket that is bound but not yet listening.
     sock.listen(2048)

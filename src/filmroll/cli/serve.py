@@ -13,16 +13,38 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import shutil
 import tempfile
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import typer
 
-from filmroll.cli.common import LOCAL_HOSTS, ExitStatus, console, err_console, fail, settings
+from filmroll.cli.common import (
+    LOCAL_HOSTS,
+    ExitStatus,
+    bind,
+    console,
+    err_console,
+    fail,
+    run,
+    served_at,
+    settings,
+)
+
+if TYPE_CHECKING:
+    from filmroll.settings import Settings
+
+
+async def _preflight(current: Settings) -> None:
+    """What the app's start would do first (keys, then the schema migrated, then the keyring against the stored
+    tokens), done here so that a failure is one line and an exit code, not a traceback from the worker process."""
+    from filmroll.runtime import open_runtime
+
+    async with open_runtime(current, upgrade=True):
+        pass
 
 
 def serve(
@@ -44,12 +66,9 @@ def serve(
     from filmroll.web.app import create_app
 
     current = settings()
-    host = host or current.web.host
+    _, host, port = served_at(current, host=host, port=port)
     redirect = urlsplit(current.instagram.redirect_uri)
     local = redirect.hostname in LOCAL_HOSTS
-    if port is None:  # a redirect to this machine names the port the owner comes back to
-        port = redirect.port if local and redirect.port and "FILMROLL_WEB__PORT" not in os.environ \
-            else current.web.port
     cert, key = tls_cert or current.web.tls_cert, tls_key or current.web.tls_key
     if bool(cert) != bool(key):
         fail("--tls-cert and --tls-key go together", ExitStatus.CONFIG)
@@ -66,6 +85,10 @@ def serve(
             err_console.print(f"[yellow]warning:[/yellow] the redirect URI {current.instagram.redirect_uri} is "
                               "http://; Instagram sends owners only to https:// addresses, even on localhost "
                               f"(https://localhost:{port}/callback would do)")
+    # Every start-up failure is one line here, in the supervising process, before Granian forks the app: a second
+    # filmroll on the port (Granian's SO_REUSEPORT would share it silently), missing keys, a damaged database.
+    bind(host, port).close()
+    run(_preflight(current))
     if self_signed and not cert:
         from filmroll.tlscert import self_signed as make_certificate
 

@@ -9,6 +9,7 @@ meanwhile. So there is one refresh path and one sync path, whoever starts them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -147,6 +148,14 @@ async def under_lease(database: Database, lease: leases.Lease, key: int, *, owne
     renewer = asyncio.create_task(renew())
     try:
         return await work
+    except BaseException:
+        # Ctrl-C (the command's task cancelled) or a failure: a command that ends leaves no lease behind, or the
+        # row would read "busy" for a whole lease period with nobody working on it. A worker's job keeps its lease
+        # instead (a bug retries once per lease period); a finished job gave its own back with its result.
+        with contextlib.suppress(Exception):
+            async with database.transaction() as session:
+                await lease.release(session, [key], owner=owner)
+        raise
     finally:
         renewer.cancel()
         await asyncio.gather(renewer, return_exceptions=True)

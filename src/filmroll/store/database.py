@@ -61,6 +61,15 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def is_damaged(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database file itself is broken (malformed, or not a database at all): no retry
+    mends it, so a worker stops and says so once instead of retrying for ever."""
+    if not isinstance(exc, sa_exc.DBAPIError) or exc.orig is None:
+        return False
+    said = str(exc.orig).lower()
+    return "malformed" in said or "file is not a database" in said
+
+
 def async_url(url: str) -> str:
     """Accept the URLs people write (``sqlite:///x.db``, ``postgresql://…``) and pick the async driver. The URL is
     never echoed back: it may carry a password."""
@@ -148,13 +157,16 @@ def keep_private(path: str) -> None:
                 os.chmod(name, 0o600)
 
 
-def _sqlite_pragmas(engine: AsyncEngine, begin: str, busy_timeout_ms: int, path: str) -> None:
+def _sqlite_pragmas(engine: AsyncEngine, begin: str, busy_timeout_ms: int, path: str, create: bool) -> None:
     @event.listens_for(engine.sync_engine, "do_connect")
     def _private(dialect: Any, record: Any, cargs: Any, cparams: Any) -> None:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):  # said here: a failed connect leaves aiosqlite's thread behind the loop
             raise DatabaseError(f"the database file {path} cannot be opened: its directory {directory} does not "
                                 "exist; nothing was changed")
+        if not create and not os.path.exists(path):  # SQLite would create an empty file on connect
+            raise DatabaseError(f"the database file {path} does not exist yet; run `filmroll db upgrade` to create "
+                                "it (or point FILMROLL_DATABASE_URL at filmroll's database); nothing was changed")
         keep_private(path)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -174,7 +186,9 @@ def _sqlite_pragmas(engine: AsyncEngine, begin: str, busy_timeout_ms: int, path:
 class Database:
     """The engines of one database. ``transaction()`` for anything that may write, ``read()`` for the rest."""
 
-    def __init__(self, url: str, *, echo: bool = False, clock: Clock | None = None) -> None:
+    def __init__(self, url: str, *, echo: bool = False, clock: Clock | None = None, create: bool = True) -> None:
+        """``create=False``: a SQLite file that does not exist is an error instead of a new empty database (every
+        command but the four that migrate)."""
         self.url = async_url(url)
         self.clock = clock or Clock()
         self.is_sqlite = self.url.startswith("sqlite")
@@ -192,9 +206,9 @@ class Database:
             busy_timeout_ms = _busy_timeout_ms(self.url)
             self.engine = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=120, **options)
             path = make_url(self.url).database or ""
-            _sqlite_pragmas(self.engine, "BEGIN IMMEDIATE", busy_timeout_ms, path)
+            _sqlite_pragmas(self.engine, "BEGIN IMMEDIATE", busy_timeout_ms, path, create)
             self.read_engine = create_async_engine(self.url, **options)
-            _sqlite_pragmas(self.read_engine, "BEGIN", busy_timeout_ms, path)
+            _sqlite_pragmas(self.read_engine, "BEGIN", busy_timeout_ms, path, create)
         else:
             self.engine = create_async_engine(self.url, **options)
             self.read_engine = self.engine

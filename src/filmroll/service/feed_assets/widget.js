@@ -56,6 +56,18 @@ function el(name, attributes = {}, ...children) {
   return node;
 }
 
+// Every URL of a feed document is resolved against the document's own URL, so a feed whose pictures are paths from
+// filmroll's root (no FILMROLL_FEEDS__BASE_URL) works on a page of any origin.
+const URL_KEYS = new Set(["url", "webp", "avif", "next"]);
+function resolve(value, base) {
+  if (Array.isArray(value)) return value.map((v) => resolve(v, base));
+  if (!value || typeof value !== "object") return value;
+  for (const [key, v] of Object.entries(value)) {
+    value[key] = typeof v === "string" && URL_KEYS.has(key) ? new URL(v, base).href : resolve(v, base);
+  }
+  return value;
+}
+
 function picture(item, alt, sizes, eager) {
   const img = el("img", {part: "image", alt, width: item.width, height: item.height, decoding: "async",
     loading: eager ? "eager" : "lazy", src: item.fallback.url});
@@ -115,12 +127,12 @@ class FilmrollFeed extends HTMLElement {
   async fetchPage() {
     const response = await fetch(this.next, {credentials: "omit", mode: "cors", referrerPolicy: "no-referrer"});
     if (!response.ok) throw new Error(`filmroll-feed: ${response.status} from ${this.next}`);
-    const page = await response.json();
+    const page = resolve(await response.json(), response.url || this.next);
     this.feed = page;
     this.label = page.feed?.title || "Instagram posts";
     this.list.setAttribute("aria-label", this.label);
     this.posts.push(...page.posts);
-    this.next = page.next ? new URL(page.next, this.source).href : null;
+    this.next = page.next ?? null;
   }
 
   async grow() {
