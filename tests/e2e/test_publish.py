@@ -27,23 +27,26 @@ pytestmark = pytest.mark.slow
 NGINX = "/usr/sbin/nginx"
 
 
+def readme_server_block(root: Path, port: int) -> str:
+    """The README's nginx server block, verbatim but for the two lines a reader changes: where it listens (and the
+    certificate lines), and the root."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (block,) = re.findall(r"```nginx\n(server \{.*?\n\})\n```", text, re.S)
+    lines = block.splitlines()
+    assert lines[1].strip().startswith("listen 443 ssl;") and lines[2].strip() == "root /var/www/feeds;", lines[:3]
+    return "\n".join([lines[0], f"    listen 127.0.0.1:{port};", f"    root {root};", *lines[3:]])
+
+
 def _nginx(root: Path, directory: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     (directory / "nginx.conf").write_text(f"""
 user root; worker_processes 1; daemon off; pid {directory}/nginx.pid; error_log {directory}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
-  include /etc/nginx/mime.types;
-  types {{ image/avif avif; }}
   access_log off;
   client_body_temp_path {directory}/body; proxy_temp_path {directory}/proxy; fastcgi_temp_path {directory}/fcgi;
   uwsgi_temp_path {directory}/uwsgi; scgi_temp_path {directory}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    root {root};
-    location / {{ try_files $uri $uri/ =404; }}
-    location ~ /\\. {{ deny all; }}
-  }}
+{readme_server_block(root, port)}
 }}
 """)
     process = subprocess.Popen([NGINX, "-c", str(directory / "nginx.conf"), "-p", str(directory)],
@@ -56,6 +59,43 @@ http {{
         except httpx.TransportError:
             assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
             time.sleep(0.05)
+
+
+def _widget_shows_the_published_feed(browser, served: str, directory: Path, count: int) -> None:
+    page_dir = directory / "host-page"
+    page_dir.mkdir()
+    (page_dir / "index.html").write_text(
+        '<!doctype html><html lang=en><title>Bakery</title><link rel=icon href="data:,">'
+        f'<script type="module" src="{served}/widget.js"></script>'
+        f'<filmroll-feed src="{served}/feeds/bakery.json"></filmroll-feed></html>')
+    port = free_port()
+    host = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)], cwd=page_dir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/")
+                break
+            except Exception:  # the host page's server is still starting
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        page.wait_for_function("""(count) => { const feed = document.querySelector('filmroll-feed');
+            const images = feed && feed.shadowRoot ? [...feed.shadowRoot.querySelectorAll('img')] : [];
+            return images.length === count && images.every(i => i.complete && i.naturalWidth > 0); }""",
+                               arg=count, timeout=30_000)
+        sources = page.evaluate("""() => [...document.querySelector('filmroll-feed').shadowRoot
+            .querySelectorAll('img')].map(i => i.currentSrc)""")
+        assert all(url.startswith(served + "/media/") for url in sources), sources
+        assert not errors, errors
+    finally:
+        context.close()
+        host.terminate()
+        host.wait(10)
 
 
 def _publish(app, directory: Path) -> dict:
@@ -73,7 +113,7 @@ def _publish(app, directory: Path) -> dict:
 @pytest.mark.skipif(not shutil.which(NGINX), reason="nginx is installed by scripts/bootstrap --test")
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_published_feeds_served_by_nginx_are_the_same_bytes_and_a_republish_writes_only_what_changed(
-        sandbox, database_url, tmp_path):
+        sandbox, database_url, tmp_path, browser):
     site = tmp_path / "site"
     with running_filmroll(sandbox, database_url, worker=True, socket=False, mirror=True, feeds_base_url="/") as app:
         admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 12)
@@ -107,6 +147,10 @@ def test_published_feeds_served_by_nginx_are_the_same_bytes_and_a_republish_writ
             for path in ("/feeds/bakery.html", "/feeds/bakery/embed/", "/widget.js", "/feeds/feed.css"):
                 assert httpx.get(served + path).status_code == 200, path
             assert httpx.get(served + "/.incoming/").status_code in (403, 404)
+            # The README's block serves the widget as a JavaScript module (its `types {…}` once replaced nginx's whole
+            # map: text/plain, which Chromium refuses), and the widget on a page of another origin shows the feed.
+            assert httpx.get(served + "/widget.js").headers["content-type"] == "application/javascript"
+            _widget_shows_the_published_feed(browser, served, tmp_path, min(posts, 12))  # 12: its default limit
 
             # Nothing changed: nothing is written again.
             again = _publish(app, site)
