@@ -41,6 +41,12 @@ def test_the_account_page_shows_the_mirrored_pictures_on_a_phone_and_a_desktop(s
             broken = page.evaluate("[...document.images].filter(i => !i.naturalWidth).map(i => i.src)")
             assert broken == []
             assert page.evaluate("document.scrollingElement.scrollWidth") <= width  # no sideways scrolling
+            # The profile header: the mirrored profile picture, the name, and the counts Instagram gave.
+            assert page.locator("#profile img.avatar").count() == 1
+            assert f"@{account['username']}" in page.locator("#profile h1").inner_text()
+            for field in ("media_count", "followers_count", "follows_count"):
+                shown = page.locator(f"#{field.replace('_', '-')}").inner_text()
+                assert shown == f"{account[field]:,}", (field, shown)
             page.evaluate("window.scrollTo(0, 0)")
             assert accessibility_violations(page) == [], name
             page.screenshot(path=str(tmp_path / f"account-{name}.png"), full_page=False)
@@ -89,6 +95,12 @@ def test_the_accounts_list_reads_well_on_a_phone_and_a_desktop_and_copies_a_reco
             assert rows.count() == 2
             assert "not working" in rows.nth(1).inner_text() and "days" not in rows.nth(1).inner_text()
             assert page.evaluate("document.scrollingElement.scrollWidth") <= width  # no sideways scrolling
+            # The profile header: the mirrored profile picture, the name, and the counts Instagram gave.
+            assert page.locator("#profile img.avatar").count() == 1
+            assert f"@{account['username']}" in page.locator("#profile h1").inner_text()
+            for field in ("media_count", "followers_count", "follows_count"):
+                shown = page.locator(f"#{field.replace('_', '-')}").inner_text()
+                assert shown == f"{account[field]:,}", (field, shown)
             card = page.evaluate("document.querySelector('.card').getBoundingClientRect().right")
             table = page.evaluate("document.querySelector('#accounts').getBoundingClientRect().right")
             assert table <= card + 0.5  # the table stays inside its card

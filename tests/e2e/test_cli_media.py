@@ -31,6 +31,17 @@ def test_mirror_an_account_look_at_its_posts_and_measure_and_collect_the_storage
     assert all(p["mirror_state"] == "mirrored" and p["files"] >= 1 and p["bytes"] > 0 for p in listing)
     assert sum(1 for p in listing if p["variants"]) == 2  # the two newest got their variants at once
     assert all(p["color"] and len(p["color"].split(",")) == 3 for p in listing)
+    # The numbers people ask for: Instagram's counts, and the original's real size (not its smallest variant's).
+    for post in listing:
+        truth = sandbox.control.media(post["ig_media_id"])
+        assert (post["like_count"], post["comments_count"]) == (truth["like_count"], truth["comments_count"])
+        assert (post["width"], post["height"]) in {(1080, 1350), (1080, 1080), (1440, 1800), (1080, 566),
+                                                   (1080, 1920)}, post
+    accounts = json.loads(cli("accounts", "--json").stdout)
+    profile = sandbox.control.account(index)
+    assert [(a["followers_count"], a["follows_count"], a["media_count"]) for a in accounts] == [
+        (profile["followers_count"], profile["follows_count"], profile["media_count"])]
+    assert f"{profile['followers_count']:,}" in cli("accounts").stdout
     table = cli("media", username).stdout
     assert f"{posts} posts, {posts} mirrored" in table
 

@@ -36,6 +36,10 @@ def _expires_in(view: AccountView) -> str:
     return f"{days:.1f} days" if days > 0 else "expired"
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
@@ -49,7 +53,8 @@ def _json(view: AccountView, default_interval_minutes: int) -> dict[str, object]
         if view.token_expires_at else None,
         "refreshed_at": _iso(view.refreshed_at), "next_refresh_at": _iso(view.next_refresh_at),
         "permissions": list(view.permissions), "refresh_failures": view.refresh_failures,
-        "refresh_error": view.refresh_error, "posts": view.posts, "media_count": view.media_count,
+        "refresh_error": view.refresh_error, "name": view.name, "posts": view.posts,
+        "media_count": view.media_count, "followers_count": view.followers_count, "follows_count": view.follows_count,
         "sync_interval_minutes": view.sync_interval_minutes or default_interval_minutes,
         "sync_interval_is_default": view.sync_interval_minutes is None,
         "last_synced_at": _iso(view.last_synced_at), "next_sync_at": _iso(view.next_sync_at),
@@ -81,14 +86,16 @@ def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
     if not views:
         console.print("no account is connected yet; run `filmroll connect`")
         return
-    table = common.table("id", "account", "status", "token expires in", "refreshed", "posts", "last sync")
+    table = common.table("id", "account", "status", "followers", "follows", "token expires in", "refreshed", "posts",
+                         "last sync")
     for view in views:
         status = view.status + (f" ({view.status_reason})" if view.status_reason else "")
         refreshed = f"{view.refreshed_at:%Y-%m-%d %H:%M} UTC" if view.refreshed_at else "never"
         posts = f"{view.posts} / {view.media_count}" if view.media_count is not None else str(view.posts)
         synced = _ago(view.last_synced_at) + (f"\nfailing since {_ago(view.stale_since)}: {view.sync_error}"
                                               if view.stale_since else "")
-        table.add_row(str(view.id), f"@{view.username}", status, _expires_in(view), refreshed, posts, synced)
+        table.add_row(str(view.id), f"@{view.username}", status, _count(view.followers_count),
+                      _count(view.follows_count), _expires_in(view), refreshed, posts, synced)
     console.print(table)
 
 

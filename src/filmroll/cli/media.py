@@ -34,16 +34,19 @@ def media(account: str = typer.Argument(..., help="id, @username or slug"),
             "ig_media_id": v.ig_media_id, "media_type": v.media_type, "is_reel": v.is_reel,
             "timestamp": v.timestamp.isoformat() if v.timestamp else None, "caption": v.caption,
             "permalink": v.permalink, "mirror_state": v.mirror_state, "mirror_error": v.mirror_error,
-            "files": v.files, "bytes": v.bytes, "children": v.children, "variants": v.variants,
-            "width": v.width, "height": v.height, "color": v.color} for v in views], indent=2))
+            "like_count": v.like_count, "comments_count": v.comments_count,
+            "width": v.width, "height": v.height, "color": v.color,  # the original's size, not a variant's
+            "files": v.files, "bytes": v.bytes, "children": v.children, "variants": v.variants} for v in views],
+            indent=2))
         return
-    table = common.table("posted", "type", "mirror", "files", "caption",
+    table = common.table("posted", "type", "likes", "comments", "mirror", "files", "caption",
                          title=f"@{username}: {len(views)} posts, "
                                f"{sum(v.mirror_state == 'mirrored' for v in views)} mirrored")
     for v in views:
         state = v.mirror_state + (f" ({v.mirror_error[:60]})" if v.mirror_error else "")
         table.add_row(f"{v.timestamp:%Y-%m-%d}" if v.timestamp else "", "REEL" if v.is_reel else v.media_type or "",
-                      state, f"{v.files} · {v.bytes / 1e6:.1f} MB", (v.caption or "").replace("\n", " ")[:50])
+                      "-" if v.like_count is None else f"{v.like_count:,}",
+                      "-" if v.comments_count is None else f"{v.comments_count:,}", state, f"{v.files} · {v.bytes / 1e6:.1f} MB", (v.caption or "").replace("\n", " ")[:50])
     console.print(table)
 
 

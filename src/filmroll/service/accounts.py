@@ -54,6 +54,9 @@ class AccountView:
     refresh_error: str | None
     posts: int  # live posts stored (not marked deleted)
     media_count: int | None  # what Instagram says the account has
+    name: str | None
+    followers_count: int | None  # as Instagram last said (None: never read, or not given)
+    follows_count: int | None
     sync_interval_minutes: int | None  # None: the deployment's default
     last_synced_at: datetime | None
     next_sync_at: datetime | None
@@ -69,7 +72,8 @@ def view(account: Account, token: Token | None, posts: int) -> AccountView:
         token.next_refresh_at if token else None,
         tuple(p for p in (token.permissions.split(",") if token else []) if p),
         token.refresh_failures if token else 0, token.refresh_error if token else None,
-        posts, account.media_count, account.sync_interval_minutes, account.last_synced_at, account.next_sync_at,
+        posts, account.media_count, account.name, account.followers_count, account.follows_count,
+        account.sync_interval_minutes, account.last_synced_at, account.next_sync_at,
         account.stale_since, account.sync_failures, account.sync_error)
 
 

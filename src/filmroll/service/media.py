@@ -35,9 +35,13 @@ class PostView:
     files: int
     bytes: int
     picture_key: str | None  # the stored file a page shows (the smallest WebP variant, else the original)
-    width: int | None
+    picture_width: int | None  # that file's size
+    picture_height: int | None
+    width: int | None  # the original's (or a video's poster's) size
     height: int | None
     color: str | None
+    like_count: int | None  # as Instagram last said (None: not given, e.g. hidden likes)
+    comments_count: int | None
     children: int = 0
     variants: list[str] = field(default_factory=list)
 
@@ -63,25 +67,30 @@ async def posts(database: Database, ref: str, *, limit: int = 1000) -> tuple[Acc
     for row in rows:
         parts = children.get(row.id) or [row.ig_media_id]  # an album's pictures are its children's
         own = [f for ig_id in {row.ig_media_id, *parts} for f in by_owner.get(ig_id, [])]
-        shown = _shown(by_owner.get(parts[0], []))
+        first = by_owner.get(parts[0], [])
+        original = next((f for f in first if f.role in (FileRole.ORIGINAL, FileRole.POSTER)), None)
+        shown = _shown(first, original)
         views.append(PostView(
             row.ig_media_id, row.media_type, row.media_product_type == "REELS", row.caption, row.timestamp,
             row.permalink, file_store.mirror_state(row), row.mirror_error, len(own), sum(f.bytes for f in own),
-            shown[0] if shown else None, shown[1] if shown else None, shown[2] if shown else None,
-            shown[3] if shown else None, len(children.get(row.id, ())),
+            shown.storage_key if shown else None, shown.width if shown else None, shown.height if shown else None,
+            original.width if original else None, original.height if original else None,
+            original.color if original else None, row.like_count, row.comments_count, len(children.get(row.id, ())),
             sorted(f.variant for f in own if f.role == FileRole.VARIANT)))
     return account, views
 
 
-def _shown(files: list[MediaFile]) -> tuple[str, int | None, int | None, str | None] | None:
-    """The picture a page shows: (storage key, width, height, colour) of its smallest WebP variant, else of its
-    original (or poster)."""
-    original = next((f for f in files if f.role in (FileRole.ORIGINAL, FileRole.POSTER)), None)
+async def profile_picture(database: Database, account_id: int) -> str | None:
+    """The storage key of the account's mirrored profile picture, if there is one."""
+    async with database.read() as session:
+        files = await file_store.of_account(session, account_id, [""])
+    return next((f.storage_key for f in files if f.role == FileRole.ORIGINAL), None)
+
+
+def _shown(files: list[MediaFile], original: MediaFile | None) -> MediaFile | None:
+    """The picture a page shows: its smallest WebP variant, else its original (or poster)."""
     webp = sorted((f for f in files if f.variant.endswith(".webp")), key=lambda f: f.width or 0)
-    chosen = webp[0] if webp else original
-    if chosen is None:
-        return None
-    return chosen.storage_key, chosen.width, chosen.height, original.color if original else None
+    return webp[0] if webp else original
 
 
 @dataclass(frozen=True)
