@@ -95,12 +95,6 @@ def test_the_accounts_list_reads_well_on_a_phone_and_a_desktop_and_copies_a_reco
             assert rows.count() == 2
             assert "not working" in rows.nth(1).inner_text() and "days" not in rows.nth(1).inner_text()
             assert page.evaluate("document.scrollingElement.scrollWidth") <= width  # no sideways scrolling
-            # The profile header: the mirrored profile picture, the name, and the counts Instagram gave.
-            assert page.locator("#profile img.avatar").count() == 1
-            assert f"@{account['username']}" in page.locator("#profile h1").inner_text()
-            for field in ("media_count", "followers_count", "follows_count"):
-                shown = page.locator(f"#{field.replace('_', '-')}").inner_text()
-                assert shown == f"{account[field]:,}", (field, shown)
             card = page.evaluate("document.querySelector('.card').getBoundingClientRect().right")
             table = page.evaluate("document.querySelector('#accounts').getBoundingClientRect().right")
             assert table <= card + 0.5  # the table stays inside its card

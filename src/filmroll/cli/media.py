@@ -46,7 +46,8 @@ def media(account: str = typer.Argument(..., help="id, @username or slug"),
         state = v.mirror_state + (f" ({v.mirror_error[:60]})" if v.mirror_error else "")
         table.add_row(f"{v.timestamp:%Y-%m-%d}" if v.timestamp else "", "REEL" if v.is_reel else v.media_type or "",
                       "-" if v.like_count is None else f"{v.like_count:,}",
-                      "-" if v.comments_count is None else f"{v.comments_count:,}", state, f"{v.files} · {v.bytes / 1e6:.1f} MB", (v.caption or "").replace("\n", " ")[:50])
+                      "-" if v.comments_count is None else f"{v.comments_count:,}", state,
+                      f"{v.files} · {v.bytes / 1e6:.1f} MB", (v.caption or "").replace("\n", " ")[:50])
     console.print(table)
 
 
