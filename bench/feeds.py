@@ -193,9 +193,10 @@ def start_python_servers(options: argparse.Namespace, env: dict[str, str], body:
             label = f"{name} + {KINDS[kind]}"
             rows += [Row(label, "JSON 200", url),
                      Row(label, "JSON 304", url, not_modified(url, answer.headers["etag"]))]
-    # `filmroll serve` itself, as shipped (Granian, its one worker process, the collector frozen after start-up).
-    # Its access log off, as nginx's is here; then on (a line per request to a file), for its cost.
-    for access_log in ("false", "true"):
+    # `filmroll serve` itself, as shipped: its default settings (Granian, its one worker process, the collector
+    # frozen after start-up, the access log on: a line per request, to a file here); then with the access log off,
+    # as nginx's is here, for what the log costs.
+    for access_log in ("true", "false"):
         port = free_port()
         with (directory / f"serve-{access_log}.log").open("w") as log:
             processes.append(subprocess.Popen(
@@ -205,8 +206,8 @@ def start_python_servers(options: argparse.Namespace, env: dict[str, str], body:
                 cwd=directory, stdout=log, stderr=log))
         url = f"http://127.0.0.1:{port}/feeds/bench.json"
         answer = up(url, processes[-1])
-        if access_log == "true":
-            rows.append(Row("filmroll serve, logging", "JSON 200", url))
+        if access_log == "false":
+            rows.append(Row("filmroll serve, no log", "JSON 200", url))
             continue
         rows += [Row("filmroll serve", "JSON 200", url),
                  Row("filmroll serve", "JSON 304", url, not_modified(url, answer.headers["etag"])),
@@ -276,6 +277,11 @@ def main() -> None:
                     print(f"  c{c} {label}, {what}: {to_bare:.2f}x the bare app, {to_floor:.2f}x the raw ASGI floor "
                           f"on {server}, {median([o[0] / o[2] for o in ours]):.2f}x nginx, "
                           f"p99 {median([o[1] for o in ours]):.1f} ms")
+            if serve:  # the default (access log on) against the same server with the log off, round by round
+                logged, quiet = found[("filmroll serve", "JSON 200")].by[c], found[("filmroll serve, no log",
+                                                                                  "JSON 200")].by[c]
+                print(f"  c{c} filmroll serve, JSON 200: the default (access log on) at "
+                      f"{median([o[0] / q[0] for o, q in zip(logged, quiet, strict=True)]):.2f}x the access log off")
     finally:
         for process in reversed(processes):
             process.terminate()

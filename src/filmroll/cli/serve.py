@@ -98,8 +98,6 @@ def serve(
         console.print("serving HTTPS with a self-signed certificate made just now (your browser warns once)")
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)  # a server says what it is doing
-    if not current.web.access_log:
-        logging.getLogger("filmroll.access").setLevel(logging.WARNING)
     scheme = "https" if cert else "http"
     console.print(f"filmroll on {scheme}://{host}:{port} (callback: {current.instagram.redirect_uri})")
     # Granian's access log would print the callback's query string (code, state): filmroll logs requests itself.

@@ -12,6 +12,7 @@ Errors become responses here, and only here, each in its audience's form.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,7 +32,7 @@ from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
 from filmroll.web import admin, feed_editor, feeds, meta, oauth, public, security
-from filmroll.web.access import AccessLog
+from filmroll.web.access import AccessLog, RequestLog
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
 from filmroll.web.limits import ErrorBoundary, RequestLimits, bounds
 from filmroll.web.rendering import Audience, problem
@@ -114,7 +115,7 @@ class _FilmrollApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._front is None:  # made at the first call (the lifespan's), as Starlette makes its middleware stack
             self._front = feeds.FeedFastPath(super().__call__, state=self.state,
-                                             headers=self.state.fast_path_headers)
+                                             headers=self.state.fast_path_headers, log=self.state.access)
         await self._front(scope, receive, send)
 
 
@@ -128,10 +129,14 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     authorize = urlsplit(settings.instagram.authorize_url)
     authorize_origin = f"{authorize.scheme}://{authorize.netloc}"
     public_url = settings.web.public_url
+    requests = RequestLog(enabled=settings.web.access_log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, upgrade=upgrade) as runtime:
+        requests.start()
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(requests.close)
+            runtime = await stack.enter_async_context(open_runtime(settings, upgrade=upgrade))
             app.state.runtime = runtime
             app.state.web = context = _context(runtime)
             stop = asyncio.Event()
@@ -195,5 +200,6 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     app.add_middleware(RequestLimits, bounds=bounds(settings.web))
     app.add_middleware(security.SecurityHeaders, headers=headers)
     app.state.fast_path_headers = headers[Audience.PUBLIC]
-    app.add_middleware(AccessLog)
+    app.state.access = requests
+    app.add_middleware(AccessLog, log=requests)
     return app

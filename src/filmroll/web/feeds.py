@@ -32,7 +32,8 @@ from filmroll.service import feed_documents
 from filmroll.service.feed_documents import Documents, DocumentSettings
 from filmroll.store import feeds as feed_store
 from filmroll.store.database import Database, is_unavailable
-from filmroll.web import access, feed_schema
+from filmroll.web import feed_schema
+from filmroll.web.access import RequestLog
 from filmroll.web.deps import Web, WebContext
 from filmroll.web.rendering import Audience, problem, route_class
 
@@ -341,8 +342,9 @@ class FeedFastPath:
     The answer is :func:`feed_reply`'s, made once per document, encoding and allowed origin and kept with the
     rendered feed (``Entry.replies``): a request then costs a dictionary lookup and an ETag comparison."""
 
-    def __init__(self, app: ASGIApp, *, state: State, headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, app: ASGIApp, *, state: State, headers: list[tuple[bytes, bytes]], log: RequestLog) -> None:
         self.app = app
+        self.log = log
         self.state = state  # the app's: ``web`` is there once the lifespan has started
         self.headers = [h for h in headers if h[0] != b"cache-control"]  # the public audience's (web/security.py)
 
@@ -361,7 +363,7 @@ class FeedFastPath:
                     await send({"type": "http.response.start", "status": 304 if fresh else 200,
                                 "headers": reply.not_modified if fresh else reply.headers})
                     await send({"type": "http.response.body", "body": b"" if fresh else reply.body})
-                    access.record(scope, 304 if fresh else 200, started)
+                    self.log.note(scope, 304 if fresh else 200, started)
                     return
         await self.app(scope, receive, send)
 
