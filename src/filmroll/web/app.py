@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -32,6 +33,7 @@ from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
 from filmroll.web import admin, feed_editor, feeds, meta, oauth, public, security
+from filmroll.web.access import NAME as ACCESS
 from filmroll.web.access import AccessLog, RequestLog
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
 from filmroll.web.limits import ErrorBoundary, RequestLimits, bounds
@@ -129,7 +131,9 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     authorize = urlsplit(settings.instagram.authorize_url)
     authorize_origin = f"{authorize.scheme}://{authorize.netloc}"
     public_url = settings.web.public_url
-    requests = RequestLog(enabled=settings.web.access_log)
+    # On where the setting and the log level ask for it (`filmroll serve` logs at INFO): an app made elsewhere (a
+    # test, a benchmark's baseline) at the default WARNING writes no line, as with any other INFO line.
+    requests = RequestLog(enabled=settings.web.access_log and logging.getLogger(ACCESS).isEnabledFor(logging.INFO))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from tests.webapp import _add_admin, _AppThread, settings_for
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_unexpected_error_is_a_500_in_its_mounts_form(sandbox, database_url, caplog, capsys):
+    caplog.set_level(logging.INFO, logger="filmroll.access")  # as `filmroll serve` logs
     aio.run(_add_admin(database_url))
     app = create_app(settings_for(sandbox, database_url, "http://127.0.0.1:8000"))
 
