@@ -20,6 +20,8 @@
     │   ├── DownloadRefusedError         a URL or an answer filmroll does not take (host, scheme, size, type,
     │   │                                decompression bomb): never fetched or stored, never retried as is
     │   ├── DownloadFailedError          the CDN did not answer well (unreachable, 5xx, 404, cut short): retry later
+    │   ├── PictureUnreadableError       the bytes arrived but do not decode (truncated, corrupt): the post's
+    │   │                                failure, counted and given up after a few attempts (never an outage)
     │   └── UrlExpiredError              the CDN says the signed URL expired: read fresh URLs by id
     ├── StorageError                     the file storage (local directory, S3) failed: retry later
     └── InstagramError                   Instagram answered with an error, or did not answer
@@ -123,6 +125,10 @@ class DownloadRefusedError(MediaError):
 
 class DownloadFailedError(MediaError):
     """Instagram's CDN did not deliver the file; it is tried again later."""
+
+
+class PictureUnreadableError(MediaError):
+    """The picture's bytes could not be decoded (truncated or damaged); the post is tried again a few times."""
 
 
 class UrlExpiredError(MediaError):

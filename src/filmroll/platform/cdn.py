@@ -48,9 +48,15 @@ def file_name(url: str | None) -> str | None:
 
 
 def describe(url: str) -> str:
-    """A URL as logs and events may show it: scheme, host and path; never the signature or other parameters."""
+    """A URL as logs and events may show it: scheme, host, port and path; never a user, the signature or other
+    parameters (the port is kept: a refusal of https://cdn:8443/… must not read as one of https://cdn/…)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{parts.path[:80]}"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # a port that is not one
+        port = ":?"
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}{parts.path[:80]}"
 
 
 class CdnClient:

@@ -16,7 +16,6 @@ in the query string as documented, so no URL built here is ever logged or put in
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -122,7 +121,7 @@ class InstagramClient:
         if status >= 400 or not 200 <= status < 300:
             raise wire.error_from_response(status, response_headers, body)
         try:
-            return json.loads(body), response_headers
+            return wire.parse_json(body), response_headers
         except ValueError:
             raise errors.MalformedResponseError("Instagram answered with something that is not JSON",
                                                 status=status) from None

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from filmroll.errors import SignedRequestError
+from filmroll.platform.wire import json_too_deep
 from filmroll.secret import Secret
 
 MAX_LENGTH = 8_192
@@ -56,7 +57,10 @@ def verify(value: str, secrets: Sequence[Secret], *, now: float, max_age: float)
     if not any([hmac.compare_digest(given, digest) for digest in expected]):  # every key compared, whichever matches
         raise refused
     try:
-        data = json.loads(_decode(payload))
+        decoded = _decode(payload)
+        if json_too_deep(decoded):
+            raise refused
+        data = json.loads(decoded)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise refused from None
     if not isinstance(data, dict) or str(data.get("algorithm", "")).upper() != "HMAC-SHA256":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -28,8 +29,11 @@ class SandboxControl:
         self.close()
 
     def _call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        response = self._http.request(method, path, json=body, params={k: v for k, v in params.items()
-                                                                         if v is not None})
+        # Encoded here, escaped to ASCII: a test may send text that is not valid Unicode (a lone surrogate).
+        content = json.dumps(body).encode() if body is not None else None
+        response = self._http.request(method, path, content=content, params={k: v for k, v in params.items()
+                                                                             if v is not None},
+                                      headers={"Content-Type": "application/json"} if content is not None else None)
         if response.status_code >= 400:
             try:
                 message = response.json().get("error", response.text)

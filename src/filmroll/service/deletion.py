@@ -101,6 +101,7 @@ class Deleter:
                 await self._delete_rows(session, account_id, now)
             if not await deletions.complete(session, claim.id, owner=self.owner, now=now):
                 return Outcome.STALE_LEASE
+        await self.database.purge()
         log.info("deletion request %s completed", claim.code)
         return Outcome.DELETED
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,7 @@ from filmroll.vocabulary import AccountStatus, FileRole
 
 SCHEMA_VERSION = 1
 _HASHTAG = re.compile(r"(?<![\w&])#(\w+)")
+_USERNAME = re.compile(r"[A-Za-z0-9._]{1,30}")
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9._]{1,30})(?<!\.)")
 _TRAILING_TAGS = re.compile(r"(?:[\s.·•|]*(?:#\w+|@[A-Za-z0-9._]+))+[\s.·•|]*\Z")
 _ASSETS = Path(__file__).parent / "feed_assets"  # the templates, stylesheet and widget feeds are made of
@@ -195,7 +197,8 @@ def _header(data: FeedData, base: str) -> dict[str, Any]:
                  "stale_since": _time(min(stale)) if stale else None},
         "accounts": [{
             "username": a.username, "name": a.name, "status": a.status,
-            "profile_url": f"https://www.instagram.com/{a.username}/" if a.username else None,
+            "profile_url": f"https://www.instagram.com/{a.username}/" if a.username and _USERNAME.fullmatch(a.username)
+            else None,
             "followers_count": a.followers_count, "follows_count": a.follows_count, "media_count": a.media_count,
             "profile_picture": _picture(data, a.id, "", base, None),
             "last_synced_at": _time(a.last_synced_at), "stale_since": _time(a.stale_since)} for a in data.sources],
@@ -209,7 +212,7 @@ def _post(data: FeedData, post: MediaItem, base: str, settings: DocumentSettings
     first = children[0].ig_media_id if children else post.ig_media_id
     entry: dict[str, Any] = {
         "id": post.ig_media_id, "account": username, "type": post.media_type,
-        "is_reel": post.media_product_type == "REELS", "permalink": post.permalink,
+        "is_reel": post.media_product_type == "REELS", "permalink": instagram_link(post.permalink),
         "timestamp": _time(post.timestamp), "caption": caption, "pruned_caption": pruned(caption),
         "hashtags": hashtags(caption), "mentions": mentions(caption),
         "alt_text": post.alt_text or _alt(caption, username, post.timestamp),
@@ -224,6 +227,19 @@ def _post(data: FeedData, post: MediaItem, base: str, settings: DocumentSettings
 
 _NO_PICTURE: dict[str, Any] = {"width": None, "height": None, "color": None, "palette": None, "placeholder": None,
                                "sizes": [], "fallback": None, "video": None}
+
+
+def instagram_link(url: str | None) -> str | None:
+    """A URL from the Graph API, as a page may link it: https on Instagram's own hosts, else none at all (a
+    ``javascript:`` permalink once ran script on the host page's origin when its tile was clicked)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or parts.username or parts.password or parts.port not in (None, 443) \
+            or not (host == "instagram.com" or host.endswith(".instagram.com")):
+        return None
+    return url
 
 
 def _alt(caption: str, username: str | None, when: datetime | None) -> str:

@@ -166,8 +166,13 @@ class Mirror:
             await self._refused(claim, post, "Instagram says the post no longer exists", now)
             return None
         except (errors.MediaError, errors.StorageError, errors.InstagramError) as exc:
+            attempts = post.mirror_attempts + 1
             async with self.database.transaction() as session:
-                await file_store.mark_failed(session, post.media_id, exc.message, attempts=post.mirror_attempts + 1)
+                await file_store.mark_failed(session, post.media_id, exc.message, attempts=attempts)
+                if attempts >= self.policy.max_attempts:  # no pass takes it again: say so once, with the reason
+                    await events.record(session, "media.failed", f"post {post.ig_media_id} was not mirrored after "
+                                        f"{attempts} attempts: {exc.message}", at=now, account_id=claim.account_id,
+                                        actor=self.owner)
             return f"post {post.ig_media_id}: {exc.message}"
         async with self.database.transaction() as session:
             if await leases.still_mirroring(session, owner=self.owner, account_id=claim.account_id):
@@ -335,7 +340,10 @@ class Mirror:
             return None
         async with self.database.read() as session:
             original = await file_store.original_of(session, account_id, sha256)
-        if original is None or (int(width) not in self.policy.widths and int(width) != original.width):
+        # Only the widths feeds name (pictures.ladder: never wider than the original): a 6300 px original's own
+        # width is no variant anyone links to, and rendering it cost seconds of CPU and a gigabyte.
+        if original is None or not original.width or not original.height or int(width) not in {
+                w for w, _ in pictures.ladder(self.policy.widths, original.width, original.height)}:
             return None
         data = await self.storage.get(original.storage_key)
         if data is None:

@@ -124,7 +124,21 @@ def render(data: bytes, *, widths: Sequence[int] = DEFAULT_WIDTHS, formats: Sequ
            max_pixels: int = DEFAULT_MAX_PIXELS, fallback_jpeg: bool = False) -> Rendered:
     """Every variant of one picture: each of ``widths`` no wider than the picture (never upscaled; the picture's
     own width instead when it is narrower than the smallest), in each of ``formats``; ``fallback_jpeg`` adds an
-    upright, stripped JPEG at full width (for an original whose bytes need turning or carry metadata)."""
+    upright, stripped JPEG at full width (for an original whose bytes need turning or carry metadata). Bytes whose
+    header reads but whose body does not decode are :class:`~filmroll.errors.PictureUnreadableError`: Pillow says
+    so with a bare OSError ("image file is truncated"), which far from here reads like a lost connection."""
+    try:
+        return _render(data, widths=widths, formats=formats, max_pixels=max_pixels, fallback_jpeg=fallback_jpeg)
+    except errors.FilmrollError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        said = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise errors.PictureUnreadableError(f"the picture does not decode ({said}): its file is truncated or "
+                                            "damaged") from None
+
+
+def _render(data: bytes, *, widths: Sequence[int], formats: Sequence[str], max_pixels: int,
+            fallback_jpeg: bool) -> Rendered:
     chosen = sorted({w for w in widths if w > 0})
     if not formats and not fallback_jpeg:
         # Nothing to encode (a post past the eager ones): only the colours and the placeholder, which come from the

@@ -30,7 +30,7 @@ from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
 from filmroll.store import media as media_store
 from filmroll.store.batch import WriteBatch
-from filmroll.store.database import Database
+from filmroll.store.database import Database, is_damaged, is_unavailable
 from filmroll.vault import Vault
 from filmroll.vocabulary import AccountStatus, FailureKind, Outcome
 
@@ -71,7 +71,22 @@ class Syncer:
         self.rng = rng or random.Random()
 
     async def run(self, claim: leases.SyncClaim, *, full: bool = False) -> Outcome:
-        """Sync one claimed account; ``full`` asks for the full pass now, whenever the last one was."""
+        """Sync one claimed account; ``full`` asks for the full pass now, whenever the last one was. A failure of
+        any kind is the account's (its sync_error, an event, backoff), not a silent crash left to the worker's log;
+        a database outage is the worker's to wait out."""
+        try:
+            return await self._run(claim, full=full)
+        except Exception as exc:
+            if is_unavailable(exc) or is_damaged(exc):
+                raise
+            log.exception("the sync of %s failed unexpectedly", claim.label)
+            failure = errors.FilmrollError(f"the sync failed unexpectedly ({type(exc).__name__}); the worker's log "
+                                           "says where")
+            cap = RETRY_WITHIN_INTERVALS * self._interval(claim)
+            return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng, cap=cap), failure,
+                                     FailureKind.TEMPORARY)
+
+    async def _run(self, claim: leases.SyncClaim, *, full: bool) -> Outcome:
         started = self.database.clock.now()
         full = full or claim.full_synced_at is None or started - claim.full_synced_at >= self.policy.full_interval
         try:
@@ -252,7 +267,7 @@ class Syncer:
         minutes = claim.sync_interval_minutes
         return timedelta(minutes=minutes) if minutes else self.policy.interval
 
-    async def _later(self, claim: leases.SyncClaim, wait: timedelta, exc: errors.InstagramError,
+    async def _later(self, claim: leases.SyncClaim, wait: timedelta, exc: errors.FilmrollError,
                      failure: FailureKind) -> Outcome:
         now = self.database.clock.now()
         error = f"{type(exc).__name__}: {exc.message}"[:500]

@@ -10,7 +10,9 @@ behind writers.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -28,6 +30,9 @@ BUSY_TIMEOUT_MS = 30_000  # writers queue behind BEGIN IMMEDIATE; waiting beats 
 # SQLSTATE classes of a server that went away or is not taking connections yet: connection exceptions (08) and
 # operator intervention (57P01 admin shutdown / pg_terminate_backend, 57P02 crash shutdown, 57P03 starting up).
 _UNAVAILABLE_SQLSTATES = ("08", "57P")
+# A server that cannot be reached, as connect() and the sockets under a driver say it.
+_NETWORK_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                   errno.ENETDOWN, errno.ETIMEDOUT, errno.EPIPE, errno.ENOTCONN, errno.EADDRNOTAVAIL}
 
 
 def rowcount(result: Any) -> int:
@@ -45,10 +50,13 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database could not be reached, dropped the connection or stayed locked: an outage
-    to wait out and retry, not a bug. (Refused connections surface as OSError: SQLAlchemy wraps only the driver's
-    own errors.)"""
-    if isinstance(exc, (OSError, TimeoutError, sa_exc.TimeoutError)):
+    to wait out and retry, not a bug. Refused or reset connections surface as OSError (SQLAlchemy wraps only the
+    driver's own errors), but only those with a network errno count: any other OSError (a picture Pillow finds
+    truncated, a full disk) is someone else's failure, and taking it for an outage retried it for ever."""
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, sa_exc.TimeoutError)):
         return True
+    if isinstance(exc, OSError):
+        return exc.errno in _NETWORK_ERRNOS
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated or isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             return True  # SQLite's "database is locked" past busy_timeout is an OperationalError too
@@ -173,7 +181,9 @@ def _sqlite_pragmas(engine: AsyncEngine, begin: str, busy_timeout_ms: int, path:
     def _connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=FULL",
+        # secure_delete: a deleted row's bytes are overwritten, not left in free pages (a deleted account's username
+        # was still in the file); see Database.purge for the WAL's copies.
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=FULL", "secure_delete=ON",
                        f"busy_timeout={busy_timeout_ms}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
@@ -236,6 +246,18 @@ class Database:
         # Correct this machine's clock towards the server's (see clock.py), taking the middle of the round trip.
         self.clock.correction = server - (before + (self.clock.wall() - before) / 2)
         return server + self.clock.offset
+
+    async def purge(self) -> None:
+        """After a deletion: on SQLite, copy the write-ahead log into the database (whose freed pages
+        ``secure_delete`` zeroed) and truncate it, so no earlier copy of a deleted row stays in the ``-wal`` file.
+        Readers on an older snapshot make it wait (busy_timeout), never fail; on PostgreSQL, nothing to do here."""
+        if not self.is_sqlite:
+            return
+        async with self.engine.connect() as connection:
+            # On the driver's connection: SQLAlchemy would begin a transaction first, inside which SQLite refuses
+            # to checkpoint.
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
 
     async def dispose(self) -> None:
         await self.engine.dispose()

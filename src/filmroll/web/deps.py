@@ -19,6 +19,7 @@ from filmroll.web import security
 
 if TYPE_CHECKING:
     from filmroll.web.feeds import Caching, FeedCache
+    from filmroll.web.public import OnDemand
     from filmroll.web.throttle import Network
 
 
@@ -34,6 +35,7 @@ class WebContext:
     feeds: FeedCache
     caching: Caching
     trusted_proxies: list[Network]
+    renders: OnDemand  # variants rendered on first request (web/public.py)
 
     @property
     def database(self) -> Database:

@@ -22,7 +22,7 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from filmroll.platform import signed_request
+from filmroll.platform import signed_request, wire
 from filmroll.secret import Secret
 from filmroll.service import deletion
 from filmroll.settings import Settings
@@ -79,6 +79,8 @@ def router(settings: Settings) -> APIRouter:
         if not header.startswith("sha256=") or not any([hmac.compare_digest(given, e) for e in expected]):
             return problem(request, 403, "Refused", "The delivery's signature is not valid.", "invalid_signature")
         try:
+            if wire.json_too_deep(body):
+                raise ValueError("nested too deep")
             json.loads(body)
         except ValueError:
             return problem(request, 400, "Request refused", "The delivery is not JSON.", "bad_json")

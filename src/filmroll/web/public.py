@@ -4,8 +4,12 @@ errors as problem+json, may be cached, and carry the public audience's headers (
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -15,6 +19,7 @@ from filmroll.vocabulary import FileRole
 from filmroll.web import health
 from filmroll.web.deps import Web
 from filmroll.web.rendering import Audience, problem, route_class
+from filmroll.web.throttle import client_of
 
 # accounts/<id>/sha256/ab/cd/<sha256>.<ext> (an original) or …/<sha256>/<width>.<format> (a variant)
 _KEY = re.compile(r"accounts/(?P<account>[0-9]{1,12})/sha256/[0-9a-f]{2}/[0-9a-f]{2}/(?P<sha>[0-9a-f]{64})"
@@ -22,6 +27,49 @@ _KEY = re.compile(r"accounts/(?P<account>[0-9]{1,12})/sha256/[0-9a-f]{2}/[0-9a-f
 # The address is the content: it never changes, so browsers and CDNs may keep it for a year.
 IMMUTABLE = "public, max-age=31536000, immutable"
 SERVED = timedelta(days=1)  # how stale a variant's served_at may be before a request writes it again
+
+
+class Busy(Exception):
+    """More variants are being rendered than the budget allows (overall, or for this client)."""
+
+
+class OnDemand:
+    """Variants rendered on first request, bounded: one render per variant at a time (concurrent requests for it
+    wait for that one); ``at_once`` renders run (the rendering processes), up to ``most`` in all wait for them, and
+    ``per_client`` of those for one client; beyond that :class:`Busy` (503 with Retry-After) instead of queueing
+    CPU and memory the mirror needs. Anyone on the internet can ask: 16 requests for one missing variant were 16
+    renders, and six 6300 px ones took 17.5 s of CPU and 1.5 GB."""
+
+    def __init__(self, *, at_once: int, most: int, per_client: int) -> None:
+        self.most = most
+        self.per_client = per_client
+        self._slots = asyncio.Semaphore(at_once)
+        self._running: dict[str, asyncio.Task[tuple[bytes, str] | None]] = {}
+        self._clients: Counter[str] = Counter()
+
+    async def get(self, key: str, client: str,
+                  make: Callable[[], Awaitable[tuple[bytes, str] | None]]) -> tuple[bytes, str] | None:
+        task = self._running.get(key)
+        if task is None:
+            if len(self._running) >= self.most or self._clients[client] >= self.per_client:
+                raise Busy
+            task = asyncio.ensure_future(self._slotted(make))
+            self._running[key] = task
+            self._clients[client] += 1
+
+            def done(_: object, key: str = key, client: str = client) -> None:
+                self._running.pop(key, None)
+                self._clients[client] -= 1
+                if self._clients[client] <= 0:
+                    del self._clients[client]
+
+            task.add_done_callback(done)
+        # Shielded: a client that goes away does not cancel the render others wait for.
+        return await asyncio.shield(task)
+
+    async def _slotted(self, make: Callable[[], Awaitable[tuple[bytes, str] | None]]) -> tuple[bytes, str] | None:
+        async with self._slots:
+            return await make()
 
 
 def router() -> APIRouter:
@@ -49,7 +97,13 @@ async def media_file(request: Request, web: Web, key: str) -> Response:
     data = await web.runtime.storage.get(key) if row is not None else None
     content_type = row.content_type if row is not None else ""
     if data is None and match["variant"]:
-        made = await web.runtime.mirror("web").variant(int(match["account"]), match["sha"], match["variant"], now)
+        try:
+            made = await web.renders.get(key, client_of(request, web.trusted_proxies), partial(
+                web.runtime.mirror("web").variant, int(match["account"]), match["sha"], match["variant"], now))
+        except Busy:
+            busy = problem(request, 503, "Busy", "Pictures are being prepared; try again in a moment.", "busy")
+            busy.headers["Retry-After"] = "2"
+            return busy
         data, content_type = made if made else (None, "")
     if data is None:
         return problem(request, 404, "Not found", "There is no such file.", "not_found")

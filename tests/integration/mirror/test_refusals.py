@@ -4,6 +4,7 @@ them; the mirror is told to trust only its origin."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import socket
 from collections.abc import AsyncIterator
@@ -15,7 +16,10 @@ from sqlalchemy import select, update
 
 from filmroll import errors
 from filmroll.platform.cdn import CdnClient
-from filmroll.store.tables import Event, MediaChild, MediaFile, MediaItem
+from filmroll.service.mirror import Mirror
+from filmroll.service.policy import MirrorPolicy
+from filmroll.store.tables import Account, Event, MediaChild, MediaFile, MediaItem
+from filmroll.worker import Worker, mirror_job
 from tests.integration.mirror.conftest import MirrorRig
 from tests.seeding import index_with
 
@@ -110,3 +114,71 @@ async def test_hostile_urls_are_refused_with_an_event_and_nothing_is_stored(host
         every_key = set((await session.execute(select(MediaFile.storage_key))).scalars())
     assert rows == []  # nothing recorded for a refused post
     assert await rig.keys() == every_key  # and no object stored beyond what the other posts recorded
+
+
+def _jpeg(seed: int) -> bytes:
+    out = io.BytesIO()
+    Image.effect_noise((1080, 1080), 40 + seed).convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+async def test_a_truncated_corrupt_or_slow_picture_is_the_posts_failure_counted_and_given_up(harness, sandbox,
+                                                                                            local_storage, renderer):
+    """Pillow says "image file is truncated" with a bare OSError, which the worker once read as a database outage:
+    it handed the lease back and fetched the picture again at once, ~11 times a second, for ever (/readyz 503, no
+    attempt counted). Each bad picture now costs one fetch per attempt, is counted, and is given up with an event."""
+    whole = _jpeg(1)
+    corrupt = bytearray(_jpeg(2))
+    scan = corrupt.index(b"\xff\xda")  # the start-of-scan segment's length made nonsense: the header still reads
+    corrupt[scan + 2:scan + 4] = b"\x00\x99"
+    bodies = {"/truncated.jpg": whole[:len(whole) // 2], "/corrupt.jpg": bytes(corrupt)}
+    calls: dict[str, int] = {}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        calls[request.path] = calls.get(request.path, 0) + 1
+        if request.path == "/slow.jpg":
+            await asyncio.sleep(5)  # past the CDN client's timeout
+        return web.Response(body=bodies.get(request.path, whole), content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_get("/{name}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    cdn_origin = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
+        await harness.sync()
+        async with harness.database.transaction() as session:
+            posts = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id)
+                                                .order_by(MediaItem.id))).scalars())
+            for post, name in zip(posts, ("truncated", "corrupt", "slow"), strict=False):
+                await session.execute(update(MediaItem).where(MediaItem.id == post.id).values(
+                    media_url=f"{cdn_origin}/{name}.jpg", thumbnail_url=None, media_type="IMAGE"))
+                await session.execute(MediaChild.__table__.delete().where(MediaChild.media_id == post.id))
+        rig = MirrorRig(harness, local_storage, renderer, [sandbox.base_url, cdn_origin])
+        cdn = CdnClient(harness.http, hosts=rig.hosts, timeout=1)
+        attempts = 3
+        for _ in range(attempts + 2):  # more passes than attempts: the last ones must not fetch them again
+            mirror = Mirror(harness.database, harness.vault, harness.instagram, cdn, local_storage, renderer,
+                            owner="mirror-a", policy=MirrorPolicy(eager_posts=4, max_attempts=attempts))
+            worker = Worker(harness.database, [mirror_job(mirror)], owner="mirror-a", idle_poll=0.05)
+            await worker.run(asyncio.Event(), until_idle=True)
+            assert worker.health.outages == 0 and worker.health.down_since is None  # never an outage (/readyz)
+            async with harness.database.transaction() as session:  # the backoff is waited out: due again now
+                await session.execute(update(Account).where(Account.id == account_id)
+                                      .values(next_mirror_at=harness.database.clock.now()))
+        assert calls == {"/truncated.jpg": attempts, "/corrupt.jpg": attempts, "/slow.jpg": attempts}, calls
+        async with harness.database.read() as session:
+            stored = {m.media_url.rsplit("/", 1)[-1]: m for m in (await session.execute(
+                select(MediaItem).where(MediaItem.account_id == account_id))).scalars()
+                if m.media_url and m.media_url.startswith(cdn_origin)}
+            failed = list((await session.execute(select(Event).where(Event.kind == "media.failed"))).scalars())
+        assert {name: (m.mirror_attempts, m.mirrored_at) for name, m in stored.items()} == {
+            "truncated.jpg": (attempts, None), "corrupt.jpg": (attempts, None), "slow.jpg": (attempts, None)}
+        assert "does not decode" in stored["truncated.jpg"].mirror_error
+        assert "does not decode" in stored["corrupt.jpg"].mirror_error
+        assert len(failed) == 3 and all(f"after {attempts} attempts" in e.message for e in failed)
+    finally:
+        await runner.cleanup()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
@@ -54,3 +55,45 @@ def _served_at(database_url: str, key: str):
             await database.dispose()
 
     return aio.run(read())
+
+
+def test_missing_variants_asked_for_at_once_are_rendered_once_each_within_a_budget(sandbox, database_url):
+    """Anyone on the internet can ask for a variant never made: 50 requests at once for one are one render; many
+    different ones from one client get a 503 with Retry-After beyond its budget instead of taking every CPU."""
+    with running_filmroll(sandbox, database_url, worker=True, socket=False, mirror=True) as app:
+        admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 3)
+        page = wait_until_mirrored(lambda: admin.get("/accounts/1").text, posts)
+        lazy = [p for p in re.findall(r'<img src="(/media/[^"]+)"', page) if p.endswith(".jpg")]
+        assert len(lazy) >= 3
+        renderer = app.transport.app.state.runtime.renderer  # type: ignore[union-attr]
+        rendered: list[tuple[int, ...]] = []
+        real = renderer.render
+
+        async def counted(data: bytes, **options):  # the real render, counted
+            rendered.append(tuple(options["widths"]))
+            return await real(data, **options)
+
+        renderer.render = counted
+        one = re.sub(r"\.jpg$", "/640.webp", lazy[0])
+        with ThreadPoolExecutor(50) as pool:
+            answers = list(pool.map(lambda _: app.client().get(one), range(50)))
+        assert [a.status_code for a in answers] == [200] * 50
+        assert len({a.content for a in answers}) == 1 and rendered == [(640,)]  # one render for all fifty
+
+        # Many different ones at once from one client: its budget (4 per rendering process) renders, the rest
+        # are told to come back; none is lost for good.
+        many = [re.sub(r"\.jpg$", f"/{width}.{fmt}", picture) for picture in lazy[1:3]
+                for width in (320, 640, 1080) for fmt in ("webp", "avif")]
+        rendered.clear()
+        with ThreadPoolExecutor(len(many)) as pool:
+            answers = list(pool.map(lambda url: app.client().get(url), many))
+        busy = [a for a in answers if a.status_code == 503]
+        assert {a.status_code for a in answers} <= {200, 503} and busy, [a.status_code for a in answers]
+        assert all(a.headers["retry-after"] == "2" and a.json()["code"] == "busy" for a in busy)
+        assert len(rendered) == len(many) - len(busy) <= 4
+        for url in many:  # asked again, one at a time: every one is made
+            assert app.client().get(url).status_code == 200, url
+        # Only the widths feeds name: never one wider than the ladder (a 6300 px original's own width) or between.
+        for width in (1079, 1440, 6300):
+            assert app.client().get(re.sub(r"\.jpg$", f"/{width}.webp", lazy[0])).status_code == 404
+        admin.close()

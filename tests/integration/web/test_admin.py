@@ -57,6 +57,14 @@ def test_session_id_is_new_at_login_and_logout_ends_it(filmroll):
     assert replay.get("/accounts").status_code == 303  # back to /login: the session is gone server-side
     replay.close()
     client.close()
+    # Without its CSRF token too: the cookie is cleared, so the session it named is closed server-side as well.
+    client, _ = _login(filmroll, *ADMIN, filmroll.client())
+    session_id = client.cookies.get("filmroll_session")
+    assert client.post("/logout", data={}).status_code == 303
+    replay = filmroll.client(cookies={"filmroll_session": session_id})
+    assert replay.get("/accounts").status_code == 303
+    replay.close()
+    client.close()
 
 
 def test_login_form_needs_its_csrf_token(filmroll):

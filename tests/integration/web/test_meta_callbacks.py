@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -69,6 +72,7 @@ def test_a_data_deletion_request_is_answered_as_meta_expects_and_the_worker_dele
         served, sandbox, database_url):
     ids = _seed(served.settings, database_url, sandbox)
     gone, kept = ids[1], ids[2]
+    ((username,),) = _query(database_url, select(Account.username).where(Account.id == gone))
 
     async def stage() -> None:
         database = Database(database_url)
@@ -129,6 +133,10 @@ def test_a_data_deletion_request_is_answered_as_meta_expects_and_the_worker_dele
     (row,) = _query(database_url, select(DeletionRequest.status, DeletionRequest.scoped_user_id,
                                          DeletionRequest.account_id))
     assert tuple(row) == ("completed", None, None)  # whose it was is forgotten
+    if database_url.startswith("sqlite"):  # nor left in the file's free pages or in the write-ahead log
+        path = Path(database_url.split("///", 1)[1])
+        stored = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+        assert username.encode() not in stored and f"@sandbox{gone}".encode() not in stored
 
 
 def test_an_admin_deletes_an_account_from_its_page(filmroll, sandbox, database_url):
@@ -236,6 +244,14 @@ def test_webhook_deliveries_are_verified_stored_once_and_make_the_account_due(ho
         refused = sandbox.control.deliver_webhook(url, account=1, signature=signature)
         assert refused["status"] == status, (signature, refused)
     assert _query(database_url, select(WebhookDelivery.id)) == []
+    # Correctly signed, 3 000 deep: refused before the parser recurses (it was a RecursionError, a 500 Meta retries).
+    deep = b'{"object": "instagram", "entry": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    signature = hmac.new(hooked.settings.instagram.app_secret.get_secret_value().encode(), deep,
+                         hashlib.sha256).hexdigest()
+    nested = hooked.client().post("/meta/webhook", content=deep, headers={
+        "X-Hub-Signature-256": f"sha256={signature}", "Content-Type": "application/json"})
+    assert nested.status_code == 400 and nested.json()["code"] == "bad_json"
+    assert _query(database_url, select(WebhookDelivery.id)) == []
     first = sandbox.control.deliver_webhook(url, account=1, payload=payload)
     again = sandbox.control.deliver_webhook(url, account=1, payload=payload)  # Meta's retry
     as_documented = sandbox.control.deliver_webhook(url, account=1, payload=[payload, {"object": "page"}])
@@ -285,6 +301,15 @@ def _signed(payload: dict, secret: str) -> str:  # type: ignore[type-arg]
     return sign_request(payload, secret)
 
 
+def _signed_raw(payload: bytes, secret: str) -> str:
+    """A signed_request over raw JSON text (one json.dumps could not even write)."""
+    import base64
+
+    body = base64.urlsafe_b64encode(payload).rstrip(b"=")
+    signature = base64.urlsafe_b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).rstrip(b"=")
+    return f"{signature.decode()}.{body.decode()}"
+
+
 def _crafted(secret: str, user: str) -> tuple[str, dict[str, tuple[str, dict]]]:  # type: ignore[type-arg]
     """A valid signed request for ``user``, and name -> (method, request options) of callbacks Meta did not send."""
     import base64
@@ -328,6 +353,8 @@ def _crafted(secret: str, user: str) -> tuple[str, dict[str, tuple[str, dict]]]:
         "user_id not digits": ("POST", form(_signed({**good, "user_id": "1 OR 1=1"}, secret))),
         "user_id a list": ("POST", form(_signed({**good, "user_id": [user]}, secret))),
         "payload not JSON": ("POST", form(f"{b64(b'x' * 32)}.{b64(b'not json')}")),
+        "payload nested 2 000 deep": ("POST", form(_signed_raw(b'{"algorithm": "HMAC-SHA256", "x": '
+                                                               + b"[" * 2000 + b"]" * 2000 + b"}", secret))),
         "non-ASCII": ("POST", form(valid + "é")),
         "empty value": ("POST", form("")),
         "no field": ("POST", {"data": {"other": valid}}),

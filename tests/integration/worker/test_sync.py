@@ -326,3 +326,37 @@ async def test_insights_snapshots_with_the_permission_only(harness, sandbox):
     async with harness.database.read() as session:
         again = list((await session.execute(select(InsightSnapshot))).scalars())
     assert len(again) == len(rows)
+
+
+HOSTILE = {  # what Instagram's JSON can carry, each in a caption (valid JSON escapes, not all valid text)
+    "lone high surrogate \ud800 here": "lone high surrogate \ufffd here",
+    "lone low surrogate \udfff here": "lone low surrogate \ufffd here",
+    "reversed pair \ude00\ud83d": "reversed pair \ufffd\ufffd",
+    "a NUL\x00 inside": "a NUL inside",
+    "an emoji pair \U0001f600 and a family \U0001f468\u200d\U0001f469\u200d\U0001f467": None,
+    "right-to-left \u202eoverride\u202c and \ufeffBOM": None,
+    "</script><img src=x onerror=alert(1)> & \"quotes\"": None,
+    "long " + "é" * 2_190: None,
+}
+
+
+async def test_every_kind_of_hostile_text_from_instagram_is_stored_as_valid_text(harness, sandbox):
+    """A lone surrogate in a caption (valid JSON) once made every sync of its account crash at the store, logged as
+    "failed unexpectedly", with no sync_error: the account silently stopped syncing."""
+    index = index_with(sandbox, 10, 40)
+    ids = sandbox.control.media_ids(index, limit=len(HOSTILE))
+    for media_id, caption in zip(ids, HOSTILE, strict=True):
+        sandbox.control.media(media_id, caption=caption)
+    sandbox.control.account(index, name="Caf\ud800 \x00name")
+    (account_id,) = await harness.seed([index])
+    assert await harness.sync() == {"synced_full": 1}
+    stored = {m.ig_media_id: m.caption for m in await harness.media(account_id)}
+    for media_id, (sent, expected) in zip(ids, HOSTILE.items(), strict=True):
+        assert stored[media_id] == (expected or sent), media_id
+        stored[media_id].encode("utf-8")  # storable everywhere: no surrogate, no NUL
+        assert "\x00" not in stored[media_id]
+    account = (await harness.accounts())[account_id]
+    assert account.name == "Caf\ufffd name" and account.sync_error is None and account.sync_failures == 0
+    # Unchanged, the next sync is the routine one (one call), not a crash on the same caption again.
+    await harness.due([account_id])
+    assert await harness.sync() == {"synced": 1}
