@@ -271,3 +271,40 @@ def test_a_worker_waits_out_the_sqlite_write_lock_held_past_its_lease_and_busy_t
     assert sandbox.control.overlaps("refresh") == []
     with sqlite3.connect(tmp_path / "filmroll.db") as connection:
         assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_a_standalone_worker_rides_out_a_database_outage(sandbox, cluster, tmp_path):
+    """`filmroll worker` as many-machine deployments run it (no --until-idle, sync and mirror on): PostgreSQL
+    stopped for 10 s under it once ended it with exit 9, while `serve`'s embedded worker rode the same outage."""
+    url = cluster.create_database("filmroll")
+    key = _prepare(sandbox, url, 10, due=False)
+    env = _env(sandbox, url, key)
+    log = tmp_path / "worker.log"
+    with log.open("w") as output:
+        worker = subprocess.Popen([sys.executable, "-m", "filmroll", "worker"], stdout=output, stderr=output,
+                                  text=True, env=env)
+    try:
+        time.sleep(3)  # started and idle: nothing is due yet
+        assert worker.poll() is None, log.read_text()
+        # Due while the database is down: a refresh, a sync and a mirror pass of every account.
+        soon = datetime.now(UTC) + timedelta(seconds=2)
+        _write(url, update(Token).values(next_refresh_at=soon), update(Account).values(next_sync_at=soon))
+        sandbox.control.add_fault("latency", latency_ms=4000, times=20)  # calls in flight as the server stops
+        time.sleep(3)
+        cluster.stop()
+        time.sleep(OUTAGE_SECONDS)
+        assert worker.poll() is None, log.read_text()[-3000:]  # alive through the outage
+        cluster.start()
+        synced = lambda: _read(url, select(Account.last_synced_at))  # noqa: E731
+        _wait_for(lambda: all(row[0] is not None for row in synced()), 90, "every account to sync after the outage")
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    said = log.read_text()
+    assert worker.returncode == 0, said[-3000:]
+    assert said.count("the database is unreachable") == 1 and "Traceback" not in said, said[-3000:]

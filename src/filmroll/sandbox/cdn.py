@@ -30,9 +30,16 @@ FEED_SIZES = ((1080, 1350), (1080, 1080), (1440, 1800), (1080, 566))  # portrait
 REEL_SIZE = (1080, 1920)
 PROFILE_SIZE = (150, 150)
 
-# A minimal ISO-BMFF header: enough for a client to store and serve "a video", not to play one.
+# A minimal ISO-BMFF file: the boxes of an MP4 (ftyp, moov with its movie header, mdat), enough for a client to
+# check, store and serve "a video", not to play one.
+_MVHD = (b"\x00\x00\x00\x6cmvhd" + bytes(12) + (1000).to_bytes(4, "big") + (1000).to_bytes(4, "big")
+         + b"\x00\x01\x00\x00\x01\x00" + bytes(10)
+         + b"".join(v.to_bytes(4, "big") for v in (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000))
+         + bytes(24) + (2).to_bytes(4, "big"))
 VIDEO_PLACEHOLDER = (
-    b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00\x00\x00\x10free" + b"filmroll"
+    b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+    + (8 + len(_MVHD)).to_bytes(4, "big") + b"moov" + _MVHD
+    + b"\x00\x00\x00\x10mdat" + b"filmroll"
 )
 
 

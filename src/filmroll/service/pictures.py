@@ -66,7 +66,29 @@ class Rendered:
 
 
 def _is_video(data: bytes) -> bool:
-    return len(data) >= 12 and data[4:8] == b"ftyp"
+    """An MP4/MOV file by its structure, not by a magic number: ISO boxes (size, four-letter type) that tile the
+    whole file exactly, an ``ftyp`` first, a ``moov`` (what makes it playable) and an ``mdat`` among them. A file
+    that only starts like one (``....ftyp``, four bytes) is not a video."""
+    if len(data) < 16 or data[4:8] != b"ftyp":
+        return False
+    seen: set[bytes] = set()
+    at = 0
+    while at < len(data):
+        if len(data) - at < 8:
+            return False
+        size, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+        header = 8
+        if size == 1:  # a 64-bit size follows the type
+            if len(data) - at < 16:
+                return False
+            size, header = int.from_bytes(data[at + 8:at + 16], "big"), 16
+        elif size == 0:  # the box runs to the end of the file
+            size = len(data) - at
+        if size < header or at + size > len(data) or not all(32 <= c < 127 for c in kind):
+            return False
+        seen.add(kind)
+        at += size
+    return {b"moov", b"mdat"} <= seen
 
 
 def identify(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Identified:

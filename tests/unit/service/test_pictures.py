@@ -74,7 +74,16 @@ def test_not_a_picture_and_a_decompression_bomb_are_refused_from_their_bytes():
     assert len(bomb.getvalue()) < 200_000
     with pytest.raises(errors.DownloadRefusedError, match="decompression bomb"):
         pictures.identify(bomb.getvalue())
-    assert pictures.identify(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 20).content_type == "video/mp4"
+    # A video by its box structure (ftyp, moov, mdat tiling the file), never by a four-byte magic number.
+    from filmroll.sandbox.cdn import VIDEO_PLACEHOLDER
+
+    assert pictures.identify(VIDEO_PLACEHOLDER).content_type == "video/mp4"
+    for fake in (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 20,  # only the magic (once taken for a video)
+                 VIDEO_PLACEHOLDER[:-3],  # its last box cut short
+                 VIDEO_PLACEHOLDER[:24] + b"\x00\x00\x00\x10mdatfilmroll",  # no moov: nothing to play
+                 VIDEO_PLACEHOLDER + b"<html>"):  # trailing bytes that are no box
+        with pytest.raises(errors.DownloadRefusedError, match="neither a picture"):
+            pictures.identify(fake)
 
 
 @pytest.mark.parametrize(("stored", "orientation", "largest", "decoded"), [
