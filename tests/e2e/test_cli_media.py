@@ -79,3 +79,32 @@ def test_mirror_an_account_look_at_its_posts_and_measure_and_collect_the_storage
 
     refused = cli("mirror", "@nobody", check=False)
     assert refused.returncode == 3 and "no connected account" in refused.stderr
+
+
+def test_storage_that_does_not_work_is_named_by_doctor_and_stops_mirror_with_its_own_exit_code(cli, sandbox):
+    """A missing bucket once made `mirror` exit 4 (the code for "Instagram refused") with "FileNotFoundError", and
+    `doctor` checked no storage at all."""
+    from tests.s3server import ACCESS_KEY, SECRET_KEY, s3_server
+
+    index = index_with(sandbox, 3, 8)
+    cli("connect", "--token", stdin=sandbox.control.mint_token(index, kind="long")["access_token"] + "\n")
+    cli("sync", "1")
+    with s3_server() as server:
+        cli.env.update({"FILMROLL_STORAGE__URL": "s3://not-made-yet/media", "FILMROLL_STORAGE__S3_ENDPOINT":
+                        server.endpoint, "FILMROLL_STORAGE__S3_ACCESS_KEY_ID": ACCESS_KEY,
+                        "FILMROLL_STORAGE__S3_SECRET_ACCESS_KEY": SECRET_KEY,
+                        "FILMROLL_MIRROR__CDN_HOSTS": f'["{sandbox.base_url}"]', "FILMROLL_MIRROR__PROCESSES": "1"})
+        doctor = json.loads(cli("doctor", "--offline", "--json", check=False).stdout)
+        (check,) = [c for c in doctor["checks"] if c["name"] == "media storage writable"]
+        assert not check["ok"] and "the bucket does not exist" in check["detail"], check
+        calls = len(sandbox.control.calls(limit=100_000))
+        refused = cli("mirror", "1", check=False)
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 12 and len(lines) == 1 and "the bucket does not exist" in lines[0], refused
+        assert SECRET_KEY not in refused.stderr + json.dumps(doctor)
+        assert len(sandbox.control.calls(limit=100_000)) == calls  # nothing fetched for a storage that cannot hold it
+        server.create_bucket("not-made-yet")
+        doctor = json.loads(cli("doctor", "--offline", "--json", check=False).stdout)
+        assert [c["ok"] for c in doctor["checks"] if c["name"] == "media storage writable"] == [True]
+        assert "every post is in storage" in cli("mirror", "1").stdout
+        assert all(not key.startswith("media/.filmroll-probe/") for key in server.keys("not-made-yet"))

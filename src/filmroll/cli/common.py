@@ -68,6 +68,7 @@ class ExitStatus(IntEnum):
     DATABASE = 9  # the database cannot be reached, is damaged or locked, or has no (current) filmroll schema
     THROTTLED = 10  # Instagram's rate limit, or filmroll waiting it out: try again later
     TOO_EARLY = 11  # Instagram does not allow it yet (a token under 24 hours old): the message says from when
+    STORAGE = 12  # the file storage (a directory, S3) cannot be written or read: the message says why
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -177,6 +178,8 @@ def _status(exc: errors.FilmrollError) -> ExitStatus:
         return ExitStatus.CONFIG
     if isinstance(exc, errors.DatabaseError):
         return ExitStatus.DATABASE
+    if isinstance(exc, errors.StorageError):
+        return ExitStatus.STORAGE
     if isinstance(exc, errors.VaultError):
         return ExitStatus.VAULT
     if isinstance(exc, errors.AccountNotFoundError | errors.FeedNotFoundError):

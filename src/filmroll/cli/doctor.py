@@ -167,6 +167,31 @@ async def _store_checks(current: Settings) -> list[Check]:
     return found
 
 
+async def _storage_check(current: Settings) -> Check:
+    """Writes, reads back and deletes a probe object where the pictures go: says what is wrong (no bucket, refused
+    credentials, no permission) before the mirror meets it."""
+    from filmroll.runtime import storage as open_storage
+    from filmroll.storage import probe
+    from filmroll.storage.local import LocalStorage
+
+    try:
+        storage = open_storage(current.storage, database_url=current.database_url)
+    except errors.FilmrollError as exc:
+        return Check("media storage writable", False, exc.message)
+    if isinstance(storage, LocalStorage) and not storage.root.exists():  # doctor creates nothing
+        parent = next(p for p in storage.root.absolute().parents if p.exists())
+        writable = os.access(parent, os.W_OK | os.X_OK)
+        return Check("media storage writable", writable, f"{storage.root} will be created by the first mirror pass"
+                     if writable else f"{storage.root} cannot be created: {parent} is not writable for filmroll")
+    try:
+        await probe(storage)
+        return Check("media storage writable", True, f"{storage.description}: wrote, read and deleted a probe")
+    except errors.FilmrollError as exc:
+        return Check("media storage writable", False, exc.message)
+    finally:
+        await storage.close()
+
+
 async def _activity_check(database: Database, warn_after: timedelta) -> Check:
     from filmroll.service.activity import activity
 
@@ -198,7 +223,7 @@ def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check
                  + _file_checks(current))
         if not offline:
             found.append(await _authorize_check(current))
-        return found + await _store_checks(current)
+        return found + await _store_checks(current) + [await _storage_check(current)]
 
     checks = eventloop.run(body())
     failed = [c for c in checks if not c.ok]

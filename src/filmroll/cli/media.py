@@ -60,7 +60,10 @@ def mirror(account: str = typer.Argument(..., help="id, @username or slug")) -> 
     from filmroll.worker import worker_id
 
     async def now() -> media_service.MirrorReport:
+        from filmroll.storage import probe
+
         async with open_runtime(settings()) as runtime:
+            await probe(runtime.storage)  # a missing bucket is said as such (exit 12), before any picture is fetched
             with Progress(console=console, transient=True) as bar:
                 task = bar.add_task("mirroring", total=None)
 

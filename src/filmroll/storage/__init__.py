@@ -11,7 +11,7 @@ a rename on disk; one complete PUT on S3), so a crash never leaves a partial obj
 
 from __future__ import annotations
 
-from filmroll.storage.base import Storage, StoredObject, open_storage
+from filmroll.storage.base import Storage, StoredObject, open_storage, probe
 from filmroll.storage.keys import account_prefix, original_key, variant_key
 
-__all__ = ["Storage", "StoredObject", "account_prefix", "open_storage", "original_key", "variant_key"]
+__all__ = ["Storage", "StoredObject", "account_prefix", "open_storage", "original_key", "probe", "variant_key"]

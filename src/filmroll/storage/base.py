@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,24 @@ class Storage(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+PROBE_PREFIX = ".filmroll-probe/"  # never a media key (those start with accounts/): the collector leaves it alone
+
+
+async def probe(storage: Storage) -> None:
+    """Write, read back and delete a small object: the storage works, or a StorageError says what is wrong (no
+    bucket, refused credentials, no permission, a directory that cannot be written). `doctor` and `mirror` ask
+    first, so a missing bucket is said as such before any picture is fetched."""
+    key = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
+    data = b"filmroll storage probe " + secrets.token_bytes(8)
+    await storage.put(key, data, "application/octet-stream")
+    try:
+        if await storage.get(key) != data:
+            raise errors.StorageError(f"{storage.description} did not give back what was written to it: check the "
+                                      "storage settings (another service behind the same address?)")
+    finally:
+        await storage.delete([key])
 
 
 def open_storage(url: str, *, endpoint: str | None = None, region: str = "us-east-1",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 import obstore
+from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
 from filmroll import errors
@@ -30,8 +31,20 @@ class S3Storage:
         self._store = S3Store(bucket, client_options=client_options, **options)  # type: ignore[arg-type]
 
     def _fail(self, exc: Exception, doing: str) -> errors.StorageError:
-        # obstore's messages can quote request URLs, never credentials; keep only the kind of failure.
-        return errors.StorageError(f"could not {doing} {self.description}: {type(exc).__name__}")
+        # obstore's messages can quote request URLs, never credentials: they are read for the cause, never repeated.
+        said = str(exc)
+        if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in said:
+            why = "the bucket does not exist: create it, or fix FILMROLL_STORAGE__URL"
+        elif isinstance(exc, UnauthenticatedError) or "InvalidAccessKeyId" in said or "SignatureDoesNotMatch" in said:
+            why = ("the credentials were refused: check FILMROLL_STORAGE__S3_ACCESS_KEY_ID and "
+                   "FILMROLL_STORAGE__S3_SECRET_ACCESS_KEY")
+        elif isinstance(exc, PermissionDeniedError | PermissionError) or "AccessDenied" in said:
+            why = "permission denied: the keys may not do this in this bucket (its policy)"
+        elif "error sending request" in said or "Connection refused" in said or "dns error" in said:
+            why = "the service did not answer: check FILMROLL_STORAGE__S3_ENDPOINT and that it is up"
+        else:
+            why = type(exc).__name__
+        return errors.StorageError(f"could not {doing} {self.description}: {why}")
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         try:
