@@ -18,7 +18,9 @@
     ├── FeedNotFoundError                no feed has that slug
     ├── MediaError                       the media mirror could not store a picture
     │   ├── DownloadRefusedError         a URL or an answer filmroll does not take (host, scheme, size, type,
-    │   │                                decompression bomb): never fetched or stored, never retried as is
+    │   │   │                            decompression bomb): never fetched or stored, never retried as is
+    │   │   └── SettingRefusedError      refused because of a setting (the CDN hosts, a size cap): the post waits
+    │   │                                and is tried again once the setting changes, or at the daily sweep
     │   ├── DownloadFailedError          the CDN did not answer well (unreachable, 5xx, 404, cut short): retry later
     │   ├── PictureUnreadableError       the bytes arrived but do not decode (truncated, corrupt): the post's
     │   │                                failure, counted and given up after a few attempts (never an outage)
@@ -121,6 +123,21 @@ class MediaError(FilmrollError):
 
 class DownloadRefusedError(MediaError):
     """filmroll does not fetch or store this: it is outside the CDN hosts, too big, or not a picture."""
+
+
+class SettingRefusedError(DownloadRefusedError):
+    """Refused because of a setting (``setting`` names it), not because of the bytes: tried again when it changes."""
+
+    def __init__(self, message: str, *, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable with its keyword, like the others
+        return (_setting_refused, (self.message, self.setting))
+
+
+def _setting_refused(message: str, setting: str) -> SettingRefusedError:
+    return SettingRefusedError(message, setting=setting)
 
 
 class DownloadFailedError(MediaError):

@@ -26,7 +26,7 @@ from filmroll.service.alerts import Alerter, Webhook
 from filmroll.service.connect import Connector
 from filmroll.service.deletion import Deleter
 from filmroll.service.feed_documents import DocumentSettings
-from filmroll.service.mirror import Mirror
+from filmroll.service.mirror import ChangedSettingsWatch, Mirror
 from filmroll.service.policy import MirrorPolicy, RefreshPolicy, SyncPolicy
 from filmroll.service.probe import Prober
 from filmroll.service.publish import Publisher
@@ -51,6 +51,7 @@ from filmroll.vault import Vault, load_keyring
 from filmroll.worker import (
     DatabaseHealth,
     Job,
+    Watch,
     Worker,
     alert_job,
     deletion_job,
@@ -195,8 +196,12 @@ class Runtime:
                                      policy=self.refresh_policy, batch=batch)))
         if sync:
             jobs.append(sync_job(self.syncer(owner, policy=sync_policy, batch=batch)))
+        watches: list[Watch] = [ActivityWatch(self.database,
+                                              timedelta(days=self.settings.meta.inactive_warning_days))]
         if self.settings.mirror.enabled:
-            jobs.append(mirror_job(self.mirror(owner)))
+            mirror = self.mirror(owner)
+            jobs.append(mirror_job(mirror))
+            watches.append(ChangedSettingsWatch(mirror))
         jobs.append(webhook_job(WebhookHandler(self.database, owner=owner, http=self.http, forward_to=hook)))
         retention = self.settings.accounts.retention_days
         jobs.append(deletion_job(Deleter(self.database, self.storage, owner=owner, published=self.published,
@@ -204,10 +209,9 @@ class Runtime:
         if self.published is not None:
             jobs.append(publish_job(Publisher(self.mirror(owner), self.published, self.document_settings(),
                                               base_url=self.settings.publish.base_url.rstrip("/"), owner=owner)))
-        watch = ActivityWatch(self.database, timedelta(days=self.settings.meta.inactive_warning_days))
         return Worker(self.database, jobs, owner=owner, concurrency=concurrency,
                       lease=timedelta(seconds=lease_seconds), idle_poll=idle_poll, health=self.health,
-                      watches=[watch])
+                      watches=watches)
 
 
 async def stored_key_ids(database_url: str) -> dict[str, int]:

@@ -158,6 +158,7 @@ async def _store_checks(current: Settings) -> list[Check]:
             except errors.KeyMissingError as exc:
                 found.append(Check("stored tokens readable", False, exc.message))
             found.append(await _activity_check(database, timedelta(days=current.meta.inactive_warning_days)))
+            found.append(await _waiting_check(database))
     except errors.FilmrollError as exc:
         found.append(Check("database reachable", False, exc.message))
     except Exception as exc:
@@ -165,6 +166,18 @@ async def _store_checks(current: Settings) -> list[Check]:
     finally:
         await database.dispose()
     return found
+
+
+async def _waiting_check(database: Database) -> Check:
+    from filmroll.store import files
+
+    async with database.read() as session:
+        count, example = await files.waiting_on_settings(session)
+    if not count:
+        return Check("no post waits on a setting", True, "none")
+    why = (example or "").split("]: ", 1)[-1]
+    return Check("no post waits on a setting", False, f"{count} post(s) wait, e.g. {why}; change that setting and "
+                 "the workers mirror them by themselves")
 
 
 async def _storage_check(current: Settings) -> Check:

@@ -78,7 +78,8 @@ def mirror(account: str = typer.Argument(..., help="id, @username or slug")) -> 
         fail(f"{report.mirrored} post(s) mirrored, {report.pending} not yet: {report.error}; the workers try again "
              "with backoff", ExitStatus.INSTAGRAM)
     console.print(f"{report.mirrored} post(s) mirrored"
-                  + (f"; {report.pending} refused for good (see `filmroll media {account}`)" if report.pending else
+                  + (f"; {report.pending} not stored: refused, or waiting on a setting it names (see "
+                     f"`filmroll media {account}`)" if report.pending else
                      "; every post is in storage"))
 
 

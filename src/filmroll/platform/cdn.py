@@ -65,6 +65,7 @@ class CdnClient:
         self.session = session
         self.max_bytes = max_bytes
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.hosts = tuple(hosts)
         self._suffixes = tuple(h.lower()[1:] for h in hosts if h.startswith("*."))
         self._hosts = {h.lower() for h in hosts if "://" not in h and not h.startswith("*.")}
         self._origins = {h.lower().rstrip("/") for h in hosts if "://" in h}
@@ -88,10 +89,13 @@ class CdnClient:
     async def fetch(self, url: str, *, max_bytes: int | None = None) -> bytes:
         """The body at ``url``; refused (never fetched) outside the CDN hosts or above the size cap."""
         limit = max_bytes or self.max_bytes
-        for _ in range(MAX_REDIRECTS + 1):
+        for hop in range(MAX_REDIRECTS + 1):
             if not self.allowed(url):
-                raise errors.DownloadRefusedError(f"refused to fetch {describe(url)}: not an https URL on "
-                                                  "Instagram's CDN hosts (FILMROLL_MIRROR__CDN_HOSTS)")
+                message = (f"refused to fetch {describe(url)}: not an https URL on Instagram's CDN hosts "
+                           "(FILMROLL_MIRROR__CDN_HOSTS)")
+                if hop == 0 and urlsplit(url).scheme in ("https", "http"):  # the post's own URL: maybe the setting
+                    raise errors.SettingRefusedError(message, setting="FILMROLL_MIRROR__CDN_HOSTS")
+                raise errors.DownloadRefusedError(message)  # a redirect elsewhere: what the CDN did, final
             try:
                 async with self.session.get(url, allow_redirects=False, timeout=self.timeout,
                                             headers={"Accept": "image/*,video/*"}) as response:
@@ -100,8 +104,10 @@ class CdnClient:
                         continue
                     self._check_status(response.status)
                     if (response.content_length or 0) > limit:
-                        raise errors.DownloadRefusedError(f"refused {describe(url)}: {response.content_length} "
-                                                          f"bytes announced, more than the {limit}-byte cap")
+                        raise errors.SettingRefusedError(f"refused {describe(url)}: {response.content_length} "
+                                                         f"bytes announced, more than the {limit}-byte cap "
+                                                         "(FILMROLL_MIRROR__MAX_IMAGE_MB, __MAX_VIDEO_MB)",
+                                                         setting="FILMROLL_MIRROR__MAX_IMAGE_MB")
                     return await self._read(response, url, limit)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise errors.DownloadFailedError(f"the CDN did not deliver {describe(url)} "
@@ -122,7 +128,9 @@ class CdnClient:
         async for chunk in response.content.iter_chunked(256 * 1024):
             size += len(chunk)
             if size > limit:
-                raise errors.DownloadRefusedError(f"refused {describe(url)}: more than the {limit}-byte cap")
+                raise errors.SettingRefusedError(f"refused {describe(url)}: more than the {limit}-byte cap "
+                                                 "(FILMROLL_MIRROR__MAX_IMAGE_MB, __MAX_VIDEO_MB)",
+                                                 setting="FILMROLL_MIRROR__MAX_IMAGE_MB")
             chunks.append(chunk)
         if response.content_length is not None and size != response.content_length:
             raise errors.DownloadFailedError(f"the CDN cut {describe(url)} short ({size} of "

@@ -43,7 +43,7 @@ from filmroll.store import events, leases
 from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
 from filmroll.store import media as media_store
-from filmroll.store.database import Database
+from filmroll.store.database import Database, is_unavailable
 from filmroll.store.files import PendingPost, Source
 from filmroll.vault import Vault
 from filmroll.vocabulary import AccountStatus, FileRole, Outcome
@@ -85,6 +85,10 @@ class Mirror:
         self.per_host = per_host
         self.rng = rng or random.Random()
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        # The settings a refusal can come from, as one mark kept on each post they refused: when it differs, the
+        # setting changed and those posts are tried again.
+        self.settings_mark = hashlib.sha256(repr((sorted(cdn.hosts), self.policy.max_image_bytes,
+                                                  self.policy.max_video_bytes)).encode()).hexdigest()[:8]
 
     async def run(self, claim: leases.MirrorClaim) -> Outcome:
         now = self.database.clock.now()
@@ -98,8 +102,13 @@ class Mirror:
         failed: list[str] = []
         try:
             await self._profile_picture(claim, token, now)
+        except errors.DownloadRefusedError as exc:  # the picture's or a setting's doing, not the account's: no backoff
+            log.warning("%s, profile picture: %s", claim.label, exc.message)
         except (errors.MediaError, errors.StorageError, errors.InstagramError) as exc:
             failed.append(f"profile picture: {exc.message}")
+        sweep = claim.mirror_collected_at is None or now - claim.mirror_collected_at >= self.policy.sweep_interval
+        async with self.database.transaction() as session:  # refused under other settings, or the daily sweep
+            await file_store.retry_waiting(session, claim.account_id, mark=None if sweep else self.settings_mark)
         async with self.database.read() as session:
             waiting = await file_store.pending(session, claim.account_id, limit=self.policy.posts_per_pass,
                                                max_attempts=self.policy.max_attempts)
@@ -159,6 +168,13 @@ class Mirror:
         """Store one post's files; returns why it failed for now (None: stored, or refused for good)."""
         try:
             rows = await self._post_files(claim, token, post, eager, now)
+        except errors.SettingRefusedError as exc:  # waits for the setting (or the sweep), named in its error
+            log.warning("%s, post %s waits: %s", claim.label, post.ig_media_id, exc.message)
+            async with self.database.transaction() as session:
+                await file_store.mark_failed(session, post.media_id,
+                                             file_store.WAITING.format(mark=self.settings_mark) + exc.message,
+                                             attempts=self.policy.max_attempts)
+            return None
         except errors.DownloadRefusedError as exc:
             await self._refused(claim, post, exc.message, now)
             return None
@@ -295,6 +311,12 @@ class Mirror:
             await file_store.set_profile_picture_url(session, claim.account_id, url)
         return url
 
+    async def due_for_changed_settings(self) -> int:
+        """Once, as a worker starts: accounts whose posts a setting refused under other settings are due now."""
+        async with self.database.transaction() as session:
+            return await file_store.due_for_changed_settings(session, mark=self.settings_mark,
+                                                             now=self.database.clock.now())
+
     # ----- the collector -----------------------------------------------------------------------------------------
 
     async def collect(self, claim: leases.MirrorClaim, now: datetime) -> int:
@@ -360,3 +382,27 @@ class Mirror:
                 "bytes": len(made.data), "width": made.width, "height": made.height, "created_at": now,
                 "served_at": now}])
         return made.data, made.content_type
+
+
+class ChangedSettingsWatch:
+    """A worker's side task, once at its start: posts a setting refused (the CDN hosts, a size cap) are tried again
+    as soon as a worker runs with other settings, with no manual step (``Mirror.due_for_changed_settings``)."""
+
+    name = "mirror settings watch"
+
+    def __init__(self, mirror: Mirror, *, retry_every: float = 5.0) -> None:
+        self.mirror = mirror
+        self.retry_every = retry_every
+
+    async def __call__(self) -> None:
+        while True:
+            try:
+                made_due = await self.mirror.due_for_changed_settings()
+            except Exception as exc:  # an outage: the worker says so already; try again
+                if not is_unavailable(exc):
+                    raise
+                await asyncio.sleep(self.retry_every)
+                continue
+            if made_due:
+                log.info("%d account(s) have posts a setting refused before it changed: mirrored again", made_due)
+            return

@@ -105,6 +105,39 @@ async def give_attempts_back(session: AsyncSession, account_id: int, ig_media_id
     return rowcount(await session.execute(query))
 
 
+WAITING = "waiting [{mark}]: "  # mirror_error of a post a setting refused, under the settings marked ``mark``
+
+
+async def retry_waiting(session: AsyncSession, account_id: int, *, mark: str | None) -> int:
+    """Posts a setting refused get their attempts back: those refused under other settings than ``mark`` (the
+    setting changed), or every one (``mark`` None: the daily sweep). Returns how many."""
+    query = update(MediaItem).where(MediaItem.account_id == account_id, MediaItem.mirrored_at.is_(None),
+                                    MediaItem.mirror_error.like("waiting [%"))
+    if mark is not None:
+        query = query.where(~MediaItem.mirror_error.like(WAITING.format(mark=mark) + "%"))
+    return rowcount(await session.execute(
+        query.values(mirror_attempts=0).execution_options(synchronize_session=False)))
+
+
+async def due_for_changed_settings(session: AsyncSession, *, mark: str, now: datetime) -> int:
+    """Accounts with posts a setting refused under other settings than ``mark``: due now (a worker started with
+    the setting fixed takes them without a manual step). Returns how many."""
+    changed = select(MediaItem.account_id).where(
+        MediaItem.mirrored_at.is_(None), MediaItem.deleted_at.is_(None), MediaItem.mirror_error.like("waiting [%"),
+        ~MediaItem.mirror_error.like(WAITING.format(mark=mark) + "%"))
+    return rowcount(await session.execute(
+        update(Account).where(Account.id.in_(changed)).values(next_mirror_at=now)
+        .execution_options(synchronize_session=False)))
+
+
+async def waiting_on_settings(session: AsyncSession) -> tuple[int, str | None]:
+    """How many live posts wait on a setting, and one of their errors (which setting, which host)."""
+    query = select(func.count(), func.min(MediaItem.mirror_error)).where(
+        MediaItem.mirrored_at.is_(None), MediaItem.deleted_at.is_(None), MediaItem.mirror_error.like("waiting [%"))
+    count, example = (await session.execute(query)).one()
+    return int(count), example
+
+
 async def pending_count(session: AsyncSession, account_id: int) -> int:
     """Live posts not mirrored yet, whether or not they have attempts left."""
     return int((await session.execute(select(func.count()).select_from(MediaItem).where(
@@ -224,9 +257,12 @@ async def mirror_due(session: AsyncSession, account_id: int, now: datetime) -> N
 
 
 def mirror_state(post: MediaItem) -> str:
-    """How a post stands in the mirror, for people: mirrored · pending · failed (the error is on the row)."""
+    """How a post stands in the mirror, for people: mirrored · pending · waiting (on a setting) · failed (the error,
+    on the row, says why)."""
     if post.mirrored_at is not None:
         return "mirrored"
+    if post.mirror_error and post.mirror_error.startswith("waiting ["):
+        return "waiting"
     return "failed" if post.mirror_error else "pending"
 
 

@@ -18,6 +18,7 @@ from filmroll import errors
 from filmroll.platform.cdn import CdnClient
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import MirrorPolicy
+from filmroll.store import files as file_store
 from filmroll.store.tables import Account, Event, MediaChild, MediaFile, MediaItem
 from filmroll.worker import Worker, mirror_job
 from tests.integration.mirror.conftest import MirrorRig
@@ -103,11 +104,18 @@ async def test_hostile_urls_are_refused_with_an_event_and_nothing_is_stored(host
         refused = list((await session.execute(select(Event).where(Event.kind == "media.refused")
                                               .order_by(Event.id))).scalars())
         stored = {m.ig_media_id: m for m in (await session.execute(select(MediaItem))).scalars()}
-    assert len(refused) == len(targets)
-    for post, why in zip(posts, targets.values(), strict=False):
+    # The URL outside the CDN hosts and the body over the byte cap are refusals a setting caused: they wait for it
+    # (never fetched or stored meanwhile); the rest are the bytes' own doing, final, each with its event.
+    by_setting = {"https://evil.example/a.jpg", f"{hostile}/huge.jpg"}
+    assert len(refused) == len(targets) - len(by_setting)
+    for post, (url, why) in zip(posts, targets.items(), strict=False):
         row = stored[post.ig_media_id]
         assert row.mirrored_at is None and why in row.mirror_error
-        assert any(post.ig_media_id in e.message and why in e.message for e in refused)
+        if url in by_setting:
+            assert row.mirror_error.startswith("waiting [")
+        else:
+            assert row.mirror_error.startswith("refused: ")
+            assert any(post.ig_media_id in e.message and why in e.message for e in refused)
     refused_ids = [p.ig_media_id for p in posts[:len(targets)]]
     async with harness.database.read() as session:
         rows = list((await session.execute(select(MediaFile).where(MediaFile.ig_media_id.in_(refused_ids)))).scalars())
@@ -182,3 +190,29 @@ async def test_a_truncated_corrupt_or_slow_picture_is_the_posts_failure_counted_
         assert len(failed) == 3 and all(f"after {attempts} attempts" in e.message for e in failed)
     finally:
         await runner.cleanup()
+
+
+async def test_a_refusal_a_setting_caused_heals_once_the_setting_is_fixed(harness, sandbox, local_storage, renderer):
+    """With FILMROLL_MIRROR__CDN_HOSTS not covering the CDN every post was refused for good ("50 refused for good")
+    and stayed refused after the setting was fixed, until Instagram's URLs expired. They now wait, saying which
+    setting, and a worker started with the setting fixed mirrors them with no manual step."""
+    (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
+    await harness.sync()
+    wrong = MirrorRig(harness, local_storage, renderer, ["*.cdninstagram.com"])  # not the sandbox's CDN
+    calls = len(sandbox.control.calls(endpoint="cdn", limit=100_000))
+    assert await wrong.run() == {"mirrored": 1}  # waiting is not a failure of the account: no backoff
+    assert len(sandbox.control.calls(endpoint="cdn", limit=100_000)) == calls  # nothing fetched
+    async with harness.database.read() as session:
+        posts = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id))).scalars())
+        account = await session.get(Account, account_id)
+        refused = list((await session.execute(select(Event).where(Event.kind == "media.refused"))).scalars())
+    assert posts and all(p.mirrored_at is None and file_store.mirror_state(p) == "waiting" for p in posts)
+    assert all("FILMROLL_MIRROR__CDN_HOSTS" in p.mirror_error for p in posts) and refused == []
+    assert account.mirror_failures == 0 and account.mirror_error is None
+    assert await wrong.run() == {}  # nothing due: the same settings are not retried every pass
+    right = MirrorRig(harness, local_storage, renderer, [sandbox.base_url])
+    assert await right.mirror().due_for_changed_settings() == 1  # as a worker with the fixed setting starts
+    assert await right.run() == {"mirrored": 1}
+    async with harness.database.read() as session:
+        again = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id))).scalars())
+    assert all(p.mirrored_at is not None and p.mirror_error is None for p in again)
