@@ -92,7 +92,8 @@ def storage_usage(as_json: bool = typer.Option(False, "--json", help="Machine-re
 
     async def read() -> tuple[str, list[media_service.Usage]]:
         async with open_runtime(settings()) as runtime:
-            return runtime.storage.description, await media_service.usage(runtime.database)
+            where = runtime.storage.description
+            return where, await media_service.usage(runtime.database, where)
 
     where, rows = run(read())
     if as_json:

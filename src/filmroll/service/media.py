@@ -107,6 +107,7 @@ async def mirror_now(mirror: Mirror, ref: str, *, progress: Callable[[int, int],
     database = mirror.database
     account = await find(database, ref)
     async with database.transaction() as session:
+        await file_store.elsewhere(session, storage=mirror.storage.description, account_id=account.id)
         await file_store.give_attempts_back(session, account.id)
     total = await _pending(database, account.id)
     done = 0
@@ -145,9 +146,10 @@ class Usage:
     bytes: dict[str, int]  # role -> bytes
 
 
-async def usage(database: Database) -> list[Usage]:
+async def usage(database: Database, storage: str) -> list[Usage]:
+    """Files and bytes per account and role in ``storage`` (the one in use: a description, as Storage gives it)."""
     async with database.read() as session:
-        rows = await file_store.usage(session)
+        rows = await file_store.usage(session, storage=storage)
         names = {a: u for a, u in await session.execute(select(Account.id, Account.username))}
     found: dict[int, Usage] = {}
     for account_id, role, count, size in rows:

@@ -255,6 +255,7 @@ class Mirror:
         await self.storage.put(key, data, found.content_type)
         row: dict[str, Any] = {"account_id": account_id, "ig_media_id": source.ig_media_id, "role": source.role,
                                "variant": "", "sha256": sha, "storage_key": key, "content_type": found.content_type,
+                               "storage": self.storage.description,
                                "bytes": len(data), "width": found.width, "height": found.height,
                                "source_name": file_name(source.url), "created_at": now}
         if is_video:
@@ -312,10 +313,14 @@ class Mirror:
         return url
 
     async def due_for_changed_settings(self) -> int:
-        """Once, as a worker starts: accounts whose posts a setting refused under other settings are due now."""
+        """Once, as a worker starts: accounts whose posts a setting refused under other settings, or whose files
+        another storage holds (FILMROLL_STORAGE__URL changed), are due now."""
+        now = self.database.clock.now()
         async with self.database.transaction() as session:
-            return await file_store.due_for_changed_settings(session, mark=self.settings_mark,
-                                                             now=self.database.clock.now())
+            moved = await file_store.elsewhere(session, storage=self.storage.description)
+            for account_id in moved:
+                await file_store.mirror_due(session, account_id, now)
+            return len(moved) + await file_store.due_for_changed_settings(session, mark=self.settings_mark, now=now)
 
     # ----- the collector -----------------------------------------------------------------------------------------
 
@@ -380,7 +385,7 @@ class Mirror:
                 "account_id": account_id, "ig_media_id": original.ig_media_id, "role": FileRole.VARIANT,
                 "variant": made.variant, "sha256": sha256, "storage_key": key, "content_type": made.content_type,
                 "bytes": len(made.data), "width": made.width, "height": made.height, "created_at": now,
-                "served_at": now}])
+                "served_at": now, "storage": self.storage.description}])
         return made.data, made.content_type
 
 

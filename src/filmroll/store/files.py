@@ -84,12 +84,34 @@ async def mark_mirrored(session: AsyncSession, media_id: int, now: datetime) -> 
                           .values(mirrored_at=now, mirror_error=None))
 
 
+async def elsewhere(session: AsyncSession, *, storage: str, account_id: int | None = None) -> list[int]:
+    """Files another storage holds (FILMROLL_STORAGE__URL changed since they were written) are forgotten and
+    their posts count as not mirrored, so the mirror stores them again where they are now looked for, instead of
+    claiming files that are not there. Files from before filmroll recorded their storage are taken as this one's.
+    Returns the accounts that now have something to mirror."""
+    scope = [MediaFile.account_id == account_id] if account_id is not None else []
+    await session.execute(update(MediaFile).where(MediaFile.storage.is_(None), *scope).values(storage=storage)
+                          .execution_options(synchronize_session=False))
+    moved = (await session.execute(select(MediaFile.account_id, MediaFile.ig_media_id).where(
+        MediaFile.storage != storage, *scope))).all()
+    by_account: dict[int, set[str]] = {}
+    for owner, ig_media_id in moved:
+        by_account.setdefault(owner, set()).add(ig_media_id)
+    for owner, ig_media_ids in by_account.items():
+        await unmirror(session, owner, ig_media_ids)
+    if by_account:
+        await session.execute(delete(MediaFile).where(MediaFile.storage != storage, *scope)
+                              .execution_options(synchronize_session=False))
+    return sorted(by_account)
+
+
 async def unmirror(session: AsyncSession, account_id: int, ig_media_ids: set[str]) -> None:
     """These posts' files are gone: they count as not mirrored (a post is keyed by its own id or a child's)."""
     children = select(MediaChild.media_id).where(MediaChild.ig_media_id.in_(ig_media_ids))
     await session.execute(update(MediaItem).where(
         MediaItem.account_id == account_id,
-        or_(MediaItem.ig_media_id.in_(ig_media_ids), MediaItem.id.in_(children))).values(mirrored_at=None))
+        or_(MediaItem.ig_media_id.in_(ig_media_ids), MediaItem.id.in_(children)))
+        .values(mirrored_at=None, mirror_attempts=0, mirror_error=None))
 
 
 async def give_attempts_back(session: AsyncSession, account_id: int, ig_media_ids: Sequence[str] | None = None
@@ -206,9 +228,10 @@ async def keys_of(session: AsyncSession, account_id: int) -> set[str]:
                                       .where(MediaFile.account_id == account_id))).scalars())
 
 
-async def usage(session: AsyncSession) -> list[tuple[int, str, int, int]]:
-    """(account id, role, files, bytes) for every account and role."""
+async def usage(session: AsyncSession, *, storage: str) -> list[tuple[int, str, int, int]]:
+    """(account id, role, files, bytes) for every account and role, in ``storage`` (a Storage's description)."""
     rows = await session.execute(select(MediaFile.account_id, MediaFile.role, func.count(), func.sum(MediaFile.bytes))
+                                 .where(or_(MediaFile.storage == storage, MediaFile.storage.is_(None)))
                                  .group_by(MediaFile.account_id, MediaFile.role)
                                  .order_by(MediaFile.account_id, MediaFile.role))
     return [(a, r, n, int(b or 0)) for a, r, n, b in rows]

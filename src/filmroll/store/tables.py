@@ -156,6 +156,7 @@ class MediaFile(Base):
     placeholder: Mapped[str | None] = mapped_column(String(64))  # a BlurHash
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     served_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # variants: the byte budget evicts by this
+    storage: Mapped[str | None] = mapped_column(Text)  # which storage holds it (Storage.description); NULL: older
 
     __table_args__ = (UniqueConstraint("account_id", "ig_media_id", "role", "variant", name="uq_media_files_key"),
                       Index("ix_media_files_sha256", "account_id", "sha256"))

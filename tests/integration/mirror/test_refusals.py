@@ -216,3 +216,29 @@ async def test_a_refusal_a_setting_caused_heals_once_the_setting_is_fixed(harnes
     async with harness.database.read() as session:
         again = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id))).scalars())
     assert all(p.mirrored_at is not None and p.mirror_error is None for p in again)
+
+
+async def test_a_changed_storage_is_mirrored_again_instead_of_claimed(harness, sandbox, renderer, tmp_path):
+    """After FILMROLL_STORAGE__URL changed, `mirror` once said "every post is in storage" and `storage usage`
+    counted 74.9 MB in an empty bucket: the rows said mirrored, wherever the files were."""
+    from filmroll.service import media as media_service
+    from filmroll.storage import open_storage
+
+    (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
+    await harness.sync()
+    first, second = open_storage(f"file:{tmp_path / 'first'}"), open_storage(f"file:{tmp_path / 'second'}")
+    assert await MirrorRig(harness, first, renderer, [sandbox.base_url]).run() == {"mirrored": 1}
+    stored = {o.key async for o in first.list("accounts/")}
+    assert stored and await media_service.usage(harness.database, second.description) == []  # none there yet
+    moved = MirrorRig(harness, second, renderer, [sandbox.base_url])
+    assert await moved.mirror().due_for_changed_settings() == 1  # as a worker with the new storage starts
+    assert await moved.run() == {"mirrored": 1}
+    assert {o.key async for o in second.list("accounts/")} == stored  # the same content, now where it is read
+    (usage,) = await media_service.usage(harness.database, second.description)
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "second").rglob("*") if p.is_file() and ".incoming" not in
+                  p.parts and ".filmroll-probe" not in p.parts)
+    assert sum(usage.bytes.values()) == on_disk
+    async with harness.database.read() as session:
+        rows = list((await session.execute(select(MediaFile.storage))).scalars())
+        posts = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id))).scalars())
+    assert set(rows) == {second.description} and all(p.mirrored_at is not None for p in posts)
