@@ -114,6 +114,77 @@ def identify(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Identified
     return Identified(FORMATS[kind], width, height, clean)
 
 
+# JPEG segments that carry no picture: APP1 (EXIF: location, camera, serial numbers; XMP), APP3-APP13 (IPTC and
+# others) and APP15, and comments. APP0 (JFIF), APP2 (the ICC colour profile) and APP14 (Adobe's colour transform)
+# are part of how the picture looks and stay.
+_METADATA_MARKERS = {0xE1, *range(0xE3, 0xEE), 0xEF, 0xFE}
+_PNG_METADATA = {b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME"}
+
+
+def public_copy(data: bytes) -> bytes:
+    """An original as anyone on the internet may fetch it: the same picture, byte for byte where it matters, with
+    location, camera and other metadata taken out (a JPEG's segments, a PNG's chunks; the orientation kept, so it
+    still shows upright). Other formats, and bytes that do not parse as expected, come back as they are."""
+    if data[:2] == b"\xff\xd8":
+        return _strip_jpeg(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return _strip_png(data)
+    return data
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    kept: list[bytes] = []
+    at, dropped = 2, False
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return data  # not where a marker belongs: leave it as it is
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in (0xDA, 0xD9):  # the scan (or the end): the rest is the picture itself
+            break
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        if length < 2 or at + 2 + length > len(data):
+            return data
+        if marker in _METADATA_MARKERS:
+            dropped = True
+        else:
+            kept.append(data[at:at + 2 + length])
+        at += 2 + length
+    if not dropped:
+        return data
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            orientation = int(image.getexif().get(0x0112, 1))
+    except (OSError, ValueError, SyntaxError):
+        orientation = 1
+    if orientation != 1:  # only this, so a browser still turns it upright
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        payload = exif.tobytes()
+        first = 1 if kept and kept[0][:2] == b"\xff\xe0" else 0  # after JFIF's APP0, where EXIF goes
+        kept.insert(first, b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload)
+    return b"\xff\xd8" + b"".join(kept) + data[at:]
+
+
+def _strip_png(data: bytes) -> bytes:
+    kept, at, dropped = [data[:8]], 8, False
+    while at + 12 <= len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        kind, end = data[at + 4:at + 8], at + 12 + length
+        if end > len(data):
+            return data
+        if kind in _PNG_METADATA:
+            dropped = True
+        else:
+            kept.append(data[at:end])
+        at = end
+        if kind == b"IEND":
+            break
+    return b"".join(kept) if dropped else data
+
+
 def upright(data: bytes, *, largest: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """The picture decoded, turned as its EXIF orientation says, in RGB (or RGBA), with its ICC profile in
     ``info``. A JPEG is decoded straight at the smallest DCT scale that still covers ``largest`` pixels of width

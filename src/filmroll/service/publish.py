@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from filmroll import errors
-from filmroll.service import feed_documents
+from filmroll.service import feed_documents, pictures
 from filmroll.service.feed_documents import Documents, DocumentSettings
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import Backoff
@@ -99,6 +99,8 @@ async def publish(mirror: Mirror, target: Storage, settings: DocumentSettings, *
         if data is None:
             report.missing.append(key)
             continue
+        if not _VARIANT.fullmatch(key):  # an original, as /media serves it: without its metadata
+            data = pictures.public_copy(data)
         await target.put(PUBLISHED_MEDIA + key, data, _content_type(key))
         report.media_written += 1
         report.bytes_written += len(data)

@@ -14,6 +14,7 @@ from functools import partial
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from filmroll.service import pictures
 from filmroll.store import files as file_store
 from filmroll.vocabulary import FileRole
 from filmroll.web import health
@@ -107,5 +108,7 @@ async def media_file(request: Request, web: Web, key: str) -> Response:
         data, content_type = made if made else (None, "")
     if data is None:
         return problem(request, 404, "Not found", "There is no such file.", "not_found")
+    if row is not None and row.role in (FileRole.ORIGINAL, FileRole.POSTER):
+        data = pictures.public_copy(data)  # kept byte for byte (the export has it); served without its metadata
     return Response(data, media_type=content_type, headers={"ETag": etag, "Cache-Control": IMMUTABLE,
                                                             "Cross-Origin-Resource-Policy": "cross-origin"})

@@ -97,3 +97,40 @@ def test_a_jpeg_is_decoded_at_the_smallest_scale_that_covers_the_width_asked_for
                                                                                  decoded):
     data = _jpeg_with_orientation(stored, orientation) if orientation != 1 else draw("1790_n.jpg", stored)
     assert pictures.upright(data, largest=largest).size == decoded
+
+
+def _with_metadata(fmt: str, orientation: int = 1) -> bytes:
+    image = Image.effect_noise((320, 240), 30).convert("RGB")
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0xA431] = "Canon", "EOS R5", "SERIAL-4242"  # make, model, body serial
+    if orientation != 1:
+        exif[0x0112] = orientation
+    gps = exif.get_ifd(0x8825)
+    gps.update({1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)})  # a place
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        image.save(out, "JPEG", exif=exif.tobytes(), comment=b"shot at home")
+    else:
+        from PIL.PngImagePlugin import PngInfo
+
+        text = PngInfo()
+        text.add_text("Location", "48.858, 2.294")
+        image.save(out, "PNG", exif=exif.tobytes(), pnginfo=text)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "orientation"), [("JPEG", 1), ("JPEG", 6), ("PNG", 1)])
+def test_an_original_is_served_without_its_location_camera_or_comments(fmt, orientation):
+    original = _with_metadata(fmt, orientation)
+    assert b"Canon" in original and b"SERIAL-4242" in original
+    public = pictures.public_copy(original)
+    for secret in (b"Canon", b"EOS R5", b"SERIAL-4242", b"shot at home", b"48.858"):
+        assert secret not in public, secret
+    with Image.open(io.BytesIO(public)) as shown, Image.open(io.BytesIO(original)) as stored:
+        assert shown.getexif().get_ifd(0x8825) == {}  # no GPS
+        assert shown.getexif().get(0x0112, 1) == orientation  # still shown upright
+        assert shown.size == stored.size and shown.tobytes() == stored.tobytes()  # the same picture, not re-encoded
+    assert pictures.public_copy(public) == public  # nothing left to take out: the same bytes
+    clean = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(clean, "JPEG")
+    assert pictures.public_copy(clean.getvalue()) == clean.getvalue()
