@@ -112,12 +112,17 @@ def _serving(env: dict[str, str], log: Path, *args: str,
         yield process, client
     finally:
         client.close()
-        process.terminate()
-        try:
-            process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM (the process drains), then SIGKILL if it has not ended within a minute."""
+    process.terminate()
+    try:
+        process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
 
 
 def _answers(client: httpx.Client) -> bool:
@@ -299,12 +304,7 @@ def test_a_standalone_worker_rides_out_a_database_outage(sandbox, cluster, tmp_p
         _wait_for(lambda: all(row[0] is not None for row in synced()), 90, "every account to sync after the outage")
         assert worker.poll() is None
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        _stop(worker)
     said = log.read_text()
     assert worker.returncode == 0, said[-3000:]
     assert said.count("the database is unreachable") == 1 and "Traceback" not in said, said[-3000:]

@@ -39,7 +39,9 @@ class OnDemand:
     wait for that one); ``at_once`` renders run (the rendering processes), up to ``most`` in all wait for them, and
     ``per_client`` of those for one client; beyond that :class:`Busy` (503 with Retry-After) instead of queueing
     CPU and memory the mirror needs. Anyone on the internet can ask: 16 requests for one missing variant were 16
-    renders, and six 6300 px ones took 17.5 s of CPU and 1.5 GB."""
+    renders, and six 6300 px ones took 17.5 s of CPU and 1.5 GB. A waiting request holds no picture in memory (the
+    original is read once its render has a slot), and the bounds leave a page's worth of pictures room: a browser
+    does not ask again for a picture that got a 503."""
 
     def __init__(self, *, at_once: int, most: int, per_client: int) -> None:
         self.most = most

@@ -8,6 +8,7 @@ import asyncio
 import io
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
@@ -33,6 +34,21 @@ def _bomb() -> bytes:
     return out.getvalue()
 
 
+@asynccontextmanager
+async def cdn_serving(handle) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """A "CDN" of the test's own on loopback, answering every /NAME with ``handle``; its origin."""
+    app = web.Application()
+    app.router.add_get("/{name}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def hostile() -> AsyncIterator[str]:
     with socket.socket() as sock:
@@ -55,17 +71,8 @@ async def hostile() -> AsyncIterator[str]:
             return web.Response(body=bomb, content_type="image/png")
         return web.Response(body=b"<html>not a picture</html>", content_type="image/jpeg")
 
-    app = web.Application()
-    app.router.add_get("/{name}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with cdn_serving(handle) as origin:
+        yield origin
 
 
 async def test_the_cdn_client_refuses_what_is_not_instagrams(hostile, harness):
@@ -148,14 +155,7 @@ async def test_a_truncated_corrupt_or_slow_picture_is_the_posts_failure_counted_
             await asyncio.sleep(5)  # past the CDN client's timeout
         return web.Response(body=bodies.get(request.path, whole), content_type="image/jpeg")
 
-    app = web.Application()
-    app.router.add_get("/{name}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    cdn_origin = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    try:
+    async with cdn_serving(handle) as cdn_origin:
         (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
         await harness.sync()
         async with harness.database.transaction() as session:
@@ -188,8 +188,6 @@ async def test_a_truncated_corrupt_or_slow_picture_is_the_posts_failure_counted_
         assert "does not decode" in stored["truncated.jpg"].mirror_error
         assert "does not decode" in stored["corrupt.jpg"].mirror_error
         assert len(failed) == 3 and all(f"after {attempts} attempts" in e.message for e in failed)
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_refusal_a_setting_caused_heals_once_the_setting_is_fixed(harness, sandbox, local_storage, renderer):

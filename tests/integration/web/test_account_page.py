@@ -80,8 +80,10 @@ def test_missing_variants_asked_for_at_once_are_rendered_once_each_within_a_budg
         assert [a.status_code for a in answers] == [200] * 50
         assert len({a.content for a in answers}) == 1 and rendered == [(640,)]  # one render for all fifty
 
-        # Many different ones at once from one client: its budget (4 per rendering process) renders, the rest
-        # are told to come back; none is lost for good.
+        # Many different ones at once from one client: its budget renders (a page's worth by default; 4 here),
+        # the rest are told to come back; none is lost for good.
+        renders = app.transport.app.state.web.renders  # type: ignore[union-attr]
+        renders.per_client, renders.most = 4, 8
         many = [re.sub(r"\.jpg$", f"/{width}.{fmt}", picture) for picture in lazy[1:3]
                 for width in (320, 640, 1080) for fmt in ("webp", "avif")]
         rendered.clear()
