@@ -231,3 +231,14 @@ def test_a_streamed_body_is_cut_off_at_the_limit_and_a_slow_one_in_time(sandbox,
         answer = _raw(port, slow, [b"username=a"] + [b"&"] * 4, pause=0.5)
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
         assert b"body_timeout" in answer and time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the edge, not the database
+def test_no_redirect_is_built_from_the_host_header(filmroll):
+    """Starlette's trailing-slash redirect once answered `Location: http://evil.example/feeds/x.json`, built from
+    the request's Host header."""
+    client = filmroll.client()
+    for path in ("/feeds/bakery.json/", "/widget.js/", "/accounts/", "/login/", "/healthz/"):
+        answer = client.get(path, headers={"Host": "evil.example"})
+        assert answer.status_code not in (301, 302, 303, 307, 308), (path, answer.status_code)
+        assert "evil.example" not in answer.headers.get("location", "") + answer.text, path
