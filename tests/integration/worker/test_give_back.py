@@ -4,6 +4,7 @@ outage interrupts while an earlier give-back is still waiting on the database.""
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections import Counter
 from datetime import timedelta
 
@@ -45,7 +46,7 @@ async def test_a_job_interrupted_during_a_give_back_is_given_back_too(sandbox, d
             if account_id == second:
                 await giving_back.wait()
                 asyncio.get_running_loop().call_soon(second_interrupted.set)
-            raise OSError("connection refused")
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")  # as the driver's connect
         async with database.transaction() as session:  # done: no longer due, lease given back with the write
             await lease.finish(session, account_id, owner="w",
                                values={"next_refresh_at": await database.now() + timedelta(days=30)})
