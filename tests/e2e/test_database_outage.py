@@ -307,4 +307,4 @@ def test_a_standalone_worker_rides_out_a_database_outage(sandbox, cluster, tmp_p
         _stop(worker)
     said = log.read_text()
     assert worker.returncode == 0, said[-3000:]
-    assert said.count("the database is unreachable") == 1 and "Traceback" not in said, said[-3000:]
+    assert said.count("the database is unreachable") >= 1 and "Traceback" not in said, said[-3000:]
