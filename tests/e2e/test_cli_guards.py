@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from tests import aio
 from tests.databases import _admin, _pg_url
 
-DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 130}
+DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 130}
 
 
 def _no_traceback(result: subprocess.CompletedProcess) -> None:
