@@ -106,9 +106,9 @@ class Mirror:
             log.warning("%s, profile picture: %s", claim.label, exc.message)
         except (errors.MediaError, errors.StorageError, errors.InstagramError) as exc:
             failed.append(f"profile picture: {exc.message}")
-        sweep = claim.mirror_collected_at is None or now - claim.mirror_collected_at >= self.policy.sweep_interval
-        async with self.database.transaction() as session:  # refused under other settings, or the daily sweep
-            await file_store.retry_waiting(session, claim.account_id, mark=None if sweep else self.settings_mark)
+        if claim.mirror_collected_at is None or now - claim.mirror_collected_at >= self.policy.sweep_interval:
+            async with self.database.transaction() as session:  # the daily sweep: what a setting refused, again
+                await file_store.retry_waiting(session, claim.account_id, mark=None)
         async with self.database.read() as session:
             waiting = await file_store.pending(session, claim.account_id, limit=self.policy.posts_per_pass,
                                                max_attempts=self.policy.max_attempts)

@@ -130,11 +130,13 @@ async def give_attempts_back(session: AsyncSession, account_id: int, ig_media_id
 WAITING = "waiting [{mark}]: "  # mirror_error of a post a setting refused, under the settings marked ``mark``
 
 
-async def retry_waiting(session: AsyncSession, account_id: int, *, mark: str | None) -> int:
+async def retry_waiting(session: AsyncSession, account_id: int | None, *, mark: str | None) -> int:
     """Posts a setting refused get their attempts back: those refused under other settings than ``mark`` (the
-    setting changed), or every one (``mark`` None: the daily sweep). Returns how many."""
-    query = update(MediaItem).where(MediaItem.account_id == account_id, MediaItem.mirrored_at.is_(None),
-                                    MediaItem.mirror_error.like("waiting [%"))
+    setting changed), or every one (``mark`` None: the daily sweep); one account's, or (None) every account's.
+    Returns how many."""
+    query = update(MediaItem).where(MediaItem.mirrored_at.is_(None), MediaItem.mirror_error.like("waiting [%"))
+    if account_id is not None:
+        query = query.where(MediaItem.account_id == account_id)
     if mark is not None:
         query = query.where(~MediaItem.mirror_error.like(WAITING.format(mark=mark) + "%"))
     return rowcount(await session.execute(
@@ -147,9 +149,11 @@ async def due_for_changed_settings(session: AsyncSession, *, mark: str, now: dat
     changed = select(MediaItem.account_id).where(
         MediaItem.mirrored_at.is_(None), MediaItem.deleted_at.is_(None), MediaItem.mirror_error.like("waiting [%"),
         ~MediaItem.mirror_error.like(WAITING.format(mark=mark) + "%"))
-    return rowcount(await session.execute(
+    made_due = rowcount(await session.execute(
         update(Account).where(Account.id.in_(changed)).values(next_mirror_at=now)
         .execution_options(synchronize_session=False)))
+    await retry_waiting(session, None, mark=mark)  # once here, not a write on every pass
+    return made_due
 
 
 async def waiting_on_settings(session: AsyncSession) -> tuple[int, str | None]:
