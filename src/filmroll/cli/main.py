@@ -69,6 +69,11 @@ def _root(log_level: str = typer.Option("WARNING", envvar="FILMROLL_LOG_LEVEL",
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from filmroll.settings import unknown_variables
+    from filmroll.store.database import CancelledCheckin
+
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, CancelledCheckin) for f in handler.filters):
+            handler.addFilter(CancelledCheckin())
 
     for name, closest in unknown_variables(os.environ):
         err_console.print(f"[yellow]warning:[/yellow] {name} is not a filmroll setting and is ignored"

@@ -9,8 +9,10 @@ behind writers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -76,6 +78,17 @@ def is_damaged(exc: BaseException) -> bool:
         return False
     said = str(exc.orig).lower()
     return "malformed" in said or "file is not a database" in said
+
+
+class CancelledCheckin(logging.Filter):
+    """Drops the pool's "Exception during reset or similar" traceback when what interrupted the rollback of a
+    returned connection was a cancellation: a stopping worker cancels tasks that may be inside a transaction, the
+    pool then discards that connection, and nothing is lost. Logged as an ERROR, it followed the one line a worker
+    says as it stops (on a damaged database file, say) with 25 lines of traceback. Any other failure still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cancelled = record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError)
+        return not (cancelled and record.name.startswith("sqlalchemy.pool"))
 
 
 def async_url(url: str) -> str:
