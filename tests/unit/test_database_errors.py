@@ -20,6 +20,9 @@ def test_only_a_network_failure_is_an_outage():
     assert is_unavailable(OSError(errno.EHOSTUNREACH, "No route to host"))
     assert is_unavailable(socket.gaierror(-2, "Name or service not known"))
     assert is_unavailable(TimeoutError())
+    # asyncio's own words when every address of "localhost" (::1, 127.0.0.1) refused, with no errno of its own
+    assert is_unavailable(OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432, 0, 0), "
+                                  "[Errno 111] Connect call failed ('127.0.0.1', 5432)"))
     # Pillow's "image file is truncated" is a bare OSError: once read as an outage, retried ~11 times a second.
     assert not is_unavailable(OSError("image file is truncated (6 bytes not processed)"))
     assert not is_unavailable(OSError(errno.ENOSPC, "No space left on device"))

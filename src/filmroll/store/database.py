@@ -58,7 +58,9 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, sa_exc.TimeoutError)):
         return True
     if isinstance(exc, OSError):
-        return exc.errno in _NETWORK_ERRNOS
+        # asyncio's connect to a name with several addresses (localhost: ::1 and 127.0.0.1) that all failed, with
+        # different messages, raises one OSError without an errno that lists them.
+        return exc.errno in _NETWORK_ERRNOS or (exc.errno is None and str(exc).startswith("Multiple exceptions: "))
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated or isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             return True  # SQLite's "database is locked" past busy_timeout is an OperationalError too

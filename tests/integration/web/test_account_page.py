@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
+from tests import aio
 from tests.integration.web.test_embedded_worker import _connect_and_wait_for_the_first_sync
+from tests.unit.service.test_pictures import _with_metadata
 from tests.webapp import running_filmroll, wait_until_mirrored
 
 
@@ -33,6 +35,13 @@ def test_the_account_page_shows_every_post_from_the_mirror(sandbox, database_url
         assert original.status_code == 200 and original.headers["content-type"] == "image/jpeg"
         variant = admin.get(re.sub(r"\.jpg$", "/640.webp", lazy[0]))
         assert variant.status_code == 200 and Image.open(io.BytesIO(variant.content)).size[0] == 640
+        # An original is stored as Instagram sent it (the export keeps it) and served without location or camera.
+        storage = app.transport.app.state.runtime.storage  # type: ignore[union-attr]
+        aio.run(storage.put(lazy[0].removeprefix("/media/"), _with_metadata("JPEG"), "image/jpeg"))
+        served = admin.get(lazy[0]).content
+        assert b"Canon" not in served and b"SERIAL-4242" not in served and b"shot at home" not in served
+        with Image.open(io.BytesIO(served)) as shown:
+            assert shown.getexif().get_ifd(0x8825) == {} and shown.size == (320, 240)
         assert admin.get("/media/accounts/1/sha256/00/00/" + "0" * 64 + "/640.webp").status_code == 404
         assert admin.get("/media/../../etc/passwd").status_code == 404
         admin.close()
