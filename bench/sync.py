@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 
 from filmroll import eventloop
 from filmroll.platform import InstagramClient
+from filmroll.runtime import sync_job
 from filmroll.secret import Secret
 from filmroll.service import posts
 from filmroll.service.sync import Syncer
@@ -38,7 +39,7 @@ from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
-from filmroll.worker import Worker, sync_job
+from filmroll.worker import Worker
 
 
 def _instagram(app: dict, base: str, connections: int) -> InstagramClient:

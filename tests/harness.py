@@ -17,7 +17,7 @@ from sqlalchemy import select
 from filmroll import errors
 from filmroll.clock import Clock
 from filmroll.platform import InstagramClient
-from filmroll.runtime import http_session
+from filmroll.runtime import alert_job, http_session, probe_job, refresh_job, sync_job
 from filmroll.secret import Secret
 from filmroll.service.alerts import Alerter, Webhook
 from filmroll.service.connect import Connector
@@ -28,7 +28,7 @@ from filmroll.service.sync import Syncer
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Alert, Event, MediaItem, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
-from filmroll.worker import Worker, alert_job, probe_job, refresh_job, sync_job
+from filmroll.worker import Worker
 from tests.seeding import seed_accounts
 from tests.webhooks import Receiver
 

@@ -43,26 +43,14 @@ from filmroll.settings import (
     SyncSettings,
 )
 from filmroll.storage import Storage, open_storage
-from filmroll.store import migrate
+from filmroll.store import accounts as account_store
+from filmroll.store import deletions, feeds, migrate, tokens, webhooks
+from filmroll.store.alerts import ALERT
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.store.tokens import key_ids_in_use
 from filmroll.vault import Vault, load_keyring
-from filmroll.worker import (
-    DatabaseHealth,
-    Job,
-    Watch,
-    Worker,
-    alert_job,
-    deletion_job,
-    mirror_job,
-    probe_job,
-    publish_job,
-    refresh_job,
-    sync_job,
-    webhook_job,
-    worker_id,
-)
+from filmroll.worker import DatabaseHealth, Job, Watch, Worker, worker_id
 
 USER_AGENT = "filmroll"
 
@@ -127,6 +115,40 @@ def instagram_client(settings: Settings, *, clock: Clock | None = None,
                            redirect_uri=ig.redirect_uri, authorize_url=ig.authorize_url, token_url=ig.token_url,
                            graph_url=ig.graph_url, graph_version=ig.graph_version, timeout=ig.timeout,
                            clock=clock, session=session)
+
+
+# ----- the job kinds, as the worker knows them (store/lease.py draws their claims) --------------------------------
+
+def refresh_job(refresher: Refresher) -> Job:
+    return Job.of("refresh", tokens.REFRESHES, refresher.run, cancel_when_abandoned=False)
+
+
+def probe_job(prober: Prober) -> Job:
+    return Job.of("probe", tokens.PROBES, prober.run)
+
+
+def sync_job(syncer: Syncer) -> Job:
+    return Job.of("sync", account_store.SYNCS, syncer.run)
+
+
+def mirror_job(mirror: Mirror) -> Job:
+    return Job.of("mirror", account_store.MIRRORS, mirror.run)
+
+
+def publish_job(publisher: Publisher) -> Job:
+    return Job.of("publish", feeds.PUBLISHES, publisher.run)
+
+
+def alert_job(alerter: Alerter) -> Job:  # its claim step first queues the alerts of tokens about to expire
+    return Job("alert", alerter.claim, alerter.run, ALERT)
+
+
+def deletion_job(deleter: Deleter) -> Job:  # its claim step first requests the deletion of expired accounts
+    return Job("deletion", deleter.claim, deleter.run, deletions.DELETION)
+
+
+def webhook_job(handler: WebhookHandler) -> Job:
+    return Job.of("webhook", webhooks.DELIVERIES, handler.run)
 
 
 @dataclass

@@ -2,13 +2,13 @@
 rides out database outages without a restart.
 
     stop = asyncio.Event()
-    jobs = [refresh_job(refresher), probe_job(prober), sync_job(syncer)]
+    jobs = [refresh_job(refresher), probe_job(prober), sync_job(syncer)]      # runtime.py makes them
     await Worker(database, jobs, owner="host:pid:…").run(stop)      # set stop on SIGTERM
 
-A job kind is a claim statement, the :class:`~filmroll.store.leases.Lease` its rows are held by, and a runner:
-refresh and probe share the token's lease (one token operation at a time), sync has the account's own, alerts
-their outbox rows'. Only orchestration lives here; every lease statement is in ``store/leases.py`` and the work
-itself in the services.
+The worker knows a job kind only as a :class:`Job`: a claim step, the :class:`~filmroll.store.lease.Lease` its rows
+are held by, and a runner. Refresh and probe share the token's lease (one token operation at a time), sync has the
+account's own, alerts their outbox rows'. Only orchestration lives here; the claims sit beside their tables
+(``store/lease.py`` draws them), the work itself in the services, and the jobs are made in ``runtime.py``.
 
 Supervision, as procrastinate does it:
 
@@ -40,19 +40,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
-from filmroll.service.alerts import Alerter
-from filmroll.service.deletion import Deleter
-from filmroll.service.mirror import Mirror
 from filmroll.service.policy import Backoff
-from filmroll.service.probe import Prober
-from filmroll.service.publish import Publisher
-from filmroll.service.refresh import Refresher
-from filmroll.service.sync import Syncer
-from filmroll.service.webhooks import WebhookHandler
-from filmroll.store import deletions, leases, webhooks
 from filmroll.store.database import Database, explain, is_damaged, is_unavailable
+from filmroll.store.lease import Claim, Claimable, Lease, claim_due
 from filmroll.vocabulary import Outcome
 
 log = logging.getLogger("filmroll.worker")
@@ -70,55 +63,24 @@ class Watch(Protocol):
     def __call__(self) -> Awaitable[None]: ...
 
 
-class Claim(Protocol):
-    @property
-    def leased_id(self) -> int: ...
-
-    @property
-    def label(self) -> str: ...  # what the logs call it: "@bakery", "feed bakery", "deletion request …"
-
-
 @dataclass(frozen=True)
 class Job:
+    """One job kind as the worker sees it: ``claim(session, *, owner, now, lease, limit)`` returns claims (each with
+    ``leased_id`` and ``label``, see ``store.lease.Claim``), ``run(claim)`` does the work and says how it went."""
+
     kind: str
-    claim: Callable[..., Awaitable[Sequence[Any]]]  # (session, *, owner, now, lease, limit) -> claims
+    claim: Callable[..., Awaitable[Sequence[Any]]]
     run: Callable[[Any], Awaitable[Outcome]]
-    lease: leases.Lease = leases.TOKEN
+    lease: Lease
     # Whether a job of this kind is cancelled when its lease cannot be vouched for. A refresh is not: its answer
     # may be a new token that exists nowhere else, and its write is fenced, so it runs on to land or be refused.
     cancel_when_abandoned: bool = True
 
-
-def refresh_job(refresher: Refresher) -> Job:
-    return Job("refresh", leases.claim_refreshes, refresher.run, cancel_when_abandoned=False)
-
-
-def probe_job(prober: Prober) -> Job:
-    return Job("probe", leases.claim_probes, prober.run)
-
-
-def sync_job(syncer: Syncer) -> Job:
-    return Job("sync", leases.claim_syncs, syncer.run, leases.SYNC)
-
-
-def alert_job(alerter: Alerter) -> Job:
-    return Job("alert", alerter.claim, alerter.run, leases.ALERT)
-
-
-def mirror_job(mirror: Mirror) -> Job:
-    return Job("mirror", leases.claim_mirrors, mirror.run, leases.MIRROR)
-
-
-def deletion_job(deleter: Deleter) -> Job:
-    return Job("deletion", deleter.claim, deleter.run, deletions.DELETION)
-
-
-def webhook_job(handler: WebhookHandler) -> Job:
-    return Job("webhook", handler.claim, handler.run, webhooks.WEBHOOK)
-
-
-def publish_job(publisher: Publisher) -> Job:
-    return Job("publish", leases.claim_publishes, publisher.run, leases.PUBLISH)
+    @classmethod
+    def of(cls, kind: str, claimable: Claimable[Any], run: Callable[[Any], Awaitable[Outcome]],
+           **options: Any) -> Job:
+        """A job whose claim step is :func:`~filmroll.store.lease.claim_due` of ``claimable`` alone."""
+        return cls(kind, partial(claim_due, kind=claimable), run, claimable.lease, **options)
 
 
 @dataclass
@@ -179,9 +141,9 @@ class Worker:
         self._vouched_until: dict[tuple[str, int], float] = {}  # monotonic: when we last knew the lease good until
         # Leases of jobs an outage interrupted, given back once the database answers (or they would sit out their
         # whole lease period before anyone, this worker included, could retry them).
-        self._interrupted: dict[leases.Lease, set[int]] = {}
+        self._interrupted: dict[Lease, set[int]] = {}
         # Claims that failed for want of the database: their commit may have landed all the same (lease, expiry).
-        self._unanswered: set[tuple[leases.Lease, datetime]] = set()
+        self._unanswered: set[tuple[Lease, datetime]] = set()
         self._freed = asyncio.Event()  # set whenever a job finishes
         self._damaged: BaseException | None = None  # the database file is broken: the worker stops with it
         # Retry claims while the database is down no less often than a poll: work resumes within a poll of recovery.

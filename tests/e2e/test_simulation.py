@@ -24,7 +24,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from filmroll.runtime import http_session
+from filmroll.runtime import alert_job, http_session, probe_job, refresh_job
 from filmroll.sandbox import RunningSandbox, SandboxConfig
 from filmroll.sandbox.client import SandboxControl
 from filmroll.secret import Secret
@@ -36,7 +36,7 @@ from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Event, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
-from filmroll.worker import Worker, alert_job, probe_job, refresh_job
+from filmroll.worker import Worker
 from tests import aio
 from tests.harness import instagram_for
 from tests.seeding import seed_accounts

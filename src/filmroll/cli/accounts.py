@@ -268,7 +268,8 @@ def delete(account: str = typer.Argument(..., help="id, @username or slug"),
 
         from filmroll.service.deletion import Deleter, request_deletion
         from filmroll.store import deletions
-        from filmroll.worker import Worker, deletion_job, worker_id
+        from filmroll.runtime import deletion_job
+        from filmroll.worker import Worker, worker_id
 
         async with open_runtime(current) as runtime:
             row = await request_deletion(runtime.database, account_id=view.id)

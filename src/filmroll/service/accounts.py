@@ -25,8 +25,9 @@ from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
 from filmroll.service.transitions import transition
-from filmroll.store import accounts, events, leases, media, tokens
+from filmroll.store import accounts, events, media, tokens
 from filmroll.store.database import Database, is_unavailable
+from filmroll.store.lease import Lease, claim_one
 from filmroll.store.tables import Account, Token
 from filmroll.vault import Vault
 from filmroll.vocabulary import AccountStatus, FailureKind, Outcome
@@ -135,7 +136,7 @@ async def reveal(database: Database, vault: Vault, ref: str, *, actor: str | Non
     return account, secret
 
 
-async def under_lease(database: Database, lease: leases.Lease, key: int, *, owner: str, duration: timedelta,
+async def under_lease(database: Database, lease: Lease, key: int, *, owner: str, duration: timedelta,
                       work: Awaitable[T]) -> T:
     """Run ``work`` while renewing our ``lease`` on row ``key``, as a worker renews the leases of its jobs."""
 
@@ -197,7 +198,7 @@ async def refresh_now(refresher: Refresher, ref: str, *, lease: timedelta = EDGE
             f"@{account.username}'s token is under 24 hours old; Instagram refreshes it from "
             f"{refreshable_from:%Y-%m-%d %H:%M} UTC (the workers do it on time by themselves)", status="too_early")
     async with database.transaction() as session:
-        claim = await leases.claim_refresh(session, account.id, owner=refresher.owner, now=await database.now(),
+        claim = await claim_one(session, tokens.REFRESHES, account.id, owner=refresher.owner, now=await database.now(),
                                            lease=lease)
     if claim is None:
         raise await _token_busy(database, account)
@@ -211,7 +212,7 @@ async def probe_now(prober: Prober, ref: str, *, lease: timedelta = EDGE_LEASE) 
     account = await find(database, ref)
     _refuse_inactive(account, "probed")
     async with database.transaction() as session:
-        claim = await leases.claim_probe(session, account.id, owner=prober.owner, now=await database.now(),
+        claim = await claim_one(session, tokens.PROBES, account.id, owner=prober.owner, now=await database.now(),
                                          lease=lease)
     if claim is None:
         raise await _token_busy(database, account)
@@ -232,7 +233,7 @@ async def _token_busy(database: Database, account: Account) -> errors.FilmrollEr
 async def _run_token_job(database: Database, account_id: int, *, owner: str, lease: timedelta,
                          work: Awaitable[Outcome]) -> RefreshReport:
     """A refresh or probe from an edge, under the token lease it claimed (renewed while it runs)."""
-    outcome = await under_lease(database, leases.TOKEN, account_id, owner=owner, duration=lease, work=work)
+    outcome = await under_lease(database, tokens.TOKEN, account_id, owner=owner, duration=lease, work=work)
     async with database.read() as session:
         return RefreshReport(outcome, await _view(session, account_id))
 
@@ -307,7 +308,7 @@ async def sync_now(syncer: Syncer, ref: str, *, full: bool = False, lease: timed
     async with database.read() as session:
         posts_before = await media.count(session, account.id)
     async with database.transaction() as session:
-        claim = await leases.claim_sync(session, account.id, owner=syncer.owner, now=await database.now(),
+        claim = await claim_one(session, accounts.SYNCS, account.id, owner=syncer.owner, now=await database.now(),
                                         lease=lease)
     if claim is None:
         async with database.read() as session:
@@ -316,7 +317,7 @@ async def sync_now(syncer: Syncer, ref: str, *, full: bool = False, lease: timed
         _syncable(fresh, database.clock.now())
         raise errors.AccountStateError(f"@{account.username} is being synced by a worker right now; try again in a "
                                        "minute", status="busy")
-    outcome = await under_lease(database, leases.SYNC, account.id, owner=syncer.owner, duration=lease,
+    outcome = await under_lease(database, accounts.SYNC, account.id, owner=syncer.owner, duration=lease,
                                  work=syncer.run(claim, full=full))
     async with database.read() as session:
         return SyncReport(outcome, await _view(session, account.id), posts_before)

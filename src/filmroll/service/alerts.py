@@ -31,9 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.secret import Secret
 from filmroll.service.policy import Backoff
-from filmroll.store import alerts, events, leases, links
+from filmroll.store import alerts, events, links
+from filmroll.store.alerts import AlertClaim
 from filmroll.store.database import Database
-from filmroll.store.leases import AlertClaim
+from filmroll.store.lease import claim_due
 from filmroll.store.tables import Account, ReconnectLink, Token
 from filmroll.vocabulary import AccountStatus, AlertStatus, Outcome
 
@@ -105,7 +106,7 @@ class Alerter:
             self._swept_at = now
             if await alerts.sweep_expiring(session, now=now, within=self.webhook.expiring_within, actor=owner):
                 await session.flush()
-        return await leases.claim_alerts(session, owner=owner, now=now, lease=lease, limit=limit)
+        return await claim_due(session, alerts.ALERTS, owner=owner, now=now, lease=lease, limit=limit)
 
     async def run(self, claim: AlertClaim) -> Outcome:
         now = self.database.clock.now()
@@ -114,7 +115,7 @@ class Alerter:
             token = await session.get(Token, claim.account_id)
         if account is None or not _still_true(claim, account, token):
             async with self.database.transaction() as session:
-                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status=AlertStatus.OBSOLETE)
+                await alerts.finished(session, claim.alert_id, owner=self.owner, status=AlertStatus.OBSOLETE)
             return Outcome.ALERT_OBSOLETE
         secret, link = await mint_link(self.database, claim.account_id, self.webhook.link_ttl)
         body = json.dumps(self._payload(claim, account, token, secret, link.expires_at, now)).encode()
@@ -122,20 +123,20 @@ class Alerter:
         attempts = claim.attempts + 1
         async with self.database.transaction() as session:
             if error is None:
-                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status=AlertStatus.SENT,
+                await alerts.finished(session, claim.alert_id, owner=self.owner, status=AlertStatus.SENT,
                                             sent_at=now, attempts=attempts, last_error=None)
                 await events.record(session, "alert.sent", f"{claim.kind} alert delivered to the webhook",
                                     at=now, account_id=claim.account_id, actor=self.owner)
                 return Outcome.ALERT_SENT
             await links.drop(session, link.id)  # never delivered, so it must not work
             if attempts >= self.webhook.max_attempts:
-                await leases.alert_finished(session, claim.alert_id, owner=self.owner, status=AlertStatus.FAILED,
+                await alerts.finished(session, claim.alert_id, owner=self.owner, status=AlertStatus.FAILED,
                                             attempts=attempts, last_error=error)
                 await events.record(session, "alert.failed",
                                     f"{claim.kind} alert not delivered after {attempts} attempts ({error})",
                                     at=now, account_id=claim.account_id, actor=self.owner)
                 return Outcome.ALERT_FAILED
-            await leases.alert_finished(session, claim.alert_id, owner=self.owner, attempts=attempts,
+            await alerts.finished(session, claim.alert_id, owner=self.owner, attempts=attempts,
                                         last_error=error, next_attempt_at=now + self._delay(attempts))
         log.info("%s not delivered (%s); retrying", claim.label, error)
         return Outcome.ALERT_RETRY

@@ -30,6 +30,7 @@ from filmroll.storage.keys import PUBLISHED_MEDIA, account_prefix
 from filmroll.store import accounts, alerts, deletions, feeds, tokens, webhooks
 from filmroll.store.database import Database
 from filmroll.store.deletions import DeletionClaim
+from filmroll.store.lease import claim_due
 from filmroll.store.tables import Account, DeletionRequest, Event
 from filmroll.vocabulary import AccountStatus, Outcome
 
@@ -82,7 +83,7 @@ class Deleter:
                     limit: int) -> list[DeletionClaim]:
         if self.retention is not None:  # accounts left disconnected or revoked past retention: deleted like a request
             await deletions.request_expired(session, before=now - self.retention, now=now)
-        return await deletions.claim(session, owner=owner, now=now, lease=lease, limit=limit)
+        return await claim_due(session, deletions.DELETIONS, owner=owner, now=now, lease=lease, limit=limit)
 
     async def run(self, claim: DeletionClaim) -> Outcome:
         account_id = claim.account_id

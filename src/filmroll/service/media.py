@@ -13,9 +13,10 @@ from sqlalchemy import select
 from filmroll import errors
 from filmroll.service.accounts import EDGE_LEASE, find, under_lease
 from filmroll.service.mirror import Mirror
+from filmroll.store import accounts as account_store
 from filmroll.store import files as file_store
-from filmroll.store import leases
 from filmroll.store.database import Database
+from filmroll.store.lease import claim_one
 from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem
 from filmroll.vocabulary import FileRole, Outcome
 
@@ -114,13 +115,13 @@ async def mirror_now(mirror: Mirror, ref: str, *, progress: Callable[[int, int],
     outcome = Outcome.MIRRORED
     while True:
         async with database.transaction() as session:
-            claim = await leases.claim_mirror(session, account.id, owner=mirror.owner, now=await database.now(),
-                                              lease=lease)
+            claim = await claim_one(session, account_store.MIRRORS, account.id, owner=mirror.owner,
+                                    now=await database.now(), lease=lease)
         if claim is None:
             raise errors.AccountStateError(f"@{account.username} is being mirrored by a worker right now; try again "
                                            "in a minute", status="busy")
         before = await _pending(database, account.id)
-        outcome = await under_lease(database, leases.MIRROR, account.id, owner=mirror.owner, duration=lease,
+        outcome = await under_lease(database, account_store.MIRROR, account.id, owner=mirror.owner, duration=lease,
                                      work=mirror.run(claim))
         after = await _pending(database, account.id)
         done += before - after
@@ -168,15 +169,15 @@ async def collect(mirror: Mirror) -> tuple[int, int]:
         before = await file_store.file_count(session)
     for account_id in ids:
         async with database.transaction() as session:
-            claim = await leases.claim_mirror(session, account_id, owner=mirror.owner, now=await database.now(),
-                                              lease=EDGE_LEASE)
+            claim = await claim_one(session, account_store.MIRRORS, account_id, owner=mirror.owner,
+                                    now=await database.now(), lease=EDGE_LEASE)
         if claim is None:
             continue
         try:
             await mirror.collect(claim, database.clock.now())
         finally:
             async with database.transaction() as session:
-                await leases.MIRROR.release(session, [account_id], owner=mirror.owner)
+                await account_store.MIRROR.release(session, [account_id], owner=mirror.owner)
     async with database.read() as session:
         after = await file_store.file_count(session)
     return before, after

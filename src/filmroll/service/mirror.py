@@ -1,6 +1,6 @@
 """The media mirror: every post's pictures into storage filmroll controls, long before Instagram's URLs expire.
 
-One pass holds the account's mirror lease (``leases.MIRROR``) and does, in order:
+One pass holds the account's mirror lease (``store.accounts.MIRROR``) and does, in order:
 
     profile picture   stored again only when its CDN file name changed
     pending posts     the newest first, up to ``posts_per_pass`` (then the account is due again at once):
@@ -39,7 +39,7 @@ from filmroll.service import pictures, posts
 from filmroll.service.policy import Backoff, MirrorPolicy
 from filmroll.service.renderer import Renderer
 from filmroll.storage import Storage, account_prefix, original_key, variant_key
-from filmroll.store import events, leases
+from filmroll.store import accounts, events
 from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
 from filmroll.store import media as media_store
@@ -90,7 +90,7 @@ class Mirror:
         self.settings_mark = hashlib.sha256(repr((sorted(cdn.hosts), self.policy.max_image_bytes,
                                                   self.policy.max_video_bytes)).encode()).hexdigest()[:8]
 
-    async def run(self, claim: leases.MirrorClaim) -> Outcome:
+    async def run(self, claim: accounts.MirrorClaim) -> Outcome:
         now = self.database.clock.now()
         if claim.status in (AccountStatus.DISCONNECTED, AccountStatus.REVOKED):
             remaining = await self.collect(claim, now)
@@ -143,7 +143,7 @@ class Mirror:
         await self._finish(claim, values, stored=bool(waiting))
         return Outcome.MIRROR_RETRY if failed else Outcome.MIRRORED
 
-    def _token(self, claim: leases.MirrorClaim) -> Secret | None:
+    def _token(self, claim: accounts.MirrorClaim) -> Secret | None:
         """The account's token for reading fresh URLs; none while the owner must sign in again (a dead token would
         only be refused), in which case the stored URLs are all there is until they do."""
         if claim.ciphertext is None or claim.key_id is None or claim.status != AccountStatus.ACTIVE:
@@ -153,17 +153,17 @@ class Mirror:
         except errors.VaultError:
             return None  # the sync says so; the mirror makes do with the stored URLs
 
-    async def _finish(self, claim: leases.MirrorClaim, values: dict[str, object], *, stored: bool = False) -> None:
+    async def _finish(self, claim: accounts.MirrorClaim, values: dict[str, object], *, stored: bool = False) -> None:
         """Record the pass; ``stored``: it worked on posts, so the account's feeds show more (or fresher) pictures."""
         async with self.database.transaction() as session:
-            if not await leases.mirrored(session, owner=self.owner, account_id=claim.account_id, values=values):
+            if not await accounts.mirrored(session, owner=self.owner, account_id=claim.account_id, values=values):
                 log.warning("stale_lease: the mirror pass of %s was taken over", claim.label)
             elif stored:
                 await feed_store.touch(session, [claim.account_id], self.database.clock.now())
 
     # ----- one post ----------------------------------------------------------------------------------------------
 
-    async def _post(self, claim: leases.MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
+    async def _post(self, claim: accounts.MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
                     now: datetime) -> str | None:
         """Store one post's files; returns why it failed for now (None: stored, or refused for good)."""
         try:
@@ -191,12 +191,12 @@ class Mirror:
                                         actor=self.owner)
             return f"post {post.ig_media_id}: {exc.message}"
         async with self.database.transaction() as session:
-            if await leases.still_mirroring(session, owner=self.owner, account_id=claim.account_id):
+            if await accounts.still_mirroring(session, owner=self.owner, account_id=claim.account_id):
                 await file_store.record(session, rows)
                 await file_store.mark_mirrored(session, post.media_id, now)
         return None
 
-    async def _post_files(self, claim: leases.MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
+    async def _post_files(self, claim: accounts.MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
                           now: datetime) -> list[dict[str, Any]]:
         """The post's files, stored; its URLs are read afresh by id (once) when one has expired or the CDN says so."""
         fresh = token is None  # without a token the stored URLs are all there is
@@ -222,7 +222,7 @@ class Mirror:
         expires = url_expires_at(url)
         return url is None or (expires is not None and expires - self.policy.expiry_margin <= now)
 
-    async def _fresh_urls(self, claim: leases.MirrorClaim, token: Secret | None, post: PendingPost) -> PendingPost:
+    async def _fresh_urls(self, claim: accounts.MirrorClaim, token: Secret | None, post: PendingPost) -> PendingPost:
         """The post read again by id: its URLs signed afresh, and stored as a sync stores them."""
         assert token is not None
         media = await self.instagram.media_item(token, post.ig_media_id, fields=URL_FIELDS)
@@ -273,14 +273,14 @@ class Mirror:
                          "height": variant.height})
         return rows
 
-    async def _refused(self, claim: leases.MirrorClaim, post: PendingPost, why: str, now: datetime) -> None:
+    async def _refused(self, claim: accounts.MirrorClaim, post: PendingPost, why: str, now: datetime) -> None:
         log.warning("%s, post %s: %s", claim.label, post.ig_media_id, why)
         async with self.database.transaction() as session:
             await file_store.mark_failed(session, post.media_id, f"refused: {why}", attempts=self.policy.max_attempts)
             await events.record(session, "media.refused", f"post {post.ig_media_id} was not mirrored: {why}",
                                 at=now, account_id=claim.account_id, actor=self.owner)
 
-    async def _profile_picture(self, claim: leases.MirrorClaim, token: Secret | None, now: datetime) -> None:
+    async def _profile_picture(self, claim: accounts.MirrorClaim, token: Secret | None, now: datetime) -> None:
         url = claim.profile_picture_url
         if not url:
             return
@@ -304,7 +304,7 @@ class Mirror:
             await file_store.record(session, rows)
         # The old picture's objects go with the next orphan sweep (an hour on): a page may still be showing it.
 
-    async def _fresh_profile_picture_url(self, claim: leases.MirrorClaim, token: Secret) -> str:
+    async def _fresh_profile_picture_url(self, claim: accounts.MirrorClaim, token: Secret) -> str:
         url = (await self.instagram.me(token, fields=("id", "profile_picture_url"))).profile_picture_url
         if not url:
             raise errors.DownloadFailedError("Instagram gave no profile picture URL; tried again later")
@@ -324,7 +324,7 @@ class Mirror:
 
     # ----- the collector -----------------------------------------------------------------------------------------
 
-    async def collect(self, claim: leases.MirrorClaim, now: datetime) -> int:
+    async def collect(self, claim: accounts.MirrorClaim, now: datetime) -> int:
         """Remove what is no longer referenced (see the module docstring); returns how many file rows remain."""
         async with self.database.read() as session:
             gone = await file_store.collectable(session, claim.account_id, before=now - self.policy.retention)
@@ -347,7 +347,7 @@ class Mirror:
             await self.storage.delete(orphans)
         return len(known)
 
-    async def _evict(self, claim: leases.MirrorClaim, now: datetime) -> None:
+    async def _evict(self, claim: accounts.MirrorClaim, now: datetime) -> None:
         async with self.database.read() as session:
             over = await file_store.variant_bytes(session) - self.policy.variant_budget_bytes
             victims = [f for f in await file_store.variants_to_evict(session, over_bytes=over)

@@ -10,7 +10,7 @@ from filmroll import errors
 from filmroll.platform import InstagramClient
 from filmroll.service.policy import RefreshPolicy
 from filmroll.service.refresh import mark_needs_reauth
-from filmroll.store import leases
+from filmroll.store import tokens
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.vault import Vault
@@ -31,7 +31,7 @@ class Prober:
         self.policy = policy or RefreshPolicy()
         self.rng = rng or random.Random()
 
-    async def run(self, claim: leases.ProbeClaim) -> Outcome:
+    async def run(self, claim: tokens.ProbeClaim) -> Outcome:
         try:
             token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
         except errors.VaultError as exc:
@@ -50,11 +50,11 @@ class Prober:
             return await self._later(claim, now, RETRY_AFTER_FAILURE, Outcome.RETRY)
         return await self._later(claim, now, None, Outcome.ALIVE)
 
-    async def _later(self, claim: leases.ProbeClaim, now: datetime, wait: timedelta | None,
+    async def _later(self, claim: tokens.ProbeClaim, now: datetime, wait: timedelta | None,
                      outcome: Outcome) -> Outcome:
         next_probe_at = now + wait if wait is not None else self.policy.next_probe_at(now, self.rng)
 
-        write = leases.probed(owner=self.owner, account_id=claim.account_id, version=claim.version, now=now,
+        write = tokens.probed(owner=self.owner, account_id=claim.account_id, version=claim.version, now=now,
                               next_probe_at=next_probe_at)
         if self.batch is not None:
             written = await self.batch.run(write)

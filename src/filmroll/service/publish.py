@@ -32,7 +32,6 @@ from filmroll.storage.base import Storage
 from filmroll.storage.keys import PUBLISHED_MEDIA
 from filmroll.store import accounts as account_store
 from filmroll.store import feeds as feed_store
-from filmroll.store import leases
 from filmroll.vocabulary import Outcome
 
 log = logging.getLogger(__name__)
@@ -166,10 +165,10 @@ class Publisher:
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
 
-    async def run(self, claim: leases.PublishClaim) -> Outcome:
+    async def run(self, claim: feed_store.PublishClaim) -> Outcome:
         database = self.mirror.database
         async with database.read() as session:
-            version = await leases.version_of(session, claim.feed_id)  # read first: a later change stays due
+            version = await feed_store.version_of(session, claim.feed_id)  # read first: a later change stays due
         now = database.clock.now()
         try:
             report = await publish(self.mirror, self.target, self.settings, base_url=self.base_url,
@@ -185,10 +184,10 @@ class Publisher:
             values = {"publish_failures": claim.publish_failures + 1, "publish_error": failure[:500],
                       "next_publish_at": now + self.backoff.delay(claim.publish_failures, self.rng)}
         async with database.transaction() as session:
-            if failure is not None and await leases.version_of(session, claim.feed_id) != version:
+            if failure is not None and await feed_store.version_of(session, claim.feed_id) != version:
                 # The feed changed while it was being published (an account deleted: its pictures went first):
                 # what failed is already out of date, so the new version is published at once, not backed off.
                 values = {"publish_error": None, "next_publish_at": None}
-            if not await leases.published(session, owner=self.owner, feed_id=claim.feed_id, values=values):
+            if not await feed_store.publish_finished(session, owner=self.owner, feed_id=claim.feed_id, values=values):
                 return Outcome.STALE_LEASE
         return Outcome.PUBLISHED if failure is None else Outcome.PUBLISH_RETRY

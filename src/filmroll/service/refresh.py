@@ -29,7 +29,7 @@ from filmroll.faults import NO_FAULTS, FaultPoints
 from filmroll.platform import InstagramClient, LongLivedGrant
 from filmroll.service.policy import MIN_AGE, Backoff, RefreshPolicy
 from filmroll.service.transitions import transition
-from filmroll.store import events, leases
+from filmroll.store import events, tokens
 from filmroll.store.database import Database, is_unavailable
 from filmroll.store.tables import Token
 from filmroll.vault import Vault
@@ -57,7 +57,7 @@ class Refresher:
         self.store_patience = store_patience
         self._stores: set[asyncio.Future[bool]] = set()
 
-    async def run(self, claim: leases.RefreshClaim) -> Outcome:
+    async def run(self, claim: tokens.RefreshClaim) -> Outcome:
         """Refresh one claimed token; returns what happened (for logs, stats, the CLI and tests)."""
         try:
             token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
@@ -73,7 +73,7 @@ class Refresher:
             except errors.InstagramError as exc:
                 return await self._retry(claim, exc)
         async with self.database.transaction() as session:
-            if not await leases.mark_refresh_started(session, owner=self.owner, account_id=claim.account_id,
+            if not await tokens.mark_refresh_started(session, owner=self.owner, account_id=claim.account_id,
                                                      version=claim.version, now=self.database.clock.now()):
                 return Outcome.STALE_LEASE
         self.faults.hit("before_refresh_call")
@@ -92,7 +92,7 @@ class Refresher:
                             "stored one is older (a refresh whose answer was lost); retrying with backoff", claim.label)
                 return await self._retry(claim, exc)
             async with self.database.transaction() as session:
-                await leases.reschedule(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
+                await tokens.reschedule(session, owner=self.owner, account_id=claim.account_id, version=claim.version,
                                         error=None, failure=None, next_attempt_at=None, count_failure=False,
                                         next_refresh_at=claim.issued_at + MIN_AGE + timedelta(minutes=5))
             return Outcome.TOO_EARLY
@@ -110,13 +110,13 @@ class Refresher:
         self.faults.hit("after_commit_before_release")
         try:
             async with self.database.transaction() as session:
-                await leases.TOKEN.release(session, [claim.account_id], owner=self.owner)
+                await tokens.TOKEN.release(session, [claim.account_id], owner=self.owner)
         except Exception as exc:  # the token is stored: a lease we cannot give back just runs out
             if not is_unavailable(exc):
                 raise
         return Outcome.REFRESHED
 
-    async def _store_patiently(self, claim: leases.RefreshClaim, grant: LongLivedGrant) -> bool:
+    async def _store_patiently(self, claim: tokens.RefreshClaim, grant: LongLivedGrant) -> bool:
         deadline = time.monotonic() + self.store_patience
         failures = 0
         while True:
@@ -131,12 +131,12 @@ class Refresher:
                 await asyncio.sleep(_STORE_RETRY.delay(failures, self.rng).total_seconds())
                 failures += 1
 
-    async def _store(self, claim: leases.RefreshClaim, grant: LongLivedGrant) -> bool:
+    async def _store(self, claim: tokens.RefreshClaim, grant: LongLivedGrant) -> bool:
         now = self.database.clock.now()
         issued_at = grant.expires_at - timedelta(seconds=grant.expires_in)
         sealed = self.vault.seal(grant.access_token, claim.account_id)
         async with self.database.transaction() as session:
-            stored = await leases.store_refreshed(
+            stored = await tokens.store_refreshed(
                 session, owner=self.owner, account_id=claim.account_id, version=claim.version,
                 ciphertext=sealed.ciphertext, key_id=sealed.key_id, issued_at=issued_at, expires_at=grant.expires_at,
                 refreshed_at=now, next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at, self.rng),
@@ -148,22 +148,22 @@ class Refresher:
                                     at=now, account_id=claim.account_id, actor=self.owner)
         return stored
 
-    async def _row_moved(self, claim: leases.RefreshClaim) -> bool:
+    async def _row_moved(self, claim: tokens.RefreshClaim) -> bool:
         async with self.database.read() as session:
             row = await session.get(Token, claim.account_id)
         return row is None or row.version != claim.version
 
-    async def _lost_race(self, claim: leases.RefreshClaim) -> Outcome:
+    async def _lost_race(self, claim: tokens.RefreshClaim) -> Outcome:
         log.info("%s was refreshed by someone else meanwhile; not a dead token", claim.label)
         async with self.database.transaction() as session:
-            await leases.TOKEN.release(session, [claim.account_id], owner=self.owner)
+            await tokens.TOKEN.release(session, [claim.account_id], owner=self.owner)
         return Outcome.LOST_RACE
 
-    async def _needs_reauth(self, claim: leases.RefreshClaim, reason: str) -> Outcome:
+    async def _needs_reauth(self, claim: tokens.RefreshClaim, reason: str) -> Outcome:
         return await mark_needs_reauth(self.database, owner=self.owner, account_id=claim.account_id,
                                        version=claim.version, reason=reason)
 
-    async def _retry(self, claim: leases.RefreshClaim, exc: errors.InstagramError) -> Outcome:
+    async def _retry(self, claim: tokens.RefreshClaim, exc: errors.InstagramError) -> Outcome:
         now = self.database.clock.now()
         if isinstance(exc, errors.RateLimitedError):
             wait, outcome, failure = timedelta(seconds=exc.retry_after), Outcome.THROTTLED, FailureKind.THROTTLED
@@ -178,7 +178,7 @@ class Refresher:
         counted = failure is FailureKind.TEMPORARY
         error = f"{type(exc).__name__}: {exc.message}"
         async with self.database.transaction() as session:
-            rescheduled = await leases.reschedule(session, owner=self.owner, account_id=claim.account_id,
+            rescheduled = await tokens.reschedule(session, owner=self.owner, account_id=claim.account_id,
                                                   version=claim.version, error=error, failure=failure,
                                                   count_failure=counted, next_attempt_at=now + wait)
             if rescheduled and counted and claim.refresh_failures == 0:
@@ -193,7 +193,7 @@ async def mark_needs_reauth(database: Database, *, owner: str, account_id: int, 
     """The token is dead: say why, stop retrying, give the lease back; fenced on our lease and the version."""
     now: datetime = database.clock.now()
     async with database.transaction() as session:
-        if not await leases.reschedule(session, owner=owner, account_id=account_id, version=version, error=reason,
+        if not await tokens.reschedule(session, owner=owner, account_id=account_id, version=version, error=reason,
                                        failure=None, next_attempt_at=None, count_failure=True):
             return Outcome.STALE_LEASE
         await transition(session, account_id, AccountStatus.NEEDS_REAUTH, reason=reason, now=now, actor=owner)

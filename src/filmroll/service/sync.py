@@ -25,7 +25,7 @@ from filmroll.platform.client import MEDIA_FIELDS
 from filmroll.service import posts
 from filmroll.service.policy import Backoff, SyncPolicy
 from filmroll.service.transitions import transition
-from filmroll.store import events, leases
+from filmroll.store import accounts, events
 from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
 from filmroll.store import media as media_store
@@ -35,7 +35,7 @@ from filmroll.vault import Vault
 from filmroll.vocabulary import AccountStatus, FailureKind, Outcome
 
 log = logging.getLogger("filmroll.sync")
-PROFILE_COLUMNS = leases.PROFILE_COLUMNS
+PROFILE_COLUMNS = accounts.PROFILE_COLUMNS
 
 
 # The fields a routine sync asks for: what :func:`posts.fingerprint` and :func:`posts.changed` look at.
@@ -70,7 +70,7 @@ class Syncer:
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
 
-    async def run(self, claim: leases.SyncClaim, *, full: bool = False) -> Outcome:
+    async def run(self, claim: accounts.SyncClaim, *, full: bool = False) -> Outcome:
         """Sync one claimed account; ``full`` asks for the full pass now, whenever the last one was. A failure of
         any kind is the account's (its sync_error, an event, backoff), not a silent crash left to the worker's log;
         a database outage is the worker's to wait out."""
@@ -86,7 +86,7 @@ class Syncer:
             return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng, cap=cap), failure,
                                      FailureKind.TEMPORARY)
 
-    async def _run(self, claim: leases.SyncClaim, *, full: bool) -> Outcome:
+    async def _run(self, claim: accounts.SyncClaim, *, full: bool) -> Outcome:
         started = self.database.clock.now()
         full = full or claim.full_synced_at is None or started - claim.full_synced_at >= self.policy.full_interval
         try:
@@ -122,7 +122,7 @@ class Syncer:
             log.warning("stale_lease: the sync of %s was taken over; its bookkeeping was not written", claim.label)
             return Outcome.STALE_LEASE
 
-    async def _catch_up(self, claim: leases.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
+    async def _catch_up(self, claim: accounts.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
                         now: datetime, newest: str) -> tuple[int, str]:
         """The narrow newest page changed: update the stored posts from it, or, if it holds a post we do not have
         (or had marked deleted), read the page again in full and walk. Returns rows written and the fingerprint of
@@ -139,7 +139,7 @@ class Syncer:
                 await media_store.update_columns(session, claim.account_id, [posts.compared(m) for m in edited], now)
         return len(edited), newest
 
-    async def _walk(self, claim: leases.SyncClaim, token, page: MediaPage, full: bool,  # type: ignore[no-untyped-def]
+    async def _walk(self, claim: accounts.SyncClaim, token, page: MediaPage, full: bool,  # type: ignore[no-untyped-def]
                     now: datetime) -> tuple[set[str], int, bool]:
         """Store new and changed posts page by page; returns every id seen, how many rows were written, and whether
         the listing was read to its end (a page without ``next``)."""
@@ -168,7 +168,7 @@ class Syncer:
             page = await self.instagram.media_page(token, next_url=page.next_url)
         return seen, written, False
 
-    async def _gone(self, claim: leases.SyncClaim, token, seen: set[str], whole: bool,  # type: ignore[no-untyped-def]
+    async def _gone(self, claim: accounts.SyncClaim, token, seen: set[str], whole: bool,  # type: ignore[no-untyped-def]
                     profile: Profile) -> list[str]:
         """The stored posts a full pass did not see that are gone from Instagram (see :class:`SyncPolicy`): an empty
         or short listing is not a reason to delete anything."""
@@ -192,7 +192,7 @@ class Syncer:
                      claim.label, len(missing), len(gone))
         return gone
 
-    async def _insights(self, claim: leases.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
+    async def _insights(self, claim: accounts.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
                         now: datetime) -> bool:
         """Snapshot account and newest-post insights at most daily, when the token may read them."""
         if INSIGHTS_PERMISSION not in claim.permissions.split(","):
@@ -222,7 +222,7 @@ class Syncer:
             await media_store.record_insights(session, claim.account_id, rows)
         return True
 
-    async def _finish(self, claim: leases.SyncClaim, profile: Profile, full_gone: list[str] | None, written: int,
+    async def _finish(self, claim: accounts.SyncClaim, profile: Profile, full_gone: list[str] | None, written: int,
                       started: datetime, insights_taken: bool, newest: str) -> Outcome:
         usage = profile.usage.busiest
         interval = self._interval(claim)
@@ -232,7 +232,7 @@ class Syncer:
         next_sync_at = started + interval
         if full_gone is None and self.batch is not None and claim.stale_since is None:
             # Only bookkeeping (one fenced UPDATE) is left: share a commit with the other jobs finishing now.
-            write = leases.synced_routinely(
+            write = accounts.synced_routinely(
                 owner=self.owner, account_id=claim.account_id, started=started,
                 next_sync_at=next_sync_at, usage_percent=usage, media_fingerprint=newest,
                 insights_at=started if insights_taken else None,
@@ -253,7 +253,7 @@ class Syncer:
             if full_gone is not None:
                 deleted = await media_store.mark_deleted(session, claim.account_id, full_gone, started)
                 values["full_synced_at"] = started
-            if not await leases.synced(session, owner=self.owner, account_id=claim.account_id, values=values):
+            if not await accounts.synced(session, owner=self.owner, account_id=claim.account_id, values=values):
                 raise _StaleLease
             if claim.stale_since is not None:
                 await feed_store.touch(session, [claim.account_id], started)  # fresh again
@@ -263,11 +263,11 @@ class Syncer:
         log.debug("%s synced: %s written, %s deleted", claim.label, written, deleted)
         return Outcome.SYNCED_FULL if full_gone is not None else Outcome.SYNCED
 
-    def _interval(self, claim: leases.SyncClaim) -> timedelta:
+    def _interval(self, claim: accounts.SyncClaim) -> timedelta:
         minutes = claim.sync_interval_minutes
         return timedelta(minutes=minutes) if minutes else self.policy.interval
 
-    async def _later(self, claim: leases.SyncClaim, wait: timedelta, exc: errors.FilmrollError,
+    async def _later(self, claim: accounts.SyncClaim, wait: timedelta, exc: errors.FilmrollError,
                      failure: FailureKind) -> Outcome:
         now = self.database.clock.now()
         error = f"{type(exc).__name__}: {exc.message}"[:500]
@@ -280,17 +280,17 @@ class Syncer:
         if starts_failing:
             values["stale_since"] = now  # feeds keep serving the last good copy, saying since when
         async with self.database.transaction() as session:
-            if await leases.synced(session, owner=self.owner, account_id=claim.account_id,
+            if await accounts.synced(session, owner=self.owner, account_id=claim.account_id,
                                    values=values) and starts_failing:
                 await feed_store.touch(session, [claim.account_id], now)  # the feeds say since when they are stale
                 await events.record(session, "sync.failing", f"syncing failed, retrying; the stored posts are kept "
                                     f"as they are ({error})", at=now, account_id=claim.account_id, actor=self.owner)
         return Outcome.SYNC_RETRY if counted else Outcome.SYNC_THROTTLED
 
-    async def _needs_reauth(self, claim: leases.SyncClaim, reason: str) -> Outcome:
+    async def _needs_reauth(self, claim: accounts.SyncClaim, reason: str) -> Outcome:
         now = self.database.clock.now()
         async with self.database.transaction() as session:
-            if not await leases.synced(session, owner=self.owner, account_id=claim.account_id,
+            if not await accounts.synced(session, owner=self.owner, account_id=claim.account_id,
                                        values={"stale_since": claim.stale_since or now}):
                 return Outcome.STALE_LEASE
             await transition(session, claim.account_id, AccountStatus.NEEDS_REAUTH, reason=reason, now=now,

@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import random
-from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.platform.client import InstagramClient
 from filmroll.service.accounts import find as find_account
@@ -75,10 +73,6 @@ class WebhookHandler:
         self.http = http
         self.forward_to = forward_to if http is not None else None
         self.rng = rng or random.Random()
-
-    async def claim(self, session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
-                    limit: int) -> list[WebhookClaim]:
-        return await webhooks.claim(session, owner=owner, now=now, lease=lease, limit=limit)
 
     async def run(self, claim: WebhookClaim) -> Outcome:
         try:

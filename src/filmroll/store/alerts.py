@@ -1,5 +1,5 @@
-"""The alert outbox: raising an alert in the caller's transaction and finding tokens about to expire. The worker's
-delivery leases on these rows are in ``store/leases.py``, with every other lease.
+"""The alert outbox: raising an alert in the caller's transaction, finding tokens about to expire, and the worker's
+delivery claims on these rows (``store/lease.py``).
 
 An alert is keyed on (account, kind, token version): raising it again for the same dead or dying token is a no-op,
 so a sweep may run as often as it likes.
@@ -7,15 +7,21 @@ so a sweep may run as often as it likes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, insert, literal, select
+from sqlalchemy import exists, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.store.database import dialect_insert
+from filmroll.store import accounts
+from filmroll.store.database import dialect_insert, rowcount
+from filmroll.store.lease import Claim, Claimable, Lease
 from filmroll.store.tables import Account, Alert, Event, Token, UTCDateTime
 from filmroll.vocabulary import AccountStatus, AlertStatus
 
+ALERT = Lease("alert", Alert.__table__, "id", "lease_owner", "lease_until")  # type: ignore[arg-type]
 NEEDS_REAUTH = "account.needs_reauth"
 REVOKED = "account.revoked"  # the owner removed the app (Meta's deauthorize callback)
 EXPIRING = "token.expiring"
@@ -60,3 +66,42 @@ async def sweep_expiring(session: AsyncSession, *, now: datetime, within: timede
 async def for_account(session: AsyncSession, account_id: int) -> list[Alert]:
     return list((await session.execute(select(Alert).where(Alert.account_id == account_id)
                                        .order_by(Alert.id))).scalars())
+
+
+@dataclass(frozen=True)
+class AlertClaim(Claim):
+    alert_id: int
+    account_id: int
+    kind: str
+    token_version: int
+    reason: str
+    created_at: datetime
+    attempts: int
+    username: str | None = None
+    KEY = "alert_id"
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} alert {self.alert_id} for {accounts.label(self.account_id, self.username)}"
+
+
+_RETURNS = ("id", "account_id", "kind", "token_version", "reason", "created_at", "attempts")
+
+
+async def _claims(session: AsyncSession, rows: Sequence[Any], until: datetime) -> list[AlertClaim]:
+    names = await accounts.usernames(session, [row[1] for row in rows])
+    return [AlertClaim(**dict(zip(("alert_id", *_RETURNS[1:]), row, strict=True)), username=names.get(row[1]))
+            for row in rows]
+
+
+ALERTS: Claimable[AlertClaim] = Claimable(
+    ALERT, lambda now: select(Alert.id).where(Alert.status == AlertStatus.PENDING),
+    lambda now: (Alert.next_attempt_at <= now,), Alert.next_attempt_at, _RETURNS, _claims)
+
+
+async def finished(session: AsyncSession, alert_id: int, *, owner: str, **values: object) -> bool:
+    """Record a delivery attempt's result and give the lease back; fenced on our lease."""
+    result = await session.execute(
+        update(Alert).where(Alert.id == alert_id, Alert.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None, **values).execution_options(synchronize_session=False))
+    return rowcount(result) == 1

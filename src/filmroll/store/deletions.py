@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.store.lease import Lease, retry_due
+from filmroll.store.lease import Claim, Claimable, Lease, made, retry_due
 from filmroll.store.tables import Account, DeletionRequest
 from filmroll.vocabulary import AccountStatus
 
@@ -57,7 +57,7 @@ async def get(session: AsyncSession, code: str) -> DeletionRequest | None:
 
 
 @dataclass(frozen=True)
-class DeletionClaim:
+class DeletionClaim(Claim):
     id: int
     code: str
     scoped_user_id: str | None
@@ -65,23 +65,15 @@ class DeletionClaim:
     attempts: int
 
     @property
-    def leased_id(self) -> int:
-        return self.id
-
-    @property
     def label(self) -> str:
         return f"deletion request {self.code}"
 
 
-async def claim(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
-                limit: int) -> list[DeletionClaim]:
-    due = (select(DeletionRequest.id).where(
-        DeletionRequest.status == PENDING,
-        retry_due(DeletionRequest.next_attempt_at, now), DELETION.free(now))
-        .order_by(DeletionRequest.requested_at).limit(limit).with_for_update(skip_locked=True))
-    rows = await DELETION.take(session, due, owner=owner, until=now + lease,
-                               returning=["id", "code", "scoped_user_id", "account_id", "attempts"])
-    return [DeletionClaim(*row) for row in rows]
+_RETURNS = ("id", "code", "scoped_user_id", "account_id", "attempts")
+DELETIONS: Claimable[DeletionClaim] = Claimable(
+    DELETION, lambda now: select(DeletionRequest.id).where(DeletionRequest.status == PENDING),
+    lambda now: (retry_due(DeletionRequest.next_attempt_at, now),), DeletionRequest.requested_at, _RETURNS,
+    lambda session, rows, until: made(DeletionClaim, _RETURNS, rows))
 
 
 async def complete(session: AsyncSession, request_id: int, *, owner: str, now: datetime) -> bool:

@@ -8,13 +8,17 @@ renders a feed again only when its version moved.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.store.lease import Claim, Claimable, Lease, made
 from filmroll.store.tables import Account, Feed, FeedSource, MediaChild, MediaFile, MediaItem
+
+PUBLISH = Lease("publish", Feed.__table__, "id", "publish_lease_owner", "publish_lease_until")  # type: ignore[arg-type]
 
 
 async def create(session: AsyncSession, *, values: dict[str, Any], account_ids: Sequence[int], now: datetime) -> Feed:
@@ -123,3 +127,45 @@ async def originals(session: AsyncSession, account_ids: Sequence[int],
 async def published(session: AsyncSession, slugs: Sequence[str], now: datetime) -> None:
     if slugs:
         await session.execute(update(Feed).where(Feed.slug.in_(slugs)).values(published_at=now))
+
+
+# ----- publish: a feed's files, written again after it changed (the worker's claims) ------------------------------
+
+@dataclass(frozen=True)
+class PublishClaim(Claim):
+    feed_id: int
+    slug: str
+    publish_failures: int
+    KEY = "feed_id"
+
+    @property
+    def label(self) -> str:
+        return f"feed {self.slug}"
+
+
+def feed_version() -> Any:
+    """A feed's version in SQL: the later of its ``changed_at`` and its sources' newest ``last_synced_at`` (what
+    :func:`versions` reads for the web tier, as one value)."""
+    newest = (select(func.max(Account.last_synced_at)).join(FeedSource, FeedSource.account_id == Account.id)
+              .where(FeedSource.feed_id == Feed.id).scalar_subquery())
+    return case((newest > Feed.changed_at, newest), else_=Feed.changed_at)
+
+
+# Feeds whose version moved past the one last published (and not backing off).
+PUBLISHES: Claimable[PublishClaim] = Claimable(
+    PUBLISH, lambda now: select(Feed.id),
+    lambda now: (or_(Feed.published_version.is_(None), Feed.published_version < feed_version()),
+                 or_(Feed.next_publish_at.is_(None), Feed.next_publish_at <= now)),
+    Feed.id, ("id", "slug", "publish_failures"),
+    lambda session, rows, until: made(PublishClaim, ("feed_id", "slug", "publish_failures"), rows))
+
+
+async def publish_finished(session: AsyncSession, *, owner: str, feed_id: int, values: dict[str, object]) -> bool:
+    """Record a publish's outcome on the feed and give its lease back, if we still hold it."""
+    return await PUBLISH.finish(session, feed_id, owner=owner, values=values)
+
+
+async def version_of(session: AsyncSession, feed_id: int) -> datetime | None:
+    found: datetime | None = (await session.execute(
+        select(feed_version().label("version")).where(Feed.id == feed_id))).scalar_one_or_none()
+    return found

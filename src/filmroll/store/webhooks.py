@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.database import dialect_insert, rowcount
-from filmroll.store.lease import Lease, retry_due
+from filmroll.store.lease import Claim, Claimable, Lease, made, retry_due
 from filmroll.store.tables import WebhookDelivery
 
 WEBHOOK = Lease("webhook", WebhookDelivery.__table__, "id", "lease_owner", "lease_until")  # type: ignore[arg-type]
@@ -26,7 +26,7 @@ async def store(session: AsyncSession, body: bytes, now: datetime) -> bool:
 
 
 @dataclass(frozen=True)
-class WebhookClaim:
+class WebhookClaim(Claim):
     id: int
     body: str
     received_at: datetime
@@ -34,23 +34,15 @@ class WebhookClaim:
     attempts: int
 
     @property
-    def leased_id(self) -> int:
-        return self.id
-
-    @property
     def label(self) -> str:
         return f"webhook delivery {self.id}"
 
 
-async def claim(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta,
-                limit: int) -> list[WebhookClaim]:
-    due = (select(WebhookDelivery.id).where(
-        WebhookDelivery.processed_at.is_(None),
-        retry_due(WebhookDelivery.next_attempt_at, now), WEBHOOK.free(now))
-        .order_by(WebhookDelivery.id).limit(limit).with_for_update(skip_locked=True))
-    rows = await WEBHOOK.take(session, due, owner=owner, until=now + lease,
-                              returning=["id", "body", "received_at", "acted_at", "attempts"])
-    return [WebhookClaim(*row) for row in rows]
+_RETURNS = ("id", "body", "received_at", "acted_at", "attempts")
+DELIVERIES: Claimable[WebhookClaim] = Claimable(
+    WEBHOOK, lambda now: select(WebhookDelivery.id).where(WebhookDelivery.processed_at.is_(None)),
+    lambda now: (retry_due(WebhookDelivery.next_attempt_at, now),), WebhookDelivery.id, _RETURNS,
+    lambda session, rows, until: made(WebhookClaim, _RETURNS, rows))
 
 
 async def acted(session: AsyncSession, delivery_id: int, now: datetime) -> None:

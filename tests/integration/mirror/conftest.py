@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from filmroll.platform.cdn import CdnClient
+from filmroll.runtime import mirror_job
 from filmroll.secret import Secret
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import MirrorPolicy
 from filmroll.service.renderer import Renderer
 from filmroll.storage import open_storage
-from filmroll.worker import Worker, mirror_job
+from filmroll.worker import Worker
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from filmroll.runtime import deletion_job, publish_job
 from filmroll.secret import Secret
 from filmroll.service import feeds as feed_service
 from filmroll.service.deletion import Deleter, request_deletion
@@ -23,7 +24,7 @@ from filmroll.service.publish import Publisher, publish
 from filmroll.storage import open_storage
 from filmroll.store import events, webhooks
 from filmroll.store.tables import Account, Base, MediaChild, MediaFile, MediaItem
-from filmroll.worker import Worker, deletion_job, publish_job
+from filmroll.worker import Worker
 from tests.harness import SCOPES
 from tests.s3server import ACCESS_KEY, SECRET_KEY
 from tests.seeding import seed_accounts

@@ -236,7 +236,8 @@ async def test_posts_a_sync_stores_while_a_pass_runs_are_not_left_for_a_day(loca
     stored new ones while the pass ran (and made the account due) is not overwritten by it."""
     import asyncio
 
-    from filmroll.store import leases
+    from filmroll.store import accounts as account_store
+    from filmroll.store.lease import claim_one
 
     index = index_with(sandbox, 5, 9)
     (account_id,) = await harness.seed([index])
@@ -247,7 +248,8 @@ async def test_posts_a_sync_stores_while_a_pass_runs_are_not_left_for_a_day(loca
     assert await harness.sync() == {"synced": 1}
     held = sandbox.control.add_fault("hang", endpoint="cdn", times=1)  # the pass's first download waits
     async with harness.database.transaction() as session:
-        claim = await leases.claim_mirror(session, account_id, owner="mirror-a", now=await harness.database.now(),
+        claim = await claim_one(session, account_store.MIRRORS, account_id, owner="mirror-a",
+                                now=await harness.database.now(),
                                           lease=timedelta(minutes=5))
     passing = asyncio.create_task(local_rig.mirror().run(claim))
     while not any(f["id"] == held["id"] and f["hits"] for f in sandbox.control.faults()):

@@ -17,11 +17,12 @@ from sqlalchemy import select, update
 
 from filmroll import errors
 from filmroll.platform.cdn import CdnClient
+from filmroll.runtime import mirror_job
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import MirrorPolicy
 from filmroll.store import files as file_store
 from filmroll.store.tables import Account, Event, MediaChild, MediaFile, MediaItem
-from filmroll.worker import Worker, mirror_job
+from filmroll.worker import Worker
 from tests.integration.mirror.conftest import MirrorRig
 from tests.seeding import index_with
 

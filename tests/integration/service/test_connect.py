@@ -12,8 +12,10 @@ from filmroll import errors
 from filmroll.secret import Secret
 from filmroll.service import accounts as account_service
 from filmroll.service import keys as key_service
-from filmroll.store import leases, migrate, states
+from filmroll.store import migrate, states
+from filmroll.store import tokens as token_store
 from filmroll.store.database import Database
+from filmroll.store.lease import claim_one
 from filmroll.store.tables import Account, Event, OAuthState, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from tests.harness import instagram_for
@@ -118,13 +120,13 @@ async def test_refresh_now_goes_through_the_leased_path_and_says_why_it_cannot(h
     sandbox.control.advance(two_days.total_seconds())
     harness.database.clock.advance(two_days)
     async with harness.database.transaction() as session:  # a worker is refreshing or probing it right now
-        assert await leases.claim_refresh(session, connected.account_id, owner="worker-a",
+        assert await claim_one(session, token_store.REFRESHES, connected.account_id, owner="worker-a",
                                           now=harness.database.clock.now(), lease=timedelta(minutes=1))
     with pytest.raises(errors.AccountStateError, match="a worker is refreshing") as busy:
         await account_service.refresh_now(harness.refresher("cli"), str(connected.account_id))
     assert busy.value.status == "busy" and len(sandbox.control.calls(endpoint="refresh")) == calls
     async with harness.database.transaction() as session:
-        await leases.TOKEN.release(session, [connected.account_id], owner="worker-a")
+        await token_store.TOKEN.release(session, [connected.account_id], owner="worker-a")
     report = await account_service.refresh_now(harness.refresher("cli"), str(connected.account_id))
     assert report.outcome == "refreshed" and report.account.refreshed_at is not None
     assert report.account.status == "active" and (await harness.tokens())[connected.account_id].lease_owner is None

@@ -10,8 +10,9 @@ from sqlalchemy import text
 
 from filmroll.errors import ConfigError
 from filmroll.secret import Secret
-from filmroll.store import accounts, leases, migrate, tokens
+from filmroll.store import accounts, migrate, tokens
 from filmroll.store.database import Database, async_url
+from filmroll.store.lease import claim_one
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 
 pytestmark = pytest.mark.anyio
@@ -78,12 +79,13 @@ async def test_fenced_token_write_under_concurrency(database_url):
                                      next_refresh_at=None)
         version = token.version
         async with database.transaction() as session:
-            assert await leases.claim_refresh(session, account.id, owner="w", now=now, lease=timedelta(minutes=1))
+            assert await claim_one(session, tokens.REFRESHES, account.id, owner="w", now=now,
+                                   lease=timedelta(minutes=1))
 
         async def writer(i: int) -> bool:
             sealed = vault.seal(Secret(f"t{i}"), account.id)
             async with database.transaction() as session:
-                return await leases.store_refreshed(
+                return await tokens.store_refreshed(
                     session, owner="w", account_id=account.id, version=version, ciphertext=sealed.ciphertext,
                     key_id=sealed.key_id, issued_at=now, expires_at=now, refreshed_at=now, next_refresh_at=now)
 

@@ -15,13 +15,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from filmroll.runtime import deletion_job
 from filmroll.runtime import storage as open_storage
 from filmroll.service import feeds as feed_service
 from filmroll.service.deletion import ERASED, Deleter
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Alert, DeletionRequest, Event, FeedSource, MediaItem, Token
 from filmroll.vault import Keyring, Vault, parse_keys
-from filmroll.worker import Worker, deletion_job
+from filmroll.worker import Worker
 from tests import aio
 from tests.e2e.test_database_outage import _read as _query
 from tests.integration.web.conftest import snapshot
@@ -220,9 +221,9 @@ def test_webhook_deliveries_are_verified_stored_once_and_make_the_account_due(ho
 
     from sqlalchemy import update
 
+    from filmroll.runtime import webhook_job
     from filmroll.service.webhooks import WebhookHandler
     from filmroll.store.tables import WebhookDelivery
-    from filmroll.worker import webhook_job
 
     ids = _seed(hooked.settings, database_url, sandbox, count=2)
     later = datetime.now(UTC) + timedelta(hours=1)

@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, select
 
+from filmroll.runtime import probe_job
 from filmroll.service.activity import ActivityWatch, activity
 from filmroll.store import webhooks
 from filmroll.store.tables import Account, Token, WebhookDelivery
-from filmroll.worker import Worker, probe_job
+from filmroll.worker import Worker
 from tests.seeding import seed_accounts
 
 pytestmark = pytest.mark.anyio

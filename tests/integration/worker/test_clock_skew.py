@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from filmroll.clock import Clock
+from filmroll.runtime import probe_job, refresh_job, sync_job
 from filmroll.service.policy import SyncPolicy
 from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
@@ -23,7 +24,7 @@ from filmroll.service.sync import Syncer
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
-from filmroll.worker import Worker, probe_job, refresh_job, sync_job
+from filmroll.worker import Worker
 from tests import databases
 from tests.harness import instagram_for
 from tests.seeding import seed_accounts

@@ -7,12 +7,13 @@ import asyncio
 import errno
 from collections import Counter
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
-from filmroll.store import leases
+from filmroll.store import tokens as token_store
 from filmroll.store.database import Database
-from filmroll.store.lease import Lease
+from filmroll.store.lease import Lease, claim_due
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.vocabulary import Outcome
 from filmroll.worker import Job, Worker
@@ -36,7 +37,7 @@ async def test_a_job_interrupted_during_a_give_back_is_given_back_too(sandbox, d
                 await second_interrupted.wait()
             return await super().release(session, ids, owner=owner)
 
-    token = leases.TOKEN
+    token = token_store.TOKEN
     lease = SlowGiveBack(token.name, token.table, token.key, token.owner, token.until)
 
     async def run(claim) -> Outcome:  # type: ignore[no-untyped-def]
@@ -52,7 +53,7 @@ async def test_a_job_interrupted_during_a_give_back_is_given_back_too(sandbox, d
                                values={"next_refresh_at": await database.now() + timedelta(days=30)})
         return Outcome.REFRESHED
 
-    job = Job("refresh", leases.claim_refreshes, run, lease)
+    job = Job("refresh", partial(claim_due, kind=token_store.REFRESHES), run, lease)
     try:
         worker = Worker(database, [job], owner="w", concurrency=2, batch=2, idle_poll=0.01)
         stats = await asyncio.wait_for(worker.run(asyncio.Event(), until_idle=True), 60)

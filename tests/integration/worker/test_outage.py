@@ -16,12 +16,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from filmroll.runtime import refresh_job, sync_job
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Event, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
-from filmroll.worker import Worker, refresh_job, sync_job
+from filmroll.worker import Worker
 from tests.harness import instagram_for
 from tests.seeding import seed_accounts
 

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from filmroll.secret import Secret
-from filmroll.store import leases
+from filmroll.store import tokens as token_store
+from filmroll.store.lease import claim_due
 from filmroll.store.tables import Event, Token
 from filmroll.worker import Worker
 from tests.seeding import seed_accounts
@@ -142,10 +143,12 @@ async def test_a_lost_race_is_not_a_dead_account(harness, sandbox):
     (account_id,) = await seed_accounts(harness.database, harness.vault, sandbox, 1)
     now = await harness.database.now()
     async with harness.database.transaction() as session:
-        (slow,) = await leases.claim_refreshes(session, owner="slow", now=now, lease=timedelta(seconds=1), limit=5)
+        (slow,) = await claim_due(session, token_store.REFRESHES, owner="slow", now=now, lease=timedelta(seconds=1),
+                                  limit=5)
     later = now + timedelta(seconds=5)  # the slow worker's lease has expired; another worker takes over
     async with harness.database.transaction() as session:
-        (fast,) = await leases.claim_refreshes(session, owner="fast", now=later, lease=timedelta(seconds=60), limit=5)
+        (fast,) = await claim_due(session, token_store.REFRESHES, owner="fast", now=later,
+                                  lease=timedelta(seconds=60), limit=5)
     assert await harness.refresher("fast").run(fast) == "refreshed"
     assert await harness.refresher("slow").run(slow) in ("lost_race", "stale_lease")
     account = (await harness.accounts())[account_id]
@@ -157,10 +160,11 @@ async def test_a_stale_lease_writes_nothing(harness, sandbox):
     (account_id,) = await seed_accounts(harness.database, harness.vault, sandbox, 1)
     now = await harness.database.now()
     async with harness.database.transaction() as session:
-        (stale,) = await leases.claim_refreshes(session, owner="stale", now=now, lease=timedelta(seconds=1), limit=1)
+        (stale,) = await claim_due(session, token_store.REFRESHES, owner="stale", now=now,
+                                   lease=timedelta(seconds=1), limit=1)
     async with harness.database.transaction() as session:
-        await leases.claim_refreshes(session, owner="new-owner", now=now + timedelta(seconds=5),
-                                     lease=timedelta(seconds=60), limit=1)
+        await claim_due(session, token_store.REFRESHES, owner="new-owner", now=now + timedelta(seconds=5),
+                        lease=timedelta(seconds=60), limit=1)
     assert await harness.refresher("stale").run(stale) == "stale_lease"
     token = (await harness.tokens())[account_id]
     assert token.version == 1 and token.lease_owner == "new-owner"
@@ -190,8 +194,8 @@ async def test_concurrent_claims_are_disjoint(harness, sandbox):
 
     async def claim(owner: str) -> list[int]:
         async with harness.database.transaction() as session:
-            found = await leases.claim_refreshes(session, owner=owner, now=now, lease=timedelta(seconds=60),
-                                                 limit=25)
+            found = await claim_due(session, token_store.REFRESHES, owner=owner, now=now,
+                                    lease=timedelta(seconds=60), limit=25)
             await asyncio.sleep(0.05)  # hold the claim transaction open while the others run
             return [c.account_id for c in found]
 
@@ -206,12 +210,15 @@ async def test_a_lost_claim_gives_back_exactly_its_own_rows(harness, sandbox):
     now = await harness.database.now()
     minute = timedelta(seconds=60)
     async with harness.database.transaction() as session:
-        kept = await leases.claim_refreshes(session, owner="w1", now=now, lease=minute, limit=2)
-        lost = await leases.claim_refreshes(session, owner="w1", now=now + timedelta(seconds=1), lease=minute, limit=2)
-        theirs = await leases.claim_refreshes(session, owner="w2", now=now + timedelta(seconds=1), lease=minute,
-                                              limit=2)
+        kept = await claim_due(session, token_store.REFRESHES, owner="w1", now=now, lease=minute,
+                               limit=2)
+        lost = await claim_due(session, token_store.REFRESHES, owner="w1", now=now + timedelta(seconds=1),
+                               lease=minute, limit=2)
+        theirs = await claim_due(session, token_store.REFRESHES, owner="w2", now=now + timedelta(seconds=1),
+                                 lease=minute, limit=2)
     async with harness.database.transaction() as session:
-        freed = await leases.TOKEN.release_unanswered(session, owner="w1", until=now + timedelta(seconds=1) + minute)
+        freed = await token_store.TOKEN.release_unanswered(session, owner="w1",
+                                                           until=now + timedelta(seconds=1) + minute)
     assert freed == 2
     tokens = await harness.tokens()
     assert {i for i in ids if tokens[i].lease_owner is None} == {c.account_id for c in lost}
@@ -267,7 +274,7 @@ async def test_a_job_that_fails_unexpectedly_keeps_its_lease_until_it_expires(ha
     import asyncio
     import logging
 
-    from filmroll.store import leases
+    from filmroll.store import tokens as token_store
     from filmroll.worker import Job
 
     ids = await seed_accounts(harness.database, harness.vault, sandbox, 2, due=False)
@@ -278,7 +285,7 @@ async def test_a_job_that_fails_unexpectedly_keeps_its_lease_until_it_expires(ha
         attempts.append(claim.account_id)
         raise RuntimeError("a bug in a job")
 
-    worker = Worker(harness.database, [Job("probe", leases.claim_probes, broken)], owner="worker-a", idle_poll=0.05,
+    worker = Worker(harness.database, [Job.of("probe", token_store.PROBES, broken)], owner="worker-a", idle_poll=0.05,
                     lease=timedelta(seconds=30))
     stats = await asyncio.wait_for(worker.run(asyncio.Event(), until_idle=True), 60)  # a retry loop never idles
     assert stats.crashed == 2 and sorted(attempts) == sorted(ids)  # once each: no tight retry loop

@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 from filmroll import errors
 from filmroll.service import accounts as account_service
 from filmroll.service.policy import SyncPolicy
-from filmroll.store import leases
+from filmroll.store import accounts as account_store
+from filmroll.store.lease import claim_due, claim_one
 from filmroll.store.tables import Account, Event
 from tests.seeding import index_with
 
@@ -110,7 +111,7 @@ async def test_sync_now_refuses_accounts_it_must_not_touch_and_calls_nobody(harn
     async with harness.database.transaction() as session:
         await session.execute(update(Account).where(Account.id == reauth)
                               .values(status="needs_reauth", status_reason="the owner changed their password"))
-        assert await leases.claim_sync(session, busy, owner="worker-a", now=await harness.database.now(),
+        assert await claim_one(session, account_store.SYNCS, busy, owner="worker-a", now=await harness.database.now(),
                                        lease=timedelta(minutes=1)) is not None
     sandbox.control.clear_calls()
     with pytest.raises(errors.AccountStateError, match=r"needs reauth .*password.*reconnect") as refused:
@@ -157,7 +158,8 @@ async def test_a_long_sync_now_keeps_its_lease_so_no_worker_takes_the_account_ov
     async def competitor() -> None:
         while True:
             async with harness.database.transaction() as session:
-                claims = await leases.claim_syncs(session, owner="worker-b", now=await harness.database.now(),
+                claims = await claim_due(session, account_store.SYNCS, owner="worker-b",
+                                         now=await harness.database.now(),
                                                   lease=lease, limit=10)
             taken.extend(c.account_id for c in claims)
             await asyncio.sleep(0.2)
