@@ -29,7 +29,7 @@ from common import cpu, process_cpu, start_sandbox, status_mb, thread_cpu
 from sqlalchemy import select, update
 
 from filmroll import eventloop
-from filmroll.platform import InstagramClient
+from filmroll.platform import InstagramLoginClient
 from filmroll.runtime import sync_job
 from filmroll.secret import Secret
 from filmroll.service import posts
@@ -42,8 +42,8 @@ from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.worker import Worker
 
 
-def _instagram(app: dict, base: str, connections: int) -> InstagramClient:
-    return InstagramClient(app_id=app["app_id"], app_secret=Secret(app["app_secret"]),
+def _instagram(app: dict, base: str, connections: int) -> InstagramLoginClient:
+    return InstagramLoginClient(app_id=app["app_id"], app_secret=Secret(app["app_secret"]),
                            redirect_uri=app["redirect_uris"][0], graph_url=base, max_connections=connections)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from filmroll import errors
 from filmroll.clock import Clock
-from filmroll.platform import InstagramClient
+from filmroll.platform import InstagramLoginClient
 from filmroll.runtime import alert_job, http_session, probe_job, refresh_job, sync_job
 from filmroll.secret import Secret
 from filmroll.service.alerts import Alerter, Webhook
@@ -28,6 +28,7 @@ from filmroll.service.sync import Syncer
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Alert, Event, MediaItem, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
+from filmroll.vocabulary import Provider
 from filmroll.worker import Worker
 from tests.seeding import seed_accounts
 from tests.webhooks import Receiver
@@ -38,8 +39,8 @@ SCOPES = ("instagram_business_basic", "instagram_business_manage_insights")
 
 
 def instagram_for(sandbox: Any, clock: Clock | None = None,
-                  session: aiohttp.ClientSession | None = None) -> InstagramClient:
-    return InstagramClient(app_id=sandbox.app_id, app_secret=Secret(sandbox.app_secret),
+                  session: aiohttp.ClientSession | None = None) -> InstagramLoginClient:
+    return InstagramLoginClient(app_id=sandbox.app_id, app_secret=Secret(sandbox.app_secret),
                            redirect_uri=sandbox.redirect_uri, authorize_url=sandbox.base_url + "/oauth/authorize",
                            token_url=sandbox.base_url + "/oauth/access_token", graph_url=sandbox.base_url,
                            clock=clock, session=session)
@@ -54,7 +55,7 @@ class Harness:
         self.http = http
         # The harness moves database.clock forward in some tests; the client reads the same clock.
         self.instagram = instagram_for(sandbox, clock=database.clock, session=http)
-        self.connector = Connector(database, self.vault, self.instagram, scopes=SCOPES)
+        self.connector = Connector(database, self.vault, self.instagram, scopes={Provider.INSTAGRAM_LOGIN: SCOPES})
         self.receiver: Receiver | None = None  # set by tests that receive alert webhooks
 
     # ----- building blocks ------------------------------------------------------------------------------------

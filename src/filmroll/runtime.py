@@ -1,5 +1,5 @@
 """The composition root: settings in, the live objects the use-cases take out (database, vault, the shared HTTP
-session, the Instagram client, the policies, the connector, the worker).
+session, one client per provider, the policies, the connector, the worker).
 
 Only the edges (CLI commands, the web app's lifespan, the worker entry) call :func:`open_runtime`; everything below
 receives plain objects and never sees :class:`~filmroll.settings.Settings`.
@@ -18,7 +18,7 @@ import aiohttp
 from filmroll.clock import Clock
 from filmroll.errors import ConfigError
 from filmroll.faults import FaultPoints
-from filmroll.platform import InstagramClient
+from filmroll.platform import Clients, InstagramLoginClient
 from filmroll.platform.cdn import CdnClient
 from filmroll.secret import Secret
 from filmroll.service.activity import ActivityWatch
@@ -50,6 +50,7 @@ from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
 from filmroll.store.tokens import key_ids_in_use
 from filmroll.vault import Vault, load_keyring
+from filmroll.vocabulary import Provider
 from filmroll.worker import DatabaseHealth, Job, Watch, Worker, worker_id
 
 USER_AGENT = "filmroll"
@@ -109,9 +110,9 @@ def webhook(alerts: AlertSettings, *, link_base: str) -> Webhook:
 
 
 def instagram_client(settings: Settings, *, clock: Clock | None = None,
-                     session: aiohttp.ClientSession | None = None) -> InstagramClient:
+                     session: aiohttp.ClientSession | None = None) -> InstagramLoginClient:
     ig = settings.instagram
-    return InstagramClient(app_id=ig.app_id, app_secret=Secret(ig.app_secret.get_secret_value()),
+    return InstagramLoginClient(app_id=ig.app_id, app_secret=Secret(ig.app_secret.get_secret_value()),
                            redirect_uri=ig.redirect_uri, authorize_url=ig.authorize_url, token_url=ig.token_url,
                            graph_url=ig.graph_url, graph_version=ig.graph_version, timeout=ig.timeout,
                            clock=clock, session=session)
@@ -157,7 +158,7 @@ class Runtime:
     database: Database
     vault: Vault
     http: aiohttp.ClientSession
-    instagram: InstagramClient
+    clients: Clients  # one per provider: the services ask it for the provider of the row they work on
     storage: Storage
     renderer: Renderer
     published: Storage | None = None  # FILMROLL_PUBLISH__DIR, when set: where the worker republishes feeds
@@ -183,22 +184,22 @@ class Runtime:
 
     def mirror(self, owner: str) -> Mirror:
         cdn = CdnClient(self.http, hosts=self.settings.mirror.cdn_hosts, timeout=self.settings.instagram.timeout)
-        return Mirror(self.database, self.vault, self.instagram, cdn, self.storage, self.renderer, owner=owner,
+        return Mirror(self.database, self.vault, self.clients, cdn, self.storage, self.renderer, owner=owner,
                       policy=self.mirror_policy, per_host=self.settings.mirror.per_host)
 
     def connector(self) -> Connector:
-        return Connector(self.database, self.vault, self.instagram, policy=self.refresh_policy,
-                         scopes=tuple(self.settings.instagram.scopes))
+        return Connector(self.database, self.vault, self.clients, policy=self.refresh_policy,
+                         scopes={Provider.INSTAGRAM_LOGIN: tuple(self.settings.instagram.scopes)})
 
     def refresher(self, owner: str, faults: FaultPoints | None = None) -> Refresher:
-        return Refresher(self.database, self.vault, self.instagram, owner=owner, policy=self.refresh_policy,
+        return Refresher(self.database, self.vault, self.clients, owner=owner, policy=self.refresh_policy,
                          faults=faults or FaultPoints())
 
     def prober(self, owner: str) -> Prober:
-        return Prober(self.database, self.vault, self.instagram, owner=owner, policy=self.refresh_policy)
+        return Prober(self.database, self.vault, self.clients, owner=owner, policy=self.refresh_policy)
 
     def syncer(self, owner: str, *, policy: SyncPolicy | None = None, batch: WriteBatch | None = None) -> Syncer:
-        return Syncer(self.database, self.vault, self.instagram, owner=owner, policy=policy or self.sync_policy,
+        return Syncer(self.database, self.vault, self.clients, owner=owner, policy=policy or self.sync_policy,
                       batch=batch)
 
     def worker(self, *, concurrency: int = 32, lease_seconds: int = 60, sync: bool = True, fault_points: str = "",
@@ -214,7 +215,7 @@ class Runtime:
             hook = webhook(self.settings.alerts, link_base=self.settings.public_origin())
             jobs.append(alert_job(Alerter(self.database, hook, self.http, owner=owner)))
         batch = WriteBatch(self.database)
-        jobs.append(probe_job(Prober(self.database, self.vault, self.instagram, owner=owner,
+        jobs.append(probe_job(Prober(self.database, self.vault, self.clients, owner=owner,
                                      policy=self.refresh_policy, batch=batch)))
         if sync:
             jobs.append(sync_job(self.syncer(owner, policy=sync_policy, batch=batch)))
@@ -283,18 +284,19 @@ async def open_runtime(settings: Settings, *, upgrade: bool = False,
         await database.dispose()
         raise
     http = http_session()
-    instagram = instagram_client(settings, clock=database.clock, session=http)
+    clients = Clients([instagram_client(settings, clock=database.clock, session=http)])
     files = storage(settings.storage, database_url=settings.database_url)
     renderer = Renderer(settings.mirror.processes)
     published = publish_target(settings.publish.dir, settings.storage) if settings.publish.dir else None
     try:
         keyring.require(used)
-        yield Runtime(settings, database, Vault(keyring), http, instagram, files, renderer, published)
+        yield Runtime(settings, database, Vault(keyring), http, clients, files, renderer, published)
     finally:
         renderer.close()
         if published is not None:
             await published.close()
         await files.close()
-        await instagram.aclose()
+        for client in clients:
+            await client.aclose()
         await http.close()
         await database.dispose()

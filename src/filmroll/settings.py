@@ -24,7 +24,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from filmroll.platform.client import GRAPH_VERSION, INSTAGRAM_AUTHORIZE_URL, INSTAGRAM_GRAPH_URL, INSTAGRAM_TOKEN_URL
+from filmroll.platform.instagram_login import (
+    GRAPH_VERSION,
+    INSTAGRAM_AUTHORIZE_URL,
+    INSTAGRAM_GRAPH_URL,
+    INSTAGRAM_TOKEN_URL,
+)
 
 
 class InstagramSettings(BaseModel):

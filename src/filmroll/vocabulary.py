@@ -20,6 +20,15 @@ class Provider(StrEnum):
 
     INSTAGRAM_LOGIN = "instagram_login"  # Instagram API with Instagram Login (graph.instagram.com)
 
+    @property
+    def refreshes(self) -> bool:
+        """Whether its long-lived tokens are refreshed before they expire (Instagram Login's, every 60 days), or
+        live and die by the provider's own rules (a Facebook user token is never refreshed: it is reconnected)."""
+        return self in _REFRESHED
+
+
+_REFRESHED = frozenset({Provider.INSTAGRAM_LOGIN})
+
 
 class FailureKind(StrEnum):
     """Why the last attempt of a refresh or a sync failed, when it is retried."""

@@ -266,9 +266,9 @@ def delete(account: str = typer.Argument(..., help="id, @username or slug"),
     async def body() -> tuple[str, bool]:
         import asyncio
 
+        from filmroll.runtime import deletion_job
         from filmroll.service.deletion import Deleter, request_deletion
         from filmroll.store import deletions
-        from filmroll.runtime import deletion_job
         from filmroll.worker import Worker, worker_id
 
         async with open_runtime(current) as runtime:

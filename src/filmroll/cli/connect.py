@@ -64,10 +64,11 @@ async def _via_local_callback(connector: Connector, runtime: Runtime, nonce: str
 
     from filmroll.tlscert import self_signed
 
-    redirect = urlsplit(runtime.instagram.redirect_uri)
+    redirect_uri = runtime.clients.default.redirect_uri
+    redirect = urlsplit(redirect_uri)
     if redirect.scheme != "https" or redirect.hostname not in LOCAL_HOSTS or not redirect.port:
         raise errors.ConfigError(
-            f"the redirect URI {runtime.instagram.redirect_uri} is not an https://localhost:<port>/… address on this "
+            f"the redirect URI {redirect_uri} is not an https://localhost:<port>/… address on this "
             "machine, so filmroll cannot receive the redirect here: use `filmroll connect --paste`")
     finished: asyncio.Future[Connected] = asyncio.get_running_loop().create_future()
 
@@ -102,7 +103,7 @@ async def _via_local_callback(connector: Connector, runtime: Runtime, nonce: str
                                  "free the port or use `filmroll connect --paste`") from None
     say.print("Open this address, log in to Instagram and press Allow:")
     say.print(url, soft_wrap=True)
-    say.print(f"Waiting for Instagram's redirect on {runtime.instagram.redirect_uri} "
+    say.print(f"Waiting for Instagram's redirect on {redirect_uri} "
               "(your browser will warn about the self-signed certificate once; that is expected).")
     sys.stdout.flush()
     if open_browser:

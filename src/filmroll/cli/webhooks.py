@@ -19,7 +19,7 @@ def subscribe(account: str = typer.Argument(..., help="id, @username or slug")) 
 
     async def body() -> tuple[str | None, bool]:
         async with open_runtime(settings()) as runtime:
-            found, ok = await webhook_service.subscribe(runtime.database, runtime.vault, runtime.instagram, account)
+            found, ok = await webhook_service.subscribe(runtime.database, runtime.vault, runtime.clients, account)
             return found.username, ok
 
     username, ok = run(body())

@@ -1,6 +1,7 @@
-"""``filmroll.platform``: Instagram's wire format and an async client. Knows nothing about the database."""
+"""``filmroll.platform``: Instagram's wire format, the provider seam and each provider's async client. Knows
+nothing about the database."""
 
-from filmroll.platform.client import InstagramClient
+from filmroll.platform.instagram_login import InstagramLoginClient
 from filmroll.platform.models import (
     CallbackResult,
     Child,
@@ -12,6 +13,7 @@ from filmroll.platform.models import (
     ShortLivedGrant,
     Usage,
 )
+from filmroll.platform.provider import Clients, ProviderClient
 
-__all__ = ["CallbackResult", "Child", "Insight", "InstagramClient", "LongLivedGrant", "Media", "MediaPage",
-           "Profile", "ShortLivedGrant", "Usage"]
+__all__ = ["CallbackResult", "Child", "Clients", "Insight", "InstagramLoginClient", "LongLivedGrant", "Media",
+           "MediaPage", "Profile", "ProviderClient", "ShortLivedGrant", "Usage"]

@@ -8,13 +8,14 @@ swap it for a long-lived token; read ``/me``; and store account + encrypted toke
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from filmroll import errors
-from filmroll.platform import InstagramClient, LongLivedGrant, Profile, wire
+from filmroll.platform import Clients, LongLivedGrant, Profile, ProviderClient, wire
 from filmroll.secret import Secret
 from filmroll.service.policy import RefreshPolicy
 from filmroll.service.transitions import transition
@@ -22,7 +23,7 @@ from filmroll.store import accounts, events, links, states, tokens
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, OAuthState, ReconnectLink
 from filmroll.vault import Vault
-from filmroll.vocabulary import AccountStatus
+from filmroll.vocabulary import AccountStatus, Provider
 
 STATE_TTL = timedelta(minutes=10)
 STATE_BYTES = 32  # 256 bits
@@ -40,24 +41,30 @@ class Connected:
 
 
 class Connector:
-    def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *,
-                 scopes: tuple[str, ...] = ("instagram_business_basic",),
-                 policy: RefreshPolicy | None = None) -> None:
+    def __init__(self, database: Database, vault: Vault, clients: Clients | ProviderClient, *,
+                 scopes: Mapping[str, tuple[str, ...]] | None = None, policy: RefreshPolicy | None = None) -> None:
+        """``scopes``: the permissions asked of each provider (by its name); a provider not named asks its
+        client's default."""
         self.database = database
         self.vault = vault
-        self.instagram = instagram
-        self.scopes = scopes
+        self.clients = Clients.of(clients)
+        self.scopes = dict(scopes or {})
         self.policy = policy or RefreshPolicy()
 
     async def begin(self, *, flow: str, session_id: str | None, force_reauth: bool = False,
-                    reconnect_link_id: int | None = None) -> str:
-        """Create a state and return the authorize URL to send the owner to (full-page, never a popup)."""
+                    reconnect_link_id: int | None = None, provider: str = Provider.INSTAGRAM_LOGIN) -> str:
+        """Create a state and return the authorize URL to send the owner to (full-page, never a popup). The state
+        remembers the provider, so the one callback route knows whose code it receives."""
+        client = self.clients[provider]
         state = secrets.token_urlsafe(STATE_BYTES)
         async with self.database.transaction() as session:
-            await states.create(session, state, session_id=session_id, flow=flow,
-                                redirect_uri=self.instagram.redirect_uri, now=self.database.clock.now(), ttl=STATE_TTL,
+            await states.create(session, state, session_id=session_id, flow=flow, provider=client.provider,
+                                redirect_uri=client.redirect_uri, now=self.database.clock.now(), ttl=STATE_TTL,
                                 reconnect_link_id=reconnect_link_id)
-        return self.instagram.authorize_url(state, self.scopes, force_reauth=force_reauth)
+        scopes = self.scopes.get(client.provider)
+        if scopes is None:
+            return client.authorize_url(state, force_reauth=force_reauth)
+        return client.authorize_url(state, scopes, force_reauth=force_reauth)
 
     async def check_link(self, secret: str) -> tuple[ReconnectLink, Account]:
         """The reconnect link behind ``secret``, or a CallbackError saying plainly why it cannot be used."""
@@ -89,10 +96,10 @@ class Connector:
 
     async def begin_reconnect(self, secret: str, *, session_id: str) -> str:
         """An owner pressed Continue on a reconnect link: send them to Instagram, bound to their browser."""
-        link, _ = await self.check_link(secret)
+        link, account = await self.check_link(secret)
         # force_reauth: the browser may be signed in to another Instagram account; make the owner choose.
         return await self.begin(flow="reconnect", session_id=session_id, force_reauth=True,
-                                reconnect_link_id=link.id)
+                                reconnect_link_id=link.id, provider=account.provider)
 
     async def complete(self, query: str, *, flow: str, session_id: str | None, actor: str | None = None) -> Connected:
         result = wire.parse_callback(query)
@@ -102,16 +109,16 @@ class Connector:
         now = self.database.clock.now()
         async with self.database.transaction() as session:
             row = await states.consume(session, result.state, session_id=session_id, flow=flow, now=now)
-            link_id = row.reconnect_link_id
+            link_id, client = row.reconnect_link_id, self.clients[row.provider]
             if link_id is not None and not await links.take(session, link_id, now):
                 raise errors.CallbackError("This reconnect link was already used or has expired. Ask for a new "
                                            "one.", code="used_link")
         try:
-            short = await self.instagram.exchange_code(result.code)
-            grant = await self.instagram.exchange_long_lived(short.access_token)
-            profile = await self.instagram.me(grant.access_token)
+            short = await client.exchange_code(result.code)
+            grant = await client.exchange_long_lived(short.access_token)
+            profile = await client.me(grant.access_token)
             if link_id is not None:
-                await self._same_account(link_id, profile)
+                await self._same_account(link_id, client.provider, profile)
         except (errors.InstagramError, errors.CallbackError) as exc:
             # The state is spent; leave a record people can read, give an owner's link back for another try,
             # then let the edge say what happened.
@@ -122,13 +129,13 @@ class Connector:
                                             at=self.database.clock.now(), actor=actor)
             exc.event_id = event.id
             raise
-        return await self._store(profile, grant, short.permissions, actor=actor, how="connected")
+        return await self._store(client.provider, profile, grant, short.permissions, actor=actor, how="connected")
 
-    async def _same_account(self, link_id: int, profile: Profile) -> None:
+    async def _same_account(self, link_id: int, provider: str, profile: Profile) -> None:
         async with self.database.read() as session:
             account = await session.scalar(select(Account).join(ReconnectLink, ReconnectLink.account_id == Account.id)
                                            .where(ReconnectLink.id == link_id))
-        if account is None or account.ig_user_id != profile.user_id:
+        if account is None or account.ig_user_id != profile.user_id or account.provider != provider:
             # The token just obtained belongs to someone else: it is dropped, never stored.
             raise errors.CallbackError(
                 f"You signed in to Instagram as @{profile.username}, but this link reconnects "
@@ -136,22 +143,24 @@ class Connector:
                 f"link again and sign in as that account.", code="wrong_account")
 
     async def import_token(self, token: Secret, *, actor: str | None = None) -> Connected:
-        """Adopt a long-lived token generated in Meta's App Dashboard, after checking it with ``/me``."""
+        """Adopt a long-lived token generated in Meta's App Dashboard (an Instagram Login token), after checking it
+        with ``/me``."""
+        client = self.clients[Provider.INSTAGRAM_LOGIN]
         try:
-            profile = await self.instagram.me(token)
+            profile = await client.me(token)
         except errors.TokenInvalidError as exc:  # nothing is connected yet: there is no account to reconnect
             raise errors.TokenInvalidError(f"Instagram does not accept this token ({exc.reason}); nothing was "
                                            "stored. Generate a new one in the App Dashboard (Instagram → API setup "
                                            "→ Generate token) and try again", reason=exc.reason) from None
         try:
-            grant = await self.instagram.refresh(token)  # also tells us its true expiry
+            grant = await client.refresh(token)  # also tells us its true expiry
         except errors.RefreshTooEarlyError:
             # Less than a day old, so at most a day of its 60 has gone; assume the worst case.
             now = self.database.clock.now()
             grant = LongLivedGrant(token, 59 * 86_400, now + timedelta(days=59))
-        return await self._store(profile, grant, (), actor=actor, how="imported")
+        return await self._store(client.provider, profile, grant, (), actor=actor, how="imported")
 
-    async def _store(self, profile: Profile, grant: LongLivedGrant, permissions: tuple[str, ...], *,
+    async def _store(self, provider: str, profile: Profile, grant: LongLivedGrant, permissions: tuple[str, ...], *,
                      actor: str | None, how: str) -> Connected:
         if profile.user_id is None:
             raise errors.MalformedResponseError("Instagram's profile carries no user_id; nothing was stored")
@@ -159,9 +168,10 @@ class Connector:
         issued_at = grant.expires_at - timedelta(seconds=grant.expires_in)
         async with self.database.transaction() as session:
             account, created = await accounts.upsert(
-                session, ig_user_id=profile.user_id, app_scoped_id=profile.app_scoped_id, now=now,
+                session, provider=provider, ig_user_id=profile.user_id, app_scoped_id=profile.app_scoped_id, now=now,
                 profile={c: getattr(profile, c) for c in accounts.PROFILE_COLUMNS})
             await tokens.put(session, account.id, self.vault.seal(grant.access_token, account.id), kind="long",
+                             provider=provider,
                              permissions=permissions, issued_at=issued_at, expires_at=grant.expires_at,
                              next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at),
                              next_probe_at=self.policy.next_probe_at(now))

@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from filmroll import errors
-from filmroll.platform import InstagramClient
+from filmroll.platform import Clients, ProviderClient
 from filmroll.platform.cdn import CdnClient, describe, file_name, url_expires_at
 from filmroll.secret import Secret
 from filmroll.service import pictures, posts
@@ -70,12 +70,12 @@ def sources(post: PendingPost, *, videos: bool) -> list[Source]:
 
 
 class Mirror:
-    def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, cdn: CdnClient,
+    def __init__(self, database: Database, vault: Vault, clients: Clients | ProviderClient, cdn: CdnClient,
                  storage: Storage, renderer: Renderer, *, owner: str, policy: MirrorPolicy | None = None,
                  backoff: Backoff | None = None, per_host: int = 4, rng: random.Random | None = None) -> None:
         self.database = database
         self.vault = vault
-        self.instagram = instagram
+        self.clients = Clients.of(clients)
         self.cdn = cdn
         self.storage = storage
         self.renderer = renderer
@@ -225,7 +225,7 @@ class Mirror:
     async def _fresh_urls(self, claim: accounts.MirrorClaim, token: Secret | None, post: PendingPost) -> PendingPost:
         """The post read again by id: its URLs signed afresh, and stored as a sync stores them."""
         assert token is not None
-        media = await self.instagram.media_item(token, post.ig_media_id, fields=URL_FIELDS)
+        media = await self.clients[claim.provider].media_item(token, post.ig_media_id, fields=URL_FIELDS)
         async with self.database.transaction() as session:
             await media_store.update_urls(session, claim.account_id, [posts.urls(media)])
         children = tuple((c.id, c.media_type, c.media_url, c.thumbnail_url) for c in media.children)
@@ -305,7 +305,7 @@ class Mirror:
         # The old picture's objects go with the next orphan sweep (an hour on): a page may still be showing it.
 
     async def _fresh_profile_picture_url(self, claim: accounts.MirrorClaim, token: Secret) -> str:
-        url = (await self.instagram.me(token, fields=("id", "profile_picture_url"))).profile_picture_url
+        url = (await self.clients[claim.provider].me(token, fields=("id", "profile_picture_url"))).profile_picture_url
         if not url:
             raise errors.DownloadFailedError("Instagram gave no profile picture URL; tried again later")
         async with self.database.transaction() as session:

@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta
 
 from filmroll import errors
-from filmroll.platform import InstagramClient
+from filmroll.platform import Clients, ProviderClient
 from filmroll.service.policy import RefreshPolicy
 from filmroll.service.refresh import mark_needs_reauth
 from filmroll.store import tokens
@@ -20,13 +20,13 @@ RETRY_AFTER_FAILURE = timedelta(minutes=15)
 
 
 class Prober:
-    def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *, owner: str,
+    def __init__(self, database: Database, vault: Vault, clients: Clients | ProviderClient, *, owner: str,
                  policy: RefreshPolicy | None = None, rng: random.Random | None = None,
                  batch: WriteBatch | None = None) -> None:
         self.database = database
         self.batch = batch  # shares commits with other jobs' bookkeeping (see store/batch.py)
         self.vault = vault
-        self.instagram = instagram
+        self.clients = Clients.of(clients)
         self.owner = owner
         self.policy = policy or RefreshPolicy()
         self.rng = rng or random.Random()
@@ -40,7 +40,7 @@ class Prober:
                                            reason=f"the stored token cannot be decrypted ({exc.message})")
         now = self.database.clock.now()
         try:
-            await self.instagram.me(token, fields=("id",))
+            await self.clients[claim.provider].me(token, fields=("id",))
         except errors.TokenInvalidError as exc:
             return await mark_needs_reauth(self.database, owner=self.owner, account_id=claim.account_id,
                                            version=claim.version, reason=exc.reason)

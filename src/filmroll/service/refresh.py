@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from filmroll import errors
 from filmroll.faults import NO_FAULTS, FaultPoints
-from filmroll.platform import InstagramClient, LongLivedGrant
+from filmroll.platform import Clients, LongLivedGrant, ProviderClient
 from filmroll.service.policy import MIN_AGE, Backoff, RefreshPolicy
 from filmroll.service.transitions import transition
 from filmroll.store import events, tokens
@@ -42,13 +42,13 @@ _STORE_RETRY = Backoff(base=timedelta(seconds=1), cap=timedelta(seconds=15), flo
 
 
 class Refresher:
-    def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *, owner: str,
+    def __init__(self, database: Database, vault: Vault, clients: Clients | ProviderClient, *, owner: str,
                  policy: RefreshPolicy | None = None, backoff: Backoff | None = None,
                  faults: FaultPoints = NO_FAULTS, rng: random.Random | None = None,
                  store_patience: float = STORE_PATIENCE) -> None:
         self.database = database
         self.vault = vault
-        self.instagram = instagram
+        self.clients = Clients.of(clients)
         self.owner = owner
         self.policy = policy or RefreshPolicy()
         self.backoff = backoff or Backoff()
@@ -65,7 +65,7 @@ class Refresher:
             return await self._needs_reauth(claim, f"the stored token cannot be decrypted ({exc.message})")
         if claim.refresh_started_at is not None:
             try:
-                await self.instagram.me(token, fields=("id",))
+                await self.clients[claim.provider].me(token, fields=("id",))
             except errors.TokenInvalidError as exc:
                 return await self._needs_reauth(
                     claim, f"a refresh was interrupted by a crash and Instagram no longer accepts the stored token "
@@ -78,7 +78,7 @@ class Refresher:
                 return Outcome.STALE_LEASE
         self.faults.hit("before_refresh_call")
         try:
-            grant = await self.instagram.refresh(token)
+            grant = await self.clients[claim.provider].refresh(token)
         except errors.TokenInvalidError as exc:
             if await self._row_moved(claim):
                 return await self._lost_race(claim)

@@ -20,8 +20,8 @@ import random
 from datetime import datetime, timedelta
 
 from filmroll import errors
-from filmroll.platform import InstagramClient, Media, MediaPage, Profile
-from filmroll.platform.client import MEDIA_FIELDS
+from filmroll.platform import Clients, Media, MediaPage, Profile, ProviderClient
+from filmroll.platform.instagram_login import MEDIA_FIELDS
 from filmroll.service import posts
 from filmroll.service.policy import Backoff, SyncPolicy
 from filmroll.service.transitions import transition
@@ -58,13 +58,13 @@ def _refuse_an_empty_listing(listed: bool, profile: Profile) -> None:
 
 
 class Syncer:
-    def __init__(self, database: Database, vault: Vault, instagram: InstagramClient, *, owner: str,
+    def __init__(self, database: Database, vault: Vault, clients: Clients | ProviderClient, *, owner: str,
                  policy: SyncPolicy | None = None, backoff: Backoff | None = None,
                  rng: random.Random | None = None, batch: WriteBatch | None = None) -> None:
         self.database = database
         self.batch = batch  # shares commits with other jobs' bookkeeping (see store/batch.py)
         self.vault = vault
-        self.instagram = instagram
+        self.clients = Clients.of(clients)
         self.owner = owner
         self.policy = policy or SyncPolicy()
         self.backoff = backoff or Backoff()
@@ -91,7 +91,7 @@ class Syncer:
         full = full or claim.full_synced_at is None or started - claim.full_synced_at >= self.policy.full_interval
         try:
             token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
-            profile, page = await self.instagram.profile_and_media(
+            profile, page = await self.clients[claim.provider].profile_and_media(
                 token, limit=self.policy.page_size, media_fields=MEDIA_FIELDS if full else ROUTINE_FIELDS)
             newest = posts.fingerprint(page)
             gone: list[str] = []
@@ -130,7 +130,7 @@ class Syncer:
         async with self.database.read() as session:
             stored = await media_store.known(session, claim.account_id, [m.id for m in page.items], posts.COMPARED)
         if any(stored.get(m.id) is None or stored[m.id]["deleted_at"] is not None for m in page.items):
-            page = await self.instagram.media_page(token, limit=self.policy.page_size)
+            page = await self.clients[claim.provider].media_page(token, limit=self.policy.page_size)
             _, written, _ = await self._walk(claim, token, page, False, now)
             return written, posts.fingerprint(page)
         edited = [m for m in page.items if posts.changed(stored[m.id], m)]
@@ -165,7 +165,7 @@ class Syncer:
                 return seen, written, True
             if reached_known and not full:
                 break
-            page = await self.instagram.media_page(token, next_url=page.next_url)
+            page = await self.clients[claim.provider].media_page(token, next_url=page.next_url)
         return seen, written, False
 
     async def _gone(self, claim: accounts.SyncClaim, token, seen: set[str], whole: bool,  # type: ignore[no-untyped-def]
@@ -184,7 +184,7 @@ class Syncer:
         gone = []
         for media_id in missing[: self.policy.confirm_limit]:
             try:
-                await self.instagram.media_item(token, media_id, fields=("id",))
+                await self.clients[claim.provider].media_item(token, media_id, fields=("id",))
             except errors.NotFoundError:
                 gone.append(media_id)
         if len(missing) > len(gone):
@@ -202,7 +202,7 @@ class Syncer:
         day = now.strftime("%Y-%m-%d")
         rows: list[dict[str, object]] = []
         try:
-            for insight in await self.instagram.account_insights(token, ACCOUNT_METRICS):
+            for insight in await self.clients[claim.provider].account_insights(token, ACCOUNT_METRICS):
                 if insight.value is not None:
                     rows.append({"ig_media_id": "", "metric": insight.name, "period": "day", "day": day,
                                  "value": insight.value, "taken_at": now})
@@ -213,7 +213,7 @@ class Syncer:
             if metrics is None:
                 continue
             try:
-                found = await self.instagram.media_insights(token, item.id, metrics)
+                found = await self.clients[claim.provider].media_insights(token, item.id, metrics)
             except (errors.PermissionMissingError, errors.RequestError):
                 continue  # e.g. posted before the business conversion (10/2108006): no insights for that post
             rows.extend({"ig_media_id": item.id, "metric": i.name, "period": "lifetime", "day": day,

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import select, update
 
-from filmroll.platform.client import InstagramClient
+from filmroll.platform import Clients, ProviderClient
 from filmroll.service.accounts import find as find_account
 from filmroll.service.accounts import no_token
 from filmroll.service.alerts import Webhook, post_signed
@@ -47,7 +47,8 @@ def accounts_named(body: Any) -> list[str]:
     return found
 
 
-async def subscribe(database: Database, vault: Vault, instagram: InstagramClient, ref: str) -> tuple[Account, bool]:
+async def subscribe(database: Database, vault: Vault, clients: Clients | ProviderClient,
+                    ref: str) -> tuple[Account, bool]:
     """Ask Instagram to send this app the account's webhook :data:`FIELDS`; returns whether it confirmed."""
     account = await find_account(database, ref)
     async with database.transaction() as session:
@@ -58,7 +59,7 @@ async def subscribe(database: Database, vault: Vault, instagram: InstagramClient
         await events.record(session, "webhooks.subscribed", f"@{account.username} subscribed to Instagram's "
                             f"{', '.join(FIELDS)} webhooks", at=database.clock.now(), account_id=account.id,
                             actor="cli")
-    return account, await instagram.subscribe(secret, FIELDS)
+    return account, await Clients.of(clients)[account.provider].subscribe(secret, FIELDS)
 
 
 class WebhookHandler:

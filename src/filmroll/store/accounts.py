@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filmroll.store.batch import Fenced
 from filmroll.store.lease import Claim, Claimable, Lease
 from filmroll.store.tables import Account, Token
-from filmroll.vocabulary import AccountStatus
+from filmroll.vocabulary import AccountStatus, Provider
 
 _ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
 SYNC = Lease("sync", _ACCOUNTS, "id", "sync_lease_owner", "sync_lease_until")
@@ -41,15 +41,17 @@ PROFILE_COLUMNS = ("username", "name", "account_type", "profile_picture_url", "f
 
 
 async def upsert(session: AsyncSession, *, ig_user_id: str, app_scoped_id: str | None,
-                 profile: Mapping[str, object], now: datetime) -> tuple[Account, bool]:
-    """Create or refresh the account of ``ig_user_id``; returns (account, created). Reconnecting keeps the row; its
-    status is the caller's to set (``service/transitions.py``). ``profile`` holds :data:`PROFILE_COLUMNS`; one that
-    is missing or None keeps its stored value."""
+                 profile: Mapping[str, object], now: datetime,
+                 provider: str = Provider.INSTAGRAM_LOGIN) -> tuple[Account, bool]:
+    """Create or refresh the account of ``ig_user_id`` through ``provider``; returns (account, created).
+    Reconnecting keeps the row; its status is the caller's to set (``service/transitions.py``). ``profile`` holds
+    :data:`PROFILE_COLUMNS`; one that is missing or None keeps its stored value."""
     account = (await session.execute(
-        select(Account).where(Account.ig_user_id == ig_user_id).with_for_update())).scalar_one_or_none()
+        select(Account).where(Account.provider == provider, Account.ig_user_id == ig_user_id)
+        .with_for_update())).scalar_one_or_none()
     created = account is None
     if account is None:
-        account = Account(ig_user_id=ig_user_id, created_at=now,
+        account = Account(ig_user_id=ig_user_id, provider=provider, created_at=now,
                           slug=await _free_slug(session, str(profile.get("username") or ig_user_id)))
         session.add(account)
     account.app_scoped_id = app_scoped_id or account.app_scoped_id
@@ -149,12 +151,13 @@ class SyncClaim(AccountClaim):
     ciphertext: bytes
     key_id: str
     permissions: str
+    provider: str  # a Provider: whose client reads it
     lease_until: datetime
     username: str | None = None
 
 
 _SYNC_RETURNS = ("id", "ig_user_id", "full_synced_at", "sync_failures", "sync_interval_minutes", "insights_at",
-                 "media_fingerprint", "stale_since", "username")
+                 "media_fingerprint", "stale_since", "provider", "username")
 
 
 async def _sync_claims(session: AsyncSession, rows: Sequence[Any], until: datetime) -> list[SyncClaim]:
@@ -218,20 +221,21 @@ class MirrorClaim(AccountClaim):
     mirror_collected_at: datetime | None  # the collector's last run over this account
     ciphertext: bytes | None  # None once the token is gone: stored URLs are all there is
     key_id: str | None
+    provider: str
     lease_until: datetime
     username: str | None = None
 
 
 _MIRROR_RETURNS = ("id", "status", "profile_picture_url", "mirror_failures", "updated_at", "mirror_collected_at",
-                   "username")
+                   "provider", "username")
 
 
 async def _mirror_claims(session: AsyncSession, rows: Sequence[Any], until: datetime) -> list[MirrorClaim]:
     sealed: dict[int, tuple[bytes | None, str | None]] = {row[0]: (row[1], row[2]) for row in await session.execute(
         select(Token.account_id, Token.ciphertext, Token.key_id).where(Token.account_id.in_([r[0] for r in rows])))}
     return [MirrorClaim(account_id, status, picture, failures, updated_at, collected,
-                        *sealed.get(account_id, (None, None)), lease_until=until, username=username)
-            for account_id, status, picture, failures, updated_at, collected, username in rows]
+                        *sealed.get(account_id, (None, None)), provider, lease_until=until, username=username)
+            for account_id, status, picture, failures, updated_at, collected, provider, username in rows]
 
 
 # Any status: a disconnected account's files are collected by its mirror pass.

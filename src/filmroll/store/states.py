@@ -21,12 +21,12 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-async def create(session: AsyncSession, state: str, *, session_id: str | None, flow: str, redirect_uri: str,
-                 now: datetime, ttl: timedelta, reconnect_link_id: int | None = None) -> None:
+async def create(session: AsyncSession, state: str, *, session_id: str | None, flow: str, provider: str,
+                 redirect_uri: str, now: datetime, ttl: timedelta, reconnect_link_id: int | None = None) -> None:
     await session.execute(delete(OAuthState).where(OAuthState.expires_at < now - timedelta(days=1)))
     session.add(OAuthState(state_hash=digest(state), session_hash=digest(session_id) if session_id else None,
-                           flow=flow, redirect_uri=redirect_uri, created_at=now, expires_at=now + ttl,
-                           reconnect_link_id=reconnect_link_id))
+                           flow=flow, provider=provider, redirect_uri=redirect_uri, created_at=now,
+                           expires_at=now + ttl, reconnect_link_id=reconnect_link_id))
     await session.flush()
 
 

@@ -56,7 +56,7 @@ class Account(Base):
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    ig_user_id: Mapped[str] = mapped_column(String(32), unique=True)
+    ig_user_id: Mapped[str] = mapped_column(String(32))  # unique per provider (see __table_args__)
     provider: Mapped[str] = mapped_column(String(32), default=Provider.INSTAGRAM_LOGIN,
                                           server_default=Provider.INSTAGRAM_LOGIN.value)
     app_scoped_id: Mapped[str | None] = mapped_column(String(32))
@@ -97,7 +97,10 @@ class Account(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_accounts_due_sync", "status", "next_sync_at"),
-                      Index("ix_accounts_due_mirror", "next_mirror_at"))
+                      Index("ix_accounts_due_mirror", "next_mirror_at"),
+                      # One person's Instagram account connected through two providers is two accounts: each
+                      # provider's token reads it, each has its own lifecycle.
+                      UniqueConstraint("provider", "ig_user_id", name="uq_accounts_provider_ig_user_id"))
 
 
 class MediaItem(Base):
@@ -279,6 +282,9 @@ class OAuthState(Base):
     state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     session_hash: Mapped[str | None] = mapped_column(String(64))
     flow: Mapped[str] = mapped_column(String(16))
+    # Whose sign-in it is: the one callback route hands the code to that provider's client.
+    provider: Mapped[str] = mapped_column(String(32), default=Provider.INSTAGRAM_LOGIN,
+                                          server_default=Provider.INSTAGRAM_LOGIN.value)
     redirect_uri: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -22,7 +22,7 @@ from filmroll.store.database import rowcount
 from filmroll.store.lease import Claimable, Lease, retry_due
 from filmroll.store.tables import Account, Token
 from filmroll.vault import Sealed
-from filmroll.vocabulary import FailureKind
+from filmroll.vocabulary import FailureKind, Provider
 
 _TOKENS: Table = Token.__table__  # type: ignore[assignment]
 TOKEN = Lease("token", _TOKENS, "account_id", "lease_owner", "lease_until")
@@ -34,14 +34,14 @@ async def get(session: AsyncSession, account_id: int) -> Token | None:
 
 async def put(session: AsyncSession, account_id: int, sealed: Sealed, *, kind: str, permissions: tuple[str, ...],
               issued_at: datetime, expires_at: datetime, next_refresh_at: datetime | None,
-              next_probe_at: datetime | None = None) -> Token:
+              next_probe_at: datetime | None = None, provider: str = Provider.INSTAGRAM_LOGIN) -> Token:
     """Store the account's token, replacing any previous one in place (a reconnect)."""
     token = await session.get(Token, account_id, with_for_update=True)
     if token is None:
         token = Token(account_id=account_id, version=0)
         session.add(token)
     token.ciphertext, token.key_id = sealed.ciphertext, sealed.key_id
-    token.kind, token.permissions = kind, ",".join(permissions)
+    token.kind, token.permissions, token.provider = kind, ",".join(permissions), provider
     token.issued_at, token.expires_at, token.next_refresh_at = issued_at, expires_at, next_refresh_at
     token.next_probe_at = next_probe_at
     token.refreshed_at, token.refresh_started_at = None, None
@@ -92,6 +92,7 @@ class RefreshClaim(AccountClaim):
     expires_at: datetime
     refresh_failures: int
     refresh_started_at: datetime | None
+    provider: str  # a Provider: whose client refreshes it
     lease_until: datetime
     username: str | None = None
 
@@ -102,13 +103,14 @@ class ProbeClaim(AccountClaim):
     version: int
     ciphertext: bytes
     key_id: str
+    provider: str
     lease_until: datetime
     username: str | None = None
 
 
 _REFRESH_RETURNS = ("account_id", "version", "ciphertext", "key_id", "issued_at", "expires_at", "refresh_failures",
-                    "refresh_started_at")
-_PROBE_RETURNS = ("account_id", "version", "ciphertext", "key_id")
+                    "refresh_started_at", "provider")
+_PROBE_RETURNS = ("account_id", "version", "ciphertext", "key_id", "provider")
 
 
 async def _refresh_claims(session: AsyncSession, rows: Sequence[Any], until: datetime) -> list[RefreshClaim]:
@@ -130,9 +132,10 @@ def _of_active_accounts() -> ColumnElement[bool]:
     return active.exists()
 
 
-# Oldest due first; a failed refresh waits out its backoff.
+# Oldest due first; a failed refresh waits out its backoff. Only the long-lived tokens of providers that refresh them.
 REFRESHES: Claimable[RefreshClaim] = Claimable(
-    TOKEN, lambda now: select(Token.account_id).where(Token.kind == "long"),
+    TOKEN, lambda now: select(Token.account_id).where(Token.kind == "long",
+                                                      Token.provider.in_([p for p in Provider if p.refreshes])),
     lambda now: (_of_active_accounts(), Token.next_refresh_at <= now, retry_due(Token.next_attempt_at, now)),
     Token.next_refresh_at, _REFRESH_RETURNS, _refresh_claims)
 PROBES: Claimable[ProbeClaim] = Claimable(

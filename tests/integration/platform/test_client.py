@@ -8,19 +8,19 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from filmroll import errors
-from filmroll.platform import InstagramClient
+from filmroll.platform import InstagramLoginClient
 from filmroll.secret import Secret
 from tests.helpers import consent_code
 
 pytestmark = pytest.mark.anyio
 
 
-def _client(sandbox, **overrides) -> InstagramClient:
+def _client(sandbox, **overrides) -> InstagramLoginClient:
     options = {"app_id": sandbox.app_id, "app_secret": Secret(sandbox.app_secret),
                "redirect_uri": sandbox.redirect_uri, "authorize_url": sandbox.base_url + "/oauth/authorize",
                "token_url": sandbox.base_url + "/oauth/access_token", "graph_url": sandbox.base_url}
     options.update(overrides)
-    return InstagramClient(**options)
+    return InstagramLoginClient(**options)
 
 
 def _long(sandbox, account=0, age=0, permissions=("instagram_business_basic",)):

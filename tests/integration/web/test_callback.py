@@ -33,7 +33,8 @@ def _expired_state(database_url: str) -> str:
         try:
             async with database.transaction() as session:
                 await states.create(session, "expired-state-value-0123456789abcdefghijklmnop", session_id=None,
-                                    flow="web", redirect_uri="x", now=datetime.now(UTC) - timedelta(minutes=11),
+                                    flow="web", provider="instagram_login", redirect_uri="x",
+                                    now=datetime.now(UTC) - timedelta(minutes=11),
                                     ttl=timedelta(minutes=10))
         finally:
             await database.dispose()

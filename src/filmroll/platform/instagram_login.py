@@ -1,6 +1,7 @@
-"""An async Instagram client (Instagram API with Instagram Login), usable on its own.
+"""The client of the Instagram API with Instagram Login (graph.instagram.com), usable on its own; filmroll's services
+reach it through ``platform/provider.py`` as the client of ``Provider.INSTAGRAM_LOGIN``.
 
-    async with InstagramClient(app_id="…", app_secret=Secret("…"), redirect_uri="https://…/callback") as ig:
+    async with InstagramLoginClient(app_id="…", app_secret=Secret("…"), redirect_uri="https://…/callback") as ig:
         url = ig.authorize_url(state="…")
         short = await ig.exchange_code(code)
         long = await ig.exchange_long_lived(short.access_token)
@@ -27,6 +28,7 @@ from filmroll.clock import Clock
 from filmroll.platform import wire
 from filmroll.platform.models import Child, Insight, LongLivedGrant, Media, MediaPage, Profile, ShortLivedGrant
 from filmroll.secret import Secret
+from filmroll.vocabulary import Provider
 
 INSTAGRAM_AUTHORIZE_URL = "https://www.instagram.com/oauth/authorize"
 INSTAGRAM_TOKEN_URL = "https://api.instagram.com/oauth/access_token"  # noqa: S105 (a URL, not a password)
@@ -58,7 +60,9 @@ def _secret(value: Secret | str) -> str:
     return value.reveal() if isinstance(value, Secret) else value
 
 
-class InstagramClient:
+class InstagramLoginClient:
+    provider = Provider.INSTAGRAM_LOGIN
+
     def __init__(self, *, app_id: str, app_secret: Secret, redirect_uri: str,
                  authorize_url: str = INSTAGRAM_AUTHORIZE_URL, token_url: str = INSTAGRAM_TOKEN_URL,
                  graph_url: str = INSTAGRAM_GRAPH_URL, graph_version: str = GRAPH_VERSION,
@@ -77,7 +81,7 @@ class InstagramClient:
         self._owns_session = session is None
         self._clock = clock or Clock()  # expiry = time the request was sent + expires_in
 
-    async def __aenter__(self) -> InstagramClient:
+    async def __aenter__(self) -> InstagramLoginClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
