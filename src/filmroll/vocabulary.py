@@ -15,6 +15,15 @@ class AccountStatus(StrEnum):
     DISCONNECTED = "disconnected"  # an operator disconnected it; the token is deleted
 
 
+class PostState(StrEnum):
+    """A feed's decision on one post (``feed_posts.state``)."""
+
+    PENDING = "pending"  # waiting for an operator (another person's post: never shown before it is approved)
+    APPROVED = "approved"  # shown
+    REJECTED = "rejected"  # never shown, and not asked about again
+    HIDDEN = "hidden"  # an operator took it out of the feed
+
+
 class Provider(StrEnum):
     """How an account's token was obtained; each provider has its own authorize, token and Graph hosts."""
 

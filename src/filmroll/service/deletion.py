@@ -20,18 +20,18 @@ import logging
 import random
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.service.policy import Backoff
 from filmroll.service.transitions import transition
 from filmroll.storage import Storage
 from filmroll.storage.keys import PUBLISHED_MEDIA, account_prefix
-from filmroll.store import accounts, alerts, deletions, feeds, tokens, webhooks
+from filmroll.store import accounts, alerts, deletions, feed_posts, feeds, tokens, webhooks
 from filmroll.store.database import Database
 from filmroll.store.deletions import DeletionClaim
 from filmroll.store.lease import claim_due
-from filmroll.store.tables import Account, DeletionRequest, Event
+from filmroll.store.tables import Account, DeletionRequest, Event, MediaItem
 from filmroll.vocabulary import AccountStatus, Outcome
 
 log = logging.getLogger("filmroll.deletion")
@@ -122,6 +122,9 @@ class Deleter:
         account = await session.get(Account, account_id)
         if account is not None:
             await webhooks.forget_account(session, account.ig_user_id)
+        # The feeds' decisions on its posts name them by Instagram's id: they go with the posts.
+        posts = (await session.execute(select(MediaItem.ig_media_id).where(MediaItem.account_id == account_id)))
+        await feed_posts.forget(session, list(posts.scalars()))
         await session.execute(update(Event).where(Event.account_id == account_id)
                               .values(message=ERASED, actor=None).execution_options(synchronize_session=False))
         await session.execute(delete(Account).where(Account.id == account_id))  # its rows cascade with it

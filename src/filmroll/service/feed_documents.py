@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.service.pictures import ladder
 from filmroll.storage.keys import variant_key
+from filmroll.store import feed_posts
 from filmroll.store import feeds as feed_store
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Feed, MediaChild, MediaFile, MediaItem
@@ -53,7 +54,7 @@ class FeedData:
 
     feed: Feed
     sources: list[Account]
-    posts: list[MediaItem]  # filtered and ordered: pinned first, then newest first
+    posts: list[MediaItem]  # filtered and ordered: pinned first, then newest first (the feed's decisions applied)
     children: dict[int, list[MediaChild]]
     files: dict[tuple[int, str], list[MediaFile]]  # (account id, Instagram id) -> originals, posters, videos
     now: datetime
@@ -65,23 +66,24 @@ async def gather(database: Database, slug: str, settings: DocumentSettings) -> F
         if feed is None:
             return None
         sources = (await feed_store.sources(session, [feed.id]))[feed.id]
-        return await _gather(session, feed, sources, database.clock.now(), settings)
+        decisions = (await feed_posts.of_feeds(session, [feed.id]))[feed.id]
+        return await _gather(session, feed, sources, decisions, database.clock.now(), settings)
 
 
-async def gather_draft(database: Database, feed: Feed, account_ids: Sequence[int],
+async def gather_draft(database: Database, feed: Feed, account_ids: Sequence[int], decisions: feed_posts.Decisions,
                        settings: DocumentSettings) -> FeedData:
-    """What a feed with these (unsaved) settings would show: the admin UI's live preview. ``feed`` is a row that is
-    never added to a session."""
+    """What a feed with these (unsaved) settings and decisions would show: the admin UI's live preview. ``feed`` is
+    a row that is never added to a session."""
     async with database.read() as session:
         sources = await feed_store.accounts(session, account_ids)
-        return await _gather(session, feed, sources, database.clock.now(), settings)
+        return await _gather(session, feed, sources, decisions, database.clock.now(), settings)
 
 
-async def _gather(session: AsyncSession, feed: Feed, sources: list[Account], now: datetime,
-                  settings: DocumentSettings) -> FeedData:
+async def _gather(session: AsyncSession, feed: Feed, sources: list[Account], decisions: feed_posts.Decisions,
+                  now: datetime, settings: DocumentSettings) -> FeedData:
     shown = [a.id for a in sources if _shows_posts(a, now, settings)]
-    rows = await feed_store.live_posts(session, shown, limit=settings.max_posts + len(feed.hidden) + 200)
-    posts = select_posts(feed, rows)[: settings.max_posts]
+    rows = await feed_store.live_posts(session, shown, limit=settings.max_posts + len(decisions.hidden) + 200)
+    posts = select_posts(feed, decisions, rows)[: settings.max_posts]
     children = await feed_store.children(session, [p.id for p in posts])
     ids = [p.ig_media_id for p in posts] + [c.ig_media_id for cs in children.values() for c in cs] + [""]
     files = await feed_store.originals(session, shown, ids)
@@ -102,9 +104,10 @@ def _shows_posts(account: Account, now: datetime, settings: DocumentSettings) ->
     return False
 
 
-def select_posts(feed: Feed, rows: Sequence[MediaItem]) -> list[MediaItem]:
-    """The feed's filters, then its pinned posts first (in their order), then the rest newest first."""
-    hidden = set(feed.hidden)
+def select_posts(feed: Feed, decisions: feed_posts.Decisions, rows: Sequence[MediaItem]) -> list[MediaItem]:
+    """The feed's filters and hidden posts, then its pinned posts first (in their order), then the rest newest
+    first."""
+    hidden = set(decisions.hidden)
     include, exclude = set(feed.include_hashtags), set(feed.exclude_hashtags)
     kept = []
     for post in rows:
@@ -116,7 +119,7 @@ def select_posts(feed: Feed, rows: Sequence[MediaItem]) -> list[MediaItem]:
         if (include and not tags & include) or tags & exclude:
             continue
         kept.append(post)
-    rank = {ig_id: n for n, ig_id in enumerate(feed.pinned)}
+    rank = {ig_id: n for n, ig_id in enumerate(decisions.pinned)}
     return sorted(kept, key=lambda p: (rank.get(p.ig_media_id, len(rank)),))  # stable: newest first stays
 
 

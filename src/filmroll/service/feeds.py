@@ -19,6 +19,7 @@ from filmroll import errors
 from filmroll.service import feed_documents
 from filmroll.service.accounts import find
 from filmroll.service.feed_documents import Documents, DocumentSettings
+from filmroll.store import feed_posts
 from filmroll.store import feeds as feed_store
 from filmroll.store.database import Database
 from filmroll.store.tables import Account, Feed
@@ -137,41 +138,48 @@ class FeedInfo:
                         tuple(self.pinned))
 
 
-async def create(database: Database, spec: FeedSpec) -> FeedInfo:
+async def create(database: Database, spec: FeedSpec, *, by: str | None = "cli") -> FeedInfo:
     spec = spec.checked()
     account_ids = [(await find(database, ref)).id for ref in spec.accounts]
+    now = database.clock.now()
     async with database.transaction() as session:
         if await feed_store.by_slug(session, spec.slug) is not None:
             raise errors.FeedSettingError(f"there is a feed called {spec.slug!r} already; choose another --slug")
-        await feed_store.create(session, values=_values(spec), account_ids=account_ids, now=database.clock.now())
+        feed = await feed_store.create(session, values=_values(spec), account_ids=account_ids, now=now)
+        await feed_posts.decide(session, feed.id, hidden=spec.hidden, pinned=spec.pinned, by=by, now=now)
     return await show(database, spec.slug)
 
 
-async def edit(database: Database, slug: str, change: dict[str, object]) -> FeedInfo:
-    """Change some settings of a feed (keys of :class:`FeedSpec`; ``slug`` renames it)."""
+async def edit(database: Database, slug: str, change: dict[str, object], *, by: str | None = "cli") -> FeedInfo:
+    """Change some settings of a feed (keys of :class:`FeedSpec`; ``slug`` renames it); ``by`` is who decided on
+    its hidden and pinned posts (an admin's name, ``cli``)."""
     current = (await show(database, slug)).spec()
     spec = replace(current, **change).checked()  # type: ignore[arg-type]
     account_ids = [(await find(database, ref)).id for ref in spec.accounts]
+    now = database.clock.now()
     async with database.transaction() as session:
         feed = await _feed(session, slug)
         if spec.slug != slug and await feed_store.by_slug(session, spec.slug) is not None:
             raise errors.FeedSettingError(f"there is a feed called {spec.slug!r} already")
-        await feed_store.update_feed(session, feed.id, _values(spec), database.clock.now())
+        await feed_store.update_feed(session, feed.id, _values(spec), now)
         await feed_store.set_sources(session, feed.id, account_ids)
+        await feed_posts.decide(session, feed.id, hidden=spec.hidden, pinned=spec.pinned, by=by, now=now)
     return await show(database, spec.slug)
 
 
-async def hide(database: Database, slug: str, ig_media_id: str, *, hidden: bool = True) -> FeedInfo:
+async def hide(database: Database, slug: str, ig_media_id: str, *, hidden: bool = True,
+               by: str | None = "cli") -> FeedInfo:
     info = await show(database, slug)
     ids = [i for i in info.hidden if i != ig_media_id] + ([ig_media_id] if hidden else [])
-    return await edit(database, slug, {"hidden": tuple(ids)})
+    return await edit(database, slug, {"hidden": tuple(ids)}, by=by)
 
 
-async def pin(database: Database, slug: str, ig_media_id: str, *, pinned: bool = True) -> FeedInfo:
+async def pin(database: Database, slug: str, ig_media_id: str, *, pinned: bool = True,
+              by: str | None = "cli") -> FeedInfo:
     """Pin a post first (the latest pinned comes first), or unpin it."""
     info = await show(database, slug)
     ids = ([ig_media_id] if pinned else []) + [i for i in info.pinned if i != ig_media_id]
-    return await edit(database, slug, {"pinned": tuple(ids)})
+    return await edit(database, slug, {"pinned": tuple(ids)}, by=by)
 
 
 async def preview(database: Database, spec: FeedSpec, settings: DocumentSettings) -> Documents:
@@ -181,7 +189,8 @@ async def preview(database: Database, spec: FeedSpec, settings: DocumentSettings
     account_ids = [(await find(database, ref)).id for ref in spec.accounts]
     now = database.clock.now()
     draft = Feed(**_values(spec), changed_at=now, created_at=now, updated_at=now)  # never added to a session
-    data = await feed_documents.gather_draft(database, draft, account_ids, settings)
+    decisions = feed_posts.Decisions(spec.hidden, spec.pinned)
+    data = await feed_documents.gather_draft(database, draft, account_ids, decisions, settings)
     return feed_documents.render(data, settings)
 
 
@@ -193,14 +202,16 @@ async def delete(database: Database, slug: str) -> None:
 async def show(database: Database, slug: str) -> FeedInfo:
     async with database.read() as session:
         feed = await _feed(session, slug)
-        return _info(feed, (await feed_store.sources(session, [feed.id]))[feed.id])
+        decisions = await feed_posts.of_feeds(session, [feed.id])
+        return _info(feed, (await feed_store.sources(session, [feed.id]))[feed.id], decisions[feed.id])
 
 
 async def list_feeds(database: Database) -> list[FeedInfo]:
     async with database.read() as session:
         found = await feed_store.all_feeds(session)
         sources = await feed_store.sources(session, [f.id for f in found])
-    return [_info(f, sources[f.id]) for f in found]
+        decisions = await feed_posts.of_feeds(session, [f.id for f in found])
+    return [_info(f, sources[f.id], decisions[f.id]) for f in found]
 
 
 async def _feed(session: AsyncSession, slug: str) -> Feed:
@@ -214,11 +225,11 @@ def _values(spec: FeedSpec) -> dict[str, object]:
     return {"slug": spec.slug, "title": spec.title, "post_limit": spec.post_limit,
             "media_types": list(spec.media_types), "reels": spec.reels,
             "include_hashtags": list(spec.include_hashtags), "exclude_hashtags": list(spec.exclude_hashtags),
-            "allowed_origins": list(spec.allowed_origins), "hidden": list(spec.hidden), "pinned": list(spec.pinned)}
+            "allowed_origins": list(spec.allowed_origins)}
 
 
-def _info(feed: Feed, accounts: Sequence[Account]) -> FeedInfo:
+def _info(feed: Feed, accounts: Sequence[Account], decisions: feed_posts.Decisions) -> FeedInfo:
     return FeedInfo(feed.slug, feed.title, [f"@{a.username}" if a.username else str(a.id) for a in accounts],
                     [a.id for a in accounts], feed.post_limit, list(feed.media_types), feed.reels,
                     list(feed.include_hashtags), list(feed.exclude_hashtags), list(feed.allowed_origins),
-                    list(feed.hidden), list(feed.pinned), feed.changed_at, feed.created_at)
+                    list(decisions.hidden), list(decisions.pinned), feed.changed_at, feed.created_at)

@@ -4,6 +4,7 @@ pointed at the wrong database never puts filmroll's tables into it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,7 @@ async def upgrade(database: Database, revision: str = "head") -> str:
         command.upgrade(_config(connection), revision)
         return MigrationContext.configure(connection).get_current_revision() or ""
 
-    async with database.engine.begin() as connection:
-        return await connection.run_sync(run)
+    return await _migrating(database, run)
 
 
 async def downgrade(database: Database, revision: str) -> str:
@@ -48,8 +48,31 @@ async def downgrade(database: Database, revision: str) -> str:
         command.downgrade(_config(connection), revision)
         return MigrationContext.configure(connection).get_current_revision() or ""
 
-    async with database.engine.begin() as connection:
-        return await connection.run_sync(run)
+    return await _migrating(database, run)
+
+
+async def _migrating(database: Database, run: Callable[[Any], str]) -> str:
+    """Run migrations in one transaction. On SQLite, with foreign keys off while they run: a migration that alters a
+    table rebuilds it (create a copy, DROP the original, rename), and with foreign keys on, that DROP deletes every
+    row that references the table, ON DELETE CASCADE (0015 rebuilding ``accounts`` took every token with it). The
+    references are checked before the commit instead; a migration that broke one is rolled back."""
+    async with database.engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection if database.is_sqlite else None
+        if raw is not None:  # outside a transaction: inside one, SQLite ignores this pragma
+            await raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            async with connection.begin():
+                revision = await connection.run_sync(run)
+                if raw is not None:
+                    broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).fetchall()
+                    if broken:
+                        raise DatabaseError(f"migrating {shown_url(database.url)} would leave {len(broken)} row(s) "
+                                            f"referring to rows that do not exist (first in table {broken[0][0]}); "
+                                            "nothing was changed")
+            return revision
+        finally:
+            if raw is not None:
+                await raw.execute("PRAGMA foreign_keys=ON")
 
 
 async def current(database: Database) -> str | None:

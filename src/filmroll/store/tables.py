@@ -166,7 +166,8 @@ class MediaFile(Base):
 
 
 class Feed(Base):
-    """What a website shows: posts of one or more accounts (``feed_sources``), filtered, some hidden, some pinned.
+    """What a website shows: posts of one or more accounts (``feed_sources``), filtered, with the operator's decisions
+    on single posts (``feed_posts``: hidden, pinned).
 
     ``changed_at`` moves in the transaction of every write that changes what the feed shows (its settings, a sync
     or mirror pass of a source, a source's status): the web tier renders a feed again when it moves, never per
@@ -183,8 +184,6 @@ class Feed(Base):
     reels: Mapped[bool] = mapped_column(Boolean, default=True)
     include_hashtags: Mapped[list[str]] = mapped_column(JSON)  # lower case, no '#': a post needs one of them
     exclude_hashtags: Mapped[list[str]] = mapped_column(JSON)  # a post with any of them is left out
-    hidden: Mapped[list[str]] = mapped_column(JSON)  # Instagram media ids never shown
-    pinned: Mapped[list[str]] = mapped_column(JSON)  # Instagram media ids shown first, in this order
     allowed_origins: Mapped[list[str]] = mapped_column(JSON)  # ["*"] or exact origins (CORS, frame-ancestors)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last `publish` that wrote it
@@ -198,6 +197,22 @@ class Feed(Base):
     publish_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)  # its settings' last edit
+
+
+class FeedPost(Base):
+    """An operator's decision on one post in one feed: its state (a :class:`~filmroll.vocabulary.PostState`), whether
+    it is pinned (and where), who decided and when. Keyed by Instagram's id, not a media row: the decision holds for
+    the post whichever source brings it, and for a post not stored yet. A post without a row shows as its sources
+    say (an account's own posts: shown)."""
+
+    __tablename__ = "feed_posts"
+
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True)
+    ig_media_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    pinned_position: Mapped[int | None] = mapped_column(Integer)  # pinned posts come first, lowest first
+    decided_by: Mapped[str | None] = mapped_column(String(120))  # an admin's name, "cli"; NULL: before 0016
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class FeedSource(Base):

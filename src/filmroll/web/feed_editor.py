@@ -71,7 +71,7 @@ async def new_feed_form(request: Request, web: Web, admin: CurrentAdmin) -> Resp
 
 async def create_feed(request: Request, web: Web, form: CheckedEditorForm) -> Response:
     try:
-        info = await feed_service.create(web.database, spec_from(form.values))
+        info = await feed_service.create(web.database, spec_from(form.values), by=f"admin:{form.admin.username}")
     except (errors.FeedSettingError, errors.AccountNotFoundError) as exc:
         return await _editor(request, web, form.admin, None, form.values, error=exc.message, status=400)
     await web.feeds.poll()
@@ -88,7 +88,8 @@ async def save_feed(request: Request, web: Web, form: CheckedEditorForm, slug: s
     change = spec_from(form.values, saved=info.spec())
     try:
         info = await feed_service.edit(web.database, slug, {
-            name: getattr(change, name) for name in FeedSpec.__dataclass_fields__ if name not in ("hidden", "pinned")})
+            name: getattr(change, name) for name in FeedSpec.__dataclass_fields__ if name not in ("hidden", "pinned")},
+            by=f"admin:{form.admin.username}")
     except (errors.FeedSettingError, errors.AccountNotFoundError) as exc:
         return await _editor(request, web, form.admin, info, form.values, error=exc.message, status=400)
     await web.feeds.poll()
@@ -115,9 +116,9 @@ async def post_action(request: Request, web: Web, form: CheckedForm, slug: str, 
                        "not_found")
     which, on = action
     if which == "hidden":
-        await feed_service.hide(web.database, slug, ig_media_id, hidden=on)
+        await feed_service.hide(web.database, slug, ig_media_id, hidden=on, by=f"admin:{form.admin.username}")
     else:
-        await feed_service.pin(web.database, slug, ig_media_id, pinned=on)
+        await feed_service.pin(web.database, slug, ig_media_id, pinned=on, by=f"admin:{form.admin.username}")
     await web.feeds.poll()
     return RedirectResponse(f"/admin/feeds/{slug}/edit#post-{ig_media_id}", status_code=303)
 
