@@ -51,3 +51,7 @@ def test_only_a_cancelled_rollback_on_return_leaves_the_log():
     assert keep.filter(record("sqlalchemy.pool.impl.AsyncAdaptedQueuePool", broken))
     assert keep.filter(record("filmroll.worker", asyncio.CancelledError()))
     assert keep.filter(logging.LogRecord("sqlalchemy.pool", logging.INFO, __file__, 1, "checkin", None, None))
+    # uvloop's exception handler made a record whose exc_info was True: the filter crashed in the fuzz test.
+    by_hand = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "Exception in callback", None, None)
+    by_hand.exc_info = True  # type: ignore[assignment]
+    assert keep.filter(by_hand)

@@ -367,6 +367,11 @@ class Mirror:
             return None
         async with self.database.read() as session:
             original = await file_store.original_of(session, account_id, sha256)
+            made_already = await file_store.by_key(session, variant_key(account_id, sha256, variant))
+        if made_already is not None:  # rendered since the request looked (a render that had just finished)
+            data = await self.storage.get(made_already.storage_key)
+            if data is not None:
+                return data, made_already.content_type
         # Only the widths feeds name (pictures.ladder: never wider than the original): a 6300 px original's own
         # width is no variant anyone links to, and rendering it cost seconds of CPU and a gigabyte.
         if original is None or not original.width or not original.height or int(width) not in {

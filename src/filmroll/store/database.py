@@ -89,7 +89,9 @@ class CancelledCheckin(logging.Filter):
     says as it stops (on a damaged database file, say) with 25 lines of traceback. Any other failure still shows."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        cancelled = record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError)
+        # (exc_info is a (type, value, traceback) tuple, or what a caller put there by hand: True, None)
+        error = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
+        cancelled = isinstance(error, asyncio.CancelledError)
         return not (cancelled and record.name.startswith("sqlalchemy.pool"))
 
 
