@@ -295,7 +295,10 @@ def test_a_standalone_worker_rides_out_a_database_outage(sandbox, cluster, tmp_p
         soon = datetime.now(UTC) + timedelta(seconds=2)
         _write(url, update(Token).values(next_refresh_at=soon), update(Account).values(next_sync_at=soon))
         sandbox.control.add_fault("latency", latency_ms=4000, times=20)  # calls in flight as the server stops
-        time.sleep(3)
+        # Under it, not before it: on a loaded machine the worker may still be starting (migrating, opening the
+        # vault) seconds later, and a worker that cannot reach its database as it starts says so and exits 9.
+        held = lambda: _read(url, select(Account.id).where(Account.sync_lease_owner.is_not(None)))  # noqa: E731
+        _wait_for(lambda: bool(held()), 90, "the worker to claim the due syncs")
         cluster.stop()
         time.sleep(OUTAGE_SECONDS)
         assert worker.poll() is None, log.read_text()[-3000:]  # alive through the outage
