@@ -243,16 +243,23 @@ def test_a_worker_waits_out_the_sqlite_write_lock_held_past_its_lease_and_busy_t
     sandbox.control.add_fault("latency", endpoint="refresh", latency_ms=1000)
     sandbox.control.clear_calls()
     env = _env(sandbox, url, key)
-    worker = _worker(env, "--until-idle", "--concurrency", "8", "--lease-seconds", "5", "--no-sync")
-    holder = None
+    # The lock holder starts first and takes the lock when told: on a loaded machine a Python started only then took
+    # long enough for the worker to be done before the lock was there to be felt.
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"c = sqlite3.connect({str(tmp_path / 'filmroll.db')!r}, timeout=60, isolation_level=None)\n"
+        "print('ready', flush=True); sys.stdin.readline()\n"
+        "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(12); c.execute('ROLLBACK')\n")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    worker = None
     try:
+        assert holder.stdin is not None and holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        worker = _worker(env, "--until-idle", "--concurrency", "8", "--lease-seconds", "5", "--no-sync")
         _wait_for(lambda: len(sandbox.control.calls(endpoint="refresh")) >= 8, 60, "the first refreshes")
-        holder = subprocess.Popen([sys.executable, "-c", (
-            "import sqlite3, time\n"
-            f"c = sqlite3.connect({str(tmp_path / 'filmroll.db')!r}, timeout=60, isolation_level=None)\n"
-            "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(12); c.execute('ROLLBACK')\n")],
-            stdout=subprocess.PIPE, text=True)
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "locked"
         holder.communicate(timeout=60)
         result = _outcomes(worker, timeout=300)
     finally:
