@@ -56,7 +56,7 @@ def _rss_mb() -> float:
 
 async def _run(way: str, storage, keys: list[str], ordinary: bytes) -> dict[str, float]:  # type: ignore[no-untyped-def]
     renderer = Renderer(2)  # serve's default: two rendering processes, twice as many renders in flight
-    renders = OnDemand(at_once=renderer.processes, most=64, per_client=32)
+    renders = OnDemand(at_once=renderer.processes)  # serve's bounds
     await renderer.render(ordinary, widths=(320,), formats=("webp",), max_pixels=pictures.DEFAULT_MAX_PIXELS)
     base, peak = _rss_mb(), 0.0
     stop = asyncio.Event()

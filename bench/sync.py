@@ -44,7 +44,7 @@ from filmroll.worker import Worker
 
 def _instagram(app: dict, base: str, connections: int) -> InstagramLoginClient:
     return InstagramLoginClient(app_id=app["app_id"], app_secret=Secret(app["app_secret"]),
-                           redirect_uri=app["redirect_uris"][0], graph_url=base, max_connections=connections)
+                                redirect_uri=app["redirect_uris"][0], graph_url=base, max_connections=connections)
 
 
 async def seed(database: Database, vault: Vault, tokens: list[dict]) -> None:

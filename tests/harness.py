@@ -41,9 +41,9 @@ SCOPES = ("instagram_business_basic", "instagram_business_manage_insights")
 def instagram_for(sandbox: Any, clock: Clock | None = None,
                   session: aiohttp.ClientSession | None = None) -> InstagramLoginClient:
     return InstagramLoginClient(app_id=sandbox.app_id, app_secret=Secret(sandbox.app_secret),
-                           redirect_uri=sandbox.redirect_uri, authorize_url=sandbox.base_url + "/oauth/authorize",
-                           token_url=sandbox.base_url + "/oauth/access_token", graph_url=sandbox.base_url,
-                           clock=clock, session=session)
+                                redirect_uri=sandbox.redirect_uri, authorize_url=sandbox.base_url + "/oauth/authorize",
+                                token_url=sandbox.base_url + "/oauth/access_token", graph_url=sandbox.base_url,
+                                clock=clock, session=session)
 
 
 class Harness:

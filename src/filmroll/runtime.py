@@ -113,9 +113,9 @@ def instagram_client(settings: Settings, *, clock: Clock | None = None,
                      session: aiohttp.ClientSession | None = None) -> InstagramLoginClient:
     ig = settings.instagram
     return InstagramLoginClient(app_id=ig.app_id, app_secret=Secret(ig.app_secret.get_secret_value()),
-                           redirect_uri=ig.redirect_uri, authorize_url=ig.authorize_url, token_url=ig.token_url,
-                           graph_url=ig.graph_url, graph_version=ig.graph_version, timeout=ig.timeout,
-                           clock=clock, session=session)
+                                redirect_uri=ig.redirect_uri, authorize_url=ig.authorize_url, token_url=ig.token_url,
+                                graph_url=ig.graph_url, graph_version=ig.graph_version, timeout=ig.timeout,
+                                clock=clock, session=session)
 
 
 # ----- the job kinds, as the worker knows them (store/lease.py draws their claims) --------------------------------

@@ -15,7 +15,7 @@ settings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from filmroll.errors import ConfigError
@@ -90,7 +90,7 @@ class Clients:
         except (ValueError, KeyError):
             raise ConfigError(f"filmroll has no client for the provider {provider!r}; is it configured?") from None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ProviderClient]:
         return iter(self._by_provider.values())
 
     @property

@@ -198,8 +198,8 @@ async def refresh_now(refresher: Refresher, ref: str, *, lease: timedelta = EDGE
             f"@{account.username}'s token is under 24 hours old; Instagram refreshes it from "
             f"{refreshable_from:%Y-%m-%d %H:%M} UTC (the workers do it on time by themselves)", status="too_early")
     async with database.transaction() as session:
-        claim = await claim_one(session, tokens.REFRESHES, account.id, owner=refresher.owner, now=await database.now(),
-                                           lease=lease)
+        claim = await claim_one(session, tokens.REFRESHES, account.id, owner=refresher.owner,
+                                now=await database.now(), lease=lease)
     if claim is None:
         raise await _token_busy(database, account)
     return await _run_token_job(database, account.id, owner=refresher.owner, lease=lease, work=refresher.run(claim))
@@ -213,7 +213,7 @@ async def probe_now(prober: Prober, ref: str, *, lease: timedelta = EDGE_LEASE) 
     _refuse_inactive(account, "probed")
     async with database.transaction() as session:
         claim = await claim_one(session, tokens.PROBES, account.id, owner=prober.owner, now=await database.now(),
-                                         lease=lease)
+                                lease=lease)
     if claim is None:
         raise await _token_busy(database, account)
     return await _run_token_job(database, account.id, owner=prober.owner, lease=lease, work=prober.run(claim))
@@ -309,7 +309,7 @@ async def sync_now(syncer: Syncer, ref: str, *, full: bool = False, lease: timed
         posts_before = await media.count(session, account.id)
     async with database.transaction() as session:
         claim = await claim_one(session, accounts.SYNCS, account.id, owner=syncer.owner, now=await database.now(),
-                                        lease=lease)
+                                lease=lease)
     if claim is None:
         async with database.read() as session:
             fresh = await session.get(Account, account.id)

@@ -174,8 +174,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
                                 settings.feeds.stale_if_error_seconds)
         return WebContext(runtime, runtime.connector(), auth, security.Csrf(secret),
                           Jinja2Templates(directory=str(TEMPLATES)), public_url, authorize_origin, cache, caching,
-                          trusted_proxies, public.OnDemand(at_once=settings.mirror.processes, most=64,
-                                                           per_client=32))
+                          trusted_proxies, public.OnDemand(at_once=settings.mirror.processes))
 
     # redirect_slashes off: Starlette built that redirect from the Host header (Location: http://evil.example/…).
     app = _FilmrollApp(title="filmroll", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,

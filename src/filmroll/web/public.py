@@ -43,7 +43,7 @@ class OnDemand:
     original is read once its render has a slot), and the bounds leave a page's worth of pictures room: a browser
     does not ask again for a picture that got a 503."""
 
-    def __init__(self, *, at_once: int, most: int, per_client: int) -> None:
+    def __init__(self, *, at_once: int, most: int = 64, per_client: int = 32) -> None:
         self.most = most
         self.per_client = per_client
         self._slots = asyncio.Semaphore(at_once)

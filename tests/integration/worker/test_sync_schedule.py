@@ -111,8 +111,8 @@ async def test_sync_now_refuses_accounts_it_must_not_touch_and_calls_nobody(harn
     async with harness.database.transaction() as session:
         await session.execute(update(Account).where(Account.id == reauth)
                               .values(status="needs_reauth", status_reason="the owner changed their password"))
-        assert await claim_one(session, account_store.SYNCS, busy, owner="worker-a", now=await harness.database.now(),
-                                       lease=timedelta(minutes=1)) is not None
+        assert await claim_one(session, account_store.SYNCS, busy, owner="worker-a",
+                               now=await harness.database.now(), lease=timedelta(minutes=1)) is not None
     sandbox.control.clear_calls()
     with pytest.raises(errors.AccountStateError, match=r"needs reauth .*password.*reconnect") as refused:
         await account_service.sync_now(harness.syncer("cli"), str(reauth))
@@ -159,8 +159,7 @@ async def test_a_long_sync_now_keeps_its_lease_so_no_worker_takes_the_account_ov
         while True:
             async with harness.database.transaction() as session:
                 claims = await claim_due(session, account_store.SYNCS, owner="worker-b",
-                                         now=await harness.database.now(),
-                                                  lease=lease, limit=10)
+                                         now=await harness.database.now(), lease=lease, limit=10)
             taken.extend(c.account_id for c in claims)
             await asyncio.sleep(0.2)
 
