@@ -32,6 +32,7 @@ from filmroll.service.probe import Prober
 from filmroll.service.publish import Publisher
 from filmroll.service.refresh import Refresher
 from filmroll.service.renderer import Renderer
+from filmroll.service.source_kinds import SourceKinds, SourceSyncers, SyncParts
 from filmroll.service.sync import Syncer
 from filmroll.service.webhooks import WebhookHandler
 from filmroll.settings import (
@@ -43,8 +44,7 @@ from filmroll.settings import (
     SyncSettings,
 )
 from filmroll.storage import Storage, open_storage
-from filmroll.store import accounts as account_store
-from filmroll.store import deletions, feeds, migrate, tokens, webhooks
+from filmroll.store import deletions, feeds, migrate, sources, tokens, webhooks
 from filmroll.store.alerts import ALERT
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
@@ -128,12 +128,12 @@ def probe_job(prober: Prober) -> Job:
     return Job.of("probe", tokens.PROBES, prober.run)
 
 
-def sync_job(syncer: Syncer) -> Job:
-    return Job.of("sync", account_store.SYNCS, syncer.run)
+def sync_job(syncers: SourceSyncers, kinds: SourceKinds) -> Job:
+    return Job.of("sync", sources.syncs(kinds.names), syncers.run)
 
 
-def mirror_job(mirror: Mirror) -> Job:
-    return Job.of("mirror", account_store.MIRRORS, mirror.run)
+def mirror_job(mirror: Mirror, kinds: SourceKinds) -> Job:
+    return Job.of("mirror", sources.mirrors(kinds.names), mirror.run)
 
 
 def publish_job(publisher: Publisher) -> Job:
@@ -163,6 +163,7 @@ class Runtime:
     renderer: Renderer
     published: Storage | None = None  # FILMROLL_PUBLISH__DIR, when set: where the worker republishes feeds
     health: DatabaseHealth = field(default_factory=DatabaseHealth)  # as the embedded worker last saw it
+    kinds: SourceKinds = field(default_factory=SourceKinds.builtin)  # the sources the worker syncs and mirrors
 
     @property
     def refresh_policy(self) -> RefreshPolicy:
@@ -218,12 +219,13 @@ class Runtime:
         jobs.append(probe_job(Prober(self.database, self.vault, self.clients, owner=owner,
                                      policy=self.refresh_policy, batch=batch)))
         if sync:
-            jobs.append(sync_job(self.syncer(owner, policy=sync_policy, batch=batch)))
+            parts = SyncParts(self.database, self.vault, self.clients, owner, sync_policy or self.sync_policy, batch)
+            jobs.append(sync_job(self.kinds.syncers(parts), self.kinds))
         watches: list[Watch] = [ActivityWatch(self.database,
                                               timedelta(days=self.settings.meta.inactive_warning_days))]
         if self.settings.mirror.enabled:
             mirror = self.mirror(owner)
-            jobs.append(mirror_job(mirror))
+            jobs.append(mirror_job(mirror, self.kinds))
             watches.append(ChangedSettingsWatch(mirror))
         jobs.append(webhook_job(WebhookHandler(self.database, owner=owner, http=self.http, forward_to=hook)))
         retention = self.settings.accounts.retention_days

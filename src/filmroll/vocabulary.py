@@ -1,6 +1,6 @@
-"""The words filmroll decides by, each written once: an account's status, a job's outcome, a failure's kind, the
-provider an account came through. They are ``StrEnum``s, so the database, the CLI's JSON and the logs keep the plain
-strings (``"needs_reauth"``) while the code compares members, never text.
+"""The words filmroll decides by, each written once: an account's status, a source's kind and status, a job's
+outcome, a failure's kind, the provider an account came through. They are ``StrEnum``s, so the database, the CLI's
+JSON and the logs keep the plain strings (``"needs_reauth"``) while the code compares members, never text.
 """
 
 from __future__ import annotations
@@ -13,6 +13,21 @@ class AccountStatus(StrEnum):
     NEEDS_REAUTH = "needs_reauth"  # the token died; the owner must sign in again (an alert says so)
     REVOKED = "revoked"  # the owner removed the app (Meta's deauthorize callback)
     DISCONNECTED = "disconnected"  # an operator disconnected it; the token is deleted
+
+
+class SourceKind(StrEnum):
+    """Where a source's posts come from (``sources.kind``); a runtime may add kinds (``service/source_kinds.py``)."""
+
+    ACCOUNT = "account"  # a connected account's own posts and profile picture
+    HASHTAG = "hashtag"  # recent posts with a hashtag, searched through a connected account
+    PROFILE = "profile"  # another professional account's public posts (Business Discovery)
+
+
+class SourceStatus(StrEnum):
+    """Whether a source is synced (``sources.status``); an account source also follows its account's status."""
+
+    ACTIVE = "active"  # synced on its schedule
+    PAUSED = "paused"  # kept, shown, not synced
 
 
 class PostState(StrEnum):

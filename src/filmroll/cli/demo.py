@@ -26,7 +26,7 @@ from rich.text import Text
 from filmroll.cli.common import console, run
 
 
-def _table(views: list[tuple[Any, Any]], media: dict[int, int], started: float, stats: Any, calls: int,
+def _table(views: list[tuple[Any, Any]], media: dict[int | None, int], started: float, stats: Any, calls: int,
            log: list[str]) -> Group:
     # Columns as wide as they will ever get from the first frame: a column widening later would leave a stale copy
     # of the header behind in some terminals.
@@ -40,7 +40,7 @@ def _table(views: list[tuple[Any, Any]], media: dict[int, int], started: float, 
     now = datetime.now(UTC)
     for view, account in views:
         synced = f"{media.get(account.id, 0)} / {account.media_count if account.media_count is not None else '?'}"
-        last = f"{(now - account.last_synced_at).total_seconds():.0f} s ago" if account.last_synced_at else "pending"
+        last = f"{(now - view.last_synced_at).total_seconds():.0f} s ago" if view.last_synced_at else "pending"
         status = Text(view.status, style="green" if view.status == "active" else "red")
         if view.status_reason:
             status.append(f"\n{view.status_reason}", style="dim")
@@ -67,7 +67,7 @@ def demo(
     from filmroll.service import accounts as account_service
     from filmroll.service.policy import SyncPolicy
     from filmroll.settings import InstagramSettings, MirrorSettings, Settings, StorageSettings, VaultSettings
-    from filmroll.store.tables import Account, MediaItem, Token
+    from filmroll.store.tables import Account, MediaItem, Source, Token
     from filmroll.vault import generate_key, write_keys_file
 
     home = directory or Path(tempfile.mkdtemp(prefix="filmroll-demo-"))
@@ -134,8 +134,9 @@ def demo(
                             async with runtime.database.read() as session:
                                 rows = list((await session.execute(select(Account).order_by(Account.id))).scalars())
                                 counts = dict((await session.execute(
-                                    select(MediaItem.account_id, func.count()).where(MediaItem.deleted_at.is_(None))
-                                    .group_by(MediaItem.account_id))).all())
+                                    select(Source.account_id, func.count())
+                                    .join(Source, Source.id == MediaItem.source_id)
+                                    .where(MediaItem.deleted_at.is_(None)).group_by(Source.account_id))).all())
                             calls = len(sandbox.control.calls())
                             live.update(_table([(views[a.id], a) for a in rows], counts, started, worker.stats, calls,
                                                log))

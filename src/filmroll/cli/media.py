@@ -98,7 +98,8 @@ def storage_usage(as_json: bool = typer.Option(False, "--json", help="Machine-re
     where, rows = run(read())
     if as_json:
         typer.echo(json.dumps({"storage": where, "accounts": [
-            {"account_id": u.account_id, "username": u.username, "files": u.files, "bytes": u.bytes}
+            {"account_id": u.account_id, "username": u.username, "source_id": u.source_id, "source": u.source,
+             "files": u.files, "bytes": u.bytes}
             for u in rows]}, indent=2))
         return
     kinds = ("originals", "posters", "videos", "variants", "total")
@@ -106,7 +107,7 @@ def storage_usage(as_json: bool = typer.Option(False, "--json", help="Machine-re
     for u in rows:
         cells = [f"{u.files.get(r, 0)} · {u.bytes.get(r, 0) / 1e6:.1f} MB"
                  for r in ("original", "poster", "video", "variant")]
-        table.add_row(f"@{u.username}", *cells, f"{sum(u.bytes.values()) / 1e6:.1f} MB")
+        table.add_row(u.source, *cells, f"{sum(u.bytes.values()) / 1e6:.1f} MB")
     console.print(table)
 
 

@@ -25,10 +25,10 @@ from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
 from filmroll.service.transitions import transition
-from filmroll.store import accounts, events, media, tokens
+from filmroll.store import accounts, events, media, sources, tokens
 from filmroll.store.database import Database, is_unavailable
 from filmroll.store.lease import Lease, claim_one
-from filmroll.store.tables import Account, Token
+from filmroll.store.tables import Account, Source, Token
 from filmroll.vault import Vault
 from filmroll.vocabulary import AccountStatus, FailureKind, Outcome
 
@@ -66,7 +66,8 @@ class AccountView:
     sync_error: str | None
 
 
-def view(account: Account, token: Token | None, posts: int) -> AccountView:
+def view(account: Account, token: Token | None, source: Source | None, posts: int) -> AccountView:
+    """``source``: the account's own (its sync's schedule and failures)."""
     return AccountView(
         account.id, account.username, account.ig_user_id, account.provider, account.status, account.status_reason,
         account.slug, token.expires_at if token else None, token.refreshed_at if token else None,
@@ -74,21 +75,26 @@ def view(account: Account, token: Token | None, posts: int) -> AccountView:
         tuple(p for p in (token.permissions.split(",") if token else []) if p),
         token.refresh_failures if token else 0, token.refresh_error if token else None,
         posts, account.media_count, account.name, account.followers_count, account.follows_count,
-        account.sync_interval_minutes, account.last_synced_at, account.next_sync_at,
-        account.stale_since, account.sync_failures, account.sync_error)
+        source.sync_interval_minutes if source else None, source.last_synced_at if source else None,
+        source.next_sync_at if source else None, source.stale_since if source else None,
+        source.sync_failures if source else 0, source.sync_error if source else None)
 
 
 async def _view(session: AsyncSession, account_id: int) -> AccountView:
     account = await session.get(Account, account_id, populate_existing=True)
     if account is None:
         raise errors.AccountNotFoundError(f"account {account_id} no longer exists")
-    return view(account, await tokens.get(session, account_id), await media.count(session, account_id))
+    source = await sources.of_account(session, account_id)
+    posts = await media.count(session, source.id) if source is not None else 0
+    return view(account, await tokens.get(session, account_id), source, posts)
 
 
 async def listing(database: Database) -> list[AccountView]:
     async with database.read() as session:
         posts = await media.live_counts(session)
-        return [view(a, await tokens.get(session, a.id), posts.get(a.id, 0)) for a in await accounts.listing(session)]
+        own = await sources.own(session)
+        return [view(a, await tokens.get(session, a.id), own.get(a.id), posts.get(own[a.id].id, 0) if a.id in own
+                     else 0) for a in await accounts.listing(session)]
 
 
 # An account reference: a row id or Instagram id (ASCII digits only: an Arabic-Indic or a bold digit one is not
@@ -250,14 +256,19 @@ async def disconnect(database: Database, ref: str, *, actor: str | None) -> Acco
         return await _view(session, account.id)
 
 
-def _syncable(account: Account, now: datetime) -> None:
-    """Refuse a sync on demand that cannot work, or that would make things worse."""
+async def _syncable(session: AsyncSession, account: Account, now: datetime) -> Source:
+    """The account's own source, if a sync of it on demand can work and would not make things worse."""
     _refuse_inactive(account, "synced")
-    throttled = account.sync_failure_kind == FailureKind.THROTTLED
-    if throttled and account.next_sync_at is not None and account.next_sync_at > now:
+    source = await sources.of_account(session, account.id)
+    if source is None:
+        raise errors.AccountStateError(f"@{account.username} has nothing to sync yet: connect it again",
+                                       status=account.status)
+    throttled = source.sync_failure_kind == FailureKind.THROTTLED
+    if throttled and source.next_sync_at is not None and source.next_sync_at > now:
         # Calling while throttled prolongs the block: the scheduled sync waits exactly as long as Instagram said.
         raise errors.AccountStateError(f"Instagram is throttling @{account.username}; filmroll syncs it again at "
-                                       f"{account.next_sync_at:%H:%M} UTC, when Instagram allows", status="throttled")
+                                       f"{source.next_sync_at:%H:%M} UTC, when Instagram allows", status="throttled")
+    return source
 
 
 async def set_sync_interval(database: Database, ref: str, minutes: int | None, *, default: timedelta,
@@ -268,10 +279,11 @@ async def set_sync_interval(database: Database, ref: str, minutes: int | None, *
     now = database.clock.now()
     async with database.transaction() as session:
         fresh = await session.get(Account, account.id)
-        assert fresh is not None
-        fresh.sync_interval_minutes, fresh.updated_at = minutes, now
-        if fresh.status == AccountStatus.ACTIVE and fresh.last_synced_at is not None and fresh.stale_since is None:
-            fresh.next_sync_at = fresh.last_synced_at + (timedelta(minutes=minutes) if minutes else default)
+        source = await sources.of_account(session, account.id, for_update=True)
+        assert fresh is not None and source is not None
+        source.sync_interval_minutes, fresh.updated_at = minutes, now
+        if fresh.status == AccountStatus.ACTIVE and source.last_synced_at is not None and source.stale_since is None:
+            source.next_sync_at = source.last_synced_at + (timedelta(minutes=minutes) if minutes else default)
         every = f"every {_minutes(minutes * 60)}" if minutes else f"at the default interval ({_minutes(default)})"
         await events.record(session, "account.sync_interval", f"@{fresh.username} is now synced {every}", at=now,
                             account_id=fresh.id, actor=actor)
@@ -285,8 +297,8 @@ async def sync_soon(database: Database, account_id: int, *, actor: str | None) -
         account = await session.get(Account, account_id)
         if account is None:
             raise errors.AccountNotFoundError(f"no connected account has id {account_id}")
-        _syncable(account, now)
-        account.next_sync_at = now
+        source = await _syncable(session, account, now)
+        source.next_sync_at = now
         await events.record(session, "account.sync_requested", f"@{account.username}: sync requested", at=now,
                             account_id=account.id, actor=actor)
         return await _view(session, account.id)
@@ -304,20 +316,20 @@ async def sync_now(syncer: Syncer, ref: str, *, full: bool = False, lease: timed
     full pass is never taken over); refused while another worker holds it."""
     database = syncer.database
     account = await find(database, ref)
-    _syncable(account, database.clock.now())
     async with database.read() as session:
-        posts_before = await media.count(session, account.id)
+        source = await _syncable(session, account, database.clock.now())
+        posts_before = await media.count(session, source.id)
     async with database.transaction() as session:
-        claim = await claim_one(session, accounts.SYNCS, account.id, owner=syncer.owner, now=await database.now(),
+        claim = await claim_one(session, sources.SYNCS, source.id, owner=syncer.owner, now=await database.now(),
                                 lease=lease)
     if claim is None:
         async with database.read() as session:
             fresh = await session.get(Account, account.id)
-        assert fresh is not None
-        _syncable(fresh, database.clock.now())
+            assert fresh is not None
+            await _syncable(session, fresh, database.clock.now())
         raise errors.AccountStateError(f"@{account.username} is being synced by a worker right now; try again in a "
                                        "minute", status="busy")
-    outcome = await under_lease(database, accounts.SYNC, account.id, owner=syncer.owner, duration=lease,
+    outcome = await under_lease(database, sources.SYNC, source.id, owner=syncer.owner, duration=lease,
                                  work=syncer.run(claim, full=full))
     async with database.read() as session:
         return SyncReport(outcome, await _view(session, account.id), posts_before)

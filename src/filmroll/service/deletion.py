@@ -26,12 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filmroll.service.policy import Backoff
 from filmroll.service.transitions import transition
 from filmroll.storage import Storage
-from filmroll.storage.keys import PUBLISHED_MEDIA, account_prefix
-from filmroll.store import accounts, alerts, deletions, feed_posts, feeds, tokens, webhooks
+from filmroll.storage.keys import PUBLISHED_MEDIA, account_prefix, source_prefix
+from filmroll.store import accounts, alerts, deletions, feed_posts, feeds, sources, tokens, webhooks
 from filmroll.store.database import Database
 from filmroll.store.deletions import DeletionClaim
 from filmroll.store.lease import claim_due
-from filmroll.store.tables import Account, DeletionRequest, Event, MediaItem
+from filmroll.store.tables import Account, DeletionRequest, Event, MediaItem, Source
 from filmroll.vocabulary import AccountStatus, Outcome
 
 log = logging.getLogger("filmroll.deletion")
@@ -107,9 +107,13 @@ class Deleter:
         return Outcome.DELETED
 
     async def _delete_files(self, account_id: int) -> None:
-        places = [(self.storage, account_prefix(account_id))]
+        """Every file of the account's sources, and of the account from before sources, stored and published."""
+        async with self.database.read() as session:
+            prefixes = [account_prefix(account_id),
+                        *(source_prefix(s) for s in await sources.ids_of_account(session, account_id))]
+        places = [(self.storage, prefix) for prefix in prefixes]
         if self.published is not None:
-            places.append((self.published, PUBLISHED_MEDIA + account_prefix(account_id)))
+            places += [(self.published, PUBLISHED_MEDIA + prefix) for prefix in prefixes]
         for storage, prefix in places:
             keys = [item.key async for item in storage.list(prefix)]
             for start in range(0, len(keys), 500):
@@ -118,12 +122,13 @@ class Deleter:
     async def _delete_rows(self, session: AsyncSession, account_id: int, now: datetime) -> None:
         # Before the sources go: the feeds that showed it render and publish again (at once, even when a publish
         # failed meanwhile on the pictures this deletion took first).
-        await feeds.touch(session, [account_id], now, retry_publish=True)
+        await feeds.touch_accounts(session, [account_id], now, retry_publish=True)
         account = await session.get(Account, account_id)
         if account is not None:
             await webhooks.forget_account(session, account.ig_user_id)
         # The feeds' decisions on its posts name them by Instagram's id: they go with the posts.
-        posts = (await session.execute(select(MediaItem.ig_media_id).where(MediaItem.account_id == account_id)))
+        posts = await session.execute(select(MediaItem.ig_media_id).join(Source, Source.id == MediaItem.source_id)
+                                      .where(Source.account_id == account_id))
         await feed_posts.forget(session, list(posts.scalars()))
         await session.execute(update(Event).where(Event.account_id == account_id)
                               .values(message=ERASED, actor=None).execution_options(synchronize_session=False))

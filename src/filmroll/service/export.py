@@ -28,8 +28,9 @@ from sqlalchemy import select
 
 from filmroll.service.accounts import find as find_account
 from filmroll.storage import Storage
+from filmroll.store import sources
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, InsightSnapshot, MediaChild, MediaFile, MediaItem
+from filmroll.store.tables import Account, InsightSnapshot, MediaChild, MediaFile, MediaItem, Source
 from filmroll.vocabulary import FileRole
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/heic": "heic",
@@ -53,13 +54,15 @@ def _time(value: datetime | None) -> str | None:
 async def export(database: Database, storage: Storage, ref: str, target: Path) -> ExportReport:
     account = await find_account(database, ref)
     async with database.read() as session:
-        posts = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account.id)
+        source = await sources.of_account(session, account.id)
+        source_id = source.id if source is not None else -1  # none: nothing was ever stored of it
+        posts = list((await session.execute(select(MediaItem).where(MediaItem.source_id == source_id)
                                             .order_by(MediaItem.timestamp.desc()))).scalars())
         children = list((await session.execute(select(MediaChild).join(MediaItem, MediaItem.id == MediaChild.media_id)
-                                               .where(MediaItem.account_id == account.id)
+                                               .where(MediaItem.source_id == source_id)
                                                .order_by(MediaChild.position))).scalars())
         files = list((await session.execute(select(MediaFile).where(
-            MediaFile.account_id == account.id, MediaFile.role != FileRole.VARIANT))).scalars())
+            MediaFile.source_id == source_id, MediaFile.role != FileRole.VARIANT))).scalars())
         insights = list((await session.execute(select(InsightSnapshot).where(InsightSnapshot.account_id == account.id)
                                                .order_by(InsightSnapshot.taken_at))).scalars())
     paths = {f.id: _path(f) for f in files}
@@ -75,7 +78,7 @@ async def export(database: Database, storage: Storage, ref: str, target: Path) -
                 for f in by_media.get(ig_media_id, [])]
 
     documents = {
-        "profile.json": _profile(account, described("")),
+        "profile.json": _profile(account, source, described("")),
         "posts.json": [{
             "id": p.ig_media_id, "type": p.media_type, "product_type": p.media_product_type, "caption": p.caption,
             "alt_text": p.alt_text, "permalink": p.permalink, "timestamp": _time(p.timestamp),
@@ -118,10 +121,11 @@ def _path(file: MediaFile) -> str:
     return f"media/{file.ig_media_id}{suffix}.{extension}"
 
 
-def _profile(account: Account, picture: list[dict[str, Any]]) -> dict[str, Any]:
+def _profile(account: Account, source: Source | None, picture: list[dict[str, Any]]) -> dict[str, Any]:
     return {"username": account.username, "name": account.name, "ig_user_id": account.ig_user_id,
             "app_scoped_id": account.app_scoped_id, "account_type": account.account_type,
             "followers_count": account.followers_count, "follows_count": account.follows_count,
             "media_count": account.media_count, "status": account.status,
-            "connected_at": _time(account.connected_at), "last_synced_at": _time(account.last_synced_at),
+            "connected_at": _time(account.connected_at),
+            "last_synced_at": _time(source.last_synced_at if source else None),
             "profile_picture": picture}

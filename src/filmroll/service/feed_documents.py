@@ -26,8 +26,9 @@ from filmroll.storage.keys import variant_key
 from filmroll.store import feed_posts
 from filmroll.store import feeds as feed_store
 from filmroll.store.database import Database
+from filmroll.store.feeds import FeedSourceRow
 from filmroll.store.tables import Account, Feed, MediaChild, MediaFile, MediaItem
-from filmroll.vocabulary import AccountStatus, FileRole
+from filmroll.vocabulary import AccountStatus, FileRole, SourceKind
 
 SCHEMA_VERSION = 1
 _HASHTAG = re.compile(r"(?<![\w&])#(\w+)")
@@ -53,10 +54,15 @@ class FeedData:
     """Everything one rendering of a feed reads, read in one transaction."""
 
     feed: Feed
-    sources: list[Account]
+    sources: list[FeedSourceRow]
     posts: list[MediaItem]  # filtered and ordered: pinned first, then newest first (the feed's decisions applied)
     children: dict[int, list[MediaChild]]
-    files: dict[tuple[int, str], list[MediaFile]]  # (account id, Instagram id) -> originals, posters, videos
+    files: dict[tuple[int, str], list[MediaFile]]  # (source id, Instagram id) -> originals, posters, videos
+
+    @property
+    def accounts(self) -> list[Account]:
+        """The accounts whose own posts the feed shows (its header's)."""
+        return [a for row in self.sources if (a := row.own_account) is not None]
     now: datetime
 
 
@@ -70,18 +76,18 @@ async def gather(database: Database, slug: str, settings: DocumentSettings) -> F
         return await _gather(session, feed, sources, decisions, database.clock.now(), settings)
 
 
-async def gather_draft(database: Database, feed: Feed, account_ids: Sequence[int], decisions: feed_posts.Decisions,
+async def gather_draft(database: Database, feed: Feed, source_ids: Sequence[int], decisions: feed_posts.Decisions,
                        settings: DocumentSettings) -> FeedData:
     """What a feed with these (unsaved) settings and decisions would show: the admin UI's live preview. ``feed`` is
     a row that is never added to a session."""
     async with database.read() as session:
-        sources = await feed_store.accounts(session, account_ids)
+        sources = await feed_store.sources_of(session, source_ids)
         return await _gather(session, feed, sources, decisions, database.clock.now(), settings)
 
 
-async def _gather(session: AsyncSession, feed: Feed, sources: list[Account], decisions: feed_posts.Decisions,
+async def _gather(session: AsyncSession, feed: Feed, sources: list[FeedSourceRow], decisions: feed_posts.Decisions,
                   now: datetime, settings: DocumentSettings) -> FeedData:
-    shown = [a.id for a in sources if _shows_posts(a, now, settings)]
+    shown = [row.source.id for row in sources if _shows_posts(row, now, settings)]
     rows = await feed_store.live_posts(session, shown, limit=settings.max_posts + len(decisions.hidden) + 200)
     posts = select_posts(feed, decisions, rows)[: settings.max_posts]
     children = await feed_store.children(session, [p.id for p in posts])
@@ -90,16 +96,18 @@ async def _gather(session: AsyncSession, feed: Feed, sources: list[Account], dec
     return FeedData(feed, sources, posts, children, files, now)
 
 
-def _shows_posts(account: Account, now: datetime, settings: DocumentSettings) -> bool:
-    """An account an operator disconnected shows nothing; one its owner revoked keeps its last good posts (with its
-    status) unless the setting says otherwise, until retention deletes it; one that must sign in again keeps them
-    for ``dead_account_days`` after it went stale."""
-    if account.status == AccountStatus.ACTIVE:
+def _shows_posts(row: FeedSourceRow, now: datetime, settings: DocumentSettings) -> bool:
+    """A source shows its posts as its account stands (one that needs no account: always). An account an operator
+    disconnected shows nothing; one its owner revoked keeps its last good posts (with its status) unless the setting
+    says otherwise, until retention deletes it; one that must sign in again keeps them for ``dead_account_days``
+    after it went stale."""
+    account = row.account
+    if account is None or account.status == AccountStatus.ACTIVE:
         return True
     if account.status == AccountStatus.REVOKED:
         return settings.revoked_posts
     if account.status == AccountStatus.NEEDS_REAUTH:
-        since = account.stale_since or account.updated_at
+        since = row.source.stale_since or account.updated_at
         return now - since <= timedelta(days=settings.dead_account_days)
     return False
 
@@ -189,8 +197,9 @@ def _time(value: datetime | None) -> str | None:
 
 
 def _header(data: FeedData, base: str) -> dict[str, Any]:
-    synced = [a.last_synced_at for a in data.sources if a.last_synced_at is not None]
-    stale = [a.stale_since for a in data.sources if a.stale_since is not None]
+    synced = [r.source.last_synced_at for r in data.sources if r.source.last_synced_at is not None]
+    stale = [r.source.stale_since for r in data.sources if r.source.stale_since is not None]
+    own = {r.account.id: r.source for r in data.sources if r.account is not None and r.own_account is not None}
     return {
         "version": SCHEMA_VERSION,
         "feed": {"slug": data.feed.slug, "title": data.feed.title, "url": f"{base}/feeds/{data.feed.slug}.json",
@@ -203,29 +212,41 @@ def _header(data: FeedData, base: str) -> dict[str, Any]:
             "profile_url": f"https://www.instagram.com/{a.username}/" if a.username and _USERNAME.fullmatch(a.username)
             else None,
             "followers_count": a.followers_count, "follows_count": a.follows_count, "media_count": a.media_count,
-            "profile_picture": _picture(data, a.id, "", base, None),
-            "last_synced_at": _time(a.last_synced_at), "stale_since": _time(a.stale_since)} for a in data.sources],
+            "profile_picture": _picture(data, own[a.id].id, "", base, None),
+            "last_synced_at": _time(own[a.id].last_synced_at), "stale_since": _time(own[a.id].stale_since)}
+            for a in data.accounts],
     }
 
 
 def _post(data: FeedData, post: MediaItem, base: str, settings: DocumentSettings) -> dict[str, Any]:
-    username = next((a.username for a in data.sources if a.id == post.account_id), None)
+    row = next((r for r in data.sources if r.source.id == post.source_id), None)
+    username, source = _author(row)
     caption = post.caption or ""
     children = data.children.get(post.id, [])
     first = children[0].ig_media_id if children else post.ig_media_id
     entry: dict[str, Any] = {
-        "id": post.ig_media_id, "account": username, "type": post.media_type,
+        "id": post.ig_media_id, "account": username, "source": source, "type": post.media_type,
         "is_reel": post.media_product_type == "REELS", "permalink": instagram_link(post.permalink),
         "timestamp": _time(post.timestamp), "caption": caption, "pruned_caption": pruned(caption),
         "hashtags": hashtags(caption), "mentions": mentions(caption),
         "alt_text": post.alt_text or _alt(caption, username, post.timestamp),
         "like_count": post.like_count, "comments_count": post.comments_count,
-        **(_picture(data, post.account_id, first, base, settings) or _NO_PICTURE),
+        **(_picture(data, post.source_id, first, base, settings) or _NO_PICTURE),
         "children": [{"id": c.ig_media_id, "type": c.media_type,
-                      **(_picture(data, post.account_id, c.ig_media_id, base, settings) or _NO_PICTURE)}
+                      **(_picture(data, post.source_id, c.ig_media_id, base, settings) or _NO_PICTURE)}
                      for c in children],
     }
     return entry
+
+
+def _author(row: FeedSourceRow | None) -> tuple[str | None, str | None]:
+    """(the username of whose post it is, where known; how people name the source that brought it)."""
+    if row is None:
+        return None, None
+    source, account = row.source, row.account
+    if source.kind == SourceKind.ACCOUNT:
+        return (account.username if account else None), row.label
+    return (source.query if source.kind == SourceKind.PROFILE else None), row.label
 
 
 _NO_PICTURE: dict[str, Any] = {"width": None, "height": None, "color": None, "palette": None, "placeholder": None,
@@ -252,11 +273,11 @@ def _alt(caption: str, username: str | None, when: datetime | None) -> str:
     return f"Instagram post by @{username}" + (f" on {when:%d %B %Y}" if when else "")
 
 
-def _picture(data: FeedData, account_id: int, ig_media_id: str, base: str,
+def _picture(data: FeedData, source_id: int, ig_media_id: str, base: str,
              settings: DocumentSettings | None) -> dict[str, Any] | None:
     """The stored picture of a post, a child or ("") the profile picture: its size, colours, placeholder, a URL per
     width and format, the fallback (an upright JPEG where one was made, else the original) and a stored video."""
-    files = data.files.get((account_id, ig_media_id), [])
+    files = data.files.get((source_id, ig_media_id), [])
     still = next((f for f in files if f.role in (FileRole.ORIGINAL, FileRole.POSTER)), None)
     upright = next((f for f in files if f.role == FileRole.VARIANT and f.variant.endswith(".jpg")), None)
     if still is None or not still.width or not still.height:
@@ -265,7 +286,7 @@ def _picture(data: FeedData, account_id: int, ig_media_id: str, base: str,
     media = f"{base}/media/"
     if settings is None:  # the profile picture: the original only
         return {"url": media + still.storage_key, "width": still.width, "height": still.height}
-    sizes = [{"width": w, "height": h, **{fmt: media + variant_key(account_id, still.sha256, f"{w}.{fmt}")
+    sizes = [{"width": w, "height": h, **{fmt: media + variant_key(still.storage_key, f"{w}.{fmt}")
                                          for fmt in settings.formats}}
              for w, h in ladder(settings.widths, still.width, still.height)]
     return {"width": still.width, "height": still.height, "color": still.color,

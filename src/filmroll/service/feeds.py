@@ -21,8 +21,10 @@ from filmroll.service.accounts import find
 from filmroll.service.feed_documents import Documents, DocumentSettings
 from filmroll.store import feed_posts
 from filmroll.store import feeds as feed_store
+from filmroll.store import sources as source_store
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, Feed
+from filmroll.store.feeds import FeedSourceRow
+from filmroll.store.tables import Feed
 
 MEDIA_TYPES = ("IMAGE", "VIDEO", "CAROUSEL_ALBUM")
 MAX_LIMIT = 100
@@ -32,7 +34,8 @@ _HASHTAG = re.compile(r"\w{1,100}")
 
 @dataclass(frozen=True)
 class FeedSpec:
-    """A feed's settings, checked. ``accounts`` are references (id, @username or slug), resolved when written."""
+    """A feed's settings, checked. ``accounts`` are references (id, @username or slug), resolved when written, to
+    their own sources; ``sources`` are the ids of the feed's other sources (hashtags, other profiles), kept beside."""
 
     title: str
     slug: str
@@ -45,6 +48,7 @@ class FeedSpec:
     allowed_origins: tuple[str, ...] = ("*",)
     hidden: tuple[str, ...] = field(default=())
     pinned: tuple[str, ...] = field(default=())
+    sources: tuple[int, ...] = ()
 
     def checked(self) -> FeedSpec:
         title = " ".join(self.title.split())
@@ -53,7 +57,7 @@ class FeedSpec:
         if not _SLUG.fullmatch(self.slug):
             raise errors.FeedSettingError(f"{self.slug!r} is not a slug: use 1 to 64 of a-z, 0-9 and '-', not "
                                           "starting or ending with '-'")
-        if not self.accounts:
+        if not self.accounts and not self.sources:
             raise errors.FeedSettingError("a feed needs at least one account (--account @username)")
         if not 1 <= self.post_limit <= MAX_LIMIT:
             raise errors.FeedSettingError(f"the post limit must be 1 to {MAX_LIMIT} (posts per page; 'load more' "
@@ -66,7 +70,8 @@ class FeedSpec:
         return replace(self, title=title, media_types=types, include_hashtags=hashtags(self.include_hashtags),
                        exclude_hashtags=hashtags(self.exclude_hashtags),
                        allowed_origins=origins(self.allowed_origins), accounts=tuple(dict.fromkeys(self.accounts)),
-                       hidden=tuple(dict.fromkeys(self.hidden)), pinned=tuple(dict.fromkeys(self.pinned)))
+                       hidden=tuple(dict.fromkeys(self.hidden)), pinned=tuple(dict.fromkeys(self.pinned)),
+                       sources=tuple(dict.fromkeys(self.sources)))
 
 
 def slug_for(title: str) -> str:
@@ -130,22 +135,24 @@ class FeedInfo:
     pinned: list[str]
     changed_at: datetime
     created_at: datetime
+    sources: list[str] = field(default_factory=list)  # every source, as people name them (@bakery, #bread)
+    source_ids: list[int] = field(default_factory=list)  # the ids of its sources other than its accounts' own
 
     def spec(self) -> FeedSpec:
         return FeedSpec(self.title, self.slug, tuple(str(a) for a in self.account_ids), self.post_limit,
                         tuple(self.media_types), self.reels, tuple(self.include_hashtags),
                         tuple(self.exclude_hashtags), tuple(self.allowed_origins), tuple(self.hidden),
-                        tuple(self.pinned))
+                        tuple(self.pinned), tuple(self.source_ids))
 
 
 async def create(database: Database, spec: FeedSpec, *, by: str | None = "cli") -> FeedInfo:
     spec = spec.checked()
-    account_ids = [(await find(database, ref)).id for ref in spec.accounts]
+    source_ids = await _source_ids(database, spec)
     now = database.clock.now()
     async with database.transaction() as session:
         if await feed_store.by_slug(session, spec.slug) is not None:
             raise errors.FeedSettingError(f"there is a feed called {spec.slug!r} already; choose another --slug")
-        feed = await feed_store.create(session, values=_values(spec), account_ids=account_ids, now=now)
+        feed = await feed_store.create(session, values=_values(spec), source_ids=source_ids, now=now)
         await feed_posts.decide(session, feed.id, hidden=spec.hidden, pinned=spec.pinned, by=by, now=now)
     return await show(database, spec.slug)
 
@@ -155,14 +162,14 @@ async def edit(database: Database, slug: str, change: dict[str, object], *, by: 
     its hidden and pinned posts (an admin's name, ``cli``)."""
     current = (await show(database, slug)).spec()
     spec = replace(current, **change).checked()  # type: ignore[arg-type]
-    account_ids = [(await find(database, ref)).id for ref in spec.accounts]
+    source_ids = await _source_ids(database, spec)
     now = database.clock.now()
     async with database.transaction() as session:
         feed = await _feed(session, slug)
         if spec.slug != slug and await feed_store.by_slug(session, spec.slug) is not None:
             raise errors.FeedSettingError(f"there is a feed called {spec.slug!r} already")
         await feed_store.update_feed(session, feed.id, _values(spec), now)
-        await feed_store.set_sources(session, feed.id, account_ids)
+        await feed_store.set_sources(session, feed.id, source_ids)
         await feed_posts.decide(session, feed.id, hidden=spec.hidden, pinned=spec.pinned, by=by, now=now)
     return await show(database, spec.slug)
 
@@ -186,11 +193,11 @@ async def preview(database: Database, spec: FeedSpec, settings: DocumentSettings
     """What a feed with these settings would show, saved or not (the admin UI's live preview): the same posts, order
     and pictures its JSON, fragment and widget would have. Writes nothing."""
     spec = spec.checked()
-    account_ids = [(await find(database, ref)).id for ref in spec.accounts]
+    source_ids = await _source_ids(database, spec)
     now = database.clock.now()
     draft = Feed(**_values(spec), changed_at=now, created_at=now, updated_at=now)  # never added to a session
     decisions = feed_posts.Decisions(spec.hidden, spec.pinned)
-    data = await feed_documents.gather_draft(database, draft, account_ids, decisions, settings)
+    data = await feed_documents.gather_draft(database, draft, source_ids, decisions, settings)
     return feed_documents.render(data, settings)
 
 
@@ -228,8 +235,25 @@ def _values(spec: FeedSpec) -> dict[str, object]:
             "allowed_origins": list(spec.allowed_origins)}
 
 
-def _info(feed: Feed, accounts: Sequence[Account], decisions: feed_posts.Decisions) -> FeedInfo:
+async def _source_ids(database: Database, spec: FeedSpec) -> list[int]:
+    """The feed's sources: its accounts' own, in order, then its others (each must exist, and be no account's own:
+    those are named by their account)."""
+    account_ids = [(await find(database, ref)).id for ref in spec.accounts]
+    async with database.read() as session:
+        own = await source_store.account_sources(session, account_ids)
+        others = await feed_store.sources_of(session, spec.sources)
+    missing = sorted(set(spec.sources) - {r.source.id for r in others if r.own_account is None})
+    if missing:
+        raise errors.FeedSettingError(f"there is no source {missing[0]} to show (`filmroll sources list`); an "
+                                      "account's own posts are added with --account")
+    return [own[a] for a in account_ids if a in own] + list(spec.sources)
+
+
+def _info(feed: Feed, rows: Sequence[FeedSourceRow], decisions: feed_posts.Decisions) -> FeedInfo:
+    accounts = [a for r in rows if (a := r.own_account) is not None]
+    labels = [r.label for r in rows]
     return FeedInfo(feed.slug, feed.title, [f"@{a.username}" if a.username else str(a.id) for a in accounts],
                     [a.id for a in accounts], feed.post_limit, list(feed.media_types), feed.reels,
                     list(feed.include_hashtags), list(feed.exclude_hashtags), list(feed.allowed_origins),
-                    list(decisions.hidden), list(decisions.pinned), feed.changed_at, feed.created_at)
+                    list(decisions.hidden), list(decisions.pinned), feed.changed_at, feed.created_at,
+                    labels, [r.source.id for r in rows if r.own_account is None])

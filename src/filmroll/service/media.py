@@ -1,6 +1,6 @@
 """An account's posts as people look at them, and the mirror run by hand: ``filmroll media``, ``filmroll mirror``,
 ``filmroll storage usage|gc`` and the admin UI's account page. The mirror runs here exactly as in a worker
-(``Mirror.run`` under the account's mirror lease, renewed while it runs; refused while a worker holds it)."""
+(``Mirror.run`` under the account source's mirror lease, renewed while it runs; refused while a worker holds it)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll import errors
 from filmroll.service.accounts import EDGE_LEASE, find, under_lease
 from filmroll.service.mirror import Mirror
-from filmroll.store import accounts as account_store
+from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
+from filmroll.store import sources as source_store
 from filmroll.store.database import Database
 from filmroll.store.lease import claim_one
-from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem
+from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem, Source
 from filmroll.vocabulary import FileRole, Outcome
 
 
@@ -51,10 +53,11 @@ async def posts(database: Database, ref: str, *, limit: int = 1000) -> tuple[Acc
     """The account's live posts, newest first, with their mirror state."""
     account = await find(database, ref)
     async with database.read() as session:
+        source_id = await _own_source(session, account)
         rows = list((await session.execute(select(MediaItem).where(
-            MediaItem.account_id == account.id, MediaItem.deleted_at.is_(None))
+            MediaItem.source_id == source_id, MediaItem.deleted_at.is_(None))
             .order_by(MediaItem.timestamp.desc(), MediaItem.id.desc()).limit(limit))).scalars())
-        stored = await file_store.of_account(session, account.id)
+        stored = await file_store.of_source(session, source_id)
         children: dict[int, list[str]] = {}
         if rows:
             for media_id, ig_id in await session.execute(
@@ -81,11 +84,14 @@ async def posts(database: Database, ref: str, *, limit: int = 1000) -> tuple[Acc
     return account, views
 
 
-async def profile_picture(database: Database, account_id: int) -> str | None:
-    """The storage key of the account's mirrored profile picture, if there is one."""
+async def profile_picture(database: Database, account_id: int) -> tuple[str | None, str | None]:
+    """(the storage key of the account's mirrored profile picture, if there is one; why its last mirror pass
+    failed, if it did)."""
     async with database.read() as session:
-        files = await file_store.of_account(session, account_id, [""])
-    return next((f.storage_key for f in files if f.role == FileRole.ORIGINAL), None)
+        source = await source_store.of_account(session, account_id)
+        files = await file_store.of_source(session, source.id, [""]) if source is not None else []
+    picture = next((f.storage_key for f in files if f.role == FileRole.ORIGINAL), None)
+    return picture, source.mirror_error if source is not None else None
 
 
 def _shown(files: list[MediaFile], original: MediaFile | None) -> MediaFile | None:
@@ -108,68 +114,83 @@ async def mirror_now(mirror: Mirror, ref: str, *, progress: Callable[[int, int],
     database = mirror.database
     account = await find(database, ref)
     async with database.transaction() as session:
-        await file_store.elsewhere(session, storage=mirror.storage.description, account_id=account.id)
-        await file_store.give_attempts_back(session, account.id)
-    total = await _pending(database, account.id)
+        source_id = await _own_source(session, account)
+        await file_store.elsewhere(session, storage=mirror.storage.description, source_id=source_id)
+        await file_store.give_attempts_back(session, source_id)
+    total = await _pending(database, source_id)
     done = 0
     outcome = Outcome.MIRRORED
     while True:
         async with database.transaction() as session:
-            claim = await claim_one(session, account_store.MIRRORS, account.id, owner=mirror.owner,
+            claim = await claim_one(session, source_store.MIRRORS, source_id, owner=mirror.owner,
                                     now=await database.now(), lease=lease)
         if claim is None:
             raise errors.AccountStateError(f"@{account.username} is being mirrored by a worker right now; try again "
                                            "in a minute", status="busy")
-        before = await _pending(database, account.id)
-        outcome = await under_lease(database, account_store.MIRROR, account.id, owner=mirror.owner, duration=lease,
+        before = await _pending(database, source_id)
+        outcome = await under_lease(database, source_store.MIRROR, source_id, owner=mirror.owner, duration=lease,
                                      work=mirror.run(claim))
-        after = await _pending(database, account.id)
+        after = await _pending(database, source_id)
         done += before - after
         if progress:
             progress(done, total)
         if after == 0 or after == before or outcome is not Outcome.MIRRORED:
             break
     async with database.read() as session:
-        fresh = await session.get(Account, account.id)
-    return MirrorReport(outcome, done, await _pending(database, account.id), fresh.mirror_error if fresh else None)
+        fresh = await session.get(Source, source_id)
+    return MirrorReport(outcome, done, await _pending(database, source_id), fresh.mirror_error if fresh else None)
 
 
-async def _pending(database: Database, account_id: int) -> int:
+async def _own_source(session: AsyncSession, account: Account) -> int:
+    source = await source_store.of_account(session, account.id)
+    if source is None:
+        raise errors.AccountStateError(f"@{account.username} has no posts stored: connect it again",
+                                       status=account.status)
+    return source.id
+
+
+async def _pending(database: Database, source_id: int) -> int:
     async with database.read() as session:
-        return await file_store.pending_count(session, account_id)
+        return await file_store.pending_count(session, source_id)
 
 
 @dataclass(frozen=True)
 class Usage:
-    account_id: int
+    account_id: int | None  # the account the source belongs to or reads through
     username: str | None
     files: dict[str, int]  # role -> count
     bytes: dict[str, int]  # role -> bytes
+    source_id: int = 0
+    source: str = ""  # as people name it: @bakery, #bread
 
 
 async def usage(database: Database, storage: str) -> list[Usage]:
-    """Files and bytes per account and role in ``storage`` (the one in use: a description, as Storage gives it)."""
+    """Files and bytes per source and role in ``storage`` (the one in use: a description, as Storage gives it)."""
     async with database.read() as session:
         rows = await file_store.usage(session, storage=storage)
-        names = {a: u for a, u in await session.execute(select(Account.id, Account.username))}
+        named = {r.source.id: r for r in await feed_store.sources_of(session, sorted({row[0] for row in rows}))}
     found: dict[int, Usage] = {}
-    for account_id, role, count, size in rows:
-        entry = found.setdefault(account_id, Usage(account_id, names.get(account_id), {}, {}))
+    for source_id, role, count, size in rows:
+        row = named.get(source_id)
+        account = row.account if row is not None else None
+        entry = found.setdefault(source_id, Usage(
+            account.id if account else None, account.username if account else None, {}, {}, source_id,
+            row.label if row else f"source {source_id}"))
         entry.files[role] = count
         entry.bytes[role] = size
     return list(found.values())
 
 
 async def collect(mirror: Mirror) -> tuple[int, int]:
-    """The collector over every account now (each under its mirror lease; one a worker holds is skipped); returns
+    """The collector over every source now (each under its mirror lease; one a worker holds is skipped); returns
     (file rows before, after)."""
     database = mirror.database
     async with database.read() as session:
-        ids = list((await session.execute(select(Account.id))).scalars())
+        ids = await source_store.ids(session)
         before = await file_store.file_count(session)
-    for account_id in ids:
+    for source_id in ids:
         async with database.transaction() as session:
-            claim = await claim_one(session, account_store.MIRRORS, account_id, owner=mirror.owner,
+            claim = await claim_one(session, source_store.mirrors(None), source_id, owner=mirror.owner,
                                     now=await database.now(), lease=EDGE_LEASE)
         if claim is None:
             continue
@@ -177,7 +198,7 @@ async def collect(mirror: Mirror) -> tuple[int, int]:
             await mirror.collect(claim, database.clock.now())
         finally:
             async with database.transaction() as session:
-                await account_store.MIRROR.release(session, [account_id], owner=mirror.owner)
+                await source_store.MIRROR.release(session, [source_id], owner=mirror.owner)
     async with database.read() as session:
         after = await file_store.file_count(session)
     return before, after

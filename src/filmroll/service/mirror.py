@@ -1,9 +1,9 @@
 """The media mirror: every post's pictures into storage filmroll controls, long before Instagram's URLs expire.
 
-One pass holds the account's mirror lease (``store.accounts.MIRROR``) and does, in order:
+One pass holds a source's mirror lease (``store.sources.MIRROR``) and does, in order:
 
-    profile picture   stored again only when its CDN file name changed
-    pending posts     the newest first, up to ``posts_per_pass`` (then the account is due again at once):
+    profile picture   an account source's: stored again only when its CDN file name changed
+    pending posts     the newest first, up to ``posts_per_pass`` (then the source is due again at once):
                       each picture (a post's, each carousel child's, a video's poster; the video by setting) is
                       fetched from the CDN only (platform/cdn.py), identified from its bytes, stored under the
                       SHA-256 of its bytes, and, for the ``eager_posts`` newest, rendered into variants in a process
@@ -11,13 +11,13 @@ One pass holds the account's mirror lease (``store.accounts.MIRROR``) and does, 
     expired URLs      a URL past (or near) its ``oe``, or one the CDN answers 403, is read afresh by id
                       (``GET /{media-id}?fields=media_url,thumbnail_url,children{…}``) and stored, then fetched
     the collector     once a sweep interval (a day): files of posts deleted on Instagram, and all files of a
-                      disconnected or revoked account, once ``retention`` has passed; objects with no row (a crash
-                      between the two) after an hour; over the variant byte budget, the least recently served
-                      variants
+                      disconnected or revoked account's sources, once ``retention`` has passed; objects with no
+                      row (a crash between the two) after an hour; over the variant byte budget, the least
+                      recently served variants
 
 A refusal (a URL outside the CDN hosts, a body over the cap, not a picture, a decompression bomb) is final for that
 post: an event says what and why, and nothing is stored. A failure (the CDN or the storage not answering) counts an
-attempt and the account is retried with backoff. The next sweep is due a day after a pass that left nothing to do.
+attempt and the source is retried with backoff. The next sweep is due a day after a pass that left nothing to do.
 """
 
 from __future__ import annotations
@@ -38,15 +38,17 @@ from filmroll.secret import Secret
 from filmroll.service import pictures, posts
 from filmroll.service.policy import Backoff, MirrorPolicy
 from filmroll.service.renderer import Renderer
-from filmroll.storage import Storage, account_prefix, original_key, variant_key
-from filmroll.store import accounts, events
+from filmroll.storage import Storage, account_prefix, original_key, source_prefix, variant_key
+from filmroll.store import events
 from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
 from filmroll.store import media as media_store
+from filmroll.store import sources as source_store
 from filmroll.store.database import Database, is_unavailable
-from filmroll.store.files import PendingPost, Source
+from filmroll.store.files import PendingPost, WantedFile
+from filmroll.store.sources import MirrorClaim
 from filmroll.vault import Vault
-from filmroll.vocabulary import AccountStatus, FileRole, Outcome
+from filmroll.vocabulary import AccountStatus, FileRole, Outcome, SourceKind
 
 log = logging.getLogger("filmroll.mirror")
 URL_FIELDS = ("id", "media_type", "media_url", "thumbnail_url", "children{id,media_type,media_url,thumbnail_url}")
@@ -54,18 +56,18 @@ PROFILE_WIDTHS = (150, 320)
 ORPHAN_GRACE = timedelta(hours=1)  # an object this young without a row may be a put whose row is on its way
 
 
-def sources(post: PendingPost, *, videos: bool) -> list[Source]:
+def wanted_files(post: PendingPost, *, videos: bool) -> list[WantedFile]:
     """The files a post needs: its picture, or each child's; a video's poster (and the video, by setting)."""
     items = [(c[0], c[1], c[2], c[3]) for c in post.children] or [
         (post.ig_media_id, post.media_type, post.media_url, post.thumbnail_url)]
-    found: list[Source] = []
+    found: list[WantedFile] = []
     for ig_id, kind, url, thumbnail in items:
         if kind == "VIDEO":
-            found.append(Source(ig_id, FileRole.POSTER, thumbnail))
+            found.append(WantedFile(ig_id, FileRole.POSTER, thumbnail))
             if videos:
-                found.append(Source(ig_id, FileRole.VIDEO, url))
+                found.append(WantedFile(ig_id, FileRole.VIDEO, url))
         else:
-            found.append(Source(ig_id, FileRole.ORIGINAL, url))
+            found.append(WantedFile(ig_id, FileRole.ORIGINAL, url))
     return found
 
 
@@ -90,11 +92,11 @@ class Mirror:
         self.settings_mark = hashlib.sha256(repr((sorted(cdn.hosts), self.policy.max_image_bytes,
                                                   self.policy.max_video_bytes)).encode()).hexdigest()[:8]
 
-    async def run(self, claim: accounts.MirrorClaim) -> Outcome:
+    async def run(self, claim: MirrorClaim) -> Outcome:
         now = self.database.clock.now()
-        if claim.status in (AccountStatus.DISCONNECTED, AccountStatus.REVOKED):
+        if _retired(claim):
             remaining = await self.collect(claim, now)
-            due = claim.updated_at + self.policy.retention if remaining else None
+            due = (claim.status_since or now) + self.policy.retention if remaining else None
             await self._finish(claim, {"next_mirror_at": due, "mirror_failures": 0, "mirror_error": None,
                                        "mirror_collected_at": now})
             return Outcome.MIRRORED
@@ -108,11 +110,11 @@ class Mirror:
             failed.append(f"profile picture: {exc.message}")
         if claim.mirror_collected_at is None or now - claim.mirror_collected_at >= self.policy.sweep_interval:
             async with self.database.transaction() as session:  # the daily sweep: what a setting refused, again
-                await file_store.retry_waiting(session, claim.account_id, mark=None)
+                await file_store.retry_waiting(session, claim.source_id, mark=None)
         async with self.database.read() as session:
-            waiting = await file_store.pending(session, claim.account_id, limit=self.policy.posts_per_pass,
+            waiting = await file_store.pending(session, claim.source_id, limit=self.policy.posts_per_pass,
                                                max_attempts=self.policy.max_attempts)
-            eager = await file_store.newest_ids(session, claim.account_id, self.policy.eager_posts)
+            eager = await file_store.newest_ids(session, claim.source_id, self.policy.eager_posts)
         # A few posts at a time: each holds a database session at its end, and pictures in memory meanwhile.
         slots = asyncio.Semaphore(self.per_host)
 
@@ -122,7 +124,7 @@ class Mirror:
 
         results = await asyncio.gather(*(one(p) for p in waiting))
         failed += [r for r in results if r]
-        # The collector lists the account's storage: once a sweep interval, not on every pass a new post brings.
+        # The collector lists the source's storage: once a sweep interval, not on every pass a new post brings.
         collected = claim.mirror_collected_at
         if collected is None or now - collected >= self.policy.sweep_interval:
             try:
@@ -136,34 +138,35 @@ class Mirror:
                                          "mirror_error": f"{len(failed)} failed; first: {failed[0]}"[:500],
                                          "mirror_collected_at": collected}
         else:
-            later = file_store.next_pass_at(claim.account_id, now=now, otherwise=now + self.policy.sweep_interval,
+            later = file_store.next_pass_at(claim.source_id, now=now, otherwise=now + self.policy.sweep_interval,
                                             max_attempts=self.policy.max_attempts)
             values = {"next_mirror_at": later, "mirror_failures": 0, "mirror_error": None,
                       "mirror_collected_at": collected}
         await self._finish(claim, values, stored=bool(waiting))
         return Outcome.MIRROR_RETRY if failed else Outcome.MIRRORED
 
-    def _token(self, claim: accounts.MirrorClaim) -> Secret | None:
+    def _token(self, claim: MirrorClaim) -> Secret | None:
         """The account's token for reading fresh URLs; none while the owner must sign in again (a dead token would
         only be refused), in which case the stored URLs are all there is until they do."""
-        if claim.ciphertext is None or claim.key_id is None or claim.status != AccountStatus.ACTIVE:
-            return None
+        if (claim.kind != SourceKind.ACCOUNT or claim.ciphertext is None or claim.key_id is None
+                or claim.account_id is None or claim.status != AccountStatus.ACTIVE):
+            return None  # other kinds' posts are not the token's to read by id: their syncs sign their URLs
         try:
             return self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
         except errors.VaultError:
             return None  # the sync says so; the mirror makes do with the stored URLs
 
-    async def _finish(self, claim: accounts.MirrorClaim, values: dict[str, object], *, stored: bool = False) -> None:
-        """Record the pass; ``stored``: it worked on posts, so the account's feeds show more (or fresher) pictures."""
+    async def _finish(self, claim: MirrorClaim, values: dict[str, object], *, stored: bool = False) -> None:
+        """Record the pass; ``stored``: it worked on posts, so the source's feeds show more (or fresher) pictures."""
         async with self.database.transaction() as session:
-            if not await accounts.mirrored(session, owner=self.owner, account_id=claim.account_id, values=values):
+            if not await source_store.mirrored(session, owner=self.owner, source_id=claim.source_id, values=values):
                 log.warning("stale_lease: the mirror pass of %s was taken over", claim.label)
             elif stored:
-                await feed_store.touch(session, [claim.account_id], self.database.clock.now())
+                await feed_store.touch(session, [claim.source_id], self.database.clock.now())
 
     # ----- one post ----------------------------------------------------------------------------------------------
 
-    async def _post(self, claim: accounts.MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
+    async def _post(self, claim: MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
                     now: datetime) -> str | None:
         """Store one post's files; returns why it failed for now (None: stored, or refused for good)."""
         try:
@@ -191,12 +194,12 @@ class Mirror:
                                         actor=self.owner)
             return f"post {post.ig_media_id}: {exc.message}"
         async with self.database.transaction() as session:
-            if await accounts.still_mirroring(session, owner=self.owner, account_id=claim.account_id):
+            if await source_store.still_mirroring(session, owner=self.owner, source_id=claim.source_id):
                 await file_store.record(session, rows)
                 await file_store.mark_mirrored(session, post.media_id, now)
         return None
 
-    async def _post_files(self, claim: accounts.MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
+    async def _post_files(self, claim: MirrorClaim, token: Secret | None, post: PendingPost, eager: bool,
                           now: datetime) -> list[dict[str, Any]]:
         """The post's files, stored; its URLs are read afresh by id (once) when one has expired or the CDN says so."""
         fresh = token is None  # without a token the stored URLs are all there is
@@ -208,26 +211,27 @@ class Mirror:
                 raise errors.DownloadRefusedError("Instagram gives no picture URL for this post (a reel with licensed "
                                                   "audio, or a post the token may not see in full)")
             try:
-                return [row for s in wanted for row in await self._source(claim.account_id, s, eager, now)]
+                return [row for s in wanted for row in await self._store(claim.source_id, s, eager, now)]
             except errors.UrlExpiredError:
                 if fresh:
                     raise
                 post, fresh = await self._fresh_urls(claim, token, post), True
 
-    def _wanted(self, post: PendingPost) -> list[Source]:
-        """The post's sources; a video file Instagram gives no URL for (licensed audio) is left out, its poster kept."""
-        return [s for s in sources(post, videos=self.policy.videos) if s.url is not None or s.role != FileRole.VIDEO]
+    def _wanted(self, post: PendingPost) -> list[WantedFile]:
+        """The post's files; a video file Instagram gives no URL for (licensed audio) is left out, its poster kept."""
+        return [w for w in wanted_files(post, videos=self.policy.videos)
+                if w.url is not None or w.role != FileRole.VIDEO]
 
     def _stale(self, url: str | None, now: datetime) -> bool:
         expires = url_expires_at(url)
         return url is None or (expires is not None and expires - self.policy.expiry_margin <= now)
 
-    async def _fresh_urls(self, claim: accounts.MirrorClaim, token: Secret | None, post: PendingPost) -> PendingPost:
+    async def _fresh_urls(self, claim: MirrorClaim, token: Secret | None, post: PendingPost) -> PendingPost:
         """The post read again by id: its URLs signed afresh, and stored as a sync stores them."""
         assert token is not None
-        media = await self.clients[claim.provider].media_item(token, post.ig_media_id, fields=URL_FIELDS)
+        media = await self.clients[claim.provider or ""].media_item(token, post.ig_media_id, fields=URL_FIELDS)
         async with self.database.transaction() as session:
-            await media_store.update_urls(session, claim.account_id, [posts.urls(media)])
+            await media_store.update_urls(session, claim.source_id, [posts.urls(media)])
         children = tuple((c.id, c.media_type, c.media_url, c.thumbnail_url) for c in media.children)
         return replace(post, media_url=media.media_url, thumbnail_url=media.thumbnail_url,
                        children=children or post.children)
@@ -239,25 +243,25 @@ class Mirror:
         async with slots:
             return await self.cdn.fetch(url, max_bytes=cap)
 
-    async def _source(self, account_id: int, source: Source, eager: bool, now: datetime,
+    async def _store(self, source_id: int, wanted: WantedFile, eager: bool, now: datetime,
                       widths: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
         """Fetch, check and store one file (and its variants); returns its rows, for the caller to record."""
-        assert source.url is not None
-        data = await self._fetch(source.url, source.role)
+        assert wanted.url is not None
+        data = await self._fetch(wanted.url, wanted.role)
         found = pictures.identify(data, max_pixels=self.policy.max_pixels)
         is_video = found.content_type == "video/mp4"
-        if is_video != (source.role is FileRole.VIDEO):
-            raise errors.DownloadRefusedError(f"refused {describe(source.url)}: a "
+        if is_video != (wanted.role is FileRole.VIDEO):
+            raise errors.DownloadRefusedError(f"refused {describe(wanted.url)}: a "
                                               f"{'video' if is_video else 'picture'} where a "
-                                              f"{'video' if source.role is FileRole.VIDEO else 'picture'} belongs")
+                                              f"{'video' if wanted.role is FileRole.VIDEO else 'picture'} belongs")
         sha = hashlib.sha256(data).hexdigest()
-        key = original_key(account_id, sha, found.content_type)
+        key = original_key(source_id, sha, found.content_type)
         await self.storage.put(key, data, found.content_type)
-        row: dict[str, Any] = {"account_id": account_id, "ig_media_id": source.ig_media_id, "role": source.role,
+        row: dict[str, Any] = {"source_id": source_id, "ig_media_id": wanted.ig_media_id, "role": wanted.role,
                                "variant": "", "sha256": sha, "storage_key": key, "content_type": found.content_type,
                                "storage": self.storage.description,
                                "bytes": len(data), "width": found.width, "height": found.height,
-                               "source_name": file_name(source.url), "created_at": now}
+                               "source_name": file_name(wanted.url), "created_at": now}
         if is_video:
             return [row]
         rendered = await self.renderer.render(
@@ -266,92 +270,99 @@ class Mirror:
         row.update(color=rendered.color, palette=rendered.palette, placeholder=rendered.placeholder)
         rows = [row]
         for variant in rendered.variants:
-            name = variant_key(account_id, sha, variant.variant)
+            name = variant_key(key, variant.variant)
             await self.storage.put(name, variant.data, variant.content_type)
             rows.append({**row, "role": FileRole.VARIANT, "variant": variant.variant, "storage_key": name,
                          "content_type": variant.content_type, "bytes": len(variant.data), "width": variant.width,
                          "height": variant.height})
         return rows
 
-    async def _refused(self, claim: accounts.MirrorClaim, post: PendingPost, why: str, now: datetime) -> None:
+    async def _refused(self, claim: MirrorClaim, post: PendingPost, why: str, now: datetime) -> None:
         log.warning("%s, post %s: %s", claim.label, post.ig_media_id, why)
         async with self.database.transaction() as session:
             await file_store.mark_failed(session, post.media_id, f"refused: {why}", attempts=self.policy.max_attempts)
             await events.record(session, "media.refused", f"post {post.ig_media_id} was not mirrored: {why}",
                                 at=now, account_id=claim.account_id, actor=self.owner)
 
-    async def _profile_picture(self, claim: accounts.MirrorClaim, token: Secret | None, now: datetime) -> None:
-        url = claim.profile_picture_url
-        if not url:
+    async def _profile_picture(self, claim: MirrorClaim, token: Secret | None, now: datetime) -> None:
+        url = claim.profile_picture_url  # an account source's only
+        if not url or claim.account_id is None:
             return
+        account_id = claim.account_id
         async with self.database.read() as session:
-            stored = await file_store.of_account(session, claim.account_id, [""])
+            stored = await file_store.of_source(session, claim.source_id, [""])
         if any(f.role == FileRole.ORIGINAL and f.source_name == file_name(url) for f in stored):
             return
         if token is not None and self._stale(url, now):
-            url = await self._fresh_profile_picture_url(claim, token)
+            url = await self._fresh_profile_picture_url(claim, account_id, token)
         try:
-            rows = await self._source(claim.account_id, Source("", FileRole.ORIGINAL, url), True, now,
+            rows = await self._store(claim.source_id, WantedFile("", FileRole.ORIGINAL, url), True, now,
                                       widths=PROFILE_WIDTHS)
         except errors.UrlExpiredError:
             if token is None:
                 raise
-            url = await self._fresh_profile_picture_url(claim, token)
-            rows = await self._source(claim.account_id, Source("", FileRole.ORIGINAL, url), True, now,
+            url = await self._fresh_profile_picture_url(claim, account_id, token)
+            rows = await self._store(claim.source_id, WantedFile("", FileRole.ORIGINAL, url), True, now,
                                       widths=PROFILE_WIDTHS)
         async with self.database.transaction() as session:
             await file_store.forget(session, [f.id for f in stored])
             await file_store.record(session, rows)
         # The old picture's objects go with the next orphan sweep (an hour on): a page may still be showing it.
 
-    async def _fresh_profile_picture_url(self, claim: accounts.MirrorClaim, token: Secret) -> str:
-        url = (await self.clients[claim.provider].me(token, fields=("id", "profile_picture_url"))).profile_picture_url
+    async def _fresh_profile_picture_url(self, claim: MirrorClaim, account_id: int, token: Secret) -> str:
+        url = (await self.clients[claim.provider or ""].me(token, fields=("id", "profile_picture_url"))
+               ).profile_picture_url
         if not url:
             raise errors.DownloadFailedError("Instagram gave no profile picture URL; tried again later")
         async with self.database.transaction() as session:
-            await file_store.set_profile_picture_url(session, claim.account_id, url)
+            await file_store.set_profile_picture_url(session, account_id, url)
         return url
 
     async def due_for_changed_settings(self) -> int:
-        """Once, as a worker starts: accounts whose posts a setting refused under other settings, or whose files
+        """Once, as a worker starts: sources whose posts a setting refused under other settings, or whose files
         another storage holds (FILMROLL_STORAGE__URL changed), are due now."""
         now = self.database.clock.now()
         async with self.database.transaction() as session:
             moved = await file_store.elsewhere(session, storage=self.storage.description)
-            for account_id in moved:
-                await file_store.mirror_due(session, account_id, now)
+            for source_id in moved:
+                await file_store.mirror_due(session, source_id, now)
             return len(moved) + await file_store.due_for_changed_settings(session, mark=self.settings_mark, now=now)
 
     # ----- the collector -----------------------------------------------------------------------------------------
 
-    async def collect(self, claim: accounts.MirrorClaim, now: datetime) -> int:
+    async def collect(self, claim: MirrorClaim, now: datetime) -> int:
         """Remove what is no longer referenced (see the module docstring); returns how many file rows remain."""
         async with self.database.read() as session:
-            gone = await file_store.collectable(session, claim.account_id, before=now - self.policy.retention)
+            before = now - self.policy.retention
+            everything = _retired(claim) and (claim.status_since or now) < before
+            gone = await file_store.collectable(session, claim.source_id, before=before, everything=everything)
         if gone:
             async with self.database.transaction() as session:
                 await file_store.forget(session, [f.id for f in gone])
                 # Should Instagram list such a post again, it is mirrored again.
-                await file_store.unmirror(session, claim.account_id, {f.ig_media_id for f in gone})
+                await file_store.unmirror(session, claim.source_id, {f.ig_media_id for f in gone})
             await self.storage.delete([f.storage_key for f in gone])
-            log.info("%s: %d file(s) of deleted posts or of the disconnected account removed", claim.label,
+            log.info("%s: %d file(s) of deleted posts or of a disconnected account removed", claim.label,
                      len(gone))
         if self.policy.variant_budget_bytes:
             await self._evict(claim, now)
         async with self.database.read() as session:
-            known = await file_store.keys_of(session, claim.account_id)
+            known = await file_store.keys_of(session, claim.source_id)
         wall = datetime.now(UTC)  # objects' times are the storage's (real) time, not the database clock's
-        orphans = [o.key async for o in self.storage.list(account_prefix(claim.account_id))
+        prefixes = [source_prefix(claim.source_id)]
+        if claim.kind == SourceKind.ACCOUNT and claim.account_id is not None:
+            prefixes.append(account_prefix(claim.account_id))  # its files from before sources
+        orphans = [o.key for prefix in prefixes async for o in self.storage.list(prefix)
                    if o.key not in known and wall - o.modified > ORPHAN_GRACE]
         if orphans:
             await self.storage.delete(orphans)
         return len(known)
 
-    async def _evict(self, claim: accounts.MirrorClaim, now: datetime) -> None:
+    async def _evict(self, claim: MirrorClaim, now: datetime) -> None:
         async with self.database.read() as session:
             over = await file_store.variant_bytes(session) - self.policy.variant_budget_bytes
             victims = [f for f in await file_store.variants_to_evict(session, over_bytes=over)
-                       if f.account_id == claim.account_id] if over > 0 else []
+                       if f.source_id == claim.source_id] if over > 0 else []
         if victims:
             async with self.database.transaction() as session:
                 await file_store.forget(session, [f.id for f in victims])
@@ -359,15 +370,17 @@ class Mirror:
 
     # ----- a variant on first request (web) ------------------------------------------------------------------------
 
-    async def variant(self, account_id: int, sha256: str, variant: str, now: datetime) -> tuple[bytes, str] | None:
-        """The bytes and type of a variant, rendered now from its original if it was never made (or was evicted);
-        None if there is no such original or the width/format is not one filmroll makes."""
+    async def variant(self, prefix: str, sha256: str, variant: str, now: datetime) -> tuple[bytes, str] | None:
+        """The bytes and type of a variant of the original stored under ``prefix`` (``storage/keys.py``), rendered
+        now from that original if it was never made (or was evicted); None if there is no such original or the
+        width/format is not one filmroll makes."""
         width, _, fmt = variant.partition(".")
         if fmt not in self.policy.formats or not width.isdigit():
             return None
         async with self.database.read() as session:
-            original = await file_store.original_of(session, account_id, sha256)
-            made_already = await file_store.by_key(session, variant_key(account_id, sha256, variant))
+            original = await file_store.original_of(session, prefix, sha256)
+            made_already = (await file_store.by_key(session, variant_key(original.storage_key, variant))
+                            if original is not None else None)
         if made_already is not None:  # rendered since the request looked (a render that had just finished)
             data = await self.storage.get(made_already.storage_key)
             if data is not None:
@@ -383,15 +396,20 @@ class Mirror:
         rendered = await self.renderer.render(data, widths=(int(width),), formats=(fmt,),
                                               max_pixels=self.policy.max_pixels)
         made = rendered.variants[0]
-        key = variant_key(account_id, sha256, made.variant)
+        key = variant_key(original.storage_key, made.variant)
         await self.storage.put(key, made.data, made.content_type)
         async with self.database.transaction() as session:
             await file_store.record(session, [{
-                "account_id": account_id, "ig_media_id": original.ig_media_id, "role": FileRole.VARIANT,
+                "source_id": original.source_id, "ig_media_id": original.ig_media_id, "role": FileRole.VARIANT,
                 "variant": made.variant, "sha256": sha256, "storage_key": key, "content_type": made.content_type,
                 "bytes": len(made.data), "width": made.width, "height": made.height, "created_at": now,
                 "served_at": now, "storage": self.storage.description}])
         return made.data, made.content_type
+
+
+def _retired(claim: MirrorClaim) -> bool:
+    """The source's account was disconnected or revoked: its files are only kept until ``retention`` passes."""
+    return claim.status in (AccountStatus.DISCONNECTED, AccountStatus.REVOKED)
 
 
 class ChangedSettingsWatch:
@@ -414,5 +432,5 @@ class ChangedSettingsWatch:
                 await asyncio.sleep(self.retry_every)
                 continue
             if made_due:
-                log.info("%d account(s) have posts a setting refused before it changed: mirrored again", made_due)
+                log.info("%d source(s) have posts a setting refused before it changed: mirrored again", made_due)
             return

@@ -5,14 +5,14 @@ website is served with filmroll off the request path.
     feeds/{slug}.html, feeds/{slug}/after-{id}.html     the fragments
     feeds/{slug}/embed/index.html, …/embed/after-{id}/index.html
     feeds/feed.css, widget.js
-    media/accounts/…                                    every picture the documents name (a missing variant is
+    media/sources/…, media/accounts/…                   every picture the documents name (a missing variant is
                                                         rendered first, as `/media/…` would)
 
 Incremental and atomic: a media object is immutable (its name is its content), so one already there is not
 written again; a document is written only when its bytes changed. Media go first, then the pages after the first,
 then each feed's first page and fragment: a reader never meets a document whose pictures are not there yet, and
 each file is replaced whole (``Storage.put``). Pages and feeds that are no more, and the pictures of deleted
-accounts, are removed last.
+sources and accounts, are removed last.
 """
 
 from __future__ import annotations
@@ -30,15 +30,16 @@ from filmroll.service.mirror import Mirror
 from filmroll.service.policy import Backoff
 from filmroll.storage.base import Storage
 from filmroll.storage.keys import PUBLISHED_MEDIA
+from filmroll.storage.keys import parse as parse_key
 from filmroll.store import accounts as account_store
 from filmroll.store import feeds as feed_store
+from filmroll.store import sources as source_store
 from filmroll.vocabulary import Outcome
 
 log = logging.getLogger(__name__)
-_MEDIA = re.compile(r"/media/(accounts/[0-9]+/sha256/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}"
+_MEDIA = re.compile(r"/media/((?:sources|accounts)/[0-9]+/sha256/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}"
                     r"(?:\.[a-z0-9]{2,4}|/[0-9]{1,5}\.(?:webp|avif|jpg)))")
-_VARIANT = re.compile(r"accounts/([0-9]+)/sha256/../../([0-9a-f]{64})/([0-9]{1,5}\.(?:webp|avif|jpg))")
-_ACCOUNT = re.compile(PUBLISHED_MEDIA + r"accounts/([0-9]+)/")
+_OWNER = re.compile(PUBLISHED_MEDIA + r"(sources|accounts)/([0-9]+)/")
 _TYPES = {"json": "application/json", "html": "text/html; charset=utf-8", "css": "text/css; charset=utf-8",
           "js": "text/javascript; charset=utf-8"}
 
@@ -92,13 +93,14 @@ async def publish(mirror: Mirror, target: Storage, settings: DocumentSettings, *
             report.media_present += 1
             continue
         data = await mirror.storage.get(key)
-        if data is None and (variant := _VARIANT.fullmatch(key)):
-            made = await mirror.variant(int(variant[1]), variant[2], variant[3], now)
+        parsed = parse_key(key)
+        if data is None and parsed is not None and parsed.variant is not None:
+            made = await mirror.variant(parsed.prefix, parsed.sha256, parsed.variant, now)
             data = made[0] if made else None
         if data is None:
             report.missing.append(key)
             continue
-        if not _VARIANT.fullmatch(key):  # an original, as /media serves it: without its metadata
+        if parsed is None or parsed.variant is None:  # an original, as /media serves it: without its metadata
             data = pictures.public_copy(data)
         await target.put(PUBLISHED_MEDIA + key, data, _content_type(key))
         report.media_written += 1
@@ -124,10 +126,11 @@ async def publish(mirror: Mirror, target: Storage, settings: DocumentSettings, *
     # some removes only their own old pages.
     stale = [k for k in existing if k.startswith("feeds/") and k not in keep
              and (slugs is None or _owner(k) in rendered)]
-    # The pictures of an account that is no more (an owner's deletion) go whatever was asked: no feed may name them.
+    # The pictures of a source or an account that is no more (an owner's deletion) go whatever was asked: no feed
+    # may name them.
     async with database.read() as session:
-        living = set(await account_store.ids(session))
-    stale += [k for k in existing if (found := _ACCOUNT.match(k)) and int(found[1]) not in living]
+        living = {"accounts": set(await account_store.ids(session)), "sources": set(await source_store.ids(session))}
+    stale += [k for k in existing if (found := _OWNER.match(k)) and int(found[2]) not in living[found[1]]]
     if stale:
         await target.delete(stale)
         report.removed = len(stale)

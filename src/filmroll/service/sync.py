@@ -1,4 +1,4 @@
-"""Syncing one account's profile and media into the database, incrementally.
+"""Syncing one account's profile and media into the database, incrementally: the ``account`` source kind.
 
 An unchanged account costs one Graph call: ``/me`` with the newest page of media expanded inline, asking only for
 what tells a change (:data:`ROUTINE_FIELDS`: a fifth of the full answer, for Instagram to build and for us to read).
@@ -22,20 +22,22 @@ from datetime import datetime, timedelta
 from filmroll import errors
 from filmroll.platform import Clients, Media, MediaPage, Profile, ProviderClient
 from filmroll.platform.instagram_login import MEDIA_FIELDS
+from filmroll.secret import Secret
 from filmroll.service import posts
 from filmroll.service.policy import Backoff, SyncPolicy
 from filmroll.service.transitions import transition
-from filmroll.store import accounts, events
+from filmroll.store import events, sources
 from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
 from filmroll.store import media as media_store
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database, is_damaged, is_unavailable
+from filmroll.store.sources import SyncClaim
 from filmroll.vault import Vault
 from filmroll.vocabulary import AccountStatus, FailureKind, Outcome
 
 log = logging.getLogger("filmroll.sync")
-PROFILE_COLUMNS = accounts.PROFILE_COLUMNS
+PROFILE_COLUMNS = sources.PROFILE_COLUMNS
 
 
 # The fields a routine sync asks for: what :func:`posts.fingerprint` and :func:`posts.changed` look at.
@@ -70,7 +72,7 @@ class Syncer:
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
 
-    async def run(self, claim: accounts.SyncClaim, *, full: bool = False) -> Outcome:
+    async def run(self, claim: SyncClaim, *, full: bool = False) -> Outcome:
         """Sync one claimed account; ``full`` asks for the full pass now, whenever the last one was. A failure of
         any kind is the account's (its sync_error, an event, backoff), not a silent crash left to the worker's log;
         a database outage is the worker's to wait out."""
@@ -86,12 +88,12 @@ class Syncer:
             return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng, cap=cap), failure,
                                      FailureKind.TEMPORARY)
 
-    async def _run(self, claim: accounts.SyncClaim, *, full: bool) -> Outcome:
+    async def _run(self, claim: SyncClaim, *, full: bool) -> Outcome:
         started = self.database.clock.now()
         full = full or claim.full_synced_at is None or started - claim.full_synced_at >= self.policy.full_interval
         try:
-            token = self.vault.open(claim.ciphertext, claim.key_id, claim.account_id)
-            profile, page = await self.clients[claim.provider].profile_and_media(
+            token = self._token(claim)
+            profile, page = await self._client(claim).profile_and_media(
                 token, limit=self.policy.page_size, media_fields=MEDIA_FIELDS if full else ROUTINE_FIELDS)
             newest = posts.fingerprint(page)
             gone: list[str] = []
@@ -122,24 +124,24 @@ class Syncer:
             log.warning("stale_lease: the sync of %s was taken over; its bookkeeping was not written", claim.label)
             return Outcome.STALE_LEASE
 
-    async def _catch_up(self, claim: accounts.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
+    async def _catch_up(self, claim: SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
                         now: datetime, newest: str) -> tuple[int, str]:
         """The narrow newest page changed: update the stored posts from it, or, if it holds a post we do not have
         (or had marked deleted), read the page again in full and walk. Returns rows written and the fingerprint of
         the page now stored."""
         async with self.database.read() as session:
-            stored = await media_store.known(session, claim.account_id, [m.id for m in page.items], posts.COMPARED)
+            stored = await media_store.known(session, claim.source_id, [m.id for m in page.items], posts.COMPARED)
         if any(stored.get(m.id) is None or stored[m.id]["deleted_at"] is not None for m in page.items):
-            page = await self.clients[claim.provider].media_page(token, limit=self.policy.page_size)
+            page = await self._client(claim).media_page(token, limit=self.policy.page_size)
             _, written, _ = await self._walk(claim, token, page, False, now)
             return written, posts.fingerprint(page)
         edited = [m for m in page.items if posts.changed(stored[m.id], m)]
         if edited:
             async with self.database.transaction() as session:
-                await media_store.update_columns(session, claim.account_id, [posts.compared(m) for m in edited], now)
+                await media_store.update_columns(session, claim.source_id, [posts.compared(m) for m in edited], now)
         return len(edited), newest
 
-    async def _walk(self, claim: accounts.SyncClaim, token, page: MediaPage, full: bool,  # type: ignore[no-untyped-def]
+    async def _walk(self, claim: SyncClaim, token, page: MediaPage, full: bool,  # type: ignore[no-untyped-def]
                     now: datetime) -> tuple[set[str], int, bool]:
         """Store new and changed posts page by page; returns every id seen, how many rows were written, and whether
         the listing was read to its end (a page without ``next``)."""
@@ -149,31 +151,31 @@ class Syncer:
             items = [m for m in page.items if m.id not in seen]
             seen.update(m.id for m in items)
             async with self.database.read() as session:
-                stored = await media_store.known(session, claim.account_id, [m.id for m in items], posts.COMPARED)
+                stored = await media_store.known(session, claim.source_id, [m.id for m in items], posts.COMPARED)
             fresh: list[Media] = [m for m in items if posts.changed(stored.get(m.id), m)]
             # This page was read in full: the posts already stored get Instagram's newly signed URLs too.
             resigned = [posts.urls(m) for m in items if m.id in stored and m not in fresh and m.media_url]
             if fresh or resigned:
                 async with self.database.transaction() as session:
-                    written += await media_store.upsert(session, claim.account_id, [posts.row(m) for m in fresh],
+                    written += await media_store.upsert(session, claim.source_id, [posts.row(m) for m in fresh],
                                                         now)
-                    retried = await media_store.update_urls(session, claim.account_id, resigned)
+                    retried = await media_store.update_urls(session, claim.source_id, resigned)
                     if fresh or retried:
-                        await file_store.mirror_due(session, claim.account_id, now)
+                        await file_store.mirror_due(session, claim.source_id, now)
             reached_known = any(m.id in stored and not posts.changed(stored[m.id], m) for m in items)
             if not page.next_url:
                 return seen, written, True
             if reached_known and not full:
                 break
-            page = await self.clients[claim.provider].media_page(token, next_url=page.next_url)
+            page = await self._client(claim).media_page(token, next_url=page.next_url)
         return seen, written, False
 
-    async def _gone(self, claim: accounts.SyncClaim, token, seen: set[str], whole: bool,  # type: ignore[no-untyped-def]
+    async def _gone(self, claim: SyncClaim, token, seen: set[str], whole: bool,  # type: ignore[no-untyped-def]
                     profile: Profile) -> list[str]:
         """The stored posts a full pass did not see that are gone from Instagram (see :class:`SyncPolicy`): an empty
         or short listing is not a reason to delete anything."""
         async with self.database.read() as session:
-            live = await media_store.live_ids(session, claim.account_id)
+            live = await media_store.live_ids(session, claim.source_id)
         missing = [i for i in live if i not in seen]
         if not missing:
             return []
@@ -184,7 +186,7 @@ class Syncer:
         gone = []
         for media_id in missing[: self.policy.confirm_limit]:
             try:
-                await self.clients[claim.provider].media_item(token, media_id, fields=("id",))
+                await self._client(claim).media_item(token, media_id, fields=("id",))
             except errors.NotFoundError:
                 gone.append(media_id)
         if len(missing) > len(gone):
@@ -192,7 +194,7 @@ class Syncer:
                      claim.label, len(missing), len(gone))
         return gone
 
-    async def _insights(self, claim: accounts.SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
+    async def _insights(self, claim: SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
                         now: datetime) -> bool:
         """Snapshot account and newest-post insights at most daily, when the token may read them."""
         if INSIGHTS_PERMISSION not in claim.permissions.split(","):
@@ -202,7 +204,7 @@ class Syncer:
         day = now.strftime("%Y-%m-%d")
         rows: list[dict[str, object]] = []
         try:
-            for insight in await self.clients[claim.provider].account_insights(token, ACCOUNT_METRICS):
+            for insight in await self._client(claim).account_insights(token, ACCOUNT_METRICS):
                 if insight.value is not None:
                     rows.append({"ig_media_id": "", "metric": insight.name, "period": "day", "day": day,
                                  "value": insight.value, "taken_at": now})
@@ -213,16 +215,16 @@ class Syncer:
             if metrics is None:
                 continue
             try:
-                found = await self.clients[claim.provider].media_insights(token, item.id, metrics)
+                found = await self._client(claim).media_insights(token, item.id, metrics)
             except (errors.PermissionMissingError, errors.RequestError):
                 continue  # e.g. posted before the business conversion (10/2108006): no insights for that post
             rows.extend({"ig_media_id": item.id, "metric": i.name, "period": "lifetime", "day": day,
                          "value": i.value, "taken_at": now} for i in found if i.value is not None)
         async with self.database.transaction() as session:
-            await media_store.record_insights(session, claim.account_id, rows)
+            await media_store.record_insights(session, _account_of(claim), rows)
         return True
 
-    async def _finish(self, claim: accounts.SyncClaim, profile: Profile, full_gone: list[str] | None, written: int,
+    async def _finish(self, claim: SyncClaim, profile: Profile, full_gone: list[str] | None, written: int,
                       started: datetime, insights_taken: bool, newest: str) -> Outcome:
         usage = profile.usage.busiest
         interval = self._interval(claim)
@@ -232,8 +234,8 @@ class Syncer:
         next_sync_at = started + interval
         if full_gone is None and self.batch is not None and claim.stale_since is None:
             # Only bookkeeping (one fenced UPDATE) is left: share a commit with the other jobs finishing now.
-            write = accounts.synced_routinely(
-                owner=self.owner, account_id=claim.account_id, started=started,
+            write = sources.synced_routinely(
+                owner=self.owner, source_id=claim.source_id, account_id=_account_of(claim), started=started,
                 next_sync_at=next_sync_at, usage_percent=usage, media_fingerprint=newest,
                 insights_at=started if insights_taken else None,
                 profile={c: getattr(profile, c) for c in PROFILE_COLUMNS})
@@ -242,32 +244,41 @@ class Syncer:
             return Outcome.SYNCED
         values: dict[str, object] = {
             "last_synced_at": started, "next_sync_at": next_sync_at, "stale_since": None,
-            "sync_failures": 0, "sync_error": None, "usage_percent": usage, "updated_at": started,
-            "media_fingerprint": newest,
-            **{c: getattr(profile, c) for c in PROFILE_COLUMNS if getattr(profile, c) is not None},
+            "sync_failures": 0, "sync_error": None, "usage_percent": usage, "media_fingerprint": newest,
         }
+        fresh = {"updated_at": started,
+                 **{c: getattr(profile, c) for c in PROFILE_COLUMNS if getattr(profile, c) is not None}}
         if insights_taken:
             values["insights_at"] = started
         deleted = 0
         async with self.database.transaction() as session:
             if full_gone is not None:
-                deleted = await media_store.mark_deleted(session, claim.account_id, full_gone, started)
+                deleted = await media_store.mark_deleted(session, claim.source_id, full_gone, started)
                 values["full_synced_at"] = started
-            if not await accounts.synced(session, owner=self.owner, account_id=claim.account_id, values=values):
+            if not await sources.synced(session, owner=self.owner, source_id=claim.source_id, values=values,
+                                        profile=fresh, account_id=claim.account_id):
                 raise _StaleLease
             if claim.stale_since is not None:
-                await feed_store.touch(session, [claim.account_id], started)  # fresh again
+                await feed_store.touch(session, [claim.source_id], started)  # fresh again
                 await events.record(session, "sync.recovered",
                                     f"syncing works again (it had failed since {claim.stale_since:%Y-%m-%d %H:%M} "
                                     "UTC)", at=started, account_id=claim.account_id, actor=self.owner)
         log.debug("%s synced: %s written, %s deleted", claim.label, written, deleted)
         return Outcome.SYNCED_FULL if full_gone is not None else Outcome.SYNCED
 
-    def _interval(self, claim: accounts.SyncClaim) -> timedelta:
+    def _token(self, claim: SyncClaim) -> Secret:
+        if claim.ciphertext is None or claim.key_id is None:
+            raise errors.TokenInvalidError("no token is stored for this account")
+        return self.vault.open(claim.ciphertext, claim.key_id, _account_of(claim))
+
+    def _client(self, claim: SyncClaim) -> ProviderClient:
+        return self.clients[claim.provider or ""]
+
+    def _interval(self, claim: SyncClaim) -> timedelta:
         minutes = claim.sync_interval_minutes
         return timedelta(minutes=minutes) if minutes else self.policy.interval
 
-    async def _later(self, claim: accounts.SyncClaim, wait: timedelta, exc: errors.FilmrollError,
+    async def _later(self, claim: SyncClaim, wait: timedelta, exc: errors.FilmrollError,
                      failure: FailureKind) -> Outcome:
         now = self.database.clock.now()
         error = f"{type(exc).__name__}: {exc.message}"[:500]
@@ -280,22 +291,28 @@ class Syncer:
         if starts_failing:
             values["stale_since"] = now  # feeds keep serving the last good copy, saying since when
         async with self.database.transaction() as session:
-            if await accounts.synced(session, owner=self.owner, account_id=claim.account_id,
+            if await sources.synced(session, owner=self.owner, source_id=claim.source_id,
                                    values=values) and starts_failing:
-                await feed_store.touch(session, [claim.account_id], now)  # the feeds say since when they are stale
+                await feed_store.touch(session, [claim.source_id], now)  # the feeds say since when they are stale
                 await events.record(session, "sync.failing", f"syncing failed, retrying; the stored posts are kept "
                                     f"as they are ({error})", at=now, account_id=claim.account_id, actor=self.owner)
         return Outcome.SYNC_RETRY if counted else Outcome.SYNC_THROTTLED
 
-    async def _needs_reauth(self, claim: accounts.SyncClaim, reason: str) -> Outcome:
+    async def _needs_reauth(self, claim: SyncClaim, reason: str) -> Outcome:
         now = self.database.clock.now()
         async with self.database.transaction() as session:
-            if not await accounts.synced(session, owner=self.owner, account_id=claim.account_id,
+            if not await sources.synced(session, owner=self.owner, source_id=claim.source_id,
                                        values={"stale_since": claim.stale_since or now}):
                 return Outcome.STALE_LEASE
-            await transition(session, claim.account_id, AccountStatus.NEEDS_REAUTH, reason=reason, now=now,
+            await transition(session, _account_of(claim), AccountStatus.NEEDS_REAUTH, reason=reason, now=now,
                              actor=self.owner)
         return Outcome.NEEDS_REAUTH
+
+
+def _account_of(claim: SyncClaim) -> int:
+    if claim.account_id is None:  # an account source always has its account: the claim says whose it is
+        raise errors.FilmrollError(f"{claim.label} names no account to sync through")
+    return claim.account_id
 
 
 class _StaleLease(Exception):

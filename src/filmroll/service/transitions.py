@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from filmroll.store import alerts, events, feeds, links
+from filmroll.store import alerts, events, feeds, links, sources
 from filmroll.store.tables import Account, Event
 from filmroll.vocabulary import AccountStatus
 
@@ -35,10 +35,10 @@ async def transition(session: AsyncSession, account_id: int, status: AccountStat
         raise LookupError(f"account {account_id} does not exist")
     account.status, account.status_reason, account.updated_at = status, reason, now
     if status != AccountStatus.ACTIVE:
-        account.next_sync_at = None
+        await sources.unschedule_own(session, account_id)  # a reconnection makes it due again
     await session.flush()
     await links.retire_for_account(session, account_id, now)
-    await feeds.touch(session, [account_id], now)  # the feeds say the status, and may stop showing the posts
+    await feeds.touch_accounts(session, [account_id], now)  # the feeds say the status, and may stop showing the posts
     recorded = await events.record(session, event or f"account.{status}", (message or reason or str(status))[:1000],
                                    at=now, account_id=account_id, actor=actor)
     if status == AccountStatus.NEEDS_REAUTH:

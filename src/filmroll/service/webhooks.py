@@ -16,13 +16,13 @@ import random
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from filmroll.platform import Clients, ProviderClient
 from filmroll.service.accounts import find as find_account
 from filmroll.service.accounts import no_token
 from filmroll.service.alerts import Webhook, post_signed
-from filmroll.store import events, tokens, webhooks
+from filmroll.store import events, sources, tokens, webhooks
 from filmroll.store.database import Database
 from filmroll.store.tables import Account
 from filmroll.store.webhooks import WebhookClaim
@@ -104,8 +104,7 @@ class WebhookHandler:
             accounts = list((await session.execute(select(Account).where(
                 Account.ig_user_id.in_(named), Account.status == AccountStatus.ACTIVE))).scalars()) if named else []
             if accounts:
-                await session.execute(update(Account).where(Account.id.in_([a.id for a in accounts]))
-                                      .values(next_sync_at=now).execution_options(synchronize_session=False))
+                await sources.make_due(session, [a.id for a in accounts], now)
             for account in accounts:
                 await events.record(session, "instagram.webhook", f"Instagram said @{account.username} changed; "
                                     "synced now", at=now, account_id=account.id, actor="instagram")

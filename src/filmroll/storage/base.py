@@ -45,7 +45,7 @@ class Storage(Protocol):
     async def close(self) -> None: ...
 
 
-PROBE_PREFIX = ".filmroll-probe/"  # never a media key (those start with accounts/): the collector leaves it alone
+PROBE_PREFIX = ".filmroll-probe/"  # never a media key (those start with sources/ or accounts/)
 
 
 async def probe(storage: Storage) -> None:

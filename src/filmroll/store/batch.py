@@ -32,13 +32,20 @@ Write = Callable[[AsyncSession], Awaitable[Any]]
 @dataclass(frozen=True, slots=True)
 class Fenced:
     """One fenced UPDATE of one row (a Core statement, so a list of parameters makes an executemany): it took
-    effect, and the write returns True, when it matched exactly that row, i.e. the lease was still ours."""
+    effect, and the write returns True, when it matched exactly that row, i.e. the lease was still ours. ``then``:
+    a statement and its parameters that follow in the same transaction only if it did (a sync's profile columns,
+    on the account of the source whose lease fenced the first)."""
 
     statement: Executable
     params: dict[str, Any]
+    then: tuple[Executable, dict[str, Any]] | None = None
 
     async def __call__(self, session: AsyncSession) -> bool:
-        return rowcount(await session.execute(self.statement, self.params)) == 1
+        if rowcount(await session.execute(self.statement, self.params)) != 1:
+            return False
+        if self.then is not None:
+            await session.execute(*self.then)
+        return True
 
 
 class _ShortCount(Exception):
@@ -92,6 +99,12 @@ class WriteBatch:
             result = await session.execute(writes[0].statement, [w.params for w in writes])
             if rowcount(result) != len(writes):
                 raise _ShortCount
+            followers: dict[int, list[tuple[Executable, dict[str, Any]]]] = {}
+            for write in writes:
+                if write.then is not None:
+                    followers.setdefault(id(write.then[0]), []).append(write.then)
+            for then in followers.values():
+                await session.execute(then[0][0], [params for _, params in then])
             for position in positions:
                 results[position] = True
         return results

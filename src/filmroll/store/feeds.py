@@ -16,22 +16,24 @@ from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.lease import Claim, Claimable, Lease, made
-from filmroll.store.tables import Account, Feed, FeedSource, MediaChild, MediaFile, MediaItem
+from filmroll.store.sources import describe
+from filmroll.store.tables import Account, Feed, FeedSource, MediaChild, MediaFile, MediaItem, Source
+from filmroll.vocabulary import SourceKind
 
 PUBLISH = Lease("publish", Feed.__table__, "id", "publish_lease_owner", "publish_lease_until")  # type: ignore[arg-type]
 
 
-async def create(session: AsyncSession, *, values: dict[str, Any], account_ids: Sequence[int], now: datetime) -> Feed:
+async def create(session: AsyncSession, *, values: dict[str, Any], source_ids: Sequence[int], now: datetime) -> Feed:
     feed = Feed(**values, changed_at=now, created_at=now, updated_at=now)
     session.add(feed)
     await session.flush()
-    await set_sources(session, feed.id, account_ids)
+    await set_sources(session, feed.id, source_ids)
     return feed
 
 
-async def set_sources(session: AsyncSession, feed_id: int, account_ids: Sequence[int]) -> None:
+async def set_sources(session: AsyncSession, feed_id: int, source_ids: Sequence[int]) -> None:
     await session.execute(delete(FeedSource).where(FeedSource.feed_id == feed_id))
-    session.add_all(FeedSource(feed_id=feed_id, account_id=a, position=n) for n, a in enumerate(account_ids))
+    session.add_all(FeedSource(feed_id=feed_id, source_id=s, position=n) for n, s in enumerate(source_ids))
     await session.flush()
 
 
@@ -44,21 +46,42 @@ async def all_feeds(session: AsyncSession) -> list[Feed]:
     return list((await session.execute(select(Feed).order_by(Feed.slug))).scalars())
 
 
-async def sources(session: AsyncSession, feed_ids: Sequence[int]) -> dict[int, list[Account]]:
-    """Each feed's source accounts, in the order they were given."""
-    found: dict[int, list[Account]] = {f: [] for f in feed_ids}
+@dataclass(frozen=True)
+class FeedSourceRow:
+    """One source of a feed, with the account it belongs to or reads through (None: it needs none)."""
+
+    source: Source
+    account: Account | None
+
+    @property
+    def own_account(self) -> Account | None:
+        """The account whose own posts these are (an account source's), else None."""
+        return self.account if self.source.kind == SourceKind.ACCOUNT else None
+
+    @property
+    def label(self) -> str:
+        return describe(self.source.kind, self.source.query, self.account.username if self.account else None,
+                        self.source.account_id)
+
+
+async def sources(session: AsyncSession, feed_ids: Sequence[int]) -> dict[int, list[FeedSourceRow]]:
+    """Each feed's sources, in the order they were given."""
+    found: dict[int, list[FeedSourceRow]] = {f: [] for f in feed_ids}
     if feed_ids:
-        for feed_id, account in await session.execute(
-                select(FeedSource.feed_id, Account).join(Account, Account.id == FeedSource.account_id)
+        for feed_id, source, account in await session.execute(
+                select(FeedSource.feed_id, Source, Account).join(Source, Source.id == FeedSource.source_id)
+                .outerjoin(Account, Account.id == Source.account_id)
                 .where(FeedSource.feed_id.in_(feed_ids)).order_by(FeedSource.feed_id, FeedSource.position)):
-            found[feed_id].append(account)
+            found[feed_id].append(FeedSourceRow(source, account))
     return found
 
 
-async def accounts(session: AsyncSession, account_ids: Sequence[int]) -> list[Account]:
-    """These accounts, in the order given (a draft feed's sources)."""
-    found = {a.id: a for a in (await session.execute(select(Account).where(Account.id.in_(account_ids)))).scalars()}
-    return [found[a] for a in account_ids if a in found]
+async def sources_of(session: AsyncSession, source_ids: Sequence[int]) -> list[FeedSourceRow]:
+    """These sources, in the order given (a draft feed's)."""
+    rows = await session.execute(select(Source, Account).outerjoin(Account, Account.id == Source.account_id)
+                                 .where(Source.id.in_(list(source_ids))))
+    found = {source.id: FeedSourceRow(source, account) for source, account in rows}
+    return [found[s] for s in source_ids if s in found]
 
 
 async def update_feed(session: AsyncSession, feed_id: int, values: dict[str, Any], now: datetime) -> None:
@@ -69,35 +92,43 @@ async def remove(session: AsyncSession, feed_id: int) -> None:
     await session.execute(delete(Feed).where(Feed.id == feed_id))
 
 
-async def touch(session: AsyncSession, account_ids: Sequence[int], now: datetime, *,
+async def touch(session: AsyncSession, source_ids: Sequence[int], now: datetime, *,
                 retry_publish: bool = False) -> None:
-    """What the feeds of these accounts show has changed: each renders again (one UPDATE; none if in no feed).
+    """What the feeds of these sources show has changed: each renders again (one UPDATE; none if in no feed).
     ``retry_publish``: and is published again at once, even if a publish is backing off (a deletion: the publish
     that failed on the pictures it took first is out of date)."""
-    if account_ids:
+    if source_ids:
         values: dict[str, object] = {"changed_at": now}
         if retry_publish:
             values |= {"next_publish_at": None, "publish_error": None}
         await session.execute(update(Feed).where(Feed.id.in_(
-            select(FeedSource.feed_id).where(FeedSource.account_id.in_(account_ids)))).values(**values))
+            select(FeedSource.feed_id).where(FeedSource.source_id.in_(list(source_ids))))).values(**values))
+
+
+async def touch_accounts(session: AsyncSession, account_ids: Sequence[int], now: datetime, *,
+                         retry_publish: bool = False) -> None:
+    """:func:`touch` of every source of these accounts (their status changed)."""
+    if account_ids:
+        owned = select(Source.id).where(Source.account_id.in_(list(account_ids)))
+        await touch(session, list((await session.execute(owned)).scalars()), now, retry_publish=retry_publish)
 
 
 async def versions(session: AsyncSession) -> dict[str, tuple[datetime, datetime | None]]:
     """slug -> (changed_at, its sources' newest last_synced_at) of every feed: what the web tier polls. A routine
-    sync moves only the second (the feed says when its accounts were last synced), every other change the first."""
+    sync moves only the second (the feed says when its sources were last synced), every other change the first."""
     rows = await session.execute(
-        select(Feed.slug, Feed.changed_at, func.max(Account.last_synced_at))
-        .outerjoin(FeedSource, FeedSource.feed_id == Feed.id).outerjoin(Account, Account.id == FeedSource.account_id)
+        select(Feed.slug, Feed.changed_at, func.max(Source.last_synced_at))
+        .outerjoin(FeedSource, FeedSource.feed_id == Feed.id).outerjoin(Source, Source.id == FeedSource.source_id)
         .group_by(Feed.id, Feed.slug, Feed.changed_at))
     return {slug: (changed, synced) for slug, changed, synced in rows}
 
 
-async def live_posts(session: AsyncSession, account_ids: Sequence[int], *, limit: int) -> list[MediaItem]:
-    """The mirrored, live posts of these accounts, newest first (the feed's filters are the service's)."""
-    if not account_ids:
+async def live_posts(session: AsyncSession, source_ids: Sequence[int], *, limit: int) -> list[MediaItem]:
+    """The mirrored, live posts of these sources, newest first (the feed's filters are the service's)."""
+    if not source_ids:
         return []
     return list((await session.execute(
-        select(MediaItem).where(MediaItem.account_id.in_(account_ids), MediaItem.deleted_at.is_(None),
+        select(MediaItem).where(MediaItem.source_id.in_(source_ids), MediaItem.deleted_at.is_(None),
                                 MediaItem.mirrored_at.is_not(None))
         .order_by(MediaItem.timestamp.desc(), MediaItem.id.desc()).limit(limit))).scalars())
 
@@ -111,16 +142,16 @@ async def children(session: AsyncSession, media_ids: Sequence[int]) -> dict[int,
     return found
 
 
-async def originals(session: AsyncSession, account_ids: Sequence[int],
+async def originals(session: AsyncSession, source_ids: Sequence[int],
                     ig_media_ids: Sequence[str]) -> dict[tuple[int, str], list[MediaFile]]:
-    """(account id, Instagram id) -> its stored originals, posters, videos and upright JPEGs (the other variants are
+    """(source id, Instagram id) -> its stored originals, posters, videos and upright JPEGs (the other variants are
     named by rule, made or not)."""
     found: dict[tuple[int, str], list[MediaFile]] = {}
-    if account_ids and ig_media_ids:
+    if source_ids and ig_media_ids:
         for row in (await session.execute(select(MediaFile).where(
-                MediaFile.account_id.in_(account_ids), MediaFile.ig_media_id.in_(ig_media_ids),
+                MediaFile.source_id.in_(source_ids), MediaFile.ig_media_id.in_(ig_media_ids),
                 or_(MediaFile.variant == "", MediaFile.variant.like("%.jpg"))))).scalars():
-            found.setdefault((row.account_id, row.ig_media_id), []).append(row)
+            found.setdefault((row.source_id, row.ig_media_id), []).append(row)
     return found
 
 
@@ -146,7 +177,7 @@ class PublishClaim(Claim):
 def feed_version() -> Any:
     """A feed's version in SQL: the later of its ``changed_at`` and its sources' newest ``last_synced_at`` (what
     :func:`versions` reads for the web tier, as one value)."""
-    newest = (select(func.max(Account.last_synced_at)).join(FeedSource, FeedSource.account_id == Account.id)
+    newest = (select(func.max(Source.last_synced_at)).join(FeedSource, FeedSource.source_id == Source.id)
               .where(FeedSource.feed_id == Feed.id).scalar_subquery())
     return case((newest > Feed.changed_at, newest), else_=Feed.changed_at)
 

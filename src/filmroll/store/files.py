@@ -15,12 +15,12 @@ from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.database import dialect_insert, rowcount
-from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem, UTCDateTime
-from filmroll.vocabulary import AccountStatus, FileRole
+from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem, Source, UTCDateTime
+from filmroll.vocabulary import FileRole
 
 
 @dataclass(frozen=True)
-class Source:
+class WantedFile:
     """One picture (or video) of a post to store: whose it is, what it is to the post, and where Instagram has it."""
 
     ig_media_id: str  # the post's, a child's, or "" for the profile picture
@@ -39,12 +39,12 @@ class PendingPost:
     children: tuple[tuple[str, str | None, str | None, str | None], ...]  # (ig id, type, media_url, thumbnail_url)
 
 
-async def pending(session: AsyncSession, account_id: int, *, limit: int, max_attempts: int) -> list[PendingPost]:
+async def pending(session: AsyncSession, source_id: int, *, limit: int, max_attempts: int) -> list[PendingPost]:
     """Live posts not mirrored yet (newest first) that have attempts left."""
     rows = (await session.execute(
         select(MediaItem.id, MediaItem.ig_media_id, MediaItem.media_type, MediaItem.media_url,
                MediaItem.thumbnail_url, MediaItem.mirror_attempts)
-        .where(MediaItem.account_id == account_id, MediaItem.deleted_at.is_(None), MediaItem.mirrored_at.is_(None),
+        .where(MediaItem.source_id == source_id, MediaItem.deleted_at.is_(None), MediaItem.mirrored_at.is_(None),
                MediaItem.mirror_attempts < max_attempts)
         .order_by(MediaItem.timestamp.desc(), MediaItem.id.desc()).limit(limit))).all()
     children: dict[int, list[tuple[str, str | None, str | None, str | None]]] = {}
@@ -57,20 +57,20 @@ async def pending(session: AsyncSession, account_id: int, *, limit: int, max_att
     return [PendingPost(*row, children=tuple(children.get(row[0], ()))) for row in rows]
 
 
-async def newest_ids(session: AsyncSession, account_id: int, count: int) -> set[int]:
+async def newest_ids(session: AsyncSession, source_id: int, count: int) -> set[int]:
     """The ``count`` newest live posts (their variants are made eagerly)."""
-    rows = await session.execute(select(MediaItem.id).where(MediaItem.account_id == account_id,
+    rows = await session.execute(select(MediaItem.id).where(MediaItem.source_id == source_id,
                                                             MediaItem.deleted_at.is_(None))
                                  .order_by(MediaItem.timestamp.desc(), MediaItem.id.desc()).limit(count))
     return set(rows.scalars())
 
 
 _FILE_COLUMNS = [c.name for c in MediaFile.__table__.columns if c.name != "id"]
-_FILE_KEY = ["account_id", "ig_media_id", "role", "variant"]
+_FILE_KEY = ["source_id", "ig_media_id", "role", "variant"]
 
 
 async def record(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or replace file rows, keyed by (account, Instagram id, role, variant): one statement for them all."""
+    """Insert or replace file rows, keyed by (source, Instagram id, role, variant): one statement for them all."""
     if not rows:
         return
     statement = dialect_insert(session, MediaFile)
@@ -84,41 +84,41 @@ async def mark_mirrored(session: AsyncSession, media_id: int, now: datetime) -> 
                           .values(mirrored_at=now, mirror_error=None))
 
 
-async def elsewhere(session: AsyncSession, *, storage: str, account_id: int | None = None) -> list[int]:
+async def elsewhere(session: AsyncSession, *, storage: str, source_id: int | None = None) -> list[int]:
     """Files another storage holds (FILMROLL_STORAGE__URL changed since they were written) are forgotten and
     their posts count as not mirrored, so the mirror stores them again where they are now looked for, instead of
     claiming files that are not there. Files from before filmroll recorded their storage are taken as this one's.
-    Returns the accounts that now have something to mirror."""
-    scope = [MediaFile.account_id == account_id] if account_id is not None else []
+    Returns the sources that now have something to mirror."""
+    scope = [MediaFile.source_id == source_id] if source_id is not None else []
     await session.execute(update(MediaFile).where(MediaFile.storage.is_(None), *scope).values(storage=storage)
                           .execution_options(synchronize_session=False))
-    moved = (await session.execute(select(MediaFile.account_id, MediaFile.ig_media_id).where(
+    moved = (await session.execute(select(MediaFile.source_id, MediaFile.ig_media_id).where(
         MediaFile.storage != storage, *scope))).all()
-    by_account: dict[int, set[str]] = {}
+    by_source: dict[int, set[str]] = {}
     for owner, ig_media_id in moved:
-        by_account.setdefault(owner, set()).add(ig_media_id)
-    for owner, ig_media_ids in by_account.items():
+        by_source.setdefault(owner, set()).add(ig_media_id)
+    for owner, ig_media_ids in by_source.items():
         await unmirror(session, owner, ig_media_ids)
-    if by_account:
+    if by_source:
         await session.execute(delete(MediaFile).where(MediaFile.storage != storage, *scope)
                               .execution_options(synchronize_session=False))
-    return sorted(by_account)
+    return sorted(by_source)
 
 
-async def unmirror(session: AsyncSession, account_id: int, ig_media_ids: set[str]) -> None:
+async def unmirror(session: AsyncSession, source_id: int, ig_media_ids: set[str]) -> None:
     """These posts' files are gone: they count as not mirrored (a post is keyed by its own id or a child's)."""
     children = select(MediaChild.media_id).where(MediaChild.ig_media_id.in_(ig_media_ids))
     await session.execute(update(MediaItem).where(
-        MediaItem.account_id == account_id,
+        MediaItem.source_id == source_id,
         or_(MediaItem.ig_media_id.in_(ig_media_ids), MediaItem.id.in_(children)))
         .values(mirrored_at=None, mirror_attempts=0, mirror_error=None))
 
 
-async def give_attempts_back(session: AsyncSession, account_id: int, ig_media_ids: Sequence[str] | None = None
+async def give_attempts_back(session: AsyncSession, source_id: int, ig_media_ids: Sequence[str] | None = None
                              ) -> int:
     """Posts the mirror gave up on (the CDN failed, or their URLs expired while the owner had to sign in again) get
     their attempts back; a refusal stays final. ``ig_media_ids``: only these posts. Returns how many."""
-    query = (update(MediaItem).where(MediaItem.account_id == account_id, MediaItem.mirrored_at.is_(None),
+    query = (update(MediaItem).where(MediaItem.source_id == source_id, MediaItem.mirrored_at.is_(None),
                                      MediaItem.mirror_attempts > 0,
                                      ~func.coalesce(MediaItem.mirror_error, "").like("refused:%"))
              .values(mirror_attempts=0).execution_options(synchronize_session=False))
@@ -130,13 +130,13 @@ async def give_attempts_back(session: AsyncSession, account_id: int, ig_media_id
 WAITING = "waiting [{mark}]: "  # mirror_error of a post a setting refused, under the settings marked ``mark``
 
 
-async def retry_waiting(session: AsyncSession, account_id: int | None, *, mark: str | None) -> int:
+async def retry_waiting(session: AsyncSession, source_id: int | None, *, mark: str | None) -> int:
     """Posts a setting refused get their attempts back: those refused under other settings than ``mark`` (the
-    setting changed), or every one (``mark`` None: the daily sweep); one account's, or (None) every account's.
+    setting changed), or every one (``mark`` None: the daily sweep); one source's, or (None) every source's.
     Returns how many."""
     query = update(MediaItem).where(MediaItem.mirrored_at.is_(None), MediaItem.mirror_error.like("waiting [%"))
-    if account_id is not None:
-        query = query.where(MediaItem.account_id == account_id)
+    if source_id is not None:
+        query = query.where(MediaItem.source_id == source_id)
     if mark is not None:
         query = query.where(~MediaItem.mirror_error.like(WAITING.format(mark=mark) + "%"))
     return rowcount(await session.execute(
@@ -144,13 +144,13 @@ async def retry_waiting(session: AsyncSession, account_id: int | None, *, mark: 
 
 
 async def due_for_changed_settings(session: AsyncSession, *, mark: str, now: datetime) -> int:
-    """Accounts with posts a setting refused under other settings than ``mark``: due now (a worker started with
+    """Sources with posts a setting refused under other settings than ``mark``: due now (a worker started with
     the setting fixed takes them without a manual step). Returns how many."""
-    changed = select(MediaItem.account_id).where(
+    changed = select(MediaItem.source_id).where(
         MediaItem.mirrored_at.is_(None), MediaItem.deleted_at.is_(None), MediaItem.mirror_error.like("waiting [%"),
         ~MediaItem.mirror_error.like(WAITING.format(mark=mark) + "%"))
     made_due = rowcount(await session.execute(
-        update(Account).where(Account.id.in_(changed)).values(next_mirror_at=now)
+        update(Source).where(Source.id.in_(changed)).values(next_mirror_at=now)
         .execution_options(synchronize_session=False)))
     await retry_waiting(session, None, mark=mark)  # once here, not a write on every pass
     return made_due
@@ -164,10 +164,10 @@ async def waiting_on_settings(session: AsyncSession) -> tuple[int, str | None]:
     return int(count), example
 
 
-async def pending_count(session: AsyncSession, account_id: int) -> int:
+async def pending_count(session: AsyncSession, source_id: int) -> int:
     """Live posts not mirrored yet, whether or not they have attempts left."""
     return int((await session.execute(select(func.count()).select_from(MediaItem).where(
-        MediaItem.account_id == account_id, MediaItem.deleted_at.is_(None),
+        MediaItem.source_id == source_id, MediaItem.deleted_at.is_(None),
         MediaItem.mirrored_at.is_(None)))).scalar_one())
 
 
@@ -180,9 +180,9 @@ async def mark_failed(session: AsyncSession, media_id: int, error: str, *, attem
                           .values(mirror_attempts=attempts, mirror_error=error[:500]))
 
 
-async def of_account(session: AsyncSession, account_id: int, ig_media_ids: Sequence[str] | None = None
+async def of_source(session: AsyncSession, source_id: int, ig_media_ids: Sequence[str] | None = None
                      ) -> list[MediaFile]:
-    query = select(MediaFile).where(MediaFile.account_id == account_id)
+    query = select(MediaFile).where(MediaFile.source_id == source_id)
     if ig_media_ids is not None:
         query = query.where(MediaFile.ig_media_id.in_(ig_media_ids))
     return list((await session.execute(query.order_by(MediaFile.id))).scalars())
@@ -192,32 +192,27 @@ async def by_key(session: AsyncSession, storage_key: str) -> MediaFile | None:
     return (await session.execute(select(MediaFile).where(MediaFile.storage_key == storage_key))).scalars().first()
 
 
-async def original_of(session: AsyncSession, account_id: int, sha256: str) -> MediaFile | None:
-    """The original (or poster) whose bytes have this hash: what a variant is made from."""
+async def original_of(session: AsyncSession, prefix: str, sha256: str) -> MediaFile | None:
+    """The original (or poster) under ``prefix`` (``storage/keys.py``) whose bytes have this hash: what a variant is
+    made from."""
     return (await session.execute(select(MediaFile).where(
-        MediaFile.account_id == account_id, MediaFile.sha256 == sha256,
+        MediaFile.sha256 == sha256, MediaFile.storage_key.startswith(prefix, autoescape=True),
         MediaFile.role.in_([FileRole.ORIGINAL, FileRole.POSTER])))).scalars().first()
 
 
-async def collectable(session: AsyncSession, account_id: int, *, before: datetime) -> list[MediaFile]:
-    """Files no longer referenced since before ``before``: those of posts deleted on Instagram, and every file of
-    an account disconnected or revoked (its status last changed at ``updated_at``)."""
-    account = (await session.execute(select(Account.status, Account.updated_at)
-                                     .where(Account.id == account_id))).one_or_none()
-    if account is None:
-        return []
-    status, updated_at = account
-    if status in (AccountStatus.DISCONNECTED, AccountStatus.REVOKED):
-        if updated_at >= before:
-            return []
-        return await of_account(session, account_id)
-    deleted = select(MediaItem.ig_media_id).where(MediaItem.account_id == account_id,
+async def collectable(session: AsyncSession, source_id: int, *, before: datetime, everything: bool
+                      ) -> list[MediaFile]:
+    """Files no longer referenced since before ``before``: those of posts deleted on Instagram; ``everything``: every
+    file of the source (its account was disconnected or revoked before ``before``)."""
+    if everything:
+        return await of_source(session, source_id)
+    deleted = select(MediaItem.ig_media_id).where(MediaItem.source_id == source_id,
                                                   MediaItem.deleted_at.is_not(None), MediaItem.deleted_at < before)
     children = (select(MediaChild.ig_media_id).join(MediaItem, MediaItem.id == MediaChild.media_id)
-                .where(MediaItem.account_id == account_id, MediaItem.deleted_at.is_not(None),
+                .where(MediaItem.source_id == source_id, MediaItem.deleted_at.is_not(None),
                        MediaItem.deleted_at < before))
     rows = await session.execute(select(MediaFile).where(
-        MediaFile.account_id == account_id, MediaFile.ig_media_id != "",
+        MediaFile.source_id == source_id, MediaFile.ig_media_id != "",
         or_(MediaFile.ig_media_id.in_(deleted), MediaFile.ig_media_id.in_(children))))
     return list(rows.scalars())
 
@@ -227,17 +222,17 @@ async def forget(session: AsyncSession, file_ids: Sequence[int]) -> None:
         await session.execute(delete(MediaFile).where(MediaFile.id.in_(file_ids)))
 
 
-async def keys_of(session: AsyncSession, account_id: int) -> set[str]:
+async def keys_of(session: AsyncSession, source_id: int) -> set[str]:
     return set((await session.execute(select(MediaFile.storage_key)
-                                      .where(MediaFile.account_id == account_id))).scalars())
+                                      .where(MediaFile.source_id == source_id))).scalars())
 
 
 async def usage(session: AsyncSession, *, storage: str) -> list[tuple[int, str, int, int]]:
-    """(account id, role, files, bytes) for every account and role, in ``storage`` (a Storage's description)."""
-    rows = await session.execute(select(MediaFile.account_id, MediaFile.role, func.count(), func.sum(MediaFile.bytes))
+    """(source id, role, files, bytes) for every source and role, in ``storage`` (a Storage's description)."""
+    rows = await session.execute(select(MediaFile.source_id, MediaFile.role, func.count(), func.sum(MediaFile.bytes))
                                  .where(or_(MediaFile.storage == storage, MediaFile.storage.is_(None)))
-                                 .group_by(MediaFile.account_id, MediaFile.role)
-                                 .order_by(MediaFile.account_id, MediaFile.role))
+                                 .group_by(MediaFile.source_id, MediaFile.role)
+                                 .order_by(MediaFile.source_id, MediaFile.role))
     return [(a, r, n, int(b or 0)) for a, r, n, b in rows]
 
 
@@ -268,18 +263,18 @@ async def set_profile_picture_url(session: AsyncSession, account_id: int, url: s
     await session.execute(update(Account).where(Account.id == account_id).values(profile_picture_url=url))
 
 
-def next_pass_at(account_id: int, *, now: datetime, otherwise: datetime, max_attempts: int) -> Any:
-    """``now`` if the account has posts waiting (a sync may have stored some while the pass ran), else ``otherwise``:
+def next_pass_at(source_id: int, *, now: datetime, otherwise: datetime, max_attempts: int) -> Any:
+    """``now`` if the source has posts waiting (a sync may have stored some while the pass ran), else ``otherwise``:
     one SQL expression, decided in the UPDATE that records the pass, so a sync's "due now" is never overwritten."""
-    waiting = select(MediaItem.id).where(MediaItem.account_id == account_id, MediaItem.deleted_at.is_(None),
+    waiting = select(MediaItem.id).where(MediaItem.source_id == source_id, MediaItem.deleted_at.is_(None),
                                          MediaItem.mirrored_at.is_(None), MediaItem.mirror_attempts < max_attempts)
     return case((exists(waiting), literal(now, UTCDateTime())), else_=literal(otherwise, UTCDateTime()))
 
 
-async def mirror_due(session: AsyncSession, account_id: int, now: datetime) -> None:
-    """The account has something new to mirror: due now, unless due sooner already."""
-    await session.execute(update(Account).where(
-        Account.id == account_id, or_(Account.next_mirror_at.is_(None), Account.next_mirror_at > now))
+async def mirror_due(session: AsyncSession, source_id: int, now: datetime) -> None:
+    """The source has something new to mirror: due now, unless due sooner already."""
+    await session.execute(update(Source).where(
+        Source.id == source_id, or_(Source.next_mirror_at.is_(None), Source.next_mirror_at > now))
         .values(next_mirror_at=now))
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from filmroll.vocabulary import AccountStatus, AlertStatus, Provider
+from filmroll.vocabulary import AccountStatus, AlertStatus, Provider, SourceStatus
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -70,7 +70,35 @@ class Account(Base):
     status: Mapped[str] = mapped_column(String(20), default=AccountStatus.ACTIVE)  # an AccountStatus
     status_reason: Mapped[str | None] = mapped_column(Text)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
-    # Set per account (`filmroll sync ACCOUNT --interval-minutes N`); NULL: FILMROLL_SYNC__INTERVAL_MINUTES.
+    connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (# One person's Instagram account connected through two providers is two accounts: each
+                      # provider's token reads it, each has its own lifecycle.
+                      UniqueConstraint("provider", "ig_user_id", name="uq_accounts_provider_ig_user_id"))
+
+
+class Source(Base):
+    """Where posts come from, and the unit of the sync and mirror jobs (their schedule, leases and failures).
+
+    Every connected account has its ``account`` source (its own posts and profile picture); a ``hashtag`` or
+    ``profile`` source holds other people's posts, read through the account in ``account_id``. A source's posts
+    (``media``) and files (``media_files``) are its own: one post found by two sources is stored twice, each copy
+    kept, mirrored and collected with its source. ``kind`` is a :class:`~filmroll.vocabulary.SourceKind` or the name
+    of a kind registered with the runtime (``service/source_kinds.py``).
+    """
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    # The account it belongs to (kind account) or reads through; its rows go with the account's.
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    query: Mapped[str] = mapped_column(String(200), default="")  # the tag or username; "" for an account's own
+    status: Mapped[str] = mapped_column(String(20), default=SourceStatus.ACTIVE)  # a SourceStatus
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set per source (`filmroll sync ACCOUNT --interval-minutes N`); NULL: FILMROLL_SYNC__INTERVAL_MINUTES.
     sync_interval_minutes: Mapped[int | None] = mapped_column(Integer)
     next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -92,24 +120,19 @@ class Account(Base):
     mirror_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     mirror_error: Mapped[str | None] = mapped_column(Text)
     mirror_collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the collector's last run
-    connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_accounts_due_sync", "status", "next_sync_at"),
-                      Index("ix_accounts_due_mirror", "next_mirror_at"),
-                      # One person's Instagram account connected through two providers is two accounts: each
-                      # provider's token reads it, each has its own lifecycle.
-                      UniqueConstraint("provider", "ig_user_id", name="uq_accounts_provider_ig_user_id"))
+    __table_args__ = (Index("ix_sources_due_sync", "status", "next_sync_at"),
+                      Index("ix_sources_due_mirror", "next_mirror_at"),
+                      UniqueConstraint("account_id", "kind", "query", name="uq_sources_account_kind_query"))
 
 
 class MediaItem(Base):
-    """One post as last seen on Instagram. Unique per account and Instagram id: never duplicated."""
+    """One post as last seen on Instagram. Unique per source and Instagram id: never duplicated."""
 
     __tablename__ = "media"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     ig_media_id: Mapped[str] = mapped_column(String(32))
     media_type: Mapped[str | None] = mapped_column(String(20))
     media_product_type: Mapped[str | None] = mapped_column(String(20))
@@ -131,19 +154,20 @@ class MediaItem(Base):
     mirror_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     mirror_error: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (UniqueConstraint("account_id", "ig_media_id", name="uq_media_account_ig_id"),
-                      Index("ix_media_account_timestamp", "account_id", "timestamp"))
+    __table_args__ = (UniqueConstraint("source_id", "ig_media_id", name="uq_media_source_ig_id"),
+                      Index("ix_media_source_timestamp", "source_id", "timestamp"))
 
 
 class MediaFile(Base):
     """A file filmroll stores for a post (its picture, each carousel child's, a video's poster and file, their
-    variants) or for the account's profile picture (``ig_media_id`` ""). Objects are content-addressed under the
-    account's prefix (``storage_key`` holds the SHA-256 of the bytes), so a retry writes the same object again."""
+    variants) or for an account's profile picture (``ig_media_id`` "", in its account source). Objects are
+    content-addressed under the source's prefix (``storage_key`` holds the SHA-256 of the bytes; see
+    ``storage/keys.py``), so a retry writes the same object again."""
 
     __tablename__ = "media_files"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     ig_media_id: Mapped[str] = mapped_column(String(32))  # the post's or the child's; "" for the profile picture
     role: Mapped[str] = mapped_column(String(16))  # a FileRole
     variant: Mapped[str] = mapped_column(String(24), default="")  # "640.webp" for a variant; "" otherwise
@@ -161,12 +185,12 @@ class MediaFile(Base):
     served_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # variants: the byte budget evicts by this
     storage: Mapped[str | None] = mapped_column(Text)  # which storage holds it (Storage.description); NULL: older
 
-    __table_args__ = (UniqueConstraint("account_id", "ig_media_id", "role", "variant", name="uq_media_files_key"),
-                      Index("ix_media_files_sha256", "account_id", "sha256"))
+    __table_args__ = (UniqueConstraint("source_id", "ig_media_id", "role", "variant", name="uq_media_files_key"),
+                      Index("ix_media_files_sha256", "sha256"))
 
 
 class Feed(Base):
-    """What a website shows: posts of one or more accounts (``feed_sources``), filtered, with the operator's decisions
+    """What a website shows: posts of one or more sources (``feed_sources``), filtered, with the operator's decisions
     on single posts (``feed_posts``: hidden, pinned).
 
     ``changed_at`` moves in the transaction of every write that changes what the feed shows (its settings, a sync
@@ -219,10 +243,10 @@ class FeedSource(Base):
     __tablename__ = "feed_sources"
 
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (Index("ix_feed_sources_account", "account_id"),)
+    __table_args__ = (Index("ix_feed_sources_source", "source_id"),)
 
 
 class MediaChild(Base):

@@ -154,9 +154,9 @@ async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_
     except errors.AccountNotFoundError:
         return problem(request, 404, "Not found", "There is no such account.", "not_found")
     mirrored = sum(p.mirror_state == "mirrored" for p in posts)
-    avatar = await media_service.profile_picture(web.database, account.id)
+    avatar, mirror_error = await media_service.profile_picture(web.database, account.id)
     return page(request, "account.html", admin=admin, account=account, posts=posts, mirrored=mirrored, avatar=avatar,
-                csrf_token=web.csrf.token(session_id(request, web) or ""))
+                mirror_error=mirror_error, csrf_token=web.csrf.token(session_id(request, web) or ""))
 
 
 async def sync_soon(web: Web, form: CheckedForm, account_id: RowId) -> Response:

@@ -31,8 +31,8 @@ class FeedSummary(_Strict):
     title: str
     url: str
     updated_at: str | None = Field(description="When the feed's content last changed (UTC, ISO 8601)")
-    last_synced_at: str | None = Field(description="The least recent of its accounts' last syncs")
-    stale_since: str | None = Field(description="Set while syncing an account fails: since when")
+    last_synced_at: str | None = Field(description="The least recent of its sources' last syncs")
+    stale_since: str | None = Field(description="Set while syncing a source fails: since when")
 
 
 class ProfilePicture(_Strict):
@@ -85,7 +85,9 @@ class Child(_Picture):
 
 class Post(_Picture):
     id: str
-    account: str | None
+    account: str | None = Field(description="Whose post it is: the username, where known (null for a hashtag's)")
+    source: str | None = Field(description="The feed's source that brought it, as people name it: '@bakery' "
+                               "(the account's own posts), '#bread' (a hashtag), '@otherbrand' (another profile)")
     type: str | None = Field(description="IMAGE, VIDEO or CAROUSEL_ALBUM")
     is_reel: bool
     permalink: str | None

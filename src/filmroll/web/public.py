@@ -5,7 +5,6 @@ errors as problem+json, may be cached, and carry the public audience's headers (
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -15,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from filmroll.service import pictures
+from filmroll.storage import parse as parse_key
 from filmroll.store import files as file_store
 from filmroll.vocabulary import FileRole
 from filmroll.web import health
@@ -22,9 +22,6 @@ from filmroll.web.deps import Web
 from filmroll.web.rendering import Audience, problem, route_class
 from filmroll.web.throttle import client_of
 
-# accounts/<id>/sha256/ab/cd/<sha256>.<ext> (an original) or …/<sha256>/<width>.<format> (a variant)
-_KEY = re.compile(r"accounts/(?P<account>[0-9]{1,12})/sha256/[0-9a-f]{2}/[0-9a-f]{2}/(?P<sha>[0-9a-f]{64})"
-                  r"(?:\.[a-z0-9]{2,4}|/(?P<variant>[0-9]{1,5}\.(?:webp|avif|jpg)))")
 # The address is the content: it never changes, so browsers and CDNs may keep it for a year.
 IMMUTABLE = "public, max-age=31536000, immutable"
 SERVED = timedelta(days=1)  # how stale a variant's served_at may be before a request writes it again
@@ -85,10 +82,10 @@ def router() -> APIRouter:
 
 async def media_file(request: Request, web: Web, key: str) -> Response:
     """A stored picture by its storage key; a variant never made (or evicted) is rendered on this first request."""
-    match = _KEY.fullmatch(key)
-    if match is None:
+    parsed = parse_key(key)
+    if parsed is None:
         return problem(request, 404, "Not found", "There is no such file.", "not_found")
-    etag = f'"{match["sha"][:32]}{match["variant"] or ""}"'
+    etag = f'"{parsed.sha256[:32]}{parsed.variant or ""}"'
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMMUTABLE})
     async with web.database.read() as session:
@@ -99,10 +96,10 @@ async def media_file(request: Request, web: Web, key: str) -> Response:
             await file_store.served(session, row.id, now)
     data = await web.runtime.storage.get(key) if row is not None else None
     content_type = row.content_type if row is not None else ""
-    if data is None and match["variant"]:
+    if data is None and parsed.variant:
         try:
             made = await web.renders.get(key, client_of(request, web.trusted_proxies), partial(
-                web.runtime.mirror("web").variant, int(match["account"]), match["sha"], match["variant"], now))
+                web.runtime.mirror("web").variant, parsed.prefix, parsed.sha256, parsed.variant, now))
         except Busy:
             busy = problem(request, 503, "Busy", "Pictures are being prepared; try again in a moment.", "busy")
             busy.headers["Retry-After"] = "2"
