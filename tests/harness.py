@@ -26,7 +26,8 @@ from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, Alert, Event, MediaItem, Token
+from filmroll.store import sources
+from filmroll.store.tables import Account, Alert, Event, MediaItem, Source, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.vocabulary import Provider
 from filmroll.worker import Worker
@@ -86,11 +87,11 @@ class Harness:
     async def due(self, ids: list[int], *, full: bool = False) -> None:
         async with self.database.transaction() as session:
             for account_id in ids:
-                account = await session.get(Account, account_id)
-                assert account is not None
-                account.next_sync_at = datetime.now(UTC) - timedelta(seconds=1)
+                source = await sources.of_account(session, account_id)
+                assert source is not None
+                source.next_sync_at = datetime.now(UTC) - timedelta(seconds=1)
                 if full:
-                    account.full_synced_at = datetime.now(UTC) - timedelta(days=2)
+                    source.full_synced_at = datetime.now(UTC) - timedelta(days=2)
 
     # ----- running workers --------------------------------------------------------------------------------------
 
@@ -127,12 +128,26 @@ class Harness:
         async with self.database.read() as session:
             return {a.id: a for a in (await session.execute(select(Account))).scalars()}
 
+    async def sources(self) -> dict[int, Source]:
+        """Each account's own source, by account id (its sync and mirror schedule, leases and failures)."""
+        async with self.database.read() as session:
+            return await sources.own(session)
+
+    async def source(self, account_id: int) -> Source:
+        async with self.database.read() as session:
+            found = await sources.of_account(session, account_id)
+        assert found is not None, f"account {account_id} has no source"
+        return found
+
     def plain(self, token: Token) -> str:
         return self.vault.open(token.ciphertext, token.key_id, token.account_id).reveal()
 
     async def media(self, account_id: int, live: bool = True) -> list[MediaItem]:
+        """The posts of the account's own source."""
         async with self.database.read() as session:
-            query = select(MediaItem).where(MediaItem.account_id == account_id).order_by(MediaItem.timestamp.desc())
+            query = (select(MediaItem).join(Source, Source.id == MediaItem.source_id)
+                     .where(Source.account_id == account_id, Source.kind == "account")
+                     .order_by(MediaItem.timestamp.desc()))
             rows = list((await session.execute(query)).scalars())
         return [m for m in rows if m.deleted_at is None] if live else rows
 

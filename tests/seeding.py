@@ -6,14 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 from filmroll.secret import Secret
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, Token
+from filmroll.store.tables import Account, Source, Token
 from filmroll.vault import Vault
 
 
 async def seed_accounts(database: Database, vault: Vault, sandbox, count: int, *, first: int = 0,
                         age_seconds: float = 40 * 86_400, due: bool = True,
                         permissions: tuple[str, ...] = ("instagram_business_basic",)) -> list[int]:
-    """Accounts ``first…first+count-1`` of the sandbox, each with a long-lived token; returns their row ids."""
+    """Accounts ``first…first+count-1`` of the sandbox, each with a long-lived token and its own source (given the
+    account's id, as accounts are given theirs here); returns their row ids."""
     minted = sandbox.control.mint_tokens(first=first, count=count, kind="long", age_seconds=age_seconds,
                                          permissions=list(permissions))
     now = datetime.now(UTC)
@@ -25,6 +26,8 @@ async def seed_accounts(database: Database, vault: Vault, sandbox, count: int, *
         rows.append(Account(id=account_id, ig_user_id=token["ig_id"], app_scoped_id=token["user_id"],
                             username=f"sandbox{token['account']}", slug=f"sandbox-{token['account']}",
                             status="active", connected_at=now, created_at=now, updated_at=now))
+        rows.append(Source(id=account_id, kind="account", account_id=account_id, query="", status="active",
+                           created_at=now, next_sync_at=now, sync_failures=0, mirror_failures=0))
         rows.append(Token(account_id=account_id, ciphertext=sealed.ciphertext, key_id=sealed.key_id, kind="long",
                           permissions=",".join(permissions),
                           issued_at=datetime.fromtimestamp(token["issued_at"], UTC),
@@ -34,7 +37,7 @@ async def seed_accounts(database: Database, vault: Vault, sandbox, count: int, *
     async with database.transaction() as session:
         session.add_all([r for r in rows if isinstance(r, Account)])
         await session.flush()
-        session.add_all([r for r in rows if isinstance(r, Token)])
+        session.add_all([r for r in rows if not isinstance(r, Account)])
     return ids
 
 

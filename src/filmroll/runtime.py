@@ -32,7 +32,7 @@ from filmroll.service.probe import Prober
 from filmroll.service.publish import Publisher
 from filmroll.service.refresh import Refresher
 from filmroll.service.renderer import Renderer
-from filmroll.service.source_kinds import SourceKinds, SourceSyncers, SyncParts
+from filmroll.service.source_kinds import SourceKinds, SourceSyncer, SyncParts
 from filmroll.service.sync import Syncer
 from filmroll.service.webhooks import WebhookHandler
 from filmroll.settings import (
@@ -128,12 +128,14 @@ def probe_job(prober: Prober) -> Job:
     return Job.of("probe", tokens.PROBES, prober.run)
 
 
-def sync_job(syncers: SourceSyncers, kinds: SourceKinds) -> Job:
-    return Job.of("sync", sources.syncs(kinds.names), syncers.run)
+def sync_job(syncer: SourceSyncer, kinds: SourceKinds | None = None) -> Job:
+    """Syncs of the sources of ``kinds`` (default: the built-in ones), each by ``syncer`` (one kind's, or
+    :class:`~filmroll.service.source_kinds.SourceSyncers`: each kind's own)."""
+    return Job.of("sync", sources.syncs((kinds or SourceKinds.builtin()).names), syncer.run)
 
 
-def mirror_job(mirror: Mirror, kinds: SourceKinds) -> Job:
-    return Job.of("mirror", sources.mirrors(kinds.names), mirror.run)
+def mirror_job(mirror: Mirror, kinds: SourceKinds | None = None) -> Job:
+    return Job.of("mirror", sources.mirrors((kinds or SourceKinds.builtin()).names), mirror.run)
 
 
 def publish_job(publisher: Publisher) -> Job:

@@ -39,8 +39,9 @@ def test_the_demo_table_shows_the_status_of_every_account_at_80_columns():
     for index, (status, reason) in enumerate((("active", None), ("needs_reauth", "the account owner changed their "
                                                                  "password; they must sign in again"))):
         view = SimpleNamespace(status=status, status_reason=reason, username=f"indigo_bakery_{index}",
-                               token_expires_at=now + timedelta(days=50), next_refresh_at=now + timedelta(days=20))
-        rows.append((view, SimpleNamespace(id=index, media_count=40, last_synced_at=now - timedelta(seconds=3))))
+                               token_expires_at=now + timedelta(days=50), next_refresh_at=now + timedelta(days=20),
+                               last_synced_at=now - timedelta(seconds=3))
+        rows.append((view, SimpleNamespace(id=index, media_count=40)))
     console = Console(width=80, record=True)
     console.print(_table(rows, {0: 12, 1: 40}, 0.0, SimpleNamespace(outcomes=Counter(synced=3)), 12, []))
     text = console.export_text()

@@ -74,9 +74,9 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (# One person's Instagram account connected through two providers is two accounts: each
-                      # provider's token reads it, each has its own lifecycle.
-                      UniqueConstraint("provider", "ig_user_id", name="uq_accounts_provider_ig_user_id"))
+    # One person's Instagram account connected through two providers is two accounts: each provider's token reads
+    # it, each has its own lifecycle.
+    __table_args__ = (UniqueConstraint("provider", "ig_user_id", name="uq_accounts_provider_ig_user_id"),)
 
 
 class Source(Base):

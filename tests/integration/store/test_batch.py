@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import bindparam, event, select, text, update
 
-from filmroll.store import accounts
+from filmroll.store import accounts, sources
 from filmroll.store.batch import Fenced, WriteBatch
 from filmroll.store.database import Database
-from filmroll.store.tables import Account
+from filmroll.store.tables import Account, Source
 
 pytestmark = pytest.mark.anyio
 
@@ -75,10 +75,13 @@ async def test_a_failing_write_fails_alone(database_url):
         await database.dispose()
 
 
-_RENAME_IF_OURS = (update(Account.__table__)
-                   .where(Account.__table__.c.id == bindparam("account_id"),
-                          Account.__table__.c.sync_lease_owner == bindparam("owner"))
-                   .values(name=bindparam("name"), sync_lease_owner=None))
+_SOURCES = Source.__table__
+# A sync's bookkeeping in miniature: give the source's lease back if it is ours, then (only then) rename its account.
+_RELEASE_IF_OURS = (update(_SOURCES).where(_SOURCES.c.id == bindparam("source_id"),
+                                           _SOURCES.c.sync_lease_owner == bindparam("owner"))
+                    .values(sync_lease_owner=None))
+_RENAME = update(Account.__table__).where(Account.__table__.c.id == bindparam("account_id")).values(
+    name=bindparam("name"))
 
 
 async def test_fenced_writes_go_as_one_statement_and_each_learns_whether_its_lease_held(database_url):
@@ -86,30 +89,36 @@ async def test_fenced_writes_go_as_one_statement_and_each_learns_whether_its_lea
     executions: list[bool] = []  # executemany?
     event.listen(database.engine.sync_engine, "before_cursor_execute",
                  lambda conn, cursor, statement, params, context, many: executions.append(many)
-                 if statement.lstrip().upper().startswith("UPDATE ACCOUNTS") else None)
+                 if statement.lstrip().upper().startswith("UPDATE SOURCES") else None)
     try:
         ids = await _accounts(database, 20)
+        async with database.transaction() as session:
+            own = await sources.account_sources(session, ids)
         taken_over = set(ids[3:6])
         async with database.transaction() as session:
-            await session.execute(update(Account).values(sync_lease_owner="me"))
-            await session.execute(update(Account).where(Account.id.in_(taken_over)).values(sync_lease_owner="other"))
+            await session.execute(update(Source).values(sync_lease_owner="me"))
+            await session.execute(update(Source).where(Source.account_id.in_(taken_over))
+                                  .values(sync_lease_owner="other"))
         executions.clear()
         batch = WriteBatch(database)
 
         def rename(account_id: int):  # type: ignore[no-untyped-def]
-            params = {"account_id": account_id, "owner": "me", "name": f"n{account_id}"}
-            return batch.run(Fenced(_RENAME_IF_OURS, params))
+            return batch.run(Fenced(_RELEASE_IF_OURS, {"source_id": own[account_id], "owner": "me"},
+                                    then=(_RENAME, {"account_id": account_id, "name": f"n{account_id}"})))
 
         # All leases held: every write succeeds, and where the driver can count an executemany's rows, one statement.
         first = [i for i in ids if i not in taken_over][:10]
         assert await asyncio.gather(*(rename(i) for i in first)) == [True] * 10
         if database.engine.dialect.supports_sane_multi_rowcount:
             assert executions == [True]
-        # Some leases lost: each write still learns its own outcome, and only the held rows change.
+        # Some leases lost: each write still learns its own outcome, and only the held rows change (the follow-up
+        # write of a lost lease never runs).
         rest = [i for i in ids if i not in first]
         assert await asyncio.gather(*(rename(i) for i in rest)) == [i not in taken_over for i in rest]
         async with database.read() as session:
             rows = dict((await session.execute(select(Account.id, Account.name))).all())
+            held = dict((await session.execute(select(Source.account_id, Source.sync_lease_owner))).all())
         assert {i for i, name in rows.items() if name == f"n{i}"} == set(ids) - taken_over
+        assert {i for i, owner in held.items() if owner == "other"} == taken_over
     finally:
         await database.dispose()

@@ -122,14 +122,15 @@ async def test_migrations_build_exactly_the_models(database_url):
 
 async def test_the_sync_interval_keeps_its_meaning_through_every_migration(database_url):
     """0007: 600 s was the only interval ever written, so it means "the default" (NULL); 0008: the column counts
-    minutes. Downgrades give back what was there."""
+    minutes; 0017 moves it to the account's source. Downgrades give back what was there."""
     database = Database(database_url)
     insert = text("INSERT INTO accounts (ig_user_id, slug, status, sync_interval, sync_failures, sync_error, "
                   "connected_at, created_at, updated_at) "
                   "VALUES (:ig, :ig, 'active', :interval, 0, :error, :now, :now, :now)")
     seconds = text("SELECT ig_user_id, sync_interval FROM accounts ORDER BY ig_user_id")
-    minutes = text("SELECT ig_user_id, sync_interval_minutes, sync_failure_kind, provider FROM accounts "
-                   "ORDER BY ig_user_id")
+    # Since 0017 the sync's columns are the account's own source's.
+    minutes = text("SELECT a.ig_user_id, s.sync_interval_minutes, s.sync_failure_kind, a.provider FROM accounts a "
+                   "JOIN sources s ON s.account_id = a.id AND s.kind = 'account' ORDER BY a.ig_user_id")
     try:
         assert await migrate.downgrade(database, "0006") == "0006"
         async with database.transaction() as session:

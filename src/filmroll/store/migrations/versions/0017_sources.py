@@ -69,21 +69,8 @@ def upgrade() -> None:
     _repoint("media_files", "uq_media_files_key", ["ig_media_id", "role", "variant"], "uq_media_files_key",
              indexes={"ix_media_files_sha256": ("ix_media_files_sha256", ["sha256"])})
 
-    op.create_table(
-        "feed_sources_0017",
-        sa.Column("feed_id", sa.Integer(), nullable=False),
-        sa.Column("source_id", sa.Integer(), nullable=False),
-        sa.Column("position", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["feed_id"], ["feeds.id"], ondelete="CASCADE", name=_fk("feed_sources", "feed_id")),
-        sa.ForeignKeyConstraint(["source_id"], ["sources.id"], ondelete="CASCADE",
-                                name=_fk("feed_sources", "source_id")),
-        sa.PrimaryKeyConstraint("feed_id", "source_id", name="feed_sources_pkey"),
-    )
-    op.execute("INSERT INTO feed_sources_0017 (feed_id, source_id, position) "  # noqa: S608
-               f"SELECT feed_id, {_ACCOUNT_SOURCE.format(table='feed_sources')}, position FROM feed_sources")
     op.drop_index("ix_feed_sources_account", table_name="feed_sources")
-    op.drop_table("feed_sources")
-    op.rename_table("feed_sources_0017", "feed_sources")
+    _rebuild_feed_sources("source_id", "sources", _ACCOUNT_SOURCE.format(table="feed_sources_old"))
     op.create_index("ix_feed_sources_source", "feed_sources", ["source_id"])
 
     op.drop_index("ix_accounts_due_sync", table_name="accounts")
@@ -91,6 +78,26 @@ def upgrade() -> None:
     with op.batch_alter_table("accounts") as batch:
         for name, _, _ in MOVED:
             batch.drop_column(name)
+
+
+def _rebuild_feed_sources(column: str, target: str, value: str) -> None:
+    """``feed_sources`` keyed by (feed_id, ``column``) instead: a new table under the old names, filled from the old
+    one (its primary key changes, which no ALTER does on SQLite)."""
+    op.rename_table("feed_sources", "feed_sources_old")
+    if op.get_bind().dialect.name == "postgresql":  # the key's index is a relation: its name must be free
+        op.execute("ALTER TABLE feed_sources_old RENAME CONSTRAINT feed_sources_pkey TO feed_sources_old_pkey")
+    op.create_table(
+        "feed_sources",
+        sa.Column("feed_id", sa.Integer(), nullable=False),
+        sa.Column(column, sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["feed_id"], ["feeds.id"], ondelete="CASCADE", name=_fk("feed_sources", "feed_id")),
+        sa.ForeignKeyConstraint([column], [f"{target}.id"], ondelete="CASCADE", name=_fk("feed_sources", column)),
+        sa.PrimaryKeyConstraint("feed_id", column, name="feed_sources_pkey"),
+    )
+    op.execute(f"INSERT INTO feed_sources (feed_id, {column}, position) "  # noqa: S608
+               f"SELECT feed_id, {value}, position FROM feed_sources_old")
+    op.drop_table("feed_sources_old")
 
 
 def _repoint(table: str, unique: str, unique_rest: list[str], new_unique: str,
@@ -133,21 +140,8 @@ def downgrade() -> None:
     op.create_index("ix_accounts_due_sync", "accounts", ["status", "next_sync_at"])
     op.create_index("ix_accounts_due_mirror", "accounts", ["next_mirror_at"])
 
-    op.create_table(
-        "feed_sources_0016",
-        sa.Column("feed_id", sa.Integer(), nullable=False),
-        sa.Column("account_id", sa.Integer(), nullable=False),
-        sa.Column("position", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["feed_id"], ["feeds.id"], ondelete="CASCADE", name=_fk("feed_sources", "feed_id")),
-        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE",
-                                name=_fk("feed_sources", "account_id")),
-        sa.PrimaryKeyConstraint("feed_id", "account_id", name="feed_sources_pkey"),
-    )
-    op.execute("INSERT INTO feed_sources_0016 (feed_id, account_id, position) "  # noqa: S608
-               f"SELECT feed_id, {_SOURCE_ACCOUNT.format(table='feed_sources')}, position FROM feed_sources")
     op.drop_index("ix_feed_sources_source", table_name="feed_sources")
-    op.drop_table("feed_sources")
-    op.rename_table("feed_sources_0016", "feed_sources")
+    _rebuild_feed_sources("account_id", "accounts", _SOURCE_ACCOUNT.format(table="feed_sources_old"))
     op.create_index("ix_feed_sources_account", "feed_sources", ["account_id"])
 
     _back("media", "uq_media_source_ig_id", ["ig_media_id"], "uq_media_account_ig_id",
