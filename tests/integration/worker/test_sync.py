@@ -6,10 +6,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from filmroll.store import media as media_store
-from filmroll.store.tables import Account, Event, MediaChild, MediaItem
+from filmroll.store.tables import Account, Event, MediaChild, MediaItem, Source
 from tests.seeding import index_with, seed_accounts
 
 pytestmark = pytest.mark.anyio
@@ -25,8 +25,9 @@ async def test_first_sync_stores_profile_and_every_post_with_children(harness, s
         account = await session.get(Account, account_id)
         children = list((await session.execute(select(MediaChild))).scalars())
     profile = sandbox.control.account(index)
+    source = await harness.source(account_id)
     assert account.username == profile["username"] and account.media_count == profile["media_count"]
-    assert account.last_synced_at is not None and account.next_sync_at > datetime.now(UTC) + timedelta(minutes=9)
+    assert source.last_synced_at is not None and source.next_sync_at > datetime.now(UTC) + timedelta(minutes=9)
     albums = [m for m in stored if m.media_type == "CAROUSEL_ALBUM"]
     assert sum(m.children_count for m in albums) == len(children) > 0
     assert sandbox.control.calls(endpoint="children") == []  # children came inline, no call per album
@@ -175,9 +176,8 @@ async def test_a_full_pass_over_an_empty_listing_deletes_nothing_and_says_so(har
     await harness.due([account_id], full=True)
     assert await harness.sync() == {"sync_retry": 1}
     assert len(await harness.media(account_id)) == stored
-    async with harness.database.read() as session:
-        account = await session.get(Account, account_id)
-    assert "listed none" in account.sync_error and account.stale_since is not None
+    source = await harness.source(account_id)
+    assert "listed none" in source.sync_error and source.stale_since is not None
     sandbox.control.switches(media_listing="whole")
     await harness.due([account_id], full=True)
     assert await harness.sync() == {"synced_full": 1}
@@ -222,12 +222,13 @@ async def test_several_workers_never_duplicate_a_post(harness, sandbox):
         await harness.due(ids, full=True)
         await harness.sync(owners=4)
     async with harness.database.read() as session:
-        rows = list((await session.execute(select(MediaItem.account_id, MediaItem.ig_media_id))).all())
+        rows = list((await session.execute(select(MediaItem.source_id, MediaItem.ig_media_id))).all())
     assert len(rows) == len(set(rows))
     for account_id in ids:
+        source = await harness.source(account_id)
         async with harness.database.read() as session:
             account = await session.get(Account, account_id)
-            assert await media_store.count(session, account_id) == account.media_count
+            assert await media_store.count(session, source.id) == account.media_count
 
 
 async def test_a_revoked_token_marks_the_account_and_stops_syncing_it(harness, sandbox):
@@ -237,7 +238,7 @@ async def test_a_revoked_token_marks_the_account_and_stops_syncing_it(harness, s
     async with harness.database.read() as session:
         account = await session.get(Account, account_id)
     assert account.status == "needs_reauth" and "removed the app" in account.status_reason
-    assert account.stale_since is not None
+    assert (await harness.source(account_id)).stale_since is not None
     await harness.due([account_id])
     assert await harness.sync() == {}
 
@@ -247,8 +248,7 @@ async def test_throttling_and_failures_postpone_and_mark_the_feed_stale(harness,
     sandbox.control.throttle(1, minutes=20)
     sandbox.control.add_fault("status", endpoint="user", account=sandbox.control.account(2)["ig_id"], status=503)
     assert await harness.sync() == {"sync_throttled": 1, "sync_retry": 1}
-    async with harness.database.read() as session:
-        throttled, failing = await session.get(Account, first), await session.get(Account, second)
+    throttled, failing = await harness.source(first), await harness.source(second)
     assert throttled.next_sync_at > datetime.now(UTC) + timedelta(minutes=19) and throttled.sync_failures == 0
     assert failing.sync_failures == 1 and "TransientError" in failing.sync_error
     assert throttled.stale_since is not None and failing.stale_since is not None
@@ -268,7 +268,7 @@ async def test_a_feed_going_stale_and_current_again_writes_one_event_each_way(ha
     async with harness.database.read() as session:
         kinds_and_messages = (await session.execute(select(Event.kind, Event.message).where(
             Event.account_id == account_id, Event.kind.like("sync.%")).order_by(Event.id))).all()
-        account = await session.get(Account, account_id)
+    account = await harness.source(account_id)
     assert [kind for kind, _ in kinds_and_messages] == ["sync.failing", "sync.recovered"]
     assert "TransientError" in kinds_and_messages[0][1] and "works again" in kinds_and_messages[1][1]
     assert account.stale_since is None and account.sync_failures == 0 and account.sync_error is None
@@ -281,8 +281,7 @@ async def test_a_busy_account_is_synced_less_often(harness, sandbox):
     for _ in range(8):  # use up most of the account's budget
         await harness.instagram.me(_token(harness, sandbox, index))
     await harness.sync()
-    async with harness.database.read() as session:
-        account = await session.get(Account, account_id)
+    account = await harness.source(account_id)
     assert account.usage_percent >= 90
     assert account.next_sync_at - account.last_synced_at > timedelta(minutes=25)
 
@@ -305,7 +304,7 @@ async def test_insights_snapshots_with_the_permission_only(harness, sandbox):
     await harness.sync()
     async with harness.database.read() as session:
         rows = list((await session.execute(select(InsightSnapshot))).scalars())
-        account = await session.get(Account, with_permission)
+    account = await harness.source(with_permission)
     assert {r.account_id for r in rows} == {with_permission}
     account_rows = [r for r in rows if r.ig_media_id == ""]
     assert {r.metric for r in account_rows} == {"reach", "accounts_engaged", "total_interactions", "likes",
@@ -320,7 +319,8 @@ async def test_insights_snapshots_with_the_permission_only(harness, sandbox):
     await harness.sync()
     assert not [c for c in sandbox.control.calls() if c["endpoint"].endswith("insights")]
     async with harness.database.transaction() as session:
-        (await session.get(Account, with_permission)).insights_at = datetime.now(UTC) - timedelta(days=2)
+        await session.execute(update(Source).where(Source.account_id == with_permission)
+                              .values(insights_at=datetime.now(UTC) - timedelta(days=2)))
     await harness.due([with_permission])
     await harness.sync()
     async with harness.database.read() as session:
@@ -355,8 +355,8 @@ async def test_every_kind_of_hostile_text_from_instagram_is_stored_as_valid_text
         assert stored[media_id] == (expected or sent), media_id
         stored[media_id].encode("utf-8")  # storable everywhere: no surrogate, no NUL
         assert "\x00" not in stored[media_id]
-    account = (await harness.accounts())[account_id]
-    assert account.name == "Caf\ufffd name" and account.sync_error is None and account.sync_failures == 0
+    account, source = (await harness.accounts())[account_id], await harness.source(account_id)
+    assert account.name == "Caf\ufffd name" and source.sync_error is None and source.sync_failures == 0
     # Unchanged, the next sync is the routine one (one call), not a crash on the same caption again.
     await harness.due([account_id])
     assert await harness.sync() == {"synced": 1}

@@ -12,23 +12,23 @@ from sqlalchemy import select, update
 from filmroll import errors
 from filmroll.service import accounts as account_service
 from filmroll.service.policy import SyncPolicy
-from filmroll.store import accounts as account_store
+from filmroll.store import sources as source_store
 from filmroll.store.lease import claim_due, claim_one
-from filmroll.store.tables import Account, Event
+from filmroll.store.tables import Account, Event, Source
 from tests.seeding import index_with
 
 pytestmark = pytest.mark.anyio
 POLICY = SyncPolicy(interval=timedelta(minutes=3))
 
 
-async def _account(harness, account_id: int) -> Account:
-    async with harness.database.read() as session:
-        return await session.get(Account, account_id)
+async def _account(harness, account_id: int) -> Source:
+    """The account's own source: its sync's schedule, lease and failures."""
+    return await harness.source(account_id)
 
 
 async def _not_due(harness, ids: list[int]) -> None:
     async with harness.database.transaction() as session:
-        await session.execute(update(Account).where(Account.id.in_(ids))
+        await session.execute(update(Source).where(Source.account_id.in_(ids))
                               .values(next_sync_at=datetime.now(UTC) + timedelta(hours=1)))
 
 
@@ -52,7 +52,7 @@ async def test_accounts_follow_the_default_interval_unless_they_have_their_own(h
     assert account.next_sync_at - account.last_synced_at == timedelta(minutes=3)
     # Shorter than the time since the last sync: due at once, and the worker takes it.
     async with harness.database.transaction() as session:
-        await session.execute(update(Account).where(Account.id == plain)
+        await session.execute(update(Source).where(Source.account_id == plain)
                               .values(last_synced_at=datetime.now(UTC) - timedelta(minutes=2)))
     await account_service.set_sync_interval(harness.database, str(plain), 1, default=POLICY.interval, actor="test")
     assert (await _account(harness, plain)).next_sync_at <= datetime.now(UTC)
@@ -111,7 +111,7 @@ async def test_sync_now_refuses_accounts_it_must_not_touch_and_calls_nobody(harn
     async with harness.database.transaction() as session:
         await session.execute(update(Account).where(Account.id == reauth)
                               .values(status="needs_reauth", status_reason="the owner changed their password"))
-        assert await claim_one(session, account_store.SYNCS, busy, owner="worker-a",
+        assert await claim_one(session, source_store.SYNCS, (await harness.source(busy)).id, owner="worker-a",
                                now=await harness.database.now(), lease=timedelta(minutes=1)) is not None
     sandbox.control.clear_calls()
     with pytest.raises(errors.AccountStateError, match=r"needs reauth .*password.*reconnect") as refused:
@@ -139,7 +139,7 @@ async def test_a_throttled_account_is_not_synced_on_demand_before_instagram_allo
     assert sandbox.control.calls() == []
     waiting = await _account(harness, account_id)
     async with harness.database.transaction() as session:  # the wait is over
-        await session.execute(update(Account).where(Account.id == account_id)
+        await session.execute(update(Source).where(Source.account_id == account_id)
                               .values(next_sync_at=datetime.now(UTC) - timedelta(seconds=1)))
     sandbox.control.reset_rate_usage()
     assert (await account_service.sync_now(harness.syncer("cli"), str(account_id))).outcome == "synced_full"
@@ -158,7 +158,7 @@ async def test_a_long_sync_now_keeps_its_lease_so_no_worker_takes_the_account_ov
     async def competitor() -> None:
         while True:
             async with harness.database.transaction() as session:
-                claims = await claim_due(session, account_store.SYNCS, owner="worker-b",
+                claims = await claim_due(session, source_store.SYNCS, owner="worker-b",
                                          now=await harness.database.now(), lease=lease, limit=10)
             taken.extend(c.account_id for c in claims)
             await asyncio.sleep(0.2)
