@@ -25,8 +25,8 @@ from filmroll.service.policy import SyncPolicy
 from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
-from filmroll.store.database import Database
 from filmroll.store import sources
+from filmroll.store.database import Database
 from filmroll.store.tables import Account, Alert, Event, MediaItem, Source, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.vocabulary import Provider

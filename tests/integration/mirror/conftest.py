@@ -71,7 +71,8 @@ class MirrorRig:
         return dict((await worker.run(asyncio.Event(), until_idle=True)).outcomes)
 
     async def keys(self) -> set[str]:
-        return {o.key async for o in self.storage.list("accounts/")}
+        """Every media object stored: under sources' prefixes, and accounts' (files from before sources)."""
+        return {o.key for prefix in ("sources/", "accounts/") async for o in self.storage.list(prefix)}
 
 
 @pytest.fixture

@@ -63,25 +63,34 @@ async def _rows(harness: Any) -> dict[str, list[dict[str, Any]]]:
 
 async def _marks(harness: Any, account_id: int) -> set[str]:
     """What identifies an account anywhere: its ids, username, posts' and children's ids, its files' hashes."""
+    source_id = (await harness.source(account_id)).id
     async with harness.database.read() as session:
         account = await session.get(Account, account_id)
         assert account is not None and account.username and account.app_scoped_id
         posts = list((await session.execute(select(MediaItem.id, MediaItem.ig_media_id)
-                                            .where(MediaItem.account_id == account_id))).all())
+                                            .where(MediaItem.source_id == source_id))).all())
         children = (await session.execute(select(MediaChild.ig_media_id).where(
             MediaChild.media_id.in_([p.id for p in posts])))).scalars()
-        hashes = (await session.execute(select(MediaFile.sha256).where(MediaFile.account_id == account_id))).scalars()
+        hashes = (await session.execute(select(MediaFile.sha256).where(MediaFile.source_id == source_id))).scalars()
         return {account.username, account.ig_user_id, account.app_scoped_id, *(p.ig_media_id for p in posts),
                 *children, *hashes}
 
 
-def _traces(rows: dict[str, list[dict[str, Any]]], account_id: int, marks: set[str]) -> list[str]:
-    """Where in these rows the account still shows: its id in an account column, or one of its marks in any value."""
+def _sources_of(rows: dict[str, list[dict[str, Any]]], account_id: int) -> set[int]:
+    return {r["id"] for r in rows["sources"] if r["account_id"] == account_id}
+
+
+def _traces(rows: dict[str, list[dict[str, Any]]], account_id: int, marks: set[str],
+            source_ids: set[int]) -> list[str]:
+    """Where in these rows the account still shows: its id in an account column, one of its sources' ids in a
+    source column, or one of its marks in any value."""
     traces = []
     for table, items in rows.items():
         for item in items:
             for column, value in item.items():
-                if (column == "account_id" or (table == "accounts" and column == "id")) and value == account_id:
+                names_account = column == "account_id" or (table == "accounts" and column == "id")
+                names_source = column == "source_id" or (table == "sources" and column == "id")
+                if (names_account and value == account_id) or (names_source and value in source_ids):
                     traces.append(f"{table}.{column}")
                 elif isinstance(value, str) and any(mark in value for mark in marks):
                     traces.append(f"{table}.{column}: {value[:80]!r}")
@@ -89,8 +98,9 @@ def _traces(rows: dict[str, list[dict[str, Any]]], account_id: int, marks: set[s
 
 
 def _owned_by(rows: dict[str, list[dict[str, Any]]], account_id: int) -> dict[str, list[dict[str, Any]]]:
+    own = _sources_of(rows, account_id)
     return {table: [r for r in items if r.get("account_id", r.get("id") if table == "accounts" else None)
-                    == account_id] for table, items in rows.items()}
+                    == account_id or r.get("source_id") in own] for table, items in rows.items()}
 
 
 async def _files(storage: Any) -> dict[str, bytes]:
@@ -127,13 +137,16 @@ async def test_a_deletion_leaves_nothing_of_the_account_anywhere_and_the_other_u
                                 account_id=account_id, actor="admin")
 
     before = await _rows(harness)
+    gone_sources = _sources_of(before, gone)
+    (gone_prefix,) = [f"sources/{s}/" for s in gone_sources]
+    (kept_prefix,) = [f"sources/{s}/" for s in _sources_of(before, kept)]
     stored_before, published_before = await _files(rig.storage), await _files(target)
     # The scan finds the account everywhere it was put, so it can find a leftover:
-    tables_before = {t.split(".")[0].split(":")[0] for t in _traces(before, gone, marks)}
-    assert {"accounts", "tokens", "media", "media_children", "media_files", "insight_snapshots", "feed_sources",
-            "events", "webhook_deliveries"} <= tables_before, tables_before
-    assert any(k.startswith(f"accounts/{gone}/") for k in stored_before)
-    assert any(k.startswith(f"media/accounts/{gone}/") for k in published_before)
+    tables_before = {t.split(".")[0].split(":")[0] for t in _traces(before, gone, marks, gone_sources)}
+    assert {"accounts", "sources", "tokens", "media", "media_children", "media_files", "insight_snapshots",
+            "feed_sources", "events", "webhook_deliveries"} <= tables_before, tables_before
+    assert any(k.startswith(gone_prefix) for k in stored_before)
+    assert any(k.startswith(f"media/{gone_prefix}") for k in published_before)
     assert any(m in body.decode() for body in published_before.values() for m in marks)
 
     await request_deletion(harness.database, account_id=gone)
@@ -148,17 +161,17 @@ async def test_a_deletion_leaves_nothing_of_the_account_anywhere_and_the_other_u
     assert set(outcomes) <= {"deleted", "published", "publish_retry"}, outcomes
 
     after = await _rows(harness)
-    assert _traces(after, gone, marks) == []
+    assert _traces(after, gone, marks, gone_sources) == []
     assert _owned_by(after, kept) == _owned_by(before, kept)  # the other account's rows, every column
     stored_after, published_after = await _files(rig.storage), await _files(target)
-    assert [k for k in stored_after if k.startswith(f"accounts/{gone}/")] == []
-    assert {k: v for k, v in stored_after.items() if k.startswith(f"accounts/{kept}/")} == \
-        {k: v for k, v in stored_before.items() if k.startswith(f"accounts/{kept}/")}
-    assert [k for k in published_after if k.startswith(f"media/accounts/{gone}/")] == []
+    assert [k for k in stored_after if k.startswith(gone_prefix)] == []
+    assert {k: v for k, v in stored_after.items() if k.startswith(kept_prefix)} == \
+        {k: v for k, v in stored_before.items() if k.startswith(kept_prefix)}
+    assert [k for k in published_after if k.startswith(f"media/{gone_prefix}")] == []
     leftovers = [(key, mark) for key, data in published_after.items() for mark in marks if mark in key
                  or mark.encode() in data]
     assert leftovers == []
-    kept_media = {k: v for k, v in published_before.items() if k.startswith(f"media/accounts/{kept}/")}
+    kept_media = {k: v for k, v in published_before.items() if k.startswith(f"media/{kept_prefix}")}
     assert kept_media and {k: v for k, v in published_after.items() if k in kept_media} == kept_media
     assert sorted((f["slug"], f["publish_failures"], f["publish_error"]) for f in after["feeds"]) == \
         [("alone", 0, None), ("both", 0, None)]
@@ -177,18 +190,19 @@ async def test_publishing_elsewhere_than_the_worker_knows_removes_a_deleted_acco
     await feed_service.create(harness.database, feed_service.FeedSpec("Both", "both", (str(gone), str(kept))))
     target = open_storage(f"file:{tmp_path / 'elsewhere'}")
     await publish(rig.mirror(), target, SETTINGS)
+    gone_prefix, kept_prefix = [f"media/sources/{(await harness.source(a)).id}/" for a in (gone, kept)]
     await request_deletion(harness.database, account_id=gone)
     outcomes = (await Worker(harness.database, [deletion_job(Deleter(harness.database, rig.storage, owner="d"))],
                              owner="d", idle_poll=0.05).run(asyncio.Event(), until_idle=True)).outcomes
     assert outcomes == {"deleted": 1}
-    left = [k for k in await _files(target) if k.startswith(f"media/accounts/{gone}/")]
+    left = [k for k in await _files(target) if k.startswith(gone_prefix)]
     assert left  # the deletion could not know this place
 
     again = await publish(rig.mirror(), target, SETTINGS, slugs=["no-such-feed"])  # whatever is published
     assert again.removed == len(left)
     files = await _files(target)
-    assert [k for k in files if k.startswith(f"media/accounts/{gone}/")] == []
-    assert any(k.startswith(f"media/accounts/{kept}/") for k in files)
+    assert [k for k in files if k.startswith(gone_prefix)] == []
+    assert any(k.startswith(kept_prefix) for k in files)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem
+from filmroll.storage import parse
+from filmroll.store.tables import Account, MediaChild, MediaFile, MediaItem, Source
 from tests.seeding import index_with
 
 pytestmark = pytest.mark.anyio
@@ -20,14 +21,17 @@ DAYS = 86_400
 
 
 async def _files(harness, account_id: int) -> list[MediaFile]:
+    """The files of the account's own source."""
+    source_id = (await harness.source(account_id)).id
     async with harness.database.read() as session:
-        return list((await session.execute(select(MediaFile).where(MediaFile.account_id == account_id))).scalars())
+        return list((await session.execute(select(MediaFile).where(MediaFile.source_id == source_id))).scalars())
 
 
 async def _sources(harness, account_id: int) -> dict[tuple[str, str], str]:
     """Every picture a post needs, (Instagram id, role) → its stored CDN URL: an album's children, a video's poster."""
+    source_id = (await harness.source(account_id)).id
     async with harness.database.read() as session:
-        posts = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id,
+        posts = list((await session.execute(select(MediaItem).where(MediaItem.source_id == source_id,
                                                                     MediaItem.deleted_at.is_(None)))).scalars())
         children = list((await session.execute(select(MediaChild))).scalars())
     by_parent: dict[int, list[MediaChild]] = {}
@@ -110,13 +114,12 @@ async def test_a_failing_cdn_is_retried_with_backoff_and_nothing_half_stored(loc
     sandbox.control.add_fault(fault, endpoint="cdn", **spec)
     assert await local_rig.run() == {"mirror_retry": 1}
     assert await local_rig.keys() == set() and await _files(harness, account_id) == []
-    async with harness.database.read() as session:
-        account = await session.get(Account, account_id)
+    account = await harness.source(account_id)
     assert account.mirror_failures == 1 and said in account.mirror_error, account.mirror_error
     assert account.next_mirror_at > harness.database.clock.now() + timedelta(seconds=29)
     sandbox.control.clear_faults()
     async with harness.database.transaction() as session:
-        await session.execute(update(Account).values(
+        await session.execute(update(Source).values(
             next_mirror_at=harness.database.clock.now() - timedelta(seconds=1)))
     assert await local_rig.run() == {"mirrored": 1}
     assert all(m.mirrored_at is not None for m in await harness.media(account_id))
@@ -126,7 +129,7 @@ async def _a_day_later(harness) -> None:
     """The collector runs once a sweep interval (a day): move filmroll's clock on by one and make the pass due."""
     harness.database.clock.advance(timedelta(days=1))
     async with harness.database.transaction() as session:
-        await session.execute(update(Account).values(
+        await session.execute(update(Source).values(
             next_mirror_at=harness.database.clock.now() - timedelta(seconds=1)))
 
 
@@ -168,12 +171,11 @@ async def test_a_disconnected_accounts_files_go_after_the_retention_period(local
         # Due a second ago, as _a_day_later makes it: on PostgreSQL the claim compares with the server's now(),
         # and this process's reading of it (its clock corrected towards the server's from a midpoint estimate) may
         # run a few milliseconds ahead of the claim's own.
-        await session.execute(update(Account).values(status="disconnected", updated_at=now - timedelta(days=31),
-                                                     next_mirror_at=now - timedelta(seconds=1)))
+        await session.execute(update(Account).values(status="disconnected", updated_at=now - timedelta(days=31)))
+        await session.execute(update(Source).values(next_mirror_at=now - timedelta(seconds=1)))
     assert await local_rig.run() == {"mirrored": 1}
     assert await local_rig.keys() == set() and await _files(harness, account_id) == []
-    async with harness.database.read() as session:
-        assert (await session.get(Account, account_id)).next_mirror_at is None  # nothing left to come back for
+    assert (await harness.source(account_id)).next_mirror_at is None  # nothing left to come back for
 
 
 async def test_videos_keep_their_poster_and_by_setting_the_file(local_rig, harness, sandbox):
@@ -226,7 +228,7 @@ async def test_over_the_byte_budget_the_least_recently_served_variants_go_and_co
     assert {f.storage_key for f in left} == await local_rig.keys()
     # An evicted variant is made again when it is next asked for.
     gone = next(f for f in variants if f.id != served.id)
-    made = await local_rig.mirror().variant(account_id, gone.sha256, gone.variant, now)
+    made = await local_rig.mirror().variant(parse(gone.storage_key).prefix, gone.sha256, gone.variant, now)
     assert made is not None and made[1] == gone.content_type
     assert any(f.variant == gone.variant and f.sha256 == gone.sha256 for f in await _files(harness, account_id))
 
@@ -236,7 +238,7 @@ async def test_posts_a_sync_stores_while_a_pass_runs_are_not_left_for_a_day(loca
     stored new ones while the pass ran (and made the account due) is not overwritten by it."""
     import asyncio
 
-    from filmroll.store import accounts as account_store
+    from filmroll.store import sources
     from filmroll.store.lease import claim_one
 
     index = index_with(sandbox, 5, 9)
@@ -248,7 +250,7 @@ async def test_posts_a_sync_stores_while_a_pass_runs_are_not_left_for_a_day(loca
     assert await harness.sync() == {"synced": 1}
     held = sandbox.control.add_fault("hang", endpoint="cdn", times=1)  # the pass's first download waits
     async with harness.database.transaction() as session:
-        claim = await claim_one(session, account_store.MIRRORS, account_id, owner="mirror-a",
+        claim = await claim_one(session, sources.MIRRORS, (await harness.source(account_id)).id, owner="mirror-a",
                                 now=await harness.database.now(),
                                           lease=timedelta(minutes=5))
     passing = asyncio.create_task(local_rig.mirror().run(claim))
@@ -259,9 +261,7 @@ async def test_posts_a_sync_stores_while_a_pass_runs_are_not_left_for_a_day(loca
     assert await harness.sync() == {"synced": 1}
     sandbox.control.release(held["id"])
     assert await passing == "mirrored"
-    async with harness.database.read() as session:
-        account = await session.get(Account, account_id)
-    assert account.next_mirror_at <= harness.database.clock.now()  # due again at once, not in a day
+    assert (await harness.source(account_id)).next_mirror_at <= harness.database.clock.now()  # again at once
     assert await local_rig.run() == {"mirrored": 1}
     assert all(m.mirrored_at is not None for m in await harness.media(account_id))
 
@@ -280,7 +280,7 @@ async def test_a_post_given_up_on_gets_a_fresh_chance_with_fresh_urls(local_rig,
         async with harness.database.transaction() as session:
             # A second back: on PostgreSQL the claim compares with the server's clock, which this machine's
             # corrected clock can lead by a fraction of a round trip.
-            await session.execute(update(Account).values(
+            await session.execute(update(Source).values(
                 next_mirror_at=harness.database.clock.now() - timedelta(seconds=1)))
         assert await local_rig.run() == {"mirror_retry": 1}
     assert [c for c in sandbox.control.calls(since_id=since) if c["endpoint"] != "cdn"] == []  # no Graph call
@@ -290,11 +290,11 @@ async def test_a_post_given_up_on_gets_a_fresh_chance_with_fresh_urls(local_rig,
     async with harness.database.transaction() as session:
         await session.execute(update(MediaItem).where(MediaItem.id == refused.id)
                               .values(mirror_error="refused: not a picture"))
-        await session.execute(update(Account).values(status="active", next_mirror_at=None))
+        await session.execute(update(Account).values(status="active"))
+        await session.execute(update(Source).values(next_mirror_at=None))
     await harness.due([account_id], full=True)
     assert await harness.sync() == {"synced_full": 1}
-    async with harness.database.read() as session:
-        assert (await session.get(Account, account_id)).next_mirror_at <= harness.database.clock.now()
+    assert (await harness.source(account_id)).next_mirror_at <= harness.database.clock.now()
     assert await local_rig.run() == {"mirrored": 1}
     after = {m.id: m for m in await harness.media(account_id)}
     assert after[refused.id].mirrored_at is None  # a refusal stays final
@@ -310,16 +310,19 @@ async def test_the_collector_lists_storage_once_a_day_and_removes_objects_withou
     (account_id,) = await harness.seed([index])
     await harness.sync()
     await local_rig.run()
-    stray = f"accounts/{account_id}/sha256/00/00/{'0' * 64}.jpg"
-    await local_rig.storage.put(stray, b"left by a crash", "image/jpeg")
+    # Under the source's prefix, and under the account's, where its files were stored before sources (0017).
+    strays = [f"sources/{(await harness.source(account_id)).id}/sha256/00/00/{'0' * 64}.jpg",
+              f"accounts/{account_id}/sha256/00/00/{'1' * 64}.jpg"]
     hours_ago = time.time() - 2 * 3600
-    os.utime(local_rig.storage.path(stray), (hours_ago, hours_ago))
+    for stray in strays:
+        await local_rig.storage.put(stray, b"left by a crash", "image/jpeg")
+        os.utime(local_rig.storage.path(stray), (hours_ago, hours_ago))
     sandbox.control.add_media(index, caption="a new post")
     await harness.due([account_id])
     await harness.sync()
     assert await local_rig.run() == {"mirrored": 1}  # the new post's pass: no collection
-    assert stray in await local_rig.keys()
+    assert set(strays) <= await local_rig.keys()
     await _a_day_later(harness)
     assert await local_rig.run() == {"mirrored": 1}
-    assert stray not in await local_rig.keys()
+    assert not set(strays) & await local_rig.keys()
     assert {f.storage_key for f in await _files(harness, account_id)} == await local_rig.keys()

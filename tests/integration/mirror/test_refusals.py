@@ -21,7 +21,7 @@ from filmroll.runtime import mirror_job
 from filmroll.service.mirror import Mirror
 from filmroll.service.policy import MirrorPolicy
 from filmroll.store import files as file_store
-from filmroll.store.tables import Account, Event, MediaChild, MediaFile, MediaItem
+from filmroll.store.tables import Event, MediaChild, MediaFile, MediaItem, Source
 from filmroll.worker import Worker
 from tests.integration.mirror.conftest import MirrorRig
 from tests.seeding import index_with
@@ -94,6 +94,7 @@ async def test_the_cdn_client_refuses_what_is_not_instagrams(hostile, harness):
 async def test_hostile_urls_are_refused_with_an_event_and_nothing_is_stored(hostile, harness, sandbox, local_storage,
                                                                            renderer):
     (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
+    source_id = (await harness.source(account_id)).id
     await harness.sync()
     rig = MirrorRig(harness, local_storage, renderer, [sandbox.base_url, hostile])
     targets = {"https://evil.example/a.jpg": "not an https URL on Instagram's CDN hosts",
@@ -101,7 +102,7 @@ async def test_hostile_urls_are_refused_with_an_event_and_nothing_is_stored(host
                f"{hostile}/huge.jpg": "byte cap", f"{hostile}/bomb.png": "decompression bomb",
                f"{hostile}/page.jpg": "neither a picture nor a video"}
     async with harness.database.transaction() as session:
-        posts = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id)
+        posts = list((await session.execute(select(MediaItem).where(MediaItem.source_id == source_id)
                                             .order_by(MediaItem.id))).scalars())
         for post, url in zip(posts, targets, strict=False):
             await session.execute(update(MediaItem).where(MediaItem.id == post.id)
@@ -158,9 +159,10 @@ async def test_a_truncated_corrupt_or_slow_picture_is_the_posts_failure_counted_
 
     async with cdn_serving(handle) as cdn_origin:
         (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
+        source_id = (await harness.source(account_id)).id
         await harness.sync()
         async with harness.database.transaction() as session:
-            posts = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id)
+            posts = list((await session.execute(select(MediaItem).where(MediaItem.source_id == source_id)
                                                 .order_by(MediaItem.id))).scalars())
             for post, name in zip(posts, ("truncated", "corrupt", "slow"), strict=False):
                 await session.execute(update(MediaItem).where(MediaItem.id == post.id).values(
@@ -176,12 +178,12 @@ async def test_a_truncated_corrupt_or_slow_picture_is_the_posts_failure_counted_
             await worker.run(asyncio.Event(), until_idle=True)
             assert worker.health.outages == 0 and worker.health.down_since is None  # never an outage (/readyz)
             async with harness.database.transaction() as session:  # the backoff is waited out: due again now
-                await session.execute(update(Account).where(Account.id == account_id)
+                await session.execute(update(Source).where(Source.id == source_id)
                                       .values(next_mirror_at=harness.database.clock.now()))
         assert calls == {"/truncated.jpg": attempts, "/corrupt.jpg": attempts, "/slow.jpg": attempts}, calls
         async with harness.database.read() as session:
             stored = {m.media_url.rsplit("/", 1)[-1]: m for m in (await session.execute(
-                select(MediaItem).where(MediaItem.account_id == account_id))).scalars()
+                select(MediaItem).where(MediaItem.source_id == source_id))).scalars()
                 if m.media_url and m.media_url.startswith(cdn_origin)}
             failed = list((await session.execute(select(Event).where(Event.kind == "media.failed"))).scalars())
         assert {name: (m.mirror_attempts, m.mirrored_at) for name, m in stored.items()} == {
@@ -196,14 +198,15 @@ async def test_a_refusal_a_setting_caused_heals_once_the_setting_is_fixed(harnes
     and stayed refused after the setting was fixed, until Instagram's URLs expired. They now wait, saying which
     setting, and a worker started with the setting fixed mirrors them with no manual step."""
     (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
+    source_id = (await harness.source(account_id)).id
     await harness.sync()
     wrong = MirrorRig(harness, local_storage, renderer, ["*.cdninstagram.com"])  # not the sandbox's CDN
     calls = len(sandbox.control.calls(endpoint="cdn", limit=100_000))
     assert await wrong.run() == {"mirrored": 1}  # waiting is not a failure of the account: no backoff
     assert len(sandbox.control.calls(endpoint="cdn", limit=100_000)) == calls  # nothing fetched
     async with harness.database.read() as session:
-        posts = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id))).scalars())
-        account = await session.get(Account, account_id)
+        posts = list((await session.execute(select(MediaItem).where(MediaItem.source_id == source_id))).scalars())
+        account = await session.get(Source, source_id)
         refused = list((await session.execute(select(Event).where(Event.kind == "media.refused"))).scalars())
     assert posts and all(p.mirrored_at is None and file_store.mirror_state(p) == "waiting" for p in posts)
     assert all("FILMROLL_MIRROR__CDN_HOSTS" in p.mirror_error for p in posts) and refused == []
@@ -213,7 +216,7 @@ async def test_a_refusal_a_setting_caused_heals_once_the_setting_is_fixed(harnes
     assert await right.mirror().due_for_changed_settings() == 1  # as a worker with the fixed setting starts
     assert await right.run() == {"mirrored": 1}
     async with harness.database.read() as session:
-        again = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id))).scalars())
+        again = list((await session.execute(select(MediaItem).where(MediaItem.source_id == source_id))).scalars())
     assert all(p.mirrored_at is not None and p.mirror_error is None for p in again)
 
 
@@ -224,20 +227,22 @@ async def test_a_changed_storage_is_mirrored_again_instead_of_claimed(harness, s
     from filmroll.storage import open_storage
 
     (account_id,) = await harness.seed([index_with(sandbox, 5, 9)])
+
+    source_id = (await harness.source(account_id)).id
     await harness.sync()
     first, second = open_storage(f"file:{tmp_path / 'first'}"), open_storage(f"file:{tmp_path / 'second'}")
     assert await MirrorRig(harness, first, renderer, [sandbox.base_url]).run() == {"mirrored": 1}
-    stored = {o.key async for o in first.list("accounts/")}
+    stored = {o.key async for o in first.list("sources/")}
     assert stored and await media_service.usage(harness.database, second.description) == []  # none there yet
     moved = MirrorRig(harness, second, renderer, [sandbox.base_url])
     assert await moved.mirror().due_for_changed_settings() == 1  # as a worker with the new storage starts
     assert await moved.run() == {"mirrored": 1}
-    assert {o.key async for o in second.list("accounts/")} == stored  # the same content, now where it is read
+    assert {o.key async for o in second.list("sources/")} == stored  # the same content, now where it is read
     (usage,) = await media_service.usage(harness.database, second.description)
     on_disk = sum(p.stat().st_size for p in (tmp_path / "second").rglob("*") if p.is_file() and ".incoming" not in
                   p.parts and ".filmroll-probe" not in p.parts)
     assert sum(usage.bytes.values()) == on_disk
     async with harness.database.read() as session:
         rows = list((await session.execute(select(MediaFile.storage))).scalars())
-        posts = list((await session.execute(select(MediaItem).where(MediaItem.account_id == account_id))).scalars())
+        posts = list((await session.execute(select(MediaItem).where(MediaItem.source_id == source_id))).scalars())
     assert set(rows) == {second.description} and all(p.mirrored_at is not None for p in posts)

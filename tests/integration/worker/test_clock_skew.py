@@ -21,8 +21,9 @@ from filmroll.service.policy import SyncPolicy
 from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
+from filmroll.store import sources
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, Token
+from filmroll.store.tables import Source, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.worker import Worker
 from tests import databases
@@ -59,10 +60,10 @@ async def test_workers_with_skewed_clocks_follow_the_database_clock(sandbox, pos
     later = await seed_accounts(setup, vault, sandbox, 10, first=40, due=False)
     server_now = await setup.now()
     async with setup.transaction() as session:
-        await session.execute(update(Account).where(Account.id.in_(due))
+        await session.execute(update(Source).where(Source.account_id.in_(due))
                               .values(next_sync_at=server_now - timedelta(seconds=1)))
         # Due in five minutes by the database's clock: the fast worker must not think they are due already.
-        await session.execute(update(Account).where(Account.id.in_(later))
+        await session.execute(update(Source).where(Source.account_id.in_(later))
                               .values(next_sync_at=server_now + timedelta(minutes=5)))
         await session.execute(update(Token).where(Token.account_id.in_(later))
                               .values(next_refresh_at=server_now + timedelta(minutes=5),
@@ -98,7 +99,7 @@ async def test_workers_with_skewed_clocks_follow_the_database_clock(sandbox, pos
 
     server_now = await setup.now()
     async with setup.read() as session:
-        rows = {a.id: a for a in (await session.execute(select(Account))).scalars()}
+        rows = await sources.own(session)
         tokens = {t.account_id: t for t in (await session.execute(select(Token))).scalars()}
     await setup.dispose()
     for account_id in due:

@@ -20,7 +20,7 @@ from filmroll.runtime import refresh_job, sync_job
 from filmroll.service.refresh import Refresher
 from filmroll.service.sync import Syncer
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, Event, Token
+from filmroll.store.tables import Event, Source, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.worker import Worker
 from tests.harness import instagram_for
@@ -41,7 +41,7 @@ async def test_an_outage_is_waited_out_without_hammering_and_everyone_recovers(s
     syncer = Syncer(database, vault, instagram, owner="w", rng=rng)
     ids = await seed_accounts(database, vault, sandbox, ACCOUNTS)  # every token due for its refresh
     async with database.transaction() as session:
-        await session.execute(update(Account).values(next_sync_at=await database.now()))
+        await session.execute(update(Source).values(next_sync_at=await database.now()))
     ig_ids = {a["ig_id"]: i + 1 for i, a in enumerate(sandbox.control.accounts(limit=ACCOUNTS)["data"])}
     seen = 0
     outcomes: Counter[str] = Counter()
@@ -67,7 +67,7 @@ async def test_an_outage_is_waited_out_without_hammering_and_everyone_recovers(s
         while len(during) * STEP < OUTAGE:
             during.append(await step(STEP))
         async with database.read() as session:
-            failing = (await session.execute(select(Account.stale_since, Account.sync_error))).all()
+            failing = (await session.execute(select(Source.stale_since, Source.sync_error))).all()
         assert all(stale is not None and "TransientError" in error for stale, error in failing)
 
         sandbox.control.clear_faults()
@@ -76,7 +76,7 @@ async def test_an_outage_is_waited_out_without_hammering_and_everyone_recovers(s
             await step(timedelta(minutes=1))
             async with database.read() as session:
                 versions = (await session.execute(select(Token.version))).scalars().all()
-                stale = (await session.execute(select(Account.id).where(Account.stale_since.is_not(None)))).all()
+                stale = (await session.execute(select(Source.id).where(Source.stale_since.is_not(None)))).all()
             if not stale and synced_after is None:
                 synced_after = minute
             if set(versions) == {2} and refreshed_after is None:
