@@ -37,7 +37,7 @@ from filmroll.service.sync import Syncer
 from filmroll.store import migrate
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, Token
+from filmroll.store.tables import Account, Source, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from filmroll.worker import Worker
 
@@ -56,10 +56,13 @@ async def _seed(database: Database, vault: Vault, tokens: list[dict], first: int
     now = datetime.now(UTC)
     async with database.transaction() as session:
         session.add_all([Account(id=i + 1, ig_user_id=t["ig_id"], app_scoped_id=t["user_id"], username=f"a{i}",
-                                 slug=f"a{i}", status="active", next_sync_at=now,
-                                 connected_at=now, created_at=now, updated_at=now)
+                                 slug=f"a{i}", status="active", connected_at=now, created_at=now, updated_at=now)
                          for i, t in enumerate(tokens, start=first)])
         await session.flush()
+        # Each account's own source, due now (the sync's schedule is the source's).
+        session.add_all([Source(id=i + 1, kind="account", account_id=i + 1, query="", status="active", created_at=now,
+                                next_sync_at=now, sync_failures=0, mirror_failures=0)
+                         for i, _ in enumerate(tokens, start=first)])
         for i, t in enumerate(tokens, start=first):
             sealed = vault.seal(Secret(t["access_token"]), i + 1)
             session.add(Token(account_id=i + 1, ciphertext=sealed.ciphertext, key_id=sealed.key_id, kind="long",
@@ -97,8 +100,8 @@ async def prime(database: Database, vault: Vault, base: str, app: dict, concurre
         await asyncio.gather(*(puller() for _ in range(concurrency)))
         now = datetime.now(UTC)
         async with database.transaction() as session:
-            await session.execute(update(Account), [{"id": i, "media_fingerprint": f, "full_synced_at": now}
-                                                    for i, f in found])
+            await session.execute(update(Source), [{"id": i, "media_fingerprint": f, "full_synced_at": now}
+                                                   for i, f in found])  # each account's source has its id
         return len(found), time.monotonic() - started
 
 
@@ -140,7 +143,7 @@ async def warm_up(database: Database, vault: Vault, base: str, app: dict) -> Non
         account_id, ciphertext, key_id = (await session.execute(
             select(Token.account_id, Token.ciphertext, Token.key_id).limit(1))).one()
     async with database.transaction() as session:
-        await session.execute(update(Account).where(Account.id == -1).values(usage_percent=0))
+        await session.execute(update(Source).where(Source.id == -1).values(usage_percent=0))
     async with _instagram(app, base, 1) as instagram:
         _, page = await instagram.profile_and_media(vault.open(ciphertext, key_id, account_id))
         posts.fingerprint(page)
@@ -165,7 +168,7 @@ async def sample_rss(into: list[float]) -> None:
 
 async def make_due(database: Database) -> None:
     async with database.transaction() as session:
-        await session.execute(update(Account).values(next_sync_at=datetime.now(UTC) - timedelta(seconds=1)))
+        await session.execute(update(Source).values(next_sync_at=datetime.now(UTC) - timedelta(seconds=1)))
 
 
 @contextlib.contextmanager

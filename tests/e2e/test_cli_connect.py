@@ -171,7 +171,7 @@ def _quiet_for(database_url: str, days: int) -> None:
     from sqlalchemy import select
 
     from filmroll.store.database import Database
-    from filmroll.store.tables import Account, Token
+    from filmroll.store.tables import Account, Source, Token
 
     by = timedelta(days=days)
 
@@ -180,6 +180,7 @@ def _quiet_for(database_url: str, days: int) -> None:
         try:
             async with database.transaction() as session:
                 for row in [*(await session.execute(select(Account))).scalars(),
+                            *(await session.execute(select(Source))).scalars(),
                             *(await session.execute(select(Token))).scalars()]:
                     for column in ("connected_at", "last_synced_at", "refreshed_at", "last_probe_at"):
                         if getattr(row, column, None) is not None:

@@ -151,7 +151,8 @@ def test_ctrl_c_in_a_sync_gives_its_lease_back(cli, sandbox):
 
 def _sync_lease(database_url: str) -> tuple[str | None, str | None]:
     with sqlite3.connect(database_url.split("///", 1)[1]) as db:
-        return db.execute("SELECT sync_lease_owner, sync_lease_until FROM accounts WHERE id = 1").fetchone()
+        return db.execute("SELECT sync_lease_owner, sync_lease_until FROM sources WHERE account_id = 1 "
+                          "AND kind = 'account'").fetchone()
 
 
 def test_a_misspelled_variable_is_warned_about_by_every_command_and_listed_by_doctor(tmp_path):

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from filmroll.store import migrate
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, Token
+from filmroll.store.tables import Account, Source, Token
 from filmroll.vault import Keyring, Vault, generate_key, parse_keys
 from tests import aio
 from tests.e2e.test_workers import _env, _kill_leftovers, _outcomes, _worker
@@ -141,7 +141,7 @@ def test_serve_rides_out_a_database_outage(sandbox, cluster, tmp_path):
         assert client.get("/readyz").json()["status"] == "ready"
         # Due while the database is down: a refresh and a sync of every account.
         soon = datetime.now(UTC) + timedelta(seconds=3)
-        _write(url, update(Token).values(next_refresh_at=soon), update(Account).values(next_sync_at=soon))
+        _write(url, update(Token).values(next_refresh_at=soon), update(Source).values(next_sync_at=soon))
         cluster.stop()
         down = client.get("/readyz")
         assert down.status_code == 503 and down.json()["checks"]["database"]["ok"] is False
@@ -151,7 +151,7 @@ def test_serve_rides_out_a_database_outage(sandbox, cluster, tmp_path):
         cluster.start()
         back = datetime.now(UTC)
         _wait_for(lambda: client.get("/readyz").status_code == 200, 30, "/readyz to recover")
-        synced = lambda: _read(url, select(Account.last_synced_at))  # noqa: E731
+        synced = lambda: _read(url, select(Source.last_synced_at))  # noqa: E731
         _wait_for(lambda: all(row[0] is not None for row in synced()), 60, "every account to sync")
         first = min(row[0] for row in synced())
         # Work resumes within one poll of the database answering again (plus a reconnect and a sandbox call).
@@ -300,17 +300,17 @@ def test_a_standalone_worker_rides_out_a_database_outage(sandbox, cluster, tmp_p
         assert worker.poll() is None, log.read_text()
         # Due while the database is down: a refresh, a sync and a mirror pass of every account.
         soon = datetime.now(UTC) + timedelta(seconds=2)
-        _write(url, update(Token).values(next_refresh_at=soon), update(Account).values(next_sync_at=soon))
+        _write(url, update(Token).values(next_refresh_at=soon), update(Source).values(next_sync_at=soon))
         sandbox.control.add_fault("latency", latency_ms=4000, times=20)  # calls in flight as the server stops
         # Under it, not before it: on a loaded machine the worker may still be starting (migrating, opening the
         # vault) seconds later, and a worker that cannot reach its database as it starts says so and exits 9.
-        held = lambda: _read(url, select(Account.id).where(Account.sync_lease_owner.is_not(None)))  # noqa: E731
+        held = lambda: _read(url, select(Source.id).where(Source.sync_lease_owner.is_not(None)))  # noqa: E731
         _wait_for(lambda: bool(held()), 90, "the worker to claim the due syncs")
         cluster.stop()
         time.sleep(OUTAGE_SECONDS)
         assert worker.poll() is None, log.read_text()[-3000:]  # alive through the outage
         cluster.start()
-        synced = lambda: _read(url, select(Account.last_synced_at))  # noqa: E731
+        synced = lambda: _read(url, select(Source.last_synced_at))  # noqa: E731
         _wait_for(lambda: all(row[0] is not None for row in synced()), 90, "every account to sync after the outage")
         assert worker.poll() is None
     finally:

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from filmroll.secret import Secret
 from filmroll.storage import open_storage
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, MediaFile, MediaItem
+from filmroll.store.tables import MediaFile, MediaItem, Source
 from tests import aio
 from tests.e2e.test_workers import _env, _kill_leftovers, _outcomes, _seed, _worker, kill_at_random
 from tests.s3server import ACCESS_KEY, SECRET_KEY, s3_server
@@ -54,7 +54,7 @@ def _check(database_url: str, storage) -> tuple[int, int, int]:
                     MediaItem.deleted_at.is_(None), MediaItem.mirrored_at.is_(None)))).all())
         finally:
             await database.dispose()
-        objects = [o async for o in storage.list("accounts/")]
+        objects = [o async for o in storage.list("sources/")]
         by_key = {o.key: o for o in objects}
         for row in rows:  # no row without its whole object
             assert row.storage_key in by_key, row.storage_key
@@ -77,7 +77,7 @@ def _due_for_sync(database_url: str) -> None:
         database = Database(database_url)
         try:
             async with database.transaction() as session:
-                await session.execute(update(Account).values(next_sync_at=database.clock.now()))
+                await session.execute(update(Source).values(next_sync_at=database.clock.now()))
         finally:
             await database.dispose()
 
@@ -90,9 +90,9 @@ def _due_for_mirror(database_url: str) -> list[str]:
         database = Database(database_url)
         try:
             async with database.transaction() as session:
-                seen = [e for e in (await session.execute(select(Account.mirror_error))).scalars() if e]
+                seen = [e for e in (await session.execute(select(Source.mirror_error))).scalars() if e]
                 seen += [e for e in (await session.execute(select(MediaItem.mirror_error))).scalars() if e]
-                await session.execute(update(Account).values(next_mirror_at=database.clock.now()))
+                await session.execute(update(Source).values(next_mirror_at=database.clock.now()))
                 await session.execute(update(MediaItem).where(MediaItem.mirrored_at.is_(None))
                                       .values(mirror_attempts=0))
             return seen

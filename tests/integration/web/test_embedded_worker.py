@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, MediaItem, Token
+from filmroll.store.tables import MediaItem, Source, Token
 from tests import aio
 from tests.integration.web.conftest import consent, signed_in, start_connect
 from tests.webapp import running_filmroll
@@ -21,9 +21,9 @@ def _read(database_url: str):  # type: ignore[no-untyped-def]
         try:
             async with database.read() as session:
                 token = (await session.execute(select(Token))).scalar_one()
-                account = (await session.execute(select(Account))).scalar_one()
+                source = (await session.execute(select(Source))).scalar_one()
                 media = len(list((await session.execute(select(MediaItem.id))).all()))
-                return token.version, account.last_synced_at, media
+                return token.version, source.last_synced_at, media
         finally:
             await database.dispose()
 

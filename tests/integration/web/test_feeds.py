@@ -262,16 +262,18 @@ def _sync_due_now(database_url: str, account_id: int = 1) -> str:
     """The account's next sync due now; returns one of its stored Instagram CDN URLs."""
     from sqlalchemy import select, update
 
-    from filmroll.store.tables import Account, MediaItem
+    from filmroll.store.tables import MediaItem, Source
 
     async def due() -> str:
         database = Database(database_url)
         try:
             async with database.transaction() as session:
-                await session.execute(update(Account).where(Account.id == account_id)
+                source_id = (await session.execute(select(Source.id).where(
+                    Source.account_id == account_id, Source.kind == "account"))).scalar_one()
+                await session.execute(update(Source).where(Source.id == source_id)
                                       .values(next_sync_at=database.clock.now()))
                 return (await session.execute(select(MediaItem.media_url).where(
-                    MediaItem.account_id == account_id, MediaItem.media_type == "IMAGE").limit(1))).scalar_one()
+                    MediaItem.source_id == source_id, MediaItem.media_type == "IMAGE").limit(1))).scalar_one()
         finally:
             await database.dispose()
 

@@ -19,8 +19,9 @@ from filmroll.runtime import deletion_job
 from filmroll.runtime import storage as open_storage
 from filmroll.service import feeds as feed_service
 from filmroll.service.deletion import ERASED, Deleter
+from filmroll.store import sources
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, Alert, DeletionRequest, Event, FeedSource, MediaItem, Token
+from filmroll.store.tables import Account, Alert, DeletionRequest, Event, FeedSource, MediaItem, Source, Token
 from filmroll.vault import Keyring, Vault, parse_keys
 from filmroll.worker import Worker
 from tests import aio
@@ -81,14 +82,16 @@ def test_a_data_deletion_request_is_answered_as_meta_expects_and_the_worker_dele
         try:
             now = datetime.now(UTC)
             async with database.transaction() as session:
+                own = await sources.account_sources(session, [gone, kept])
                 for account_id in (gone, kept):
-                    session.add(MediaItem(account_id=account_id, ig_media_id=f"9{account_id}", children_count=0,
+                    session.add(MediaItem(source_id=own[account_id], ig_media_id=f"9{account_id}", children_count=0,
                                           first_seen_at=now, updated_at=now))
                     session.add(Event(at=now, kind="account.connected", message=f"connected @sandbox{account_id}",
                                       account_id=account_id, actor="admin"))
             await feed_service.create(database, feed_service.FeedSpec("Both", "both", (str(gone), str(kept))))
-            for account_id in (gone, kept):
-                await storage.put(f"accounts/{account_id}/sha256/ab/cd/{'ab' * 32}.jpg", b"picture", "image/jpeg")
+            for account_id in (gone, kept):  # under its source, and under the account (stored before sources)
+                await storage.put(f"sources/{own[account_id]}/sha256/ab/cd/{'ab' * 32}.jpg", b"picture", "image/jpeg")
+                await storage.put(f"accounts/{account_id}/sha256/ab/cd/{'cd' * 32}.jpg", b"picture", "image/jpeg")
         finally:
             await database.dispose()
 
@@ -113,20 +116,22 @@ def test_a_data_deletion_request_is_answered_as_meta_expects_and_the_worker_dele
                 worker = Worker(database, [deletion_job(Deleter(database, storage, owner="w"))], owner="w",
                                 idle_poll=0.01)
                 stats = await worker.run(asyncio.Event(), until_idle=True)
-                left = {account_id: len([o async for o in storage.list(f"accounts/{account_id}/")])
-                        for account_id in (gone, kept)}
+                left = {account_id: len([o for prefix in (f"accounts/{account_id}/", f"sources/{account_id}/")
+                                         async for o in storage.list(prefix)])
+                        for account_id in (gone, kept)}  # seeded accounts' own sources have their ids
                 return {**stats.outcomes, **{f"files {k}": v for k, v in left.items()}}
             finally:
                 await database.dispose()
 
         result = aio.run(work())
-        assert result == {"deleted": 1, f"files {gone}": 0, f"files {kept}": 1}, result
+        assert result == {"deleted": 1, f"files {gone}": 0, f"files {kept}": 2}, result
         done = client.get(body["url"])
         assert done.status_code == 200 and "Deletion completed" in done.text and code in done.text
         assert client.get(f"{served.base_url}/meta/data-deletion/status/NOSUCHCODE000000").status_code == 404
     assert _query(database_url, select(Account.id).where(Account.id == gone)) == []
     assert _query(database_url, select(func.count()).select_from(MediaItem)) == [(1,)]
-    assert _query(database_url, select(FeedSource.account_id)) == [(kept,)]
+    assert _query(database_url, select(Source.account_id).join(FeedSource, FeedSource.source_id == Source.id)) \
+        == [(kept,)]
     messages = [m for m, in _query(database_url, select(Event.message))]
     assert f"connected @sandbox{gone}" not in messages and ERASED in messages
     assert f"connected @sandbox{kept}" in messages
@@ -232,7 +237,7 @@ def test_webhook_deliveries_are_verified_stored_once_and_make_the_account_due(ho
         database = Database(database_url)
         try:
             async with database.transaction() as session:
-                await session.execute(update(Account).values(next_sync_at=later))
+                await session.execute(update(Source).values(next_sync_at=later))
         finally:
             await database.dispose()
 
@@ -289,7 +294,7 @@ def test_webhook_deliveries_are_verified_stored_once_and_make_the_account_due(ho
     assert {_canonical(b["delivery"]) for b in bodies} == {_canonical(payload),
                                                            _canonical([payload, {"object": "page"}])}
     assert all(b["accounts"] == ["@sandbox1"] for b in bodies)
-    due = dict(_query(database_url, select(Account.id, Account.next_sync_at)))
+    due = dict(_query(database_url, select(Source.account_id, Source.next_sync_at)))
     assert due[ids[1]] < later - timedelta(minutes=30) and due[ids[0]] == later  # only the account it named
     kinds = [k for k, in _query(database_url, select(Event.kind).where(Event.account_id == ids[1]))]
     assert kinds.count("instagram.webhook") == 2
