@@ -5,8 +5,8 @@ releasing, giving back what a lost answer may have taken, and "who else holds wh
 claims sit beside its own table:
 
     TOKEN    tokens.lease_owner / _until               refresh and probe (one at a time)    store/tokens.py
-    SYNC     accounts.sync_lease_owner / _until        sync (token work is unaffected)      store/accounts.py
-    MIRROR   accounts.mirror_lease_owner / _until      the media mirror and its collector   store/accounts.py
+    SYNC     sources.sync_lease_owner / _until         a source's sync (per its kind)       store/sources.py
+    MIRROR   sources.mirror_lease_owner / _until       the media mirror and its collector   store/sources.py
     ALERT    alerts.lease_owner / _until               webhook alerts to the owner          store/alerts.py
     PUBLISH  feeds.publish_lease_owner / _until        a feed's published files             store/feeds.py
     DELETION deletion_requests.lease_owner / _until    an owner's data deletion             store/deletions.py

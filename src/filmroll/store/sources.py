@@ -7,10 +7,10 @@ reads through an account is synced only while that account is active and holds a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from filmroll.store.lease import Claim, Claimable, Lease
 from filmroll.store.tables import Account, Source, Token
 from filmroll.vocabulary import AccountStatus, SourceKind, SourceStatus
 
+C = TypeVar("C", bound=Claim)
 _SOURCES: Table = Source.__table__  # type: ignore[assignment]
 SYNC = Lease("sync", _SOURCES, "id", "sync_lease_owner", "sync_lease_until")
 MIRROR = Lease("mirror", _SOURCES, "id", "mirror_lease_owner", "mirror_lease_until")
@@ -133,15 +134,20 @@ def _with_accounts(kinds: Collection[str]) -> Select[Any]:
             .outerjoin(Token, Token.account_id == Source.account_id).where(Source.kind.in_(list(kinds))))
 
 
-async def _accounts_of(session: AsyncSession, account_ids: Collection[int | None]) -> dict[int, Any]:
-    wanted = [a for a in account_ids if a is not None]
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(Account.id, Account.username, Account.status, Account.updated_at, Account.provider,
-               Account.ig_user_id, Account.profile_picture_url, Token.ciphertext, Token.key_id, Token.permissions)
-        .outerjoin(Token, Token.account_id == Account.id).where(Account.id.in_(wanted)))
-    return {row[0]: row for row in rows}
+async def _claims(session: AsyncSession, rows: Sequence[Any], until: datetime, make: Callable[..., C],
+                  returning: Sequence[str], of_account: Callable[[Any, Any], dict[str, Any]]) -> list[C]:
+    """Claims of leased rows (``returning``: ``id, kind, query, account_id, …``), with what ``of_account`` takes
+    from the row's account, read in one query for them all."""
+    wanted = {row[3] for row in rows if row[3] is not None}
+    accounts: dict[int, Any] = {}
+    if wanted:
+        found = await session.execute(
+            select(Account.id, Account.username, Account.status, Account.updated_at, Account.provider,
+                   Account.ig_user_id, Account.profile_picture_url, Token.ciphertext, Token.key_id, Token.permissions)
+            .outerjoin(Token, Token.account_id == Account.id).where(Account.id.in_(wanted)))
+        accounts = {account.id: account for account in found}
+    return [make(**_named(returning, row), lease_until=until,
+                 **(of_account(row, accounts[row[3]]) if row[3] in accounts else {})) for row in rows]
 
 
 def _named(returning: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
@@ -177,18 +183,13 @@ _SYNC_RETURNS = ("id", "kind", "query", "account_id", "full_synced_at", "sync_fa
                  "insights_at", "media_fingerprint", "stale_since")
 
 
+def _sync_fields(row: Any, account: Any) -> dict[str, Any]:
+    return {"username": account.username, "provider": account.provider, "ig_user_id": account.ig_user_id,
+            "ciphertext": account.ciphertext, "key_id": account.key_id, "permissions": account.permissions or ""}
+
+
 async def _sync_claims(session: AsyncSession, rows: Sequence[Any], until: datetime) -> list[SyncClaim]:
-    accounts = await _accounts_of(session, {row[3] for row in rows})
-    claims = []
-    for row in rows:
-        found = accounts.get(row[3])
-        of_account: dict[str, Any] = {}
-        if found is not None:
-            _, username, _, _, provider, ig_user_id, _, ciphertext, key_id, permissions = found
-            of_account = {"username": username, "provider": provider, "ig_user_id": ig_user_id,
-                          "ciphertext": ciphertext, "key_id": key_id, "permissions": permissions or ""}
-        claims.append(SyncClaim(**_named(_SYNC_RETURNS, row), lease_until=until, **of_account))
-    return claims
+    return await _claims(session, rows, until, SyncClaim, _SYNC_RETURNS, _sync_fields)
 
 
 def syncs(kinds: Collection[str]) -> Claimable[SyncClaim]:
@@ -271,19 +272,14 @@ class MirrorClaim(SourceClaim):
 _MIRROR_RETURNS = ("id", "kind", "query", "account_id", "mirror_failures", "mirror_collected_at")
 
 
+def _mirror_fields(row: Any, account: Any) -> dict[str, Any]:
+    return {"username": account.username, "status": account.status, "status_since": account.updated_at,
+            "provider": account.provider, "ciphertext": account.ciphertext, "key_id": account.key_id,
+            "profile_picture_url": account.profile_picture_url if row[1] == SourceKind.ACCOUNT else None}
+
+
 async def _mirror_claims(session: AsyncSession, rows: Sequence[Any], until: datetime) -> list[MirrorClaim]:
-    accounts = await _accounts_of(session, {row[3] for row in rows})
-    claims = []
-    for row in rows:
-        found = accounts.get(row[3])
-        of_account: dict[str, Any] = {}
-        if found is not None:
-            _, username, status, updated_at, provider, _, picture, ciphertext, key_id, _ = found
-            of_account = {"username": username, "status": status, "status_since": updated_at,
-                          "provider": provider, "ciphertext": ciphertext, "key_id": key_id,
-                          "profile_picture_url": picture if row[1] == SourceKind.ACCOUNT else None}
-        claims.append(MirrorClaim(**_named(_MIRROR_RETURNS, row), lease_until=until, **of_account))
-    return claims
+    return await _claims(session, rows, until, MirrorClaim, _MIRROR_RETURNS, _mirror_fields)
 
 
 def mirrors(kinds: Collection[str] | None) -> Claimable[MirrorClaim]:

@@ -64,10 +64,12 @@ def upgrade() -> None:
     op.execute(f"INSERT INTO sources (kind, account_id, query, status, created_at, {_NAMES}) "  # noqa: S608
                f"SELECT 'account', id, '', 'active', created_at, {_NAMES} FROM accounts ORDER BY id")
 
-    _repoint("media", "uq_media_account_ig_id", ["ig_media_id"], "uq_media_source_ig_id",
-             indexes={"ix_media_account_timestamp": ("ix_media_source_timestamp", ["source_id", "timestamp"])})
-    _repoint("media_files", "uq_media_files_key", ["ig_media_id", "role", "variant"], "uq_media_files_key",
-             indexes={"ix_media_files_sha256": ("ix_media_files_sha256", ["sha256"])})
+    _rekey("media", old="account_id", new="source_id", target="sources", value=_ACCOUNT_SOURCE,
+           unique=("uq_media_account_ig_id", "uq_media_source_ig_id"), rest=["ig_media_id"],
+           indexes={"ix_media_account_timestamp": ("ix_media_source_timestamp", ["source_id", "timestamp"])})
+    _rekey("media_files", old="account_id", new="source_id", target="sources", value=_ACCOUNT_SOURCE,
+           unique=("uq_media_files_key", "uq_media_files_key"), rest=["ig_media_id", "role", "variant"],
+           indexes={"ix_media_files_sha256": ("ix_media_files_sha256", ["sha256"])})
 
     op.drop_index("ix_feed_sources_account", table_name="feed_sources")
     _rebuild_feed_sources("source_id", "sources", _ACCOUNT_SOURCE.format(table="feed_sources_old"))
@@ -100,24 +102,25 @@ def _rebuild_feed_sources(column: str, target: str, value: str) -> None:
     op.drop_table("feed_sources_old")
 
 
-def _repoint(table: str, unique: str, unique_rest: list[str], new_unique: str,
-             indexes: dict[str, tuple[str, list[str]]]) -> None:
-    """``table.account_id`` becomes ``table.source_id``: each row's account source."""
+def _rekey(table: str, *, old: str, new: str, target: str, value: str, unique: tuple[str, str], rest: list[str],
+           indexes: dict[str, tuple[str, list[str]]]) -> None:
+    """``table.old`` becomes ``table.new``, a key of ``target``: each row's ``value`` (SQL), with its foreign key,
+    its unique constraint (``unique``: the old name, the new) and its indexes (old name: new name, columns)."""
     with op.batch_alter_table(table) as batch:
-        batch.add_column(sa.Column("source_id", sa.Integer(), nullable=True))
-    op.execute(f"UPDATE {table} SET source_id = {_ACCOUNT_SOURCE.format(table=table)}")  # noqa: S608
-    for old in indexes:
-        op.drop_index(old, table_name=table)
+        batch.add_column(sa.Column(new, sa.Integer(), nullable=True))
+    op.execute(f"UPDATE {table} SET {new} = {value.format(table=table)}")  # noqa: S608
+    for name in indexes:
+        op.drop_index(name, table_name=table)
     naming = _sqlite_fk_names() if op.get_bind().dialect.name == "sqlite" else {}
     with op.batch_alter_table(table, naming_convention=naming) as batch:
-        batch.drop_constraint(unique, type_="unique")
-        batch.drop_constraint(_fk(table, "account_id"), type_="foreignkey")
-        batch.drop_column("account_id")
-        batch.alter_column("source_id", existing_type=sa.Integer(), nullable=False)
-        batch.create_foreign_key(_fk(table, "source_id"), "sources", ["source_id"], ["id"], ondelete="CASCADE")
-        batch.create_unique_constraint(new_unique, ["source_id", *unique_rest])
-    for new, columns in indexes.values():
-        op.create_index(new, table, columns)
+        batch.drop_constraint(unique[0], type_="unique")
+        batch.drop_constraint(_fk(table, old), type_="foreignkey")
+        batch.drop_column(old)
+        batch.alter_column(new, existing_type=sa.Integer(), nullable=False)
+        batch.create_foreign_key(_fk(table, new), target, [new], ["id"], ondelete="CASCADE")
+        batch.create_unique_constraint(unique[1], [new, *rest])
+    for name, columns in indexes.values():
+        op.create_index(name, table, columns)
 
 
 def downgrade() -> None:
@@ -144,29 +147,12 @@ def downgrade() -> None:
     _rebuild_feed_sources("account_id", "accounts", _SOURCE_ACCOUNT.format(table="feed_sources_old"))
     op.create_index("ix_feed_sources_account", "feed_sources", ["account_id"])
 
-    _back("media", "uq_media_source_ig_id", ["ig_media_id"], "uq_media_account_ig_id",
-          indexes={"ix_media_source_timestamp": ("ix_media_account_timestamp", ["account_id", "timestamp"])})
-    _back("media_files", "uq_media_files_key", ["ig_media_id", "role", "variant"], "uq_media_files_key",
-          indexes={"ix_media_files_sha256": ("ix_media_files_sha256", ["account_id", "sha256"])})
+    _rekey("media", old="source_id", new="account_id", target="accounts", value=_SOURCE_ACCOUNT,
+           unique=("uq_media_source_ig_id", "uq_media_account_ig_id"), rest=["ig_media_id"],
+           indexes={"ix_media_source_timestamp": ("ix_media_account_timestamp", ["account_id", "timestamp"])})
+    _rekey("media_files", old="source_id", new="account_id", target="accounts", value=_SOURCE_ACCOUNT,
+           unique=("uq_media_files_key", "uq_media_files_key"), rest=["ig_media_id", "role", "variant"],
+           indexes={"ix_media_files_sha256": ("ix_media_files_sha256", ["account_id", "sha256"])})
     op.drop_index("ix_sources_due_mirror", table_name="sources")
     op.drop_index("ix_sources_due_sync", table_name="sources")
     op.drop_table("sources")
-
-
-def _back(table: str, unique: str, unique_rest: list[str], old_unique: str,
-          indexes: dict[str, tuple[str, list[str]]]) -> None:
-    with op.batch_alter_table(table) as batch:
-        batch.add_column(sa.Column("account_id", sa.Integer(), nullable=True))
-    op.execute(f"UPDATE {table} SET account_id = {_SOURCE_ACCOUNT.format(table=table)}")  # noqa: S608
-    for new in indexes:
-        op.drop_index(new, table_name=table)
-    naming = _sqlite_fk_names() if op.get_bind().dialect.name == "sqlite" else {}
-    with op.batch_alter_table(table, naming_convention=naming) as batch:
-        batch.drop_constraint(unique, type_="unique")
-        batch.drop_constraint(_fk(table, "source_id"), type_="foreignkey")
-        batch.drop_column("source_id")
-        batch.alter_column("account_id", existing_type=sa.Integer(), nullable=False)
-        batch.create_foreign_key(_fk(table, "account_id"), "accounts", ["account_id"], ["id"], ondelete="CASCADE")
-        batch.create_unique_constraint(old_unique, ["account_id", *unique_rest])
-    for old, columns in indexes.values():
-        op.create_index(old, table, columns)
