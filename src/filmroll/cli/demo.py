@@ -134,7 +134,7 @@ def demo(
                             async with runtime.database.read() as session:
                                 rows = list((await session.execute(select(Account).order_by(Account.id))).scalars())
                                 counts = dict((await session.execute(
-                                    select(Source.account_id, func.count())
+                                    select(Source.account_id, func.count()).select_from(MediaItem)
                                     .join(Source, Source.id == MediaItem.source_id)
                                     .where(MediaItem.deleted_at.is_(None)).group_by(Source.account_id))).all())
                             calls = len(sandbox.control.calls())

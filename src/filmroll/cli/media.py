@@ -103,7 +103,7 @@ def storage_usage(as_json: bool = typer.Option(False, "--json", help="Machine-re
             for u in rows]}, indent=2))
         return
     kinds = ("originals", "posters", "videos", "variants", "total")
-    table = common.table("account", *(common.Column(c, justify="right") for c in kinds), title=f"stored in {where}")
+    table = common.table("source", *(common.Column(c, justify="right") for c in kinds), title=f"stored in {where}")
     for u in rows:
         cells = [f"{u.files.get(r, 0)} · {u.bytes.get(r, 0) / 1e6:.1f} MB"
                  for r in ("original", "poster", "video", "variant")]
