@@ -58,12 +58,12 @@ class FeedData:
     posts: list[MediaItem]  # filtered and ordered: pinned first, then newest first (the feed's decisions applied)
     children: dict[int, list[MediaChild]]
     files: dict[tuple[int, str], list[MediaFile]]  # (source id, Instagram id) -> originals, posters, videos
+    now: datetime
 
     @property
     def accounts(self) -> list[Account]:
         """The accounts whose own posts the feed shows (its header's)."""
         return [a for row in self.sources if (a := row.own_account) is not None]
-    now: datetime
 
 
 async def gather(database: Database, slug: str, settings: DocumentSettings) -> FeedData | None:
