@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, or_,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store.batch import Fenced
+from filmroll.store.database import rowcount
 from filmroll.store.lease import Claim, Claimable, Lease
 from filmroll.store.tables import Account, Source, Token
 from filmroll.vocabulary import AccountStatus, SourceKind, SourceStatus
@@ -41,11 +42,11 @@ def describe(kind: str, query: str, username: str | None, account_id: int | None
     return f"{kind} {query}".strip()
 
 
-async def add(session: AsyncSession, *, kind: str, account_id: int | None, query: str = "", now: datetime,
-              next_sync_at: datetime | None = None) -> Source:
-    """A new source, due for its first sync at ``next_sync_at`` (None: now)."""
+async def add(session: AsyncSession, *, kind: str, account_id: int | None, query: str = "",
+              now: datetime) -> Source:
+    """A new source, due for its first sync now."""
     source = Source(kind=kind, account_id=account_id, query=query, status=SourceStatus.ACTIVE, created_at=now,
-                    next_sync_at=next_sync_at or now, sync_failures=0, mirror_failures=0)
+                    next_sync_at=now, sync_failures=0, mirror_failures=0)
     session.add(source)
     await session.flush()
     return source
@@ -106,7 +107,7 @@ async def make_due(session: AsyncSession, account_ids: Sequence[int], now: datet
     result = await session.execute(update(Source).where(
         Source.kind == SourceKind.ACCOUNT, Source.account_id.in_(list(account_ids))).values(next_sync_at=now)
         .execution_options(synchronize_session=False))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)
 
 
 class SourceClaim(Claim):
