@@ -7,10 +7,13 @@ Real Instagram spreads these over hosts, and each host has a route table of its 
     graph.instagram.com     /access_token, /refresh_access_token, and Graph reads (a catch-all)
     scontent.cdninstagram.com   the CDN's signed image and video URLs
 
+    www.facebook.com        /v25.0/dialog/oauth              Facebook Login's dialog
+    graph.facebook.com      /oauth/access_token, /debug_token, /me/accounts, IG reads, hashtags, Business Discovery
+
 Each table is served under its host's name (``http://127.0.0.1:8700/graph.instagram.com/v25.0/me``), and, since
 Instagram's own paths do not collide, also at the root, where filmroll's settings point every base URL by default.
-Another provider's hosts (graph.facebook.com, whose paths do collide with Instagram's) are added as tables of
-their own, reachable under their names, without touching Instagram's catch-all.
+Facebook's hosts (graph.facebook.com's paths do collide with Instagram's) are reachable under their names only,
+without touching Instagram's catch-all.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from filmroll.sandbox import control, delivery, graph, oauth
+from filmroll.sandbox import control, delivery, facebook, facebook_control, facebook_graph, graph, oauth
 from filmroll.sandbox.cdn import PATH_PREFIX, PROFILE_SIZE, VIDEO_PLACEHOLDER, CdnError, size_for
 from filmroll.sandbox.state import Sandbox, SandboxConfig
 from filmroll.sandbox.traffic import ConnectionReset, CutShort
@@ -186,6 +189,9 @@ def host_tables() -> dict[str, list[Route]]:
             Route("/refresh_access_token", oauth.refresh, methods=TOKEN_METHODS),
             Route("/{path:path}", graph.dispatch, methods=ANY_METHOD),
         ],
+        "www.facebook.com": [Route("/{version}/dialog/oauth", facebook.dialog, methods=["GET", "POST"]),
+                             Route("/dialog/oauth", facebook.dialog, methods=["GET", "POST"])],
+        "graph.facebook.com": [Route("/{path:path}", facebook_graph.dispatch, methods=ANY_METHOD)],
     }
 
 
@@ -194,6 +200,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
     control_routes = [
         *control.routes,
         *delivery.routes,
+        *facebook_control.routes,
         Route("/{rest:path}", control.unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     tables = host_tables()

@@ -24,6 +24,8 @@ APP_REMOVED = 458
 PASSWORD_CHANGED = 460
 EXPIRED = 463
 LOGGED_OUT = 467
+DATA_ACCESS_EXPIRED = 493  # Facebook: the user has not re-consented in 90 days
+DATA_ACCESS_LIFETIME = 90 * 86_400
 REVOCATION_REASONS = {"app_removed": APP_REMOVED, "password_changed": PASSWORD_CHANGED, "revoked": LOGGED_OUT}
 
 
@@ -34,6 +36,7 @@ class App:
     app_secret: str
     meta_app_id: str  # the Meta (Facebook) app id people confuse with the Instagram app id
     redirect_uris: list[str]
+    meta_app_secret: str = ""  # the Meta app's secret: Facebook Login's code exchange and app token
     name: str = "filmroll sandbox app"
 
 
@@ -46,6 +49,7 @@ class Code:
     permissions: tuple[str, ...]
     issued_at: float
     used: bool = False
+    provider: str = "instagram"  # "facebook": a Facebook Login code, exchanged on graph.facebook.com
 
 
 @dataclass(slots=True)
@@ -58,6 +62,9 @@ class Token:
     issued_at: float
     expires_at: float
     revoked: int | None = None  # a Graph subcode once revoked
+    # "instagram" (an Instagram Login token: one IG account, ``account``) or "facebook" (a Facebook user token:
+    # ``account`` is the Facebook user, known by the IG account they sign in with; it reads their Pages' accounts)
+    provider: str = "instagram"
 
 
 @dataclass(slots=True)
@@ -81,24 +88,38 @@ class AuthState:
     pending: dict[str, PendingAuthorization] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)  # consent-page login cookie -> account
     revoked_before: dict[tuple[str, int], tuple[float, int]] = field(default_factory=dict)
+    fb_sessions: dict[str, int] = field(default_factory=dict)  # the Facebook dialog's login cookie -> user
+    # (app id, Facebook user) -> when the app's data access ends: 90 days after the user last consented
+    data_access: dict[tuple[str, int], float] = field(default_factory=dict)
 
-    def new_token_value(self) -> str:
+    def new_token_value(self, provider: str = "instagram") -> str:
         body = secrets.token_urlsafe(105).replace("-", "Z").replace("_", "A")  # alphanumeric, like Instagram's
-        # Real tokens are ~180 alphanumerics starting IGAA; the marker lets canary tests find leaks.
-        return "IGAA" + self.token_marker + body
+        # Real tokens are ~180 alphanumerics starting IGAA (Facebook's EAA); the marker lets canary tests find leaks.
+        return ("EAA" if provider == "facebook" else "IGAA") + self.token_marker + body
 
     def issue_code(self, app_id: str, account: int, redirect_uri: str, permissions: tuple[str, ...],
-                   now: float) -> Code:
-        code = Code("AQ" + secrets.token_urlsafe(120), app_id, account, redirect_uri, permissions, now)
+                   now: float, *, provider: str = "instagram") -> Code:
+        code = Code("AQ" + secrets.token_urlsafe(120), app_id, account, redirect_uri, permissions, now,
+                    provider=provider)
         self.codes[code.value] = code
         return code
 
     def issue_token(self, app_id: str, account: int, kind: str, permissions: tuple[str, ...],
-                    issued_at: float) -> Token:
+                    issued_at: float, *, provider: str = "instagram") -> Token:
         lifetime = SHORT_LIFETIME if kind == "short" else LONG_LIFETIME
-        token = Token(self.new_token_value(), app_id, account, kind, permissions, issued_at, issued_at + lifetime)
+        token = Token(self.new_token_value(provider), app_id, account, kind, permissions, issued_at,
+                      issued_at + lifetime, provider=provider)
         self.tokens[token.value] = token
         return token
+
+    def consented(self, app_id: str, user: int, now: float) -> None:
+        """A Facebook user went through the dialog: the app's data access runs 90 days from now."""
+        self.data_access[(app_id, user)] = now + DATA_ACCESS_LIFETIME
+
+    def data_access_expires_at(self, token: Token) -> float | None:
+        if token.provider != "facebook":
+            return None
+        return self.data_access.get((token.app_id, token.account), token.issued_at + DATA_ACCESS_LIFETIME)
 
     def dead_reason(self, token: Token, now: float) -> int | None:
         """The Graph subcode that kills this token now, or None if it works."""
@@ -109,6 +130,9 @@ class AuthState:
             return cutoff[1]
         if now >= token.expires_at:
             return EXPIRED
+        data_access = self.data_access_expires_at(token)
+        if data_access is not None and now >= data_access:
+            return DATA_ACCESS_EXPIRED
         return None
 
     def revoke_account(self, app_id: str, account: int, subcode: int, now: float) -> None:

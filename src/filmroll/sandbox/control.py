@@ -40,7 +40,8 @@ class ClockChange(_Body):
 class AccountChange(_Body):
     username: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._]{1,30}$")
     name: str | None = Field(default=None, max_length=64)
-    account_type: Literal["BUSINESS", "MEDIA_CREATOR"] | None = None
+    # PERSONAL: not a professional account any more (Business Discovery answers #110 for it)
+    account_type: Literal["BUSINESS", "MEDIA_CREATOR", "PERSONAL"] | None = None
     followers_count: int | None = Field(default=None, ge=0)
     follows_count: int | None = Field(default=None, ge=0)
     biography: str | None = Field(default=None, max_length=150)

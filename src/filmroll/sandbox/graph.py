@@ -45,8 +45,10 @@ class Context:
     """One Graph request: who is asking, and how to write URLs back to this server."""
 
     def __init__(self, sandbox: Sandbox, request: Request, token: Token, version: str,
-                 params: dict[str, str]) -> None:
+                 params: dict[str, str], *, facebook: bool = False) -> None:
         self.sandbox = sandbox
+        # graph.facebook.com: an IG user's ``id`` is its IG user id (no app-scoped id, no ``user_id`` field)
+        self.facebook = facebook
         self.token = token
         self.version = version
         self.params = params
@@ -82,10 +84,9 @@ def _fields(params: dict[str, str]) -> list[FieldSpec]:
         raise WireError(graph_error(str(exc), 2500)) from None
 
 
-async def dispatch(request: Request) -> Response:
-    sandbox: Sandbox = request.app.state.sandbox
-    request.state.call = ("graph", None, None)
-    segments = [s for s in str(request.path_params.get("path", "")).split("/") if s]  # within this host's table
+def split_version(request: Request) -> tuple[str, list[str]]:
+    """The Graph version a path names (the latest when none) and its other segments, within this host's table."""
+    segments = [s for s in str(request.path_params.get("path", "")).split("/") if s]
     version = f"v{LATEST_GRAPH_VERSION}.0"
     if segments and segments[0].startswith("v") and "." in segments[0]:
         match = _VERSION.fullmatch(segments[0])
@@ -96,6 +97,13 @@ async def dispatch(request: Request) -> Response:
                 f"(#2635) You are calling a deprecated version of the Graph API. Please update to the latest "
                 f"version: v{LATEST_GRAPH_VERSION}.0.", 2635))
         version = segments.pop(0)
+    return version, segments
+
+
+async def dispatch(request: Request) -> Response:
+    sandbox: Sandbox = request.app.state.sandbox
+    request.state.call = ("graph", None, None)
+    version, segments = split_version(request)
     if segments in (["access_token"], ["refresh_access_token"]):
         handler = oauth.exchange_long_lived if segments[0] == "access_token" else oauth.refresh
         return await handler(request)
@@ -193,8 +201,10 @@ def _user(ctx: Context, account: Account, specs: list[FieldSpec]) -> dict[str, A
         if name not in USER_FIELDS:
             raise _nonexisting(name, "User")
         if name == "id":
-            out["id"] = account.scoped_id
+            out["id"] = account.ig_id if ctx.facebook else account.scoped_id
         elif name == "user_id":
+            if ctx.facebook:
+                raise _nonexisting(name, "IGUser")
             out["user_id"] = account.ig_id
         elif name == "account_type":
             doc = ctx.sandbox.switches.account_type_case == "doc"

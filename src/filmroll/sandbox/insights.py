@@ -12,7 +12,8 @@ from filmroll.sandbox.ids import mix64
 from filmroll.sandbox.wire import WireError, graph_error
 from filmroll.sandbox.world import Account, Media
 
-INSIGHTS_PERMISSION = "instagram_business_manage_insights"
+# Instagram Login's name for the permission, and Facebook Login's
+INSIGHTS_PERMISSIONS = frozenset({"instagram_business_manage_insights", "instagram_manage_insights"})
 _ALL = frozenset({"FEED", "REELS", "STORY"})
 MEDIA_METRICS: dict[str, frozenset[str]] = {
     "comments": frozenset({"FEED", "REELS"}),
@@ -96,7 +97,7 @@ def _breakdown(dimension: str, total: int, salt: int) -> dict[str, Any]:
 
 
 def media_insights(media: Media, params: dict[str, str], permissions: tuple[str, ...]) -> dict[str, Any]:
-    if INSIGHTS_PERMISSION not in permissions:
+    if not INSIGHTS_PERMISSIONS.intersection(permissions):
         raise WireError(graph_error("(#10) Application does not have permission for this action", 10))
     metrics = _metric_list(params.get("metric"))
     period = params.get("period", "lifetime")
@@ -139,7 +140,7 @@ def _iso(ts: float) -> str:
 
 def account_insights(account: Account, params: dict[str, str], permissions: tuple[str, ...],
                      now: float) -> dict[str, Any]:
-    if INSIGHTS_PERMISSION not in permissions:
+    if not INSIGHTS_PERMISSIONS.intersection(permissions):
         raise WireError(graph_error("(#10) Application does not have permission for this action", 10))
     metrics = _metric_list(params.get("metric"))
     period = params.get("period")

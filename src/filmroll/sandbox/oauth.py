@@ -36,6 +36,8 @@ DEAD_TOKEN_MESSAGES = {
     tokens.PASSWORD_CHANGED: "Error validating access token: The session has been invalidated because the user "
     "changed their password or Facebook has changed the session for security reasons.",
     tokens.LOGGED_OUT: "Error validating access token: The session is invalid because the user logged out.",
+    tokens.DATA_ACCESS_EXPIRED: "The access token is invalid since the user hasn't engaged the app in longer than "
+    "90 days.",
 }
 
 
@@ -48,13 +50,14 @@ def invalid_token() -> WireError:
     return WireError(graph_error("Invalid OAuth access token - Cannot parse access token", 190))
 
 
-def resolve_token(sandbox: Sandbox, value: str | None) -> tokens.Token:
-    """The live token named by ``value``, or the Graph error Instagram answers for it."""
+def resolve_token(sandbox: Sandbox, value: str | None, provider: str = "instagram") -> tokens.Token:
+    """The live token named by ``value``, or the Graph error Instagram answers for it. A token of the other
+    provider (a Facebook user token on graph.instagram.com) cannot be parsed there."""
     if not value:
         raise WireError(graph_error(
             "An active access token must be used to query information about the current user.", 2500))
     token = sandbox.auth.tokens.get(value)
-    if token is None:
+    if token is None or token.provider != provider:
         raise invalid_token()
     now = sandbox.now()
     reason = sandbox.auth.dead_reason(token, now)
@@ -68,11 +71,12 @@ def resolve_token(sandbox: Sandbox, value: str | None) -> tokens.Token:
     raise WireError(graph_error(message, 190, subcode=reason))
 
 
-def resolve_for(request: Request, sandbox: Sandbox, value: str | None, endpoint: str) -> tokens.Token:
+def resolve_for(request: Request, sandbox: Sandbox, value: str | None, endpoint: str,
+                provider: str = "instagram") -> tokens.Token:
     """``resolve_token``, but a refused token that the sandbox issued is still logged against its account, so
     tests can count every call an account made, the failed ones included."""
     try:
-        return resolve_token(sandbox, value)
+        return resolve_token(sandbox, value, provider)
     except WireError:
         known = sandbox.auth.tokens.get(value or "")
         if known is not None:
@@ -260,7 +264,7 @@ async def exchange_code(request: Request) -> Response:
     if not form.get("code"):
         return flat_error("You must provide a code")
     code = sandbox.auth.codes.get(form["code"])
-    if code is None or code.app_id != app.app_id:
+    if code is None or code.app_id != app.app_id or code.provider != "instagram":
         return flat_error("Matching code was not found or was already used")
     request.state.call = ("token", sandbox.world.ids.ig_user.encode(code.account), client_id)
     await sandbox.traffic.gate("token", sandbox.world.ids.ig_user.encode(code.account))

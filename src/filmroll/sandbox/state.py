@@ -9,6 +9,8 @@ from typing import Any
 from filmroll.sandbox.auth import App, AuthState, derive_numeric_id, derive_secret
 from filmroll.sandbox.cdn import Cdn
 from filmroll.sandbox.clock import SandboxClock
+from filmroll.sandbox.hashtags import Hashtags
+from filmroll.sandbox.pages import Pages
 from filmroll.sandbox.traffic import Traffic
 from filmroll.sandbox.world import World
 
@@ -36,6 +38,13 @@ class SandboxConfig:
 
     def resolved_app_secret(self) -> str:
         return self.app_secret or derive_secret(self.seed, "instagram-app-secret")[:32]
+
+    def resolved_meta_app_id(self) -> str:
+        """The Meta app's id: Facebook Login's ``client_id`` (an app has both, and people mix them up)."""
+        return derive_numeric_id(self.seed, "meta-app-id", 15)
+
+    def resolved_meta_app_secret(self) -> str:
+        return derive_secret(self.seed, "meta-app-secret")[:32]
 
 
 @dataclass
@@ -104,6 +113,8 @@ class Sandbox:
     auth: AuthState = field(init=False)
     traffic: Traffic = field(init=False)
     cdn: Cdn = field(init=False)
+    pages: Pages = field(init=False)  # Facebook users' Pages and the Instagram accounts linked to them
+    hashtags: Hashtags = field(init=False)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -114,11 +125,14 @@ class Sandbox:
         self.switches = Switches(auto_consent=config.auto_consent)
         self.world = World(config.seed, config.accounts, self.clock.now(), dict(config.large_accounts))
         self.auth = AuthState(token_marker=config.token_marker)
+        self.pages = Pages(config.seed, self.world)
+        self.hashtags = Hashtags(config.seed)
         app = App(
             app_id=config.resolved_app_id(),
             app_secret=config.resolved_app_secret(),
-            meta_app_id=derive_numeric_id(config.seed, "meta-app-id", 15),
+            meta_app_id=config.resolved_meta_app_id(),
             redirect_uris=list(config.redirect_uris),
+            meta_app_secret=config.resolved_meta_app_secret(),
         )
         self.auth.apps[app.app_id] = app
         log_size = self.traffic.calls.maxlen if hasattr(self, "traffic") else config.call_log_size
