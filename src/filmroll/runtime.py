@@ -18,7 +18,7 @@ import aiohttp
 from filmroll.clock import Clock
 from filmroll.errors import ConfigError
 from filmroll.faults import FaultPoints
-from filmroll.platform import Clients, InstagramLoginClient
+from filmroll.platform import Clients, FacebookLoginClient, InstagramLoginClient
 from filmroll.platform.cdn import CdnClient
 from filmroll.secret import Secret
 from filmroll.service.activity import ActivityWatch
@@ -118,6 +118,15 @@ def instagram_client(settings: Settings, *, clock: Clock | None = None,
                                 clock=clock, session=session)
 
 
+def facebook_client(settings: Settings, *, clock: Clock | None = None,
+                    session: aiohttp.ClientSession | None = None) -> FacebookLoginClient:
+    fb = settings.facebook
+    return FacebookLoginClient(app_id=fb.app_id, app_secret=Secret(fb.app_secret.get_secret_value()),
+                               redirect_uri=settings.facebook_redirect_uri(), dialog_url=fb.dialog_url,
+                               graph_url=fb.graph_url, graph_version=fb.graph_version,
+                               timeout=settings.instagram.timeout, clock=clock, session=session)
+
+
 # ----- the job kinds, as the worker knows them (store/lease.py draws their claims) --------------------------------
 
 def refresh_job(refresher: Refresher) -> Job:
@@ -192,7 +201,8 @@ class Runtime:
 
     def connector(self) -> Connector:
         return Connector(self.database, self.vault, self.clients, policy=self.refresh_policy,
-                         scopes={Provider.INSTAGRAM_LOGIN: tuple(self.settings.instagram.scopes)})
+                         scopes={Provider.INSTAGRAM_LOGIN: tuple(self.settings.instagram.scopes),
+                                 Provider.FACEBOOK: tuple(self.settings.facebook.scopes)})
 
     def refresher(self, owner: str, faults: FaultPoints | None = None) -> Refresher:
         return Refresher(self.database, self.vault, self.clients, owner=owner, policy=self.refresh_policy,
@@ -288,7 +298,8 @@ async def open_runtime(settings: Settings, *, upgrade: bool = False,
         await database.dispose()
         raise
     http = http_session()
-    clients = Clients([instagram_client(settings, clock=database.clock, session=http)])
+    clients = Clients([instagram_client(settings, clock=database.clock, session=http),
+                       facebook_client(settings, clock=database.clock, session=http)])
     files = storage(settings.storage, database_url=settings.database_url)
     renderer = Renderer(settings.mirror.processes)
     published = publish_target(settings.publish.dir, settings.storage) if settings.publish.dir else None

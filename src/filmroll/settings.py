@@ -6,6 +6,7 @@ plain values; nothing here is created at import time.
     FILMROLL_INSTAGRAM__APP_ID=990602627938098
     FILMROLL_INSTAGRAM__APP_SECRET=…
     FILMROLL_INSTAGRAM__REDIRECT_URI=https://feeds.example.org/callback
+    FILMROLL_FACEBOOK__APP_ID=…                         (Facebook Login: hashtags, other profiles)
     FILMROLL_VAULT__KEYS=<base64 key>[,<older key>…]     (or a keys file, see `filmroll keys generate`)
     FILMROLL_SYNC__INTERVAL_MINUTES=10
     FILMROLL_ALERTS__WEBHOOK_URL=https://hooks.example.org/filmroll
@@ -24,6 +25,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from filmroll.platform.facebook_login import DEFAULT_SCOPES as FACEBOOK_SCOPES
+from filmroll.platform.facebook_login import FACEBOOK_DIALOG_URL, FACEBOOK_GRAPH_URL
 from filmroll.platform.instagram_login import (
     GRAPH_VERSION,
     INSTAGRAM_AUTHORIZE_URL,
@@ -45,6 +48,21 @@ class InstagramSettings(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: ["instagram_business_basic"], min_length=1,
                               description='A JSON list, e.g. ["instagram_business_basic"]')
     timeout: float = Field(30.0, gt=0, le=600, allow_inf_nan=False, description="Seconds to wait for Instagram")
+
+
+class FacebookSettings(BaseModel):
+    """Facebook Login: the Meta app's credentials (App Dashboard → App settings → Basic), for hashtags, other
+    profiles and the accounts linked to Pages."""
+
+    app_id: str = Field("", description="The Meta app ID (App settings → Basic), not the Instagram app ID")
+    app_secret: SecretStr = SecretStr("")
+    redirect_uri: str | None = Field(None, description="Exactly as in Facebook Login → Valid OAuth Redirect URIs; "
+                                     "default: FILMROLL_INSTAGRAM__REDIRECT_URI (one callback serves both)")
+    dialog_url: str = FACEBOOK_DIALOG_URL
+    graph_url: str = FACEBOOK_GRAPH_URL
+    graph_version: str = GRAPH_VERSION
+    scopes: list[str] = Field(default_factory=lambda: list(FACEBOOK_SCOPES), min_length=1,
+                              description='A JSON list, e.g. ["instagram_basic", "pages_show_list"]')
 
 
 class VaultSettings(BaseModel):
@@ -205,6 +223,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///filmroll.db"
     instagram: InstagramSettings = Field(default_factory=InstagramSettings)
+    facebook: FacebookSettings = Field(default_factory=FacebookSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)
@@ -216,6 +235,9 @@ class Settings(BaseSettings):
     publish: PublishSettings = Field(default_factory=PublishSettings)
     meta: MetaSettings = Field(default_factory=MetaSettings)
     accounts: AccountSettings = Field(default_factory=AccountSettings)
+
+    def facebook_redirect_uri(self) -> str:
+        return self.facebook.redirect_uri or self.instagram.redirect_uri
 
     def public_origin(self) -> str:
         """Where people reach filmroll's pages: ``web.public_url``, else the redirect URI's origin (the callback

@@ -43,6 +43,7 @@ class Provider(StrEnum):
     """How an account's token was obtained; each provider has its own authorize, token and Graph hosts."""
 
     INSTAGRAM_LOGIN = "instagram_login"  # Instagram API with Instagram Login (graph.instagram.com)
+    FACEBOOK = "facebook"  # Instagram API with Facebook Login (graph.facebook.com): a Page's IG account
 
     @property
     def refreshes(self) -> bool:

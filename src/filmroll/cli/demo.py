@@ -105,7 +105,8 @@ def demo(
                         url = await connector.begin(flow="cli", session_id="demo")
                         async with browser.get(url, allow_redirects=False) as response:
                             landing = response.headers["Location"]
-                        connected = await connector.complete(landing, flow="cli", session_id="demo", actor="demo")
+                        connected = (await connector.complete(landing, flow="cli", session_id="demo",
+                                                              actor="demo")).first
                         console.print(f"connected @{connected.username} through OAuth; token valid until "
                                       f"{connected.expires_at:%Y-%m-%d} UTC, stored encrypted")
                 worker = runtime.worker(idle_poll=0.5,

@@ -36,7 +36,12 @@ def _print_env(config: object, base: str, uris: tuple[str, ...]) -> None:
               "FILMROLL_INSTAGRAM__TOKEN_URL": f"{base}/oauth/access_token",
               "FILMROLL_INSTAGRAM__GRAPH_URL": base,
               "FILMROLL_MIRROR__CDN_HOSTS": f'["{base}"]',
-              "FILMROLL_INSTAGRAM__REDIRECT_URI": redirect}
+              "FILMROLL_INSTAGRAM__REDIRECT_URI": redirect,
+              # Facebook Login: the Meta app's id and secret, on the hosts' own route tables
+              "FILMROLL_FACEBOOK__APP_ID": config.resolved_meta_app_id(),
+              "FILMROLL_FACEBOOK__APP_SECRET": config.resolved_meta_app_secret(),
+              "FILMROLL_FACEBOOK__DIALOG_URL": f"{base}/www.facebook.com/v25.0/dialog/oauth",
+              "FILMROLL_FACEBOOK__GRAPH_URL": f"{base}/graph.facebook.com"}
     for name, value in values.items():
         print(f"export {name}={shlex.quote(value)}")
 
@@ -103,6 +108,8 @@ def sandbox(
         console.print(f"  FILMROLL_INSTAGRAM__TOKEN_URL={base}/oauth/access_token")
         console.print(f"  FILMROLL_INSTAGRAM__GRAPH_URL={base}")
         console.print(f"  FILMROLL_MIRROR__CDN_HOSTS='[\"{base}\"]'")
+        console.print(f"  FILMROLL_FACEBOOK__DIALOG_URL={base}/www.facebook.com/v25.0/dialog/oauth")
+        console.print(f"  FILMROLL_FACEBOOK__GRAPH_URL={base}/graph.facebook.com")
         if not _is_loopback(host):
             console.print("[yellow]warning:[/yellow] the control API has no authentication; "
                           "keep the sandbox on a loopback address.")

@@ -1,6 +1,7 @@
 """``filmroll.platform``: Instagram's wire format, the provider seam and each provider's async client. Knows
 nothing about the database."""
 
+from filmroll.platform.facebook_login import FacebookLoginClient, LinkedAccount
 from filmroll.platform.instagram_login import InstagramLoginClient
 from filmroll.platform.models import (
     CallbackResult,
@@ -11,9 +12,11 @@ from filmroll.platform.models import (
     MediaPage,
     Profile,
     ShortLivedGrant,
+    TokenInfo,
     Usage,
 )
-from filmroll.platform.provider import Clients, ProviderClient
+from filmroll.platform.provider import AccountReader, Clients, ProviderClient
 
-__all__ = ["CallbackResult", "Child", "Clients", "Insight", "InstagramLoginClient", "LongLivedGrant", "Media",
-           "MediaPage", "Profile", "ProviderClient", "ShortLivedGrant", "Usage"]
+__all__ = ["AccountReader", "CallbackResult", "Child", "Clients", "FacebookLoginClient", "Insight",
+           "InstagramLoginClient", "LinkedAccount", "LongLivedGrant", "Media", "MediaPage", "Profile", "ProviderClient",
+           "ShortLivedGrant", "TokenInfo", "Usage"]

@@ -26,7 +26,17 @@ import aiohttp
 from filmroll import errors
 from filmroll.clock import Clock
 from filmroll.platform import wire
-from filmroll.platform.models import Child, Insight, LongLivedGrant, Media, MediaPage, Profile, ShortLivedGrant
+from filmroll.platform.models import (
+    Child,
+    Insight,
+    LongLivedGrant,
+    Media,
+    MediaPage,
+    Profile,
+    ShortLivedGrant,
+    TokenInfo,
+)
+from filmroll.platform.provider import AccountReader
 from filmroll.secret import Secret
 from filmroll.vocabulary import Provider
 
@@ -62,6 +72,7 @@ def _secret(value: Secret | str) -> str:
 
 class InstagramLoginClient:
     provider = Provider.INSTAGRAM_LOGIN
+    insights_permission = "instagram_business_manage_insights"
 
     def __init__(self, *, app_id: str, app_secret: Secret, redirect_uri: str,
                  authorize_url: str = INSTAGRAM_AUTHORIZE_URL, token_url: str = INSTAGRAM_TOKEN_URL,
@@ -174,7 +185,22 @@ class InstagramLoginClient:
                                    params={"subscribed_fields": ",".join(fields)}, token=token)
         return isinstance(body, dict) and body.get("success") is True
 
+    async def profiles(self, token: Secret) -> tuple[Profile, ...]:
+        """The account a fresh token reads: its own."""
+        return (await self.me(token),)
+
+    async def check(self, token: Secret, ig_user_id: str) -> TokenInfo:
+        """The daily probe: ``GET /me?fields=id``; a dead token raises TokenInvalidError. Instagram says nothing of
+        the expiry here (the refresh tells it)."""
+        await self.me(token, fields=("id",))
+        return TokenInfo(is_valid=True)
+
     # ----- Graph reads ------------------------------------------------------------------------------------------
+
+    def reader(self, ig_user_id: str) -> AccountReader:
+        """What reads the account ``ig_user_id``: this client itself, since an Instagram Login token reads one
+        account (``me``)."""
+        return self
 
     async def me(self, token: Secret, fields: Sequence[str] = PROFILE_FIELDS) -> Profile:
         body, headers = await self._call("GET", self._graph("me"), params={"fields": ",".join(fields)}, token=token)

@@ -114,3 +114,15 @@ class CallbackResult:
 
     code: Secret
     state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What a provider says of a working token: until when it and the app's data access last (Facebook's
+    ``debug_token``; None where the provider does not say, or never)."""
+
+    is_valid: bool
+    expires_at: datetime | None = None
+    data_access_expires_at: datetime | None = None
+    scopes: tuple[str, ...] = ()
+    reason: str | None = None  # why it does not work, for people

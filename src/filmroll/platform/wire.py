@@ -39,6 +39,7 @@ TOKEN_REASONS = {
     463: "the token expired (it was not refreshed within 60 days)",
     464: "the owner's Instagram account is not confirmed",
     467: "the token was revoked (the owner logged out or withdrew access)",
+    493: "the app's data access expired (the owner has not signed in through Facebook for 90 days)",
 }
 
 
@@ -77,6 +78,11 @@ def _permissions(value: Any) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(p, str) for p in value):
         return tuple(value)
     raise errors.MalformedResponseError("Instagram's permissions are neither a list nor a string")
+
+
+def parse_access_token(body: Any) -> Secret:
+    """The token of an answer that carries nothing else filmroll needs (Facebook's code exchange)."""
+    return _token(_unwrap(body).get("access_token"))
 
 
 def parse_short_lived(body: Any) -> ShortLivedGrant:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll import errors
 from filmroll.platform import Clients, LongLivedGrant, Profile, ProviderClient, wire
@@ -38,6 +39,19 @@ class Connected:
     expires_at: datetime
     permissions: tuple[str, ...]
     event_id: int
+    data_access_expires_at: datetime | None = None  # a Facebook Login token's: the owner reconnects before it
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What one sign-in connected: Instagram Login's one account, or every Instagram account linked to the Facebook
+    user's Pages (sharing one token, each holding its own sealed copy)."""
+
+    accounts: tuple[Connected, ...]
+
+    @property
+    def first(self) -> Connected:
+        return self.accounts[0]
 
 
 class Connector:
@@ -101,7 +115,8 @@ class Connector:
         return await self.begin(flow="reconnect", session_id=session_id, force_reauth=True,
                                 reconnect_link_id=link.id, provider=account.provider)
 
-    async def complete(self, query: str, *, flow: str, session_id: str | None, actor: str | None = None) -> Connected:
+    async def complete(self, query: str, *, flow: str, session_id: str | None,
+                       actor: str | None = None) -> Connection:
         result = wire.parse_callback(query)
         if not result.state:
             raise errors.CallbackError("The redirect carries no state, so it cannot be tied to a sign-in filmroll "
@@ -116,9 +131,19 @@ class Connector:
         try:
             short = await client.exchange_code(result.code)
             grant = await client.exchange_long_lived(short.access_token)
-            profile = await client.me(grant.access_token)
+            profiles = await client.profiles(grant.access_token)
+            if not profiles:
+                raise errors.CallbackError(
+                    "No Instagram professional account is linked to the Facebook Pages you shared, so nothing was "
+                    "connected. Link the Instagram account to a Page (Instagram: Settings → Accounts Center, or the "
+                    "Page's settings → Linked accounts), then connect again and share that Page.",
+                    code="no_instagram_account")
+            permissions, data_access_expires_at = short.permissions, None
+            if not Provider(client.provider).refreshes:  # its token's end and data access: as Facebook says
+                info = await client.check(grant.access_token, profiles[0].user_id or "")
+                permissions, data_access_expires_at = info.scopes or permissions, info.data_access_expires_at
             if link_id is not None:
-                await self._same_account(link_id, client.provider, profile)
+                await self._same_account(link_id, client.provider, profiles)
         except (errors.InstagramError, errors.CallbackError) as exc:
             # The state is spent; leave a record people can read, give an owner's link back for another try,
             # then let the edge say what happened.
@@ -129,17 +154,20 @@ class Connector:
                                             at=self.database.clock.now(), actor=actor)
             exc.event_id = event.id
             raise
-        return await self._store(client.provider, profile, grant, short.permissions, actor=actor, how="connected")
+        return Connection(await self._store(client.provider, profiles, grant, permissions, actor=actor,
+                                            how="connected", data_access_expires_at=data_access_expires_at))
 
-    async def _same_account(self, link_id: int, provider: str, profile: Profile) -> None:
+    async def _same_account(self, link_id: int, provider: str, profiles: tuple[Profile, ...]) -> None:
         async with self.database.read() as session:
             account = await session.scalar(select(Account).join(ReconnectLink, ReconnectLink.account_id == Account.id)
                                            .where(ReconnectLink.id == link_id))
-        if account is None or account.ig_user_id != profile.user_id or account.provider != provider:
+        if account is None or account.provider != provider or \
+                all(account.ig_user_id != profile.user_id for profile in profiles):
             # The token just obtained belongs to someone else: it is dropped, never stored.
+            found = ", ".join(f"@{p.username}" for p in profiles)
             raise errors.CallbackError(
-                f"You signed in to Instagram as @{profile.username}, but this link reconnects "
-                f"@{account.username if account else 'another account'}. Sign out of Instagram, then open the "
+                f"You signed in as {found}, but this link reconnects "
+                f"@{account.username if account else 'another account'}. Sign out, then open the "
                 f"link again and sign in as that account.", code="wrong_account")
 
     async def import_token(self, token: Secret, *, actor: str | None = None) -> Connected:
@@ -147,7 +175,7 @@ class Connector:
         with ``/me``."""
         client = self.clients[Provider.INSTAGRAM_LOGIN]
         try:
-            profile = await client.me(token)
+            profile = await client.reader("").me(token)
         except errors.TokenInvalidError as exc:  # nothing is connected yet: there is no account to reconnect
             raise errors.TokenInvalidError(f"Instagram does not accept this token ({exc.reason}); nothing was "
                                            "stored. Generate a new one in the App Dashboard (Instagram → API setup "
@@ -158,28 +186,41 @@ class Connector:
             # Less than a day old, so at most a day of its 60 has gone; assume the worst case.
             now = self.database.clock.now()
             grant = LongLivedGrant(token, 59 * 86_400, now + timedelta(days=59))
-        return await self._store(client.provider, profile, grant, (), actor=actor, how="imported")
+        return (await self._store(client.provider, (profile,), grant, (), actor=actor, how="imported"))[0]
 
-    async def _store(self, provider: str, profile: Profile, grant: LongLivedGrant, permissions: tuple[str, ...], *,
-                     actor: str | None, how: str) -> Connected:
-        if profile.user_id is None:
+    async def _store(self, provider: str, profiles: tuple[Profile, ...], grant: LongLivedGrant,
+                     permissions: tuple[str, ...], *, actor: str | None, how: str,
+                     data_access_expires_at: datetime | None = None) -> tuple[Connected, ...]:
+        """Every account one sign-in reads, with its own sealed copy of the token, in one transaction."""
+        if any(profile.user_id is None for profile in profiles):
             raise errors.MalformedResponseError("Instagram's profile carries no user_id; nothing was stored")
         now = self.database.clock.now()
         issued_at = grant.expires_at - timedelta(seconds=grant.expires_in)
+        refreshes = Provider(provider).refreshes
         async with self.database.transaction() as session:
-            account, created = await accounts.upsert(
-                session, provider=provider, ig_user_id=profile.user_id, app_scoped_id=profile.app_scoped_id, now=now,
-                profile={c: getattr(profile, c) for c in accounts.PROFILE_COLUMNS})
-            await tokens.put(session, account.id, self.vault.seal(grant.access_token, account.id), kind="long",
-                             provider=provider,
-                             permissions=permissions, issued_at=issued_at, expires_at=grant.expires_at,
-                             next_refresh_at=self.policy.next_refresh_at(issued_at, grant.expires_at),
-                             next_probe_at=self.policy.next_probe_at(now))
-            verb = how if created else ("reconnected" if how == "connected" else "re-imported")
-            event = await transition(
-                session, account.id, AccountStatus.ACTIVE, reason=None, now=now, actor=actor,
-                event=f"account.{how if created else 'reconnected'}",
-                message=f"{verb} @{profile.username}; token valid until {grant.expires_at:%Y-%m-%d %H:%M} UTC")
-        return Connected(account.id, account.username, account.ig_user_id, created, grant.expires_at, permissions,
-                         event.id)
+            return tuple([await self._store_one(session, provider, profile, grant, permissions, actor=actor, how=how,
+                                                now=now, issued_at=issued_at, refreshes=refreshes,
+                                                data_access_expires_at=data_access_expires_at)
+                          for profile in profiles])
 
+    async def _store_one(self, session: AsyncSession, provider: str, profile: Profile, grant: LongLivedGrant,
+                         permissions: tuple[str, ...], *, actor: str | None, how: str, now: datetime,
+                         issued_at: datetime, refreshes: bool, data_access_expires_at: datetime | None) -> Connected:
+        assert profile.user_id is not None
+        account, created = await accounts.upsert(
+            session, provider=provider, ig_user_id=profile.user_id, app_scoped_id=profile.app_scoped_id, now=now,
+            profile={c: getattr(profile, c) for c in accounts.PROFILE_COLUMNS})
+        await tokens.put(session, account.id, self.vault.seal(grant.access_token, account.id), kind="long",
+                         provider=provider, permissions=permissions, issued_at=issued_at,
+                         expires_at=grant.expires_at, data_access_expires_at=data_access_expires_at,
+                         next_refresh_at=(self.policy.next_refresh_at(issued_at, grant.expires_at) if refreshes
+                                          else None),
+                         next_probe_at=self.policy.next_probe_at(now))
+        verb = how if created else ("reconnected" if how == "connected" else "re-imported")
+        ends = grant.expires_at if data_access_expires_at is None else min(grant.expires_at, data_access_expires_at)
+        event = await transition(
+            session, account.id, AccountStatus.ACTIVE, reason=None, now=now, actor=actor,
+            event=f"account.{how if created else 'reconnected'}",
+            message=f"{verb} @{profile.username}; token valid until {ends:%Y-%m-%d %H:%M} UTC")
+        return Connected(account.id, account.username, account.ig_user_id, created, grant.expires_at, permissions,
+                         event.id, data_access_expires_at)

@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from filmroll import errors
-from filmroll.platform import Clients, ProviderClient
+from filmroll.platform import AccountReader, Clients, ProviderClient
 from filmroll.platform.cdn import CdnClient, describe, file_name, url_expires_at
 from filmroll.secret import Secret
 from filmroll.service import pictures, posts
@@ -229,7 +229,7 @@ class Mirror:
     async def _fresh_urls(self, claim: MirrorClaim, token: Secret | None, post: PendingPost) -> PendingPost:
         """The post read again by id: its URLs signed afresh, and stored as a sync stores them."""
         assert token is not None
-        media = await self.clients[claim.provider or ""].media_item(token, post.ig_media_id, fields=URL_FIELDS)
+        media = await self._reader(claim).media_item(token, post.ig_media_id, fields=URL_FIELDS)
         async with self.database.transaction() as session:
             await media_store.update_urls(session, claim.source_id, [posts.urls(media)])
         children = tuple((c.id, c.media_type, c.media_url, c.thumbnail_url) for c in media.children)
@@ -309,9 +309,11 @@ class Mirror:
             await file_store.record(session, rows)
         # The old picture's objects go with the next orphan sweep (an hour on): a page may still be showing it.
 
+    def _reader(self, claim: MirrorClaim) -> AccountReader:
+        return self.clients.reader(claim.provider or "", claim.ig_user_id or "")
+
     async def _fresh_profile_picture_url(self, claim: MirrorClaim, account_id: int, token: Secret) -> str:
-        url = (await self.clients[claim.provider or ""].me(token, fields=("id", "profile_picture_url"))
-               ).profile_picture_url
+        url = (await self._reader(claim).me(token, fields=("id", "profile_picture_url"))).profile_picture_url
         if not url:
             raise errors.DownloadFailedError("Instagram gave no profile picture URL; tried again later")
         async with self.database.transaction() as session:

@@ -65,7 +65,7 @@ class Refresher:
             return await self._needs_reauth(claim, f"the stored token cannot be decrypted ({exc.message})")
         if claim.refresh_started_at is not None:
             try:
-                await self.clients[claim.provider].me(token, fields=("id",))
+                await self.clients[claim.provider].check(token, "")
             except errors.TokenInvalidError as exc:
                 return await self._needs_reauth(
                     claim, f"a refresh was interrupted by a crash and Instagram no longer accepts the stored token "

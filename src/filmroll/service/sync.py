@@ -20,7 +20,7 @@ import random
 from datetime import datetime, timedelta
 
 from filmroll import errors
-from filmroll.platform import Clients, Media, MediaPage, Profile, ProviderClient
+from filmroll.platform import AccountReader, Clients, Media, MediaPage, Profile, ProviderClient
 from filmroll.platform.instagram_login import MEDIA_FIELDS
 from filmroll.secret import Secret
 from filmroll.service import posts
@@ -271,8 +271,8 @@ class Syncer:
             raise errors.TokenInvalidError("no token is stored for this account")
         return self.vault.open(claim.ciphertext, claim.key_id, _account_of(claim))
 
-    def _client(self, claim: SyncClaim) -> ProviderClient:
-        return self.clients[claim.provider or ""]
+    def _client(self, claim: SyncClaim) -> AccountReader:
+        return self.clients.reader(claim.provider or "", claim.ig_user_id or "")
 
     def _interval(self, claim: SyncClaim) -> timedelta:
         minutes = claim.sync_interval_minutes

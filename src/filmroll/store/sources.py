@@ -268,6 +268,7 @@ class MirrorClaim(SourceClaim):
     key_id: str | None = None
     provider: str | None = None
     username: str | None = None
+    ig_user_id: str | None = None  # the account it reads through
 
 
 _MIRROR_RETURNS = ("id", "kind", "query", "account_id", "mirror_failures", "mirror_collected_at")
@@ -275,7 +276,8 @@ _MIRROR_RETURNS = ("id", "kind", "query", "account_id", "mirror_failures", "mirr
 
 def _mirror_fields(row: Any, account: Any) -> dict[str, Any]:
     return {"username": account.username, "status": account.status, "status_since": account.updated_at,
-            "provider": account.provider, "ciphertext": account.ciphertext, "key_id": account.key_id,
+            "provider": account.provider, "ig_user_id": account.ig_user_id, "ciphertext": account.ciphertext,
+            "key_id": account.key_id,
             "profile_picture_url": account.profile_picture_url if row[1] == SourceKind.ACCOUNT else None}
 
 

@@ -296,6 +296,8 @@ class Token(Base):
     permissions: Mapped[str] = mapped_column(Text, default="")
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A Facebook user token's: the app's data access ends 90 days after the owner last consented (debug_token).
+    data_access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_refresh_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store import accounts
@@ -20,7 +20,7 @@ from filmroll.store.accounts import AccountClaim
 from filmroll.store.batch import Fenced
 from filmroll.store.database import rowcount
 from filmroll.store.lease import Claimable, Lease, retry_due
-from filmroll.store.tables import Account, Token
+from filmroll.store.tables import Account, Token, UTCDateTime
 from filmroll.vault import Sealed
 from filmroll.vocabulary import FailureKind, Provider
 
@@ -34,7 +34,8 @@ async def get(session: AsyncSession, account_id: int) -> Token | None:
 
 async def put(session: AsyncSession, account_id: int, sealed: Sealed, *, kind: str, permissions: tuple[str, ...],
               issued_at: datetime, expires_at: datetime, next_refresh_at: datetime | None,
-              next_probe_at: datetime | None = None, provider: str = Provider.INSTAGRAM_LOGIN) -> Token:
+              next_probe_at: datetime | None = None, provider: str = Provider.INSTAGRAM_LOGIN,
+              data_access_expires_at: datetime | None = None) -> Token:
     """Store the account's token, replacing any previous one in place (a reconnect)."""
     token = await session.get(Token, account_id, with_for_update=True)
     if token is None:
@@ -43,7 +44,7 @@ async def put(session: AsyncSession, account_id: int, sealed: Sealed, *, kind: s
     token.ciphertext, token.key_id = sealed.ciphertext, sealed.key_id
     token.kind, token.permissions, token.provider = kind, ",".join(permissions), provider
     token.issued_at, token.expires_at, token.next_refresh_at = issued_at, expires_at, next_refresh_at
-    token.next_probe_at = next_probe_at
+    token.next_probe_at, token.data_access_expires_at = next_probe_at, data_access_expires_at
     token.refreshed_at, token.refresh_started_at = None, None
     token.refresh_failures, token.refresh_error, token.refresh_failure_kind = 0, None, None
     token.next_attempt_at = None
@@ -106,6 +107,7 @@ class ProbeClaim(AccountClaim):
     provider: str
     lease_until: datetime
     username: str | None = None
+    ig_user_id: str = ""  # whose token it is: a Facebook user token reads several accounts
 
 
 _REFRESH_RETURNS = ("account_id", "version", "ciphertext", "key_id", "issued_at", "expires_at", "refresh_failures",
@@ -120,8 +122,11 @@ async def _refresh_claims(session: AsyncSession, rows: Sequence[Any], until: dat
 
 
 async def _probe_claims(session: AsyncSession, rows: Sequence[Any], until: datetime) -> list[ProbeClaim]:
-    names = await accounts.usernames(session, [row[0] for row in rows])
-    return [ProbeClaim(**dict(zip(_PROBE_RETURNS, row, strict=True)), lease_until=until, username=names.get(row[0]))
+    found = await session.execute(select(Account.id, Account.username, Account.ig_user_id)
+                                  .where(Account.id.in_([row[0] for row in rows])))
+    names = {account_id: (username, ig_user_id) for account_id, username, ig_user_id in found}
+    return [ProbeClaim(**dict(zip(_PROBE_RETURNS, row, strict=True)), lease_until=until,
+                       username=names.get(row[0], (None, ""))[0], ig_user_id=names.get(row[0], (None, ""))[1])
             for row in rows]
 
 
@@ -152,14 +157,20 @@ _PROBED = (
     .where(_TOKENS.c.account_id == bindparam("account"), _TOKENS.c.version == bindparam("leased_version"),
            _TOKENS.c.lease_owner == bindparam("owner"))
     .values(last_probe_at=bindparam("now"), next_probe_at=bindparam("next_probe_at"), lease_owner=None,
-            lease_until=None))
+            lease_until=None,
+            expires_at=func.coalesce(bindparam("known_expires_at", type_=UTCDateTime()), _TOKENS.c.expires_at),
+            data_access_expires_at=func.coalesce(bindparam("known_data_access_expires_at", type_=UTCDateTime()),
+                                                 _TOKENS.c.data_access_expires_at)))
 
 
-def probed(*, owner: str, account_id: int, version: int, now: datetime, next_probe_at: datetime) -> Fenced:
-    """Record a probe's outcome and give the lease back: one prepared fenced write (see ``store/batch.py``)."""
+def probed(*, owner: str, account_id: int, version: int, now: datetime, next_probe_at: datetime,
+           expires_at: datetime | None = None, data_access_expires_at: datetime | None = None) -> Fenced:
+    """Record a probe's outcome and give the lease back: one prepared fenced write (see ``store/batch.py``). A probe
+    that learned when the token or its data access ends (Facebook's ``debug_token``) records that too."""
     # (Bound names differ from the table's column names: SQLAlchemy reserves those for SET.)
     return Fenced(_PROBED, {"owner": owner, "account": account_id, "leased_version": version, "now": now,
-                            "next_probe_at": next_probe_at})
+                            "next_probe_at": next_probe_at, "known_expires_at": expires_at,
+                            "known_data_access_expires_at": data_access_expires_at})
 
 
 async def mark_refresh_started(session: AsyncSession, *, owner: str, account_id: int, version: int,

@@ -47,8 +47,8 @@ async def callback(request: Request, web: Web) -> Response:
     if admin is None or current is None:
         raise errors.CallbackError("Sign in to filmroll first, then press Connect again; this redirect can only "
                                    "finish a connection started from your signed-in browser.", code="no_session")
-    connected = await web.connector.complete(query, flow="web", session_id=current, actor=admin.username)
-    return RedirectResponse(f"/connections/{connected.event_id}", status_code=303)
+    connection = await web.connector.complete(query, flow="web", session_id=current, actor=admin.username)
+    return RedirectResponse(f"/connections/{connection.first.event_id}", status_code=303)
 
 
 def _reconnect_cookie(request: Request, web: Web) -> str:
