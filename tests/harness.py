@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from filmroll import errors
 from filmroll.clock import Clock
-from filmroll.platform import InstagramLoginClient
+from filmroll.platform import Clients, FacebookLoginClient, InstagramLoginClient
 from filmroll.runtime import alert_job, http_session, probe_job, refresh_job, sync_job
 from filmroll.secret import Secret
 from filmroll.service.alerts import Alerter, Webhook
@@ -47,6 +47,15 @@ def instagram_for(sandbox: Any, clock: Clock | None = None,
                                 clock=clock, session=session)
 
 
+def facebook_for(sandbox: Any, clock: Clock | None = None,
+                 session: aiohttp.ClientSession | None = None) -> FacebookLoginClient:
+    return FacebookLoginClient(app_id=sandbox.config.resolved_meta_app_id(),
+                               app_secret=Secret(sandbox.config.resolved_meta_app_secret()),
+                               redirect_uri=sandbox.redirect_uri,
+                               dialog_url=sandbox.base_url + "/www.facebook.com/v25.0/dialog/oauth",
+                               graph_url=sandbox.base_url + "/graph.facebook.com", clock=clock, session=session)
+
+
 class Harness:
     def __init__(self, sandbox: Any, database: Database, http: aiohttp.ClientSession) -> None:
         self.sandbox = sandbox
@@ -56,19 +65,21 @@ class Harness:
         self.http = http
         # The harness moves database.clock forward in some tests; the client reads the same clock.
         self.instagram = instagram_for(sandbox, clock=database.clock, session=http)
-        self.connector = Connector(database, self.vault, self.instagram, scopes={Provider.INSTAGRAM_LOGIN: SCOPES})
+        self.facebook = facebook_for(sandbox, clock=database.clock, session=http)
+        self.clients = Clients([self.instagram, self.facebook])
+        self.connector = Connector(database, self.vault, self.clients, scopes={Provider.INSTAGRAM_LOGIN: SCOPES})
         self.receiver: Receiver | None = None  # set by tests that receive alert webhooks
 
     # ----- building blocks ------------------------------------------------------------------------------------
 
     def refresher(self, owner: str = "worker-a", **options: Any) -> Refresher:
-        return Refresher(self.database, self.vault, self.instagram, owner=owner, **options)
+        return Refresher(self.database, self.vault, self.clients, owner=owner, **options)
 
     def prober(self, owner: str = "worker-a", **options: Any) -> Prober:
-        return Prober(self.database, self.vault, self.instagram, owner=owner, **options)
+        return Prober(self.database, self.vault, self.clients, owner=owner, **options)
 
     def syncer(self, owner: str = "worker-a", policy: SyncPolicy | None = None, **options: Any) -> Syncer:
-        return Syncer(self.database, self.vault, self.instagram, owner=owner, policy=policy, **options)
+        return Syncer(self.database, self.vault, self.clients, owner=owner, policy=policy, **options)
 
     def webhook(self, **options: Any) -> Webhook:
         assert self.receiver is not None, "this test has no webhook receiver"

@@ -62,3 +62,18 @@ def owner_allows(sandbox: RunningSandbox, authorize_url: str, account: int = 0) 
             "username": sandbox.control.account(account)["username"]})
     assert done.status_code == 302, done.text
     return done.headers["location"]
+
+
+def facebook_owner_allows(sandbox: RunningSandbox, dialog_url: str, account: int = 0) -> str:
+    """A Facebook user (known by their sandbox Instagram account) logs in on the sandbox's Facebook dialog and
+    presses Continue; returns where they are sent."""
+    path = dialog_url.replace(sandbox.base_url, "")
+    with httpx.Client(base_url=sandbox.base_url, follow_redirects=False) as owner:
+        page = owner.get(path)
+        assert page.status_code == 200, page.text
+        request_id = re.search(r'name="request_id" value="([^"]+)"', page.text).group(1)
+        done = owner.post(path.split("?", 1)[0], data={
+            "request_id": request_id, "action": "allow", "password": "password",
+            "username": sandbox.control.account(account)["username"]})
+    assert done.status_code == 302, done.text
+    return done.headers["location"]

@@ -152,6 +152,9 @@ class Alerter:
             "account": {"id": account.id, "ig_user_id": account.ig_user_id, "username": account.username},
             "reason": claim.reason,
             "token_expires_at": token.expires_at.isoformat() if token is not None else None,
+            # Facebook Login's: the app's data access ends before the token may (the owner reconnects either way)
+            "data_access_expires_at": (token.data_access_expires_at.isoformat()
+                                       if token is not None and token.data_access_expires_at else None),
             "reconnect_url": f"{self.webhook.link_base.rstrip('/')}/reconnect?link={secret}",
             "reconnect_expires_at": link_expires.isoformat(),
         }

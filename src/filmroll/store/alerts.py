@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, insert, literal, select, update
+from sqlalchemy import ColumnElement, and_, exists, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.store import accounts
 from filmroll.store.database import dialect_insert, rowcount
 from filmroll.store.lease import Claim, Claimable, Lease
 from filmroll.store.tables import Account, Alert, Event, Token, UTCDateTime
-from filmroll.vocabulary import AccountStatus, AlertStatus
+from filmroll.vocabulary import AccountStatus, AlertStatus, Provider
 
 ALERT = Lease("alert", Alert.__table__, "id", "lease_owner", "lease_until")  # type: ignore[arg-type]
 NEEDS_REAUTH = "account.needs_reauth"
@@ -37,30 +37,46 @@ async def raise_alert(session: AsyncSession, *, account_id: int, kind: str, reas
         .on_conflict_do_nothing(index_elements=["account_id", "kind", "token_version"]))
 
 
+def _ending(column: Any, now: datetime, within: timedelta) -> ColumnElement[bool]:
+    return and_(column < now + within, column > now)
+
+
 async def sweep_expiring(session: AsyncSession, *, now: datetime, within: timedelta,
                          actor: str | None = None) -> int:
     """Queue ``token.expiring``, with its event, for every active account whose token ends within ``within`` and
-    whose last refresh attempt failed or was throttled (``refresh_error``: cleared by a successful refresh); returns
-    how many were new. A token merely on its way to being refreshed does not alert. Two workers sweeping at once
-    queue each alert once: a conflict is skipped, and only the rows inserted get an event."""
+    whose last refresh attempt failed or was throttled (``refresh_error``: cleared by a successful refresh), and
+    for every account of a provider that never refreshes (Facebook Login) whose token or data access ends within
+    ``within``: its owner must reconnect. Returns how many were new. A token merely on its way to being refreshed
+    does not alert. Two workers sweeping at once queue each alert once: a conflict is skipped, and only the rows
+    inserted get an event."""
+    refreshed = Token.provider.in_([p.value for p in Provider if p.refreshes])
+    unrefreshed_reason = (f"Facebook access ends in under {within.days} days (the token or the app's data access): "
+                          "the owner must reconnect")
+    sweeps = (
+        (f"the token expires in under {within.days} days and no refresh has succeeded",
+         and_(refreshed, _ending(Token.expires_at, now, within), Token.refresh_error.is_not(None))),
+        (unrefreshed_reason, and_(~refreshed, or_(_ending(Token.expires_at, now, within),
+                                                  _ending(Token.data_access_expires_at, now, within)))),
+    )
     already = exists().where(Alert.account_id == Token.account_id, Alert.kind == EXPIRING,
                              Alert.token_version == Token.version)
-    reason = f"the token expires in under {within.days} days and no refresh has succeeded"
     at = literal(now, UTCDateTime())
-    dying = (select(Token.account_id, literal(EXPIRING), Token.version, literal(reason), at,
-                    literal(AlertStatus.PENDING.value), literal(0), at)
-             .join(Account, Account.id == Token.account_id)
-             .where(Account.status == AccountStatus.ACTIVE, Token.expires_at < now + within, Token.expires_at > now,
-                    Token.refresh_error.is_not(None), ~already))
-    queued = (await session.execute(
-        dialect_insert(session, Alert).from_select(["account_id", "kind", "token_version", "reason", "created_at",
-                                                    "status", "attempts", "next_attempt_at"], dying)
-        .on_conflict_do_nothing(index_elements=["account_id", "kind", "token_version"])
-        .returning(Alert.account_id))).scalars().all()
-    if queued:
-        await session.execute(insert(Event), [{"at": now, "account_id": account_id, "kind": EXPIRING,
-                                               "message": reason, "actor": actor} for account_id in queued])
-    return len(queued)
+    count = 0
+    for reason, ending in sweeps:
+        dying = (select(Token.account_id, literal(EXPIRING), Token.version, literal(reason), at,
+                        literal(AlertStatus.PENDING.value), literal(0), at)
+                 .join(Account, Account.id == Token.account_id)
+                 .where(Account.status == AccountStatus.ACTIVE, ending, ~already))
+        queued = (await session.execute(
+            dialect_insert(session, Alert).from_select(["account_id", "kind", "token_version", "reason",
+                                                        "created_at", "status", "attempts", "next_attempt_at"], dying)
+            .on_conflict_do_nothing(index_elements=["account_id", "kind", "token_version"])
+            .returning(Alert.account_id))).scalars().all()
+        if queued:
+            await session.execute(insert(Event), [{"at": now, "account_id": account_id, "kind": EXPIRING,
+                                                   "message": reason, "actor": actor} for account_id in queued])
+        count += len(queued)
+    return count
 
 
 async def for_account(session: AsyncSession, account_id: int) -> list[Alert]:

@@ -35,7 +35,22 @@ def test_every_host_answers_under_its_own_name_as_at_the_root(http, sandbox):
 def test_a_host_table_holds_only_its_own_routes():
     tables = host_tables()
     assert set(tables) == {"www.instagram.com", "api.instagram.com", "graph.instagram.com",
-                           "scontent.cdninstagram.com"}
+                           "scontent.cdninstagram.com", "www.facebook.com", "graph.facebook.com"}
     paths = {name: [route.path for route in routes] for name, routes in tables.items()}
-    assert paths["graph.instagram.com"][-1] == "/{path:path}"  # the catch-all is last, and only Graph's
-    assert all("{path:path}" not in p for name, table in paths.items() if name != "graph.instagram.com" for p in table)
+    graphs = ("graph.instagram.com", "graph.facebook.com")
+    assert all(paths[name][-1] == "/{path:path}" for name in graphs)  # each Graph's catch-all is last
+    assert all("{path:path}" not in p for name, table in paths.items() if name not in graphs for p in table)
+
+
+def test_facebook_hosts_answer_only_under_their_names(http, sandbox):
+    """graph.facebook.com's paths collide with Instagram's: at the root, Instagram answers them."""
+    facebook = http.get("/_sandbox/facebook").json()
+    params = {"client_id": facebook["app_id"], "client_secret": facebook["app_secret"], "code": "AQnothing",
+              "redirect_uri": sandbox.redirect_uri}
+    on_host = http.get("/graph.facebook.com/v25.0/oauth/access_token", params=params)
+    assert on_host.status_code == 400 and on_host.json()["error"]["message"] == "Invalid verification code format."
+    at_root = http.get("/v25.0/oauth/access_token", params=params)
+    assert at_root.status_code == 400 and "verification code" not in at_root.text  # Instagram's Graph answered
+    dialog = http.get("/www.facebook.com/v25.0/dialog/oauth", params={"client_id": facebook["app_id"]})
+    assert dialog.status_code == 400 and "URL Blocked" in dialog.text
+    assert http.get("/v25.0/dialog/oauth", params={"client_id": facebook["app_id"]}).status_code != 200

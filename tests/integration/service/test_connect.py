@@ -31,8 +31,10 @@ def _consent(sandbox, authorize_url: str, account: int = 0) -> str:
 
 async def _connect(harness, http, sandbox, account=0, session_id="browser-1"):
     url = await harness.connector.begin(flow="web", session_id=session_id)
-    return await harness.connector.complete(_consent(sandbox, url, account), flow="web",
-                                          session_id=session_id, actor="test")
+    connection = await harness.connector.complete(_consent(sandbox, url, account), flow="web",
+                                                  session_id=session_id, actor="test")
+    assert len(connection.accounts) == 1  # Instagram Login: one token, one account
+    return connection.first
 
 
 async def test_connect_stores_the_account_and_an_encrypted_working_token(harness, sandbox, http):
