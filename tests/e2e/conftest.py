@@ -52,6 +52,10 @@ class Cli:
                     "FILMROLL_INSTAGRAM__AUTHORIZE_URL": sandbox.base_url + "/oauth/authorize",
                     "FILMROLL_INSTAGRAM__TOKEN_URL": sandbox.base_url + "/oauth/access_token",
                     "FILMROLL_INSTAGRAM__GRAPH_URL": sandbox.base_url,
+                    "FILMROLL_FACEBOOK__APP_ID": sandbox.config.resolved_meta_app_id(),
+                    "FILMROLL_FACEBOOK__APP_SECRET": sandbox.config.resolved_meta_app_secret(),
+                    "FILMROLL_FACEBOOK__DIALOG_URL": sandbox.base_url + "/www.facebook.com/v25.0/dialog/oauth",
+                    "FILMROLL_FACEBOOK__GRAPH_URL": sandbox.base_url + "/graph.facebook.com",
                     "FILMROLL_VAULT__KEYS_FILE": str(directory / "filmroll.keys")}
         self.env.pop("FILMROLL_VAULT__KEYS", None)
 

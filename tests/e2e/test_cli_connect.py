@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests import aio
-from tests.helpers import owner_allows
+from tests.helpers import facebook_owner_allows, owner_allows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,6 +74,40 @@ def test_connect_through_the_local_https_callback(cli, sandbox):
     assert page.headers["referrer-policy"] == "no-referrer"
     out, _ = _finish(process)
     assert f"connected @{sandbox.control.account(22)['username']}" in out
+
+
+def _dialog_url(process: subprocess.Popen) -> str:
+    """With --json the instructions go to stderr."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        assert line, process.stdout.read()
+        match = re.search(r"(http\S+/dialog/oauth\?\S+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("no dialog URL printed")
+
+
+def test_connect_with_facebook_login_connects_every_linked_account_and_is_never_refreshed(cli, sandbox):
+    sandbox.control._call("POST", "/facebook/users/23/pages", {"account": 24})
+    process = cli.start("connect", "--provider", "facebook", "--paste", "--json")
+    landing = facebook_owner_allows(sandbox, _dialog_url(process), account=23)
+    process.stdin.write(landing + "\n")
+    process.stdin.flush()
+    out, _ = _finish(process)
+    answer = json.loads(out)
+    names = [sandbox.control.account(i)["username"] for i in (23, 24)]
+    assert answer["ok"] and answer["provider"] == "facebook"
+    assert [a["account"] for a in answer["accounts"]] == [f"@{n}" for n in names]
+    assert all(a["data_access_expires_at"] for a in answer["accounts"])
+    listing = {a["username"]: a for a in json.loads(cli("accounts", "--json").stdout)}
+    assert set(listing) == set(names)
+    assert all(a["provider"] == "facebook" and a["data_access_expires_at"] and a["token_expires_at"]
+               and a["next_refresh_at"] is None for a in listing.values())
+    refused = cli("token", "refresh", f"@{names[0]}", check=False)
+    assert refused.returncode == 8 and "never refreshed" in refused.stderr
+    assert "EAA" not in refused.stderr + refused.stdout
+    assert not sandbox.control.calls(endpoint="refresh")
 
 
 def test_connect_refuses_a_redirect_from_another_run(cli, sandbox):

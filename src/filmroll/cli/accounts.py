@@ -59,7 +59,7 @@ def _json(view: AccountView, default_interval_minutes: int) -> dict[str, object]
         "sync_interval_is_default": view.sync_interval_minutes is None,
         "last_synced_at": _iso(view.last_synced_at), "next_sync_at": _iso(view.next_sync_at),
         "stale_since": _iso(view.stale_since), "sync_failures": view.sync_failures, "sync_error": view.sync_error,
-        "provider": view.provider,
+        "provider": view.provider, "data_access_expires_at": _iso(view.data_access_expires_at),
     }
 
 

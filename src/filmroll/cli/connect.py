@@ -91,7 +91,7 @@ async def _via_local_callback(connector: Connector, runtime: Runtime, nonce: str
             return _page(400, "Not connected", exc.message)
         finished.set_result(connection)
         names = ", ".join(f"@{c.username}" for c in connection.accounts)
-        return _page(200, f"Connected {names}", "You can close this tab and return to the terminal.")
+        return _page(200, f"Connected as {names}", "You can close this tab and return to the terminal.")
 
     app = web.Application()
     app.router.add_get(redirect.path or "/", handle)

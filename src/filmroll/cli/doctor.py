@@ -68,6 +68,52 @@ def _app_checks(current: Settings) -> list[Check]:
     ]
 
 
+def _facebook_checks(current: Settings) -> list[Check]:
+    """Facebook Login is optional (hashtags, other profiles, Page-linked accounts); once its app ID is set, its
+    settings are checked as Instagram's are."""
+    fb = current.facebook
+    if not fb.app_id:
+        return [Check("Facebook Login", True, "not configured (optional: set FILMROLL_FACEBOOK__APP_ID and "
+                      "__APP_SECRET for photos by hashtag and from other profiles)")]
+    secret, uri = fb.app_secret.get_secret_value(), current.facebook_redirect_uri()
+    id_ok = bool(re.fullmatch(r"\d{10,20}", fb.app_id)) and fb.app_id != current.instagram.app_id
+    secret_ok = bool(re.fullmatch(r"[0-9a-f]{32}", secret))
+    return [
+        Check("Meta app ID is set (Facebook Login)", id_ok,
+              "looks like a Meta app ID" if id_ok else
+              "set FILMROLL_FACEBOOK__APP_ID to the Meta app ID (App settings → Basic), not the Instagram app ID"),
+        Check("Meta app secret is set (Facebook Login)", secret_ok,
+              "32 hex characters" if secret_ok else
+              "set FILMROLL_FACEBOOK__APP_SECRET to the Meta app secret (App settings → Basic, 32 hex characters)"),
+        Check("Facebook redirect URI is https", uri.startswith("https://"),
+              uri if uri.startswith("https://") else f"{uri}: Facebook Login sends owners only to https:// "
+              "addresses; set FILMROLL_FACEBOOK__REDIRECT_URI"),
+    ]
+
+
+async def _dialog_check(current: Settings) -> Check:
+    """Ask the Facebook dialog about the Meta app id and the redirect URI, as the Instagram check does."""
+    import aiohttp
+
+    fb = current.facebook
+    params = {"client_id": fb.app_id, "redirect_uri": current.facebook_redirect_uri(), "response_type": "code",
+              "scope": ",".join(fb.scopes), "state": "doctor"}
+    name = "Facebook accepts the Meta app and redirect URI"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session, \
+                session.get(fb.dialog_url, params=params, allow_redirects=False) as response:
+            body = await response.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return Check(name, False, f"could not reach {urlsplit(fb.dialog_url).netloc} ({type(exc).__name__})")
+    if "Invalid App ID" in body:
+        return Check(name, False, "Facebook says 'Invalid App ID': use the Meta app ID (App settings → Basic), not "
+                     "the Instagram app ID")
+    if "URL Blocked" in body:
+        return Check(name, False, f"Facebook does not know {current.facebook_redirect_uri()}: add it, byte for byte, "
+                     "under Facebook Login → Settings → Valid OAuth Redirect URIs")
+    return Check(name, response.status in (200, 302), f"the dialog answered HTTP {response.status}")
+
+
 def _callback_checks(current: Settings) -> list[Check]:
     """The URLs to paste into the App Dashboard (Business login settings); Meta calls only https ones."""
     origin = current.public_origin()
@@ -232,10 +278,12 @@ def doctor(offline: bool = typer.Option(False, "--offline", help="Skip the check
     current = settings()
 
     async def body() -> list[Check]:
-        found = (_variable_checks() + _redirect_checks(current) + _app_checks(current) + _callback_checks(current)
-                 + _file_checks(current))
+        found = (_variable_checks() + _redirect_checks(current) + _app_checks(current) + _facebook_checks(current)
+                 + _callback_checks(current) + _file_checks(current))
         if not offline:
             found.append(await _authorize_check(current))
+            if current.facebook.app_id:
+                found.append(await _dialog_check(current))
         return found + await _store_checks(current) + [await _storage_check(current)]
 
     checks = eventloop.run(body())

@@ -30,7 +30,7 @@ from filmroll.store.database import Database, is_unavailable
 from filmroll.store.lease import Lease, claim_one
 from filmroll.store.tables import Account, Source, Token
 from filmroll.vault import Vault
-from filmroll.vocabulary import AccountStatus, FailureKind, Outcome
+from filmroll.vocabulary import AccountStatus, FailureKind, Outcome, Provider
 
 T = TypeVar("T")
 EDGE_LEASE = timedelta(seconds=60)
@@ -64,6 +64,7 @@ class AccountView:
     stale_since: datetime | None  # when syncing started failing (the stored copy is served meanwhile)
     sync_failures: int
     sync_error: str | None
+    data_access_expires_at: datetime | None = None  # Facebook Login: the owner reconnects before it
 
 
 def view(account: Account, token: Token | None, source: Source | None, posts: int) -> AccountView:
@@ -77,7 +78,8 @@ def view(account: Account, token: Token | None, source: Source | None, posts: in
         posts, account.media_count, account.name, account.followers_count, account.follows_count,
         source.sync_interval_minutes if source else None, source.last_synced_at if source else None,
         source.next_sync_at if source else None, source.stale_since if source else None,
-        source.sync_failures if source else 0, source.sync_error if source else None)
+        source.sync_failures if source else 0, source.sync_error if source else None,
+        token.data_access_expires_at if token else None)
 
 
 async def _view(session: AsyncSession, account_id: int) -> AccountView:
@@ -198,6 +200,11 @@ async def refresh_now(refresher: Refresher, ref: str, *, lease: timedelta = EDGE
         token = await tokens.get(session, account.id)
     if token is None:
         raise no_token(account)
+    if not Provider(account.provider).refreshes:
+        raise errors.AccountStateError(
+            f"@{account.username} is connected through Facebook Login, whose tokens are never refreshed: its owner "
+            "reconnects before the token or the app's data access ends (`filmroll accounts` says when)",
+            status="not_refreshed")
     refreshable_from = token.issued_at + MIN_AGE
     if database.clock.now() < refreshable_from:
         raise errors.AccountStateError(
