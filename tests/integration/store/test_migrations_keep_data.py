@@ -20,7 +20,8 @@ from tests.seeding import seed_accounts
 
 pytestmark = pytest.mark.anyio
 BEFORE = "0014"  # the last schema before sources, providers and feed_posts
-CHANGED = {"feeds": {"hidden", "pinned"}, "oauth_states": {"provider"}}  # columns that move or are new
+CHANGED = {"feeds": {"hidden", "pinned"}, "oauth_states": {"provider"},  # columns that move or are new
+           "tokens": {"data_access_expires_at"}}
 LEFT_OUT = {"alembic_version", "feed_posts", "sources"}  # new tables: compared through what they replace
 # Since 0017 the sync and mirror columns are the account source's, and posts, files and feeds' sources point at
 # sources: read at the head through them, each row has the shape it had before.
