@@ -31,6 +31,7 @@
         ├── MalformedResponseError       a success we cannot trust; it never replaces a stored token
         ├── TransientError               Graph codes 1 and 2, JSON 5xx: retry later
         ├── RateLimitedError             4, 17, 32, 613, 80001, 80002, HTTP 429: wait ``retry_after`` seconds
+        │   └── HashtagQuotaError        18, or refused before any call: 30 unique hashtags in 7 days; ``frees_at``
         ├── CodeRejectedError            the authorization code was used, expired, or mismatched: log in again
         ├── AppCredentialsError          wrong app id or secret (often the Meta app id instead of the Instagram one)
         ├── TokenInvalidError            190: the owner must re-authorise; ``reason`` says why in plain words
@@ -38,10 +39,14 @@
         └── RequestError                 100 and other request errors
             ├── NotFoundError            100/33: no such object, or not visible to this token
             ├── MethodFlipError          "Unsupported request - method type": retry once with the other method
-            └── RefreshTooEarlyError     a long-lived token can be refreshed only once it is 24 hours old
+            ├── RefreshTooEarlyError     a long-lived token can be refreshed only once it is 24 hours old
+            ├── HashtagRefusedError      24: Instagram does not show this hashtag's posts (a blocked tag)
+            └── ProfileNotFoundError     110: Business Discovery finds no professional account of that name
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class FilmrollError(Exception):
@@ -188,6 +193,14 @@ class RateLimitedError(InstagramError):
         self.retry_after = retry_after
 
 
+class HashtagQuotaError(RateLimitedError):
+    """The account has queried 30 unique hashtags within 7 days; another can be searched once one frees."""
+
+    def __init__(self, message: str | None = None, *, frees_at: datetime | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.frees_at = frees_at
+
+
 class CodeRejectedError(InstagramError):
     """Instagram rejected the authorization code (already used, expired, or for another redirect URI): log in again."""
 
@@ -223,3 +236,11 @@ class MethodFlipError(RequestError):
 
 class RefreshTooEarlyError(RequestError):
     """A long-lived token can be refreshed only once it is at least 24 hours old."""
+
+
+class HashtagRefusedError(RequestError):
+    """Instagram does not show this hashtag's posts (a sensitive or blocked tag)."""
+
+
+class ProfileNotFoundError(RequestError):
+    """Business Discovery finds no professional account of that name (unknown, personal, or age-gated)."""

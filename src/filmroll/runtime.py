@@ -231,7 +231,8 @@ class Runtime:
         jobs.append(probe_job(Prober(self.database, self.vault, self.clients, owner=owner,
                                      policy=self.refresh_policy, batch=batch)))
         if sync:
-            parts = SyncParts(self.database, self.vault, self.clients, owner, sync_policy or self.sync_policy, batch)
+            parts = SyncParts(self.database, self.vault, self.clients, owner, sync_policy or self.sync_policy, batch,
+                              hashtag_poll=timedelta(minutes=self.settings.hashtags.recent_poll_minutes))
             jobs.append(sync_job(self.kinds.syncers(parts), self.kinds))
         watches: list[Watch] = [ActivityWatch(self.database,
                                               timedelta(days=self.settings.meta.inactive_warning_days))]

@@ -65,6 +65,11 @@ class FacebookSettings(BaseModel):
                               description='A JSON list, e.g. ["instagram_basic", "pages_show_list"]')
 
 
+class HashtagSettings(BaseModel):
+    recent_poll_minutes: int = Field(15, ge=1, le=12 * 60, description="Read each hashtag's recent posts this "
+                                     "often; Instagram shows them for 24 hours only, so every post is caught")
+
+
 class VaultSettings(BaseModel):
     keys: SecretStr = Field(SecretStr(""), description="Comma-separated base64 keys; the first one encrypts")
     keys_file: Path = Path("filmroll.keys")
@@ -224,6 +229,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///filmroll.db"
     instagram: InstagramSettings = Field(default_factory=InstagramSettings)
     facebook: FacebookSettings = Field(default_factory=FacebookSettings)
+    hashtags: HashtagSettings = Field(default_factory=HashtagSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     refresh: RefreshSettings = Field(default_factory=RefreshSettings)

@@ -30,6 +30,13 @@ class SourceStatus(StrEnum):
     PAUSED = "paused"  # kept, shown, not synced
 
 
+class Moderation(StrEnum):
+    """How a feed treats other people's posts (from hashtag and profile sources): ``feeds.moderation``."""
+
+    OPEN = "open"  # shown on arrival (block words still reject)
+    APPROVE = "approve"  # shown only once an operator approves them
+
+
 class PostState(StrEnum):
     """A feed's decision on one post (``feed_posts.state``)."""
 

@@ -184,7 +184,7 @@ def _status(exc: errors.FilmrollError) -> ExitStatus:
         return ExitStatus.VAULT
     if isinstance(exc, errors.AccountNotFoundError | errors.FeedNotFoundError):
         return ExitStatus.NOT_FOUND
-    if isinstance(exc, errors.InputError) or (
+    if isinstance(exc, errors.InputError | errors.ProfileNotFoundError) or (
             isinstance(exc, errors.AccountStateError) and exc.status == "not_refreshed"):
         return ExitStatus.INVALID
     if isinstance(exc, errors.TokenInvalidError) or (

@@ -48,6 +48,14 @@ DEFAULT_SCOPES = ("instagram_basic", "pages_show_list", "pages_read_engagement",
 PROFILE_FIELDS = ("id", "username", "name", "profile_picture_url", "followers_count", "follows_count",
                   "media_count")
 PAGE_FIELDS = "id,name,instagram_business_account{id,username}"
+# What the hashtag edges give (never an author: `username` is refused there, and no `thumbnail_url` is promised).
+HASHTAG_MEDIA_FIELDS = ("id", "caption", "media_type", "media_url", "permalink", "timestamp", "like_count",
+                        "comments_count", "children{id,media_type,media_url}")
+DISCOVERY_PROFILE_FIELDS = ("id", "username", "name", "profile_picture_url", "followers_count", "follows_count",
+                            "media_count")
+DISCOVERY_MEDIA_FIELDS = ("id", "caption", "media_type", "media_product_type", "media_url", "thumbnail_url",
+                          "permalink", "timestamp", "like_count", "comments_count", "username",
+                          "children{id,media_type,media_url,thumbnail_url}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +173,52 @@ class FacebookLoginClient(InstagramLoginClient):
     async def profiles(self, token: Secret) -> tuple[Profile, ...]:
         """The accounts a fresh user token reads: each Page's linked Instagram account, its profile read by id."""
         return tuple([await self.reader(linked.ig_user_id).me(token) for linked in await self.linked_accounts(token)])
+
+    # ----- public content: hashtags and Business Discovery (hashtag reference §2-3) -----------------------------
+
+    async def hashtag_id(self, token: Secret, user_id: str, name: str) -> str | None:
+        """``ig_hashtag_search``: the tag's static id, or None when Instagram finds no such tag. Counts against the
+        querying account's 30 tags a week: ask once, keep the answer."""
+        body, _ = await self._call("GET", self._graph("ig_hashtag_search"), params={"user_id": user_id, "q": name},
+                                   token=token)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise errors.MalformedResponseError("Instagram's hashtag search has no data array")
+        return next((str(item["id"]) for item in data if isinstance(item, dict) and item.get("id")), None)
+
+    async def hashtag_media(self, token: Secret, *, hashtag_id: str, user_id: str, edge: str = "recent_media",
+                            limit: int = 50, next_url: str | None = None) -> MediaPage:
+        """A page of a hashtag's ``recent_media`` (the last 24 hours) or ``top_media``. Follow ``next_url``: the
+        cursor value is the same on every page (it advances server-side), so it tells nothing about where it ends."""
+        if next_url is not None:
+            body, headers = await self._call("GET", wire.strip_access_token(next_url), token=token)
+        else:
+            params = {"user_id": user_id, "fields": ",".join(HASHTAG_MEDIA_FIELDS), "limit": str(min(limit, 50))}
+            body, headers = await self._call("GET", self._graph(f"{hashtag_id}/{edge}"), params=params, token=token)
+        return wire.parse_media_page(body, wire.parse_usage(headers))
+
+    async def recently_searched_hashtags(self, token: Secret, user_id: str) -> tuple[str, ...]:
+        """The ids of the tags this account queried in the last 7 days (the quota's own ledger)."""
+        body, _ = await self._call("GET", self._graph(f"{user_id}/recently_searched_hashtags"),
+                                   params={"limit": "30"}, token=token)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise errors.MalformedResponseError("Instagram's recently searched hashtags have no data array")
+        return tuple(str(item["id"]) for item in data if isinstance(item, dict) and item.get("id"))
+
+    async def discover(self, token: Secret, *, user_id: str, username: str, limit: int = 50,
+                       after: str | None = None) -> tuple[Profile, MediaPage]:
+        """Business Discovery: another professional account's profile and a page of its posts, paged with
+        ``media.after(cursor)`` (the nested edge has no ``next`` URL). ProfileNotFoundError: (#110)."""
+        media = f"media.limit({limit})" + (f".after({after})" if after else "") + \
+            "{" + ",".join(DISCOVERY_MEDIA_FIELDS) + "}"
+        expansion = f"business_discovery.username({username}){{{','.join(DISCOVERY_PROFILE_FIELDS)},{media}}}"
+        body, headers = await self._call("GET", self._graph(user_id), params={"fields": expansion}, token=token)
+        found = body.get("business_discovery") if isinstance(body, dict) else None
+        if not isinstance(found, dict):
+            raise errors.MalformedResponseError("Instagram's Business Discovery answer has no business_discovery")
+        profile, page = wire.parse_profile_and_media(found, wire.parse_usage(headers))
+        return ig_profile(profile), page
 
     def reader(self, ig_user_id: str) -> IgUserReader:
         return IgUserReader(self, ig_user_id)

@@ -350,6 +350,9 @@ def _graph_error(error: Mapping[str, Any], status: int, headers: Mapping[str, st
     if code == 190 or code == 102:
         reason = TOKEN_REASONS.get(subcode or 0, "Instagram no longer accepts the token")
         return errors.TokenInvalidError(f"Reconnect the account: {reason}.", reason=reason, **meta)
+    if code == 18:
+        return errors.HashtagQuotaError("Instagram refused: the account has queried 30 unique hashtags within 7 "
+                                        f"days ({message})", retry_after=3600.0, **meta)
     if code in THROTTLE_CODES:
         return errors.RateLimitedError(f"Instagram is throttling calls ({message}); waiting before retrying.",
                                        retry_after=_retry_after(headers, usage), **meta)
@@ -366,6 +369,11 @@ def _graph_error(error: Mapping[str, Any], status: int, headers: Mapping[str, st
         return errors.MethodFlipError(f"Instagram: {message}", **meta)
     if code == 100 and subcode == 33:
         return errors.NotFoundError("Instagram: no such object, or this token cannot see it.", **meta)
+    if code == 24:
+        return errors.HashtagRefusedError(f"Instagram does not show this hashtag's posts ({message})", **meta)
+    if code == 110:
+        return errors.ProfileNotFoundError("Business Discovery finds no professional account of that name: it is "
+                                           "unknown, a personal account, or age-gated", **meta)
     if code == 100 and "24 hours" in message:
         return errors.RefreshTooEarlyError(**meta)
     return errors.RequestError(f"Instagram refused the request: {message}", **meta)

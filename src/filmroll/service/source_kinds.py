@@ -1,6 +1,8 @@
 """Source kinds: how the worker syncs each kind of source (``sources.kind``).
 
-    account   service/sync.py: Syncer      a connected account's own profile and posts
+    account   service/sync.py: Syncer                  a connected account's own profile and posts
+    hashtag   service/hashtags.py: HashtagSyncer       a tag's public posts, kept past Instagram's 24 hours
+    profile   service/discovery.py: ProfileSyncer      another professional account (Business Discovery)
 
 A kind is a name and a factory of its syncer, made from the worker's parts (:class:`SyncParts`); the syncer takes a
 claim on one source of its kind (``store.sources.SyncClaim``), writes its posts with ``store/media.py`` under the
@@ -17,10 +19,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from filmroll.errors import ConfigError
 from filmroll.platform import Clients
+from filmroll.service.discovery import ProfileSyncer
+from filmroll.service.hashtags import HashtagSyncer
 from filmroll.service.policy import SyncPolicy
 from filmroll.service.sync import Syncer
 from filmroll.store.batch import WriteBatch
@@ -45,6 +50,7 @@ class SyncParts:
     policy: SyncPolicy
     batch: WriteBatch | None = None
     rng: random.Random | None = None
+    hashtag_poll: timedelta = timedelta(minutes=15)  # FILMROLL_HASHTAGS__RECENT_POLL_MINUTES
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,16 @@ def _account_syncer(parts: SyncParts) -> SourceSyncer:
                   batch=parts.batch, rng=parts.rng)
 
 
+def _hashtag_syncer(parts: SyncParts) -> SourceSyncer:
+    return HashtagSyncer(parts.database, parts.vault, parts.clients, owner=parts.owner,
+                         recent_poll=parts.hashtag_poll, rng=parts.rng)
+
+
+def _profile_syncer(parts: SyncParts) -> SourceSyncer:
+    return ProfileSyncer(parts.database, parts.vault, parts.clients, owner=parts.owner, interval=parts.policy.interval,
+                         full_interval=parts.policy.full_interval, rng=parts.rng)
+
+
 class SourceKinds:
     """The kinds a runtime syncs, by name."""
 
@@ -66,7 +82,8 @@ class SourceKinds:
 
     @classmethod
     def builtin(cls) -> SourceKinds:
-        return cls([KindSpec(SourceKind.ACCOUNT, _account_syncer)])
+        return cls([KindSpec(SourceKind.ACCOUNT, _account_syncer), KindSpec(SourceKind.HASHTAG, _hashtag_syncer),
+                    KindSpec(SourceKind.PROFILE, _profile_syncer)])
 
     def with_kind(self, spec: KindSpec) -> SourceKinds:
         """These kinds and ``spec`` (a kind of the same name is replaced)."""

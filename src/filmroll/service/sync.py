@@ -46,7 +46,6 @@ ROUTINE_FIELDS = ("id", *posts.COMPARED)
 # waits one to two intervals between attempts, so it costs fewer calls than a healthy account (two thirds, on
 # average), and its feed is current again soon after Instagram is.
 RETRY_WITHIN_INTERVALS = 2
-INSIGHTS_PERMISSION = "instagram_business_manage_insights"
 ACCOUNT_METRICS = ("reach", "accounts_engaged", "total_interactions", "likes", "comments", "views")
 MEDIA_METRICS = {"FEED": ("reach", "likes", "comments", "saved", "shares", "views"),
                  "REELS": ("reach", "likes", "comments", "saved", "shares", "views")}
@@ -197,7 +196,7 @@ class Syncer:
     async def _insights(self, claim: SyncClaim, token, page: MediaPage,  # type: ignore[no-untyped-def]
                         now: datetime) -> bool:
         """Snapshot account and newest-post insights at most daily, when the token may read them."""
-        if INSIGHTS_PERMISSION not in claim.permissions.split(","):
+        if self._client(claim).insights_permission not in claim.permissions.split(","):
             return False
         if claim.insights_at is not None and now - claim.insights_at < self.policy.insights_interval:
             return False

@@ -66,8 +66,9 @@ async def by_scoped_id(session: AsyncSession, scoped_user_id: str) -> Account | 
         or_(Account.app_scoped_id == scoped_user_id, Account.ig_user_id == scoped_user_id)))
 
 
-async def find(session: AsyncSession, ref: str) -> Account | None:
-    """By id, Instagram user id, @username or feed slug."""
+async def find(session: AsyncSession, ref: str, *, provider: str | None = None) -> Account | None:
+    """By id, Instagram user id, @username or feed slug (of one provider's accounts, when ``provider`` is given:
+    one person's account connected through both providers is two rows)."""
     ref = ref.strip()
     if ref.isascii() and ref.isdigit():  # str.isdigit takes superscripts and other scripts' digits too
         conditions = [Account.ig_user_id == ref]
@@ -78,7 +79,7 @@ async def find(session: AsyncSession, ref: str) -> Account | None:
         name = ref.lstrip("@").lower()
         found = await session.execute(select(Account).where(or_(func.lower(Account.username) == name,
                                                                 Account.slug == name)))
-    rows = list(found.scalars())
+    rows = [a for a in found.scalars() if provider is None or a.provider == provider]
     return rows[0] if len(rows) == 1 else None
 
 

@@ -178,10 +178,11 @@ class SyncClaim(SourceClaim):
     key_id: str | None = None
     permissions: str = ""
     username: str | None = None
+    top_synced_at: datetime | None = None  # a hashtag source's last read of its top posts
 
 
 _SYNC_RETURNS = ("id", "kind", "query", "account_id", "full_synced_at", "sync_failures", "sync_interval_minutes",
-                 "insights_at", "media_fingerprint", "stale_since")
+                 "insights_at", "media_fingerprint", "stale_since", "top_synced_at")
 
 
 def _sync_fields(row: Any, account: Any) -> dict[str, Any]:

@@ -120,6 +120,9 @@ class Source(Base):
     mirror_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     mirror_error: Mapped[str | None] = mapped_column(Text)
     mirror_collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the collector's last run
+    top_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a hashtag's top posts, read daily
+    # A profile source's account as Business Discovery last showed it (username, name, counts, picture URL).
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_sources_due_sync", "status", "next_sync_at"),
                       Index("ix_sources_due_mirror", "next_mirror_at"),
@@ -134,6 +137,9 @@ class MediaItem(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     ig_media_id: Mapped[str] = mapped_column(String(32))
+    # The author where Instagram tells it (Business Discovery); NULL for an account's own (its account says) and
+    # for a hashtag's (Instagram never tells: none is invented).
+    username: Mapped[str | None] = mapped_column(String(64))
     media_type: Mapped[str | None] = mapped_column(String(20))
     media_product_type: Mapped[str | None] = mapped_column(String(20))
     caption: Mapped[str | None] = mapped_column(Text)
@@ -209,6 +215,9 @@ class Feed(Base):
     include_hashtags: Mapped[list[str]] = mapped_column(JSON)  # lower case, no '#': a post needs one of them
     exclude_hashtags: Mapped[list[str]] = mapped_column(JSON)  # a post with any of them is left out
     allowed_origins: Mapped[list[str]] = mapped_column(JSON)  # ["*"] or exact origins (CORS, frame-ancestors)
+    # "open": other people's posts show on arrival; "approve": only once an operator approves them (a Moderation)
+    moderation: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    block_words: Mapped[list[str] | None] = mapped_column(JSON, default=list)  # reject on arrival (any case, accent)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last `publish` that wrote it
     # The worker's republishing (FILMROLL_PUBLISH__DIR): the version last published (see store.feeds.versions),
@@ -247,6 +256,27 @@ class FeedSource(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_feed_sources_source", "source_id"),)
+
+
+class Hashtag(Base):
+    """A hashtag's id, looked up once (``ig_hashtag_search`` counts against the weekly quota) and kept for good:
+    Instagram's hashtag ids are static and global."""
+
+    __tablename__ = "hashtags"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)  # lower case, no '#'
+    hashtag_id: Mapped[str] = mapped_column(String(32))
+    looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HashtagSearch(Base):
+    """The quota ledger: when an IG account first queried a tag in the current 7-day window (30 tags at most)."""
+
+    __tablename__ = "hashtag_searches"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    first_searched_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class MediaChild(Base):
