@@ -24,6 +24,7 @@ from filmroll.service.connect import Connector
 from filmroll.service.policy import SyncPolicy
 from filmroll.service.probe import Prober
 from filmroll.service.refresh import Refresher
+from filmroll.service.source_kinds import SourceKinds, SyncParts
 from filmroll.service.sync import Syncer
 from filmroll.store import sources
 from filmroll.store.database import Database
@@ -128,6 +129,22 @@ class Harness:
             for key, value in result.items():
                 merged[key] = merged.get(key, 0) + value
         return merged
+
+    async def sync_sources(self, owner: str = "sync-a", policy: SyncPolicy | None = None) -> dict[str, int]:
+        """A worker syncing every built-in kind of source (accounts, hashtags, profiles) until nothing is due."""
+        kinds = SourceKinds.builtin()
+        parts = SyncParts(self.database, self.vault, self.clients, owner, policy or SyncPolicy())
+        worker = Worker(self.database, [sync_job(kinds.syncers(parts), kinds)], owner=owner, idle_poll=0.05)
+        return dict((await worker.run(asyncio.Event(), until_idle=True)).outcomes)
+
+    async def connect_facebook(self, account: int, session_id: str = "browser-fb") -> Any:
+        """The sandbox's Facebook user ``account`` signs in through the dialog: every account of their Pages."""
+        from tests.helpers import facebook_owner_allows
+
+        url = await self.connector.begin(flow="web", session_id=session_id, provider=Provider.FACEBOOK)
+        landing = facebook_owner_allows(self.sandbox, url, account)
+        return await self.connector.complete(urlsplit(landing).query, flow="web", session_id=session_id,
+                                             actor="test")
 
     # ----- reading back -----------------------------------------------------------------------------------------
 

@@ -16,7 +16,16 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Feeds: the posts of one or more accounts, as JSON, HTML and a widget for websites.",
                   no_args_is_help=True)
 
-_ACCOUNT = typer.Option(..., "--account", "-a", help="id, @username or slug; repeat for several accounts")
+_ACCOUNT = typer.Option(None, "--account", "-a", help="id, @username or slug; repeat for several accounts")
+_HASHTAG = typer.Option(None, "--hashtag", help="A hashtag's posts (added as a source when it is none yet); repeat")
+_PROFILE = typer.Option(None, "--profile", help="Another professional account's posts (Business Discovery); "
+                        "repeat")
+_VIA = typer.Option(None, "--via", help="The Facebook Login account that reads new --hashtag and --profile "
+                    "sources (needed when there are several)")
+_MODERATION = typer.Option(None, "--moderation", help="open (other people's posts show on arrival) or approve "
+                           "(only once approved: the default with a --hashtag)")
+_BLOCK = typer.Option(None, "--block-word", help="Reject a post whose caption has this word (any case or accent); "
+                      "repeat")
 _LIMIT = typer.Option(None, "--limit", help="Posts per page (1-100; 'load more' reaches the rest)")
 _TYPES = typer.Option(None, "--type", help="IMAGE, VIDEO or CAROUSEL_ALBUM; repeat (default: all three)")
 _REELS = typer.Option(None, "--reels/--no-reels", help="Show reels (default: yes)")
@@ -40,7 +49,8 @@ def _base() -> str:
 
 
 def _as_dict(info: FeedInfo, base: str) -> dict[str, Any]:
-    return {"slug": info.slug, "title": info.title, "accounts": info.accounts, "post_limit": info.post_limit,
+    return {"slug": info.slug, "title": info.title, "accounts": info.accounts, "sources": info.sources,
+            "moderation": info.moderation, "block_words": info.block_words, "post_limit": info.post_limit,
             "media_types": info.media_types, "reels": info.reels, "include_hashtags": info.include_hashtags,
             "exclude_hashtags": info.exclude_hashtags, "allowed_origins": info.allowed_origins,
             "hidden": info.hidden, "pinned": info.pinned, "changed_at": info.changed_at.isoformat(),
@@ -57,8 +67,12 @@ def _print(info: FeedInfo, base: str, *, as_json: bool) -> None:
         typer.echo(json.dumps(_as_dict(info, base), indent=2))
         return
     urls = _urls(info.slug, base)
-    console.print(f"[bold]{info.title}[/bold] ({info.slug}): {', '.join(info.accounts)}, {info.post_limit} posts "
+    console.print(f"[bold]{info.title}[/bold] ({info.slug}): {', '.join(info.sources)}, {info.post_limit} posts "
                   f"per page, {', '.join(info.media_types)}{'' if info.reels else ', no reels'}")
+    if info.moderation != "open" or info.block_words:
+        console.print(f"  moderation: {info.moderation}"
+                      + (f"; block words: {', '.join(info.block_words)}" if info.block_words else "")
+                      + (f" (`filmroll moderation list {info.slug}`)" if info.moderation == "approve" else ""))
     if info.include_hashtags or info.exclude_hashtags:
         console.print(f"  hashtags: only {' '.join('#' + t for t in info.include_hashtags) or 'any'}; never "
                       f"{' '.join('#' + t for t in info.exclude_hashtags) or '-'}")
@@ -74,21 +88,43 @@ def _print(info: FeedInfo, base: str, *, as_json: bool) -> None:
 
 @app.command("create")
 def create(title: str = typer.Argument(..., help="The feed's title (its slug is made from it unless --slug)"),
-           account: list[str] = _ACCOUNT, slug: str | None = typer.Option(None, "--slug", help="The feed's URL name"),
+           account: list[str] | None = _ACCOUNT, hashtag: list[str] | None = _HASHTAG,
+           profile: list[str] | None = _PROFILE, via: str | None = _VIA,
+           slug: str | None = typer.Option(None, "--slug", help="The feed's URL name"),
            limit: int | None = _LIMIT, media_type: list[str] | None = _TYPES, reels: bool | None = _REELS,
            include: list[str] | None = _INCLUDE, exclude: list[str] | None = _EXCLUDE,
-           origin: list[str] | None = _ORIGIN, as_json: bool = _JSON) -> None:
-    """Make a feed of one or more accounts' posts, and print its URLs and the two lines of HTML for a web page. An
-    account still syncing is fine: the feed fills as its posts arrive."""
+           origin: list[str] | None = _ORIGIN, moderation: str | None = _MODERATION,
+           block_word: list[str] | None = _BLOCK, as_json: bool = _JSON) -> None:
+    """Make a feed of accounts' posts, hashtags and other profiles, and print its URLs and the two lines of HTML for
+    a web page. A source still syncing is fine: the feed fills as its posts arrive. With a hashtag, nothing shows
+    until posts are approved (`filmroll moderation`), unless --moderation open."""
+    common.json_output(as_json)
     from filmroll.service import feeds as feed_service
 
-    spec = feed_service.FeedSpec(title, slug or feed_service.slug_for(title), tuple(account))
+    spec = feed_service.FeedSpec(title, slug or feed_service.slug_for(title), tuple(account or ()),
+                                 moderation=moderation, block_words=tuple(block_word or ()))
     spec = _changed(spec, limit=limit, media_type=media_type, reels=reels, include=include, exclude=exclude,
                     origin=origin)
+    if not account and not hashtag and not profile:
+        common.fail("a feed needs at least one source: --account @username, --hashtag NAME or --profile USERNAME",
+                    common.ExitStatus.INVALID)
 
     async def make() -> FeedInfo:
-        async with database() as opened:
-            return await feed_service.create(opened, spec)
+        from dataclasses import replace
+
+        from filmroll.service import sources
+
+        # Every value checked before a source is added (the sources to come stand in as one).
+        checked = replace(spec, sources=(0,) if hashtag or profile else ()).checked()
+        if not hashtag and not profile:
+            async with database() as opened:
+                return await feed_service.create(opened, checked)
+        from filmroll.runtime import open_runtime
+
+        async with open_runtime(settings()) as runtime:
+            ids = [(await sources.ensure(runtime.database, runtime.vault, runtime.clients, kind, name, via=via)).id
+                   for kind, names in (("hashtag", hashtag or []), ("profile", profile or [])) for name in names]
+            return await feed_service.create(runtime.database, replace(checked, sources=tuple(ids)))
 
     _print(run(make()), _base(), as_json=as_json)
 

@@ -18,9 +18,11 @@ from filmroll.cli import (
     feeds,
     keys,
     media,
+    moderation,
     publish,
     sandbox,
     serve,
+    sources,
     sync,
     webhooks,
     worker,
@@ -57,6 +59,8 @@ app.add_typer(database.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(media.storage_app, name="storage")
 app.add_typer(feeds.app, name="feeds")
+app.add_typer(sources.app, name="sources")
+app.add_typer(moderation.app, name="moderation")
 app.add_typer(webhooks.app, name="webhooks")
 
 

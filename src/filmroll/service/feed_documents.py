@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import jinja2
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from filmroll.service import moderation
 from filmroll.service.pictures import ladder
 from filmroll.storage.keys import variant_key
 from filmroll.store import feed_posts
@@ -28,7 +29,7 @@ from filmroll.store import feeds as feed_store
 from filmroll.store.database import Database
 from filmroll.store.feeds import FeedSourceRow
 from filmroll.store.tables import Account, Feed, MediaChild, MediaFile, MediaItem
-from filmroll.vocabulary import AccountStatus, FileRole, SourceKind
+from filmroll.vocabulary import AccountStatus, FileRole, PostState, SourceKind
 
 SCHEMA_VERSION = 1
 _HASHTAG = re.compile(r"(?<![\w&])#(\w+)")
@@ -89,7 +90,8 @@ async def _gather(session: AsyncSession, feed: Feed, sources: list[FeedSourceRow
                   now: datetime, settings: DocumentSettings) -> FeedData:
     shown = [row.source.id for row in sources if _shows_posts(row, now, settings)]
     rows = await feed_store.live_posts(session, shown, limit=settings.max_posts + len(decisions.hidden) + 200)
-    posts = select_posts(feed, decisions, rows)[: settings.max_posts]
+    others = frozenset(row.source.id for row in sources if row.source.kind != SourceKind.ACCOUNT)
+    posts = select_posts(feed, decisions, rows, others)[: settings.max_posts]
     children = await feed_store.children(session, [p.id for p in posts])
     ids = [p.ig_media_id for p in posts] + [c.ig_media_id for cs in children.values() for c in cs] + [""]
     files = await feed_store.originals(session, shown, ids)
@@ -112,14 +114,18 @@ def _shows_posts(row: FeedSourceRow, now: datetime, settings: DocumentSettings) 
     return False
 
 
-def select_posts(feed: Feed, decisions: feed_posts.Decisions, rows: Sequence[MediaItem]) -> list[MediaItem]:
-    """The feed's filters and hidden posts, then its pinned posts first (in their order), then the rest newest
-    first."""
+def select_posts(feed: Feed, decisions: feed_posts.Decisions, rows: Sequence[MediaItem],
+                 others: frozenset[int] = frozenset()) -> list[MediaItem]:
+    """The feed's filters, its hidden posts and its moderation, then its pinned posts first (in their order), then
+    the rest newest first. ``others``: the sources of other people's posts (hashtags, profiles): with moderation
+    ``approve``, only their approved posts show."""
     hidden = set(decisions.hidden)
     include, exclude = set(feed.include_hashtags), set(feed.exclude_hashtags)
     kept = []
     for post in rows:
         if post.ig_media_id in hidden or (post.media_type or "IMAGE") not in feed.media_types:
+            continue
+        if moderation.state(feed, decisions, post, post.source_id in others) != PostState.APPROVED:
             continue
         if not feed.reels and post.media_product_type == "REELS":
             continue
@@ -220,12 +226,13 @@ def _header(data: FeedData, base: str) -> dict[str, Any]:
 
 def _post(data: FeedData, post: MediaItem, base: str, settings: DocumentSettings) -> dict[str, Any]:
     row = next((r for r in data.sources if r.source.id == post.source_id), None)
-    username, source = _author(row)
+    username, source = _author(row, post)
     caption = post.caption or ""
     children = data.children.get(post.id, [])
     first = children[0].ig_media_id if children else post.ig_media_id
     entry: dict[str, Any] = {
-        "id": post.ig_media_id, "account": username, "source": source, "type": post.media_type,
+        "id": post.ig_media_id, "account": username, "username": username, "source": source,
+        "type": post.media_type,
         "is_reel": post.media_product_type == "REELS", "permalink": instagram_link(post.permalink),
         "timestamp": _time(post.timestamp), "caption": caption, "pruned_caption": pruned(caption),
         "hashtags": hashtags(caption), "mentions": mentions(caption),
@@ -239,14 +246,17 @@ def _post(data: FeedData, post: MediaItem, base: str, settings: DocumentSettings
     return entry
 
 
-def _author(row: FeedSourceRow | None) -> tuple[str | None, str | None]:
-    """(the username of whose post it is, where known; how people name the source that brought it)."""
+def _author(row: FeedSourceRow | None, post: MediaItem) -> tuple[str | None, dict[str, str | None] | None]:
+    """(the username of whose post it is, where known; the source that brought it: its kind and name)."""
     if row is None:
-        return None, None
+        return post.username, None
     source, account = row.source, row.account
     if source.kind == SourceKind.ACCOUNT:
-        return (account.username if account else None), row.label
-    return (source.query if source.kind == SourceKind.PROFILE else None), row.label
+        name = account.username if account else None
+        return name, {"kind": source.kind, "name": name}
+    if source.kind == SourceKind.PROFILE:
+        return post.username or source.query, {"kind": source.kind, "name": source.query}
+    return post.username, {"kind": source.kind, "name": source.query}
 
 
 _NO_PICTURE: dict[str, Any] = {"width": None, "height": None, "color": None, "palette": None, "placeholder": None,

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll import errors
-from filmroll.service import feed_documents
+from filmroll.service import feed_documents, moderation
 from filmroll.service.accounts import find
 from filmroll.service.feed_documents import Documents, DocumentSettings
 from filmroll.store import feed_posts
@@ -25,6 +25,7 @@ from filmroll.store import sources as source_store
 from filmroll.store.database import Database
 from filmroll.store.feeds import FeedSourceRow
 from filmroll.store.tables import Feed
+from filmroll.vocabulary import Moderation, SourceKind
 
 MEDIA_TYPES = ("IMAGE", "VIDEO", "CAROUSEL_ALBUM")
 MAX_LIMIT = 100
@@ -49,6 +50,8 @@ class FeedSpec:
     hidden: tuple[str, ...] = field(default=())
     pinned: tuple[str, ...] = field(default=())
     sources: tuple[int, ...] = ()
+    moderation: str | None = None  # a Moderation; None: approve when a hashtag is among the sources, else open
+    block_words: tuple[str, ...] = ()
 
     def checked(self) -> FeedSpec:
         title = " ".join(self.title.split())
@@ -58,7 +61,8 @@ class FeedSpec:
             raise errors.FeedSettingError(f"{self.slug!r} is not a slug: use 1 to 64 of a-z, 0-9 and '-', not "
                                           "starting or ending with '-'")
         if not self.accounts and not self.sources:
-            raise errors.FeedSettingError("a feed needs at least one account (--account @username)")
+            raise errors.FeedSettingError("a feed needs at least one source (--account @username, --hashtag NAME or "
+                                          "--profile USERNAME)")
         if not 1 <= self.post_limit <= MAX_LIMIT:
             raise errors.FeedSettingError(f"the post limit must be 1 to {MAX_LIMIT} (posts per page; 'load more' "
                                           "reaches the rest)")
@@ -67,7 +71,10 @@ class FeedSpec:
         if unknown or not types:
             raise errors.FeedSettingError(f"media types are {', '.join(MEDIA_TYPES)} "
                                           f"(got {', '.join(unknown) or 'none'})")
-        return replace(self, title=title, media_types=types, include_hashtags=hashtags(self.include_hashtags),
+        if self.moderation is not None and self.moderation not in tuple(Moderation):
+            raise errors.FeedSettingError(f"moderation is {' or '.join(Moderation)} (got {self.moderation!r})")
+        return replace(self, title=title, media_types=types, block_words=moderation.check_words(self.block_words),
+                       include_hashtags=hashtags(self.include_hashtags),
                        exclude_hashtags=hashtags(self.exclude_hashtags),
                        allowed_origins=origins(self.allowed_origins), accounts=tuple(dict.fromkeys(self.accounts)),
                        hidden=tuple(dict.fromkeys(self.hidden)), pinned=tuple(dict.fromkeys(self.pinned)),
@@ -137,17 +144,20 @@ class FeedInfo:
     created_at: datetime
     sources: list[str] = field(default_factory=list)  # every source, as people name them (@bakery, #bread)
     source_ids: list[int] = field(default_factory=list)  # the ids of its sources other than its accounts' own
+    moderation: str = Moderation.OPEN
+    block_words: list[str] = field(default_factory=list)
 
     def spec(self) -> FeedSpec:
         return FeedSpec(self.title, self.slug, tuple(str(a) for a in self.account_ids), self.post_limit,
                         tuple(self.media_types), self.reels, tuple(self.include_hashtags),
                         tuple(self.exclude_hashtags), tuple(self.allowed_origins), tuple(self.hidden),
-                        tuple(self.pinned), tuple(self.source_ids))
+                        tuple(self.pinned), tuple(self.source_ids), self.moderation, tuple(self.block_words))
 
 
 async def create(database: Database, spec: FeedSpec, *, by: str | None = "cli") -> FeedInfo:
     spec = spec.checked()
     source_ids = await _source_ids(database, spec)
+    spec = await _with_moderation(database, spec)
     now = database.clock.now()
     async with database.transaction() as session:
         if await feed_store.by_slug(session, spec.slug) is not None:
@@ -163,6 +173,7 @@ async def edit(database: Database, slug: str, change: dict[str, object], *, by: 
     current = (await show(database, slug)).spec()
     spec = replace(current, **change).checked()  # type: ignore[arg-type]
     source_ids = await _source_ids(database, spec)
+    spec = await _with_moderation(database, spec)
     now = database.clock.now()
     async with database.transaction() as session:
         feed = await _feed(session, slug)
@@ -194,6 +205,7 @@ async def preview(database: Database, spec: FeedSpec, settings: DocumentSettings
     and pictures its JSON, fragment and widget would have. Writes nothing."""
     spec = spec.checked()
     source_ids = await _source_ids(database, spec)
+    spec = await _with_moderation(database, spec)
     now = database.clock.now()
     draft = Feed(**_values(spec), changed_at=now, created_at=now, updated_at=now)  # never added to a session
     decisions = feed_posts.Decisions(spec.hidden, spec.pinned)
@@ -232,7 +244,19 @@ def _values(spec: FeedSpec) -> dict[str, object]:
     return {"slug": spec.slug, "title": spec.title, "post_limit": spec.post_limit,
             "media_types": list(spec.media_types), "reels": spec.reels,
             "include_hashtags": list(spec.include_hashtags), "exclude_hashtags": list(spec.exclude_hashtags),
-            "allowed_origins": list(spec.allowed_origins)}
+            "allowed_origins": list(spec.allowed_origins), "moderation": spec.moderation or Moderation.OPEN,
+            "block_words": list(spec.block_words)}
+
+
+async def _with_moderation(database: Database, spec: FeedSpec) -> FeedSpec:
+    """The spec with its moderation decided: as given, else ``approve`` when a hashtag is among its sources (a
+    stranger's post never shows before an operator approves it), else ``open``."""
+    if spec.moderation is not None:
+        return spec
+    async with database.read() as session:
+        rows = await feed_store.sources_of(session, spec.sources)
+    hashtag = any(r.source.kind == SourceKind.HASHTAG for r in rows)
+    return replace(spec, moderation=Moderation.APPROVE if hashtag else Moderation.OPEN)
 
 
 async def _source_ids(database: Database, spec: FeedSpec) -> list[int]:
@@ -256,4 +280,5 @@ def _info(feed: Feed, rows: Sequence[FeedSourceRow], decisions: feed_posts.Decis
                     [a.id for a in accounts], feed.post_limit, list(feed.media_types), feed.reels,
                     list(feed.include_hashtags), list(feed.exclude_hashtags), list(feed.allowed_origins),
                     list(decisions.hidden), list(decisions.pinned), feed.changed_at, feed.created_at,
-                    labels, [r.source.id for r in rows if r.own_account is None])
+                    labels, [r.source.id for r in rows if r.own_account is None], feed.moderation,
+                    list(feed.block_words or []))

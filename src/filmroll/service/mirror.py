@@ -57,18 +57,25 @@ ORPHAN_GRACE = timedelta(hours=1)  # an object this young without a row may be a
 
 
 def wanted_files(post: PendingPost, *, videos: bool) -> list[WantedFile]:
-    """The files a post needs: its picture, or each child's; a video's poster (and the video, by setting)."""
+    """The files a post needs: its picture, or each child's; a video's poster (and the video, by setting). A video
+    given without a poster (a hashtag's: those edges give none) has the video alone, or nothing: a video tile."""
     items = [(c[0], c[1], c[2], c[3]) for c in post.children] or [
         (post.ig_media_id, post.media_type, post.media_url, post.thumbnail_url)]
     found: list[WantedFile] = []
     for ig_id, kind, url, thumbnail in items:
         if kind == "VIDEO":
-            found.append(WantedFile(ig_id, FileRole.POSTER, thumbnail))
+            if thumbnail is not None or url is None:  # no URL at all: refused below, saying so
+                found.append(WantedFile(ig_id, FileRole.POSTER, thumbnail))
             if videos:
                 found.append(WantedFile(ig_id, FileRole.VIDEO, url))
         else:
             found.append(WantedFile(ig_id, FileRole.ORIGINAL, url))
     return found
+
+
+def _only_videos(post: PendingPost) -> bool:
+    kinds = [c[1] for c in post.children] or [post.media_type]
+    return all(kind == "VIDEO" for kind in kinds)
 
 
 class Mirror:
@@ -207,6 +214,8 @@ class Mirror:
             post, fresh = await self._fresh_urls(claim, token, post), True
         while True:
             wanted = self._wanted(post)
+            if not wanted and _only_videos(post):
+                return []  # videos without posters, not mirrored as files: shown as video tiles
             if not wanted or any(s.url is None for s in wanted):
                 raise errors.DownloadRefusedError("Instagram gives no picture URL for this post (a reel with licensed "
                                                   "audio, or a post the token may not see in full)")

@@ -220,3 +220,29 @@ async def quota(database: Database, vault: Vault, clients: Clients, via: str, *,
         counted = await hashtag_store.ledger(session, account.id, database.clock.now())
     return QuotaView(f"@{account.username}", hashtag_store.LIMIT, len(counted),
                      [(c.name, c.first_searched_at, c.frees_at) for c in counted])
+
+
+async def ensure(database: Database, vault: Vault, clients: Clients, kind: str, name: str, *,
+                 via: str | None = None) -> SourceView:
+    """The source of this hashtag or profile for a feed: the one there is (through ``via``, when given), else added,
+    through ``via`` or the one Facebook Login account there is (more than one: ``via`` is required)."""
+    query = hashtags.normalize(name) if kind == SourceKind.HASHTAG else name.strip().removeprefix("@").lower()
+    found = [s for s in await listing(database) if s.kind == kind and s.query == query]
+    if via is not None:
+        account = await via_account(database, via)
+        found = [s for s in found if s.via == f"@{account.username}"]
+    if len(found) == 1:
+        return found[0]
+    if via is None:
+        async with database.read() as session:
+            able = list((await session.execute(select(Account).where(
+                Account.provider == Provider.FACEBOOK, Account.status == AccountStatus.ACTIVE))).scalars())
+        if len(able) != 1:
+            raise errors.InputError(
+                f"{'several accounts' if able else 'no account'} connected with Facebook Login "
+                f"{'can' if able else 'could'} read {'#' if kind == SourceKind.HASHTAG else '@'}{query}: "
+                + ("say which with --via @account" if able else "connect one: `filmroll connect --provider facebook`"))
+        via = str(able[0].id)
+    if kind == SourceKind.HASHTAG:
+        return await add_hashtag(database, vault, clients, query, via=via)
+    return await add_profile(database, vault, clients, query, via=via)

@@ -22,10 +22,13 @@ from filmroll.vocabulary import PostState
 
 @dataclass(frozen=True)
 class Decisions:
-    """A feed's decisions as its documents apply them: Instagram ids hidden, and pinned in order."""
+    """A feed's decisions as its documents apply them: Instagram ids hidden, pinned in order, and the moderation's
+    approved and rejected ones."""
 
     hidden: tuple[str, ...] = ()
     pinned: tuple[str, ...] = ()
+    approved: frozenset[str] = frozenset()
+    rejected: frozenset[str] = frozenset()
 
 
 async def of_feeds(session: AsyncSession, feed_ids: Sequence[int]) -> dict[int, Decisions]:
@@ -35,13 +38,15 @@ async def of_feeds(session: AsyncSession, feed_ids: Sequence[int]) -> dict[int, 
         for row in (await session.execute(select(FeedPost).where(FeedPost.feed_id.in_(feed_ids))
                                           .order_by(FeedPost.decided_at, FeedPost.ig_media_id))).scalars():
             rows[row.feed_id].append(row)
-    return {feed_id: _decisions(found) for feed_id, found in rows.items()}
+    return {feed_id: decisions_of(found) for feed_id, found in rows.items()}
 
 
-def _decisions(rows: Sequence[FeedPost]) -> Decisions:
+def decisions_of(rows: Sequence[FeedPost]) -> Decisions:
     pinned = sorted((r for r in rows if r.pinned_position is not None), key=lambda r: r.pinned_position or 0)
     return Decisions(tuple(r.ig_media_id for r in rows if r.state == PostState.HIDDEN),
-                     tuple(r.ig_media_id for r in pinned))
+                     tuple(r.ig_media_id for r in pinned),
+                     frozenset(r.ig_media_id for r in rows if r.state == PostState.APPROVED),
+                     frozenset(r.ig_media_id for r in rows if r.state == PostState.REJECTED))
 
 
 async def decide(session: AsyncSession, feed_id: int, *, hidden: Sequence[str], pinned: Sequence[str],
@@ -79,3 +84,33 @@ async def forget(session: AsyncSession, ig_media_ids: Sequence[str]) -> int:
         removed += rowcount(await session.execute(delete(FeedPost).where(FeedPost.ig_media_id.in_(chunk))
                                                   .execution_options(synchronize_session=False)))
     return removed
+
+
+async def rows_of(session: AsyncSession, feed_id: int,
+                  ig_media_ids: Sequence[str] | None = None) -> dict[str, FeedPost]:
+    """The feed's decision rows (on these posts), by Instagram id."""
+    query = select(FeedPost).where(FeedPost.feed_id == feed_id)
+    if ig_media_ids is not None:
+        query = query.where(FeedPost.ig_media_id.in_(list(ig_media_ids)))
+    return {r.ig_media_id: r for r in (await session.execute(query)).scalars()}
+
+
+async def moderate(session: AsyncSession, feed_id: int, ig_media_ids: Sequence[str], state: PostState, *,
+                   by: str | None, now: datetime) -> int:
+    """Approve or reject these posts in the feed (a pin stays); who decided and when are kept. Moves the feed's
+    ``changed_at`` when a state changed; returns how many did."""
+    current = await rows_of(session, feed_id, ig_media_ids)
+    changed = 0
+    for ig_id in dict.fromkeys(ig_media_ids):
+        row = current.get(ig_id)
+        if row is None:
+            session.add(FeedPost(feed_id=feed_id, ig_media_id=ig_id, state=state, pinned_position=None,
+                                 decided_by=by, decided_at=now))
+            changed += 1
+        elif row.state != state:
+            row.state, row.decided_by, row.decided_at = state, by, now
+            changed += 1
+    if changed:
+        await session.flush()
+        await session.execute(update(Feed).where(Feed.id == feed_id).values(changed_at=now))
+    return changed

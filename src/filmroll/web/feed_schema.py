@@ -83,11 +83,18 @@ class Child(_Picture):
     type: str | None
 
 
+class PostSource(BaseModel):
+    kind: str = Field(description="account (a connected account's own posts), hashtag or profile (another "
+                      "professional account's, Business Discovery)")
+    name: str | None = Field(description="The account's or the profile's username, or the tag (without '@' or '#')")
+
+
 class Post(_Picture):
     id: str
     account: str | None = Field(description="Whose post it is: the username, where known (null for a hashtag's)")
-    source: str | None = Field(description="The feed's source that brought it, as people name it: '@bakery' "
-                               "(the account's own posts), '#bread' (a hashtag), '@otherbrand' (another profile)")
+    username: str | None = Field(description="The author's username where Instagram tells it; null for a "
+                                 "hashtag's post (Instagram never says, and none is invented)")
+    source: PostSource | None = Field(description="The feed's source that brought it")
     type: str | None = Field(description="IMAGE, VIDEO or CAROUSEL_ALBUM")
     is_reel: bool
     permalink: str | None

@@ -61,7 +61,7 @@ class MirrorRig:
 
     def mirror(self, owner: str = "mirror-a", **policy: Any) -> Mirror:
         cdn = CdnClient(self.harness.http, hosts=self.hosts)
-        return Mirror(self.harness.database, self.harness.vault, self.harness.instagram, cdn, self.storage,
+        return Mirror(self.harness.database, self.harness.vault, self.harness.clients, cdn, self.storage,
                       self.renderer, owner=owner, policy=MirrorPolicy(**{"eager_posts": 4, **policy}))
 
     async def run(self, owner: str = "mirror-a", **policy: Any) -> dict[str, int]:

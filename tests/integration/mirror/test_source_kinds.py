@@ -115,7 +115,8 @@ async def test_a_kind_registered_from_outside_is_claimed_synced_mirrored_and_sho
     documents = feed_documents.render(await feed_documents.gather(harness.database, "the-wall", SETTINGS), SETTINGS)
     page = json.loads(documents.pages[None])
     assert [p["id"] for p in page["posts"]] == ["wall-2", "wall-1", "wall-0"]  # newest first
-    assert {p["source"] for p in page["posts"]} == {f"{WALL} {base}/wall.json"}
+    assert [p["source"] for p in page["posts"]] == [{"kind": WALL, "name": f"{base}/wall.json"}] * 3
+    assert all(p["username"] is None for p in page["posts"])
     assert all(p["account"] is None for p in page["posts"]) and page["accounts"] == []
     for post in page["posts"]:
         assert post["fallback"]["url"].startswith(f"/media/sources/{source.id}/")
