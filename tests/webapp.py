@@ -26,6 +26,7 @@ import uvicorn
 
 from filmroll.passwords import hash_password
 from filmroll.settings import (
+    FacebookSettings,
     FeedsSettings,
     InstagramSettings,
     MetaSettings,
@@ -145,6 +146,10 @@ def settings_for(sandbox, database_url: str, base_url: str, keys: str | None = N
                                     authorize_url=sandbox.base_url + "/oauth/authorize",
                                     token_url=sandbox.base_url + "/oauth/access_token", graph_url=sandbox.base_url,
                                     scopes=["instagram_business_basic", "instagram_business_manage_insights"]),
+        facebook=FacebookSettings(app_id=sandbox.config.resolved_meta_app_id(),
+                                  app_secret=sandbox.config.resolved_meta_app_secret(),
+                                  dialog_url=sandbox.base_url + "/www.facebook.com/v25.0/dialog/oauth",
+                                  graph_url=sandbox.base_url + "/graph.facebook.com"),
         vault=VaultSettings(keys=keys or generate_key(), keys_file=Path("/nonexistent/filmroll.keys")),
         # Password checks at normal priority: on a test machine kept saturated by four test processes, idle-priority
         # checks crawl (a sign-in takes ~1 s instead of 0.15 s); the priority itself is bench/logins.py's to measure.

@@ -27,3 +27,11 @@ async def recent(session: AsyncSession, *, account_id: int | None = None, limit:
 
 async def get(session: AsyncSession, event_id: int) -> Event | None:
     return await session.get(Event, event_id)
+
+
+async def same_moment(session: AsyncSession, event: Event) -> list[Event]:
+    """The events of the same kind family written in the same transaction's moment by the same actor (one sign-in
+    that connected several accounts)."""
+    rows = await session.execute(select(Event).where(Event.at == event.at, Event.kind.like("account.%"),
+                                                     Event.actor == event.actor).order_by(Event.id).limit(100))
+    return list(rows.scalars())

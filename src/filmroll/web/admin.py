@@ -19,7 +19,7 @@ from filmroll.service import media as media_service
 from filmroll.service.alerts import mint_link
 from filmroll.store import events
 from filmroll.store.tables import Account
-from filmroll.vocabulary import Outcome
+from filmroll.vocabulary import Outcome, Provider
 from filmroll.web import security
 from filmroll.web.deps import CheckedForm, CurrentAdmin, FormFields, OptionalAdmin, RowId, Web, secure, session_id
 from filmroll.web.rendering import STYLESHEET_PATH, Audience, page, problem, route_class
@@ -177,7 +177,8 @@ async def delete_account(request: Request, web: Web, form: CheckedForm, account_
 
 
 async def connect(web: Web, form: CheckedForm) -> Response:
-    url = await web.connector.begin(flow="web", session_id=form.session_id,
+    provider = Provider.FACEBOOK if form.fields.get("provider") == Provider.FACEBOOK else Provider.INSTAGRAM_LOGIN
+    url = await web.connector.begin(flow="web", session_id=form.session_id, provider=provider,
                                     force_reauth=form.fields.get("force_reauth") == "1")
     return RedirectResponse(url, status_code=303)  # a full-page redirect: Instagram's login breaks in popups
 
@@ -186,7 +187,11 @@ async def connection_summary(request: Request, web: Web, admin: CurrentAdmin, ev
     async with web.database.read() as session:
         event = await events.get(session, event_id)
         account = await session.get(Account, event.account_id) if event and event.account_id else None
-    if event is None or not event.kind.startswith(("account.", "connect.")):
-        return problem(request, 404, "Not found", "There is no such connection.", "not_found")
-    return page(request, "connection.html", admin=admin, event=event, account=account,
+        if event is None or not event.kind.startswith(("account.", "connect.")):
+            return problem(request, 404, "Not found", "There is no such connection.", "not_found")
+        # One Facebook sign-in connects every account of the user's Pages: its events share their moment and actor.
+        together = await events.same_moment(session, event)
+        others = [a for e in together if e.account_id and e.account_id != event.account_id
+                  and (a := await session.get(Account, e.account_id)) is not None]
+    return page(request, "connection.html", admin=admin, event=event, account=account, others=others,
                 ok=event.kind != "connect.failed")

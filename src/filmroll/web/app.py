@@ -32,7 +32,7 @@ from filmroll import __version__, errors
 from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
-from filmroll.web import admin, feed_editor, feeds, meta, oauth, public, security
+from filmroll.web import admin, feed_editor, feeds, meta, moderation, oauth, public, security
 from filmroll.web.access import NAME as ACCESS
 from filmroll.web.access import AccessLog, RequestLog
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
@@ -186,6 +186,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     app.include_router(feeds.router())
     app.include_router(admin.router())
     app.include_router(feed_editor.router())
+    app.include_router(moderation.router())
     app.include_router(oauth.router(urlsplit(settings.instagram.redirect_uri).path or "/callback"))
     app.include_router(meta.router(settings))
     for error, handler in ((SignInRequired, _sign_in), (FormRejected, _form_rejected),
@@ -196,7 +197,9 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
                            (errors.FilmrollError, _filmroll_error), (HTTPException, _http_error),
                            (RequestValidationError, _invalid_request)):
         app.add_exception_handler(error, handler)
-    headers = security.SecurityHeaders.for_audiences(form_action=authorize_origin,
+    dialog = urlsplit(settings.facebook.dialog_url)
+    sign_ins = " ".join(dict.fromkeys([authorize_origin, f"{dialog.scheme}://{dialog.netloc}"]))
+    headers = security.SecurityHeaders.for_audiences(form_action=sign_ins,
                                                      hsts=bool(public_url and public_url.startswith("https://")))
     # Innermost first: the error boundary inside the limits, both inside the headers and the access log, so every
     # answer, refusals and failures included, carries its mount's headers and is logged with its real status.

@@ -150,7 +150,7 @@ class SecurityHeaders:
         if hsts:
             common.append(HSTS)
         csp = ("default-src 'none'; style-src 'self'; img-src 'self' data: https:; script-src 'self'; "
-               "frame-src 'self'; "
+               "frame-src 'self'; connect-src 'self'; "
                f"form-action 'self' {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
         pages = [*common, (b"content-security-policy", csp.encode()), (b"x-frame-options", b"DENY"),
                  (b"cross-origin-opener-policy", b"same-origin"), (b"cache-control", b"no-store")]

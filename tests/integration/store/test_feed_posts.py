@@ -79,7 +79,7 @@ async def test_a_decision_moves_the_feed_once_and_says_who_made_it(database_url)
             decisions = (await feed_posts.of_feeds(session, [feed.id]))[feed.id]
         assert rows == {"1": (PostState.APPROVED, None, "cli", later), "2": (PostState.APPROVED, 0, "admin:ana", first),
                         "3": (PostState.APPROVED, None, "cli", later)}
-        assert decisions == feed_posts.Decisions(hidden=(), pinned=("2",))
+        assert decisions == feed_posts.Decisions(hidden=(), pinned=("2",), approved=frozenset({"1", "2", "3"}))
         async with database.transaction() as session:
             assert await feed_posts.forget(session, ["2", "3", "never-decided"]) == 2
     finally:
