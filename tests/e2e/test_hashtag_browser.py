@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from filmroll.service import sources
 from filmroll.service import feeds as feed_service
+from filmroll.service import sources
 from tests import aio
 from tests.webapp import ADMIN, running_filmroll
 
