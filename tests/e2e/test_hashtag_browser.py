@@ -87,7 +87,8 @@ def test_connect_with_facebook_then_moderate_a_hashtag_feed_by_keyboard(sandbox,
               "the tag's 5 posts mirrored")
         assert _feed(app, "tide")["posts"] == []  # nothing shows before it is approved
         page.set_viewport_size({"width": 1280, "height": 900})
-        page.screenshot(path=str(Path(SHOTS or tmp_path) / "moderation-queue-1280.png"), full_page=True)
+        page.screenshot(path=str(Path(SHOTS or tmp_path) / "moderation-queue-1280.jpg"), full_page=True, type="jpeg",
+                        quality=80)
 
         # Keyboard only: focus the first tile, approve it; move right, select two with space, approve both; move
         # right, reject one.
@@ -123,5 +124,6 @@ def test_connect_with_facebook_then_moderate_a_hashtag_feed_by_keyboard(sandbox,
         assert pictures and all(src.startswith(app.base_url + "/media/") for src in pictures)
         page.set_viewport_size({"width": 390, "height": 844})
         page.goto(app.base_url + "/admin/feeds/tide/moderation?status=all")
-        page.screenshot(path=str(Path(SHOTS or tmp_path) / "moderation-queue-390.png"), full_page=True)
+        page.screenshot(path=str(Path(SHOTS or tmp_path) / "moderation-queue-390.jpg"), full_page=True, type="jpeg",
+                        quality=80)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -134,7 +134,7 @@ def _changed(spec: Any, **given: Any) -> Any:
 
     names = {"limit": "post_limit", "media_type": "media_types", "reels": "reels", "include": "include_hashtags",
              "exclude": "exclude_hashtags", "origin": "allowed_origins", "account": "accounts", "title": "title",
-             "new_slug": "slug"}
+             "new_slug": "slug", "moderation": "moderation", "block_word": "block_words"}
     change = {names[k]: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v not in (None, [])}
     return replace(spec, **change)
 
@@ -180,7 +180,8 @@ def edit(slug: str = typer.Argument(..., help="The feed's slug"),
          account: list[str] | None = typer.Option(None, "--account", "-a", help="Replaces the accounts; repeat"),
          limit: int | None = _LIMIT, media_type: list[str] | None = _TYPES, reels: bool | None = _REELS,
          include: list[str] | None = _INCLUDE, exclude: list[str] | None = _EXCLUDE,
-         origin: list[str] | None = _ORIGIN,
+         origin: list[str] | None = _ORIGIN, moderation: str | None = _MODERATION,
+         block_word: list[str] | None = typer.Option(None, "--block-word", help="Replaces the block words; repeat"),
          hide: list[str] | None = typer.Option(None, "--hide", help="A post's Instagram id never to show; repeat"),
          unhide: list[str] | None = typer.Option(None, "--unhide", help="Show a hidden post again; repeat"),
          pin: list[str] | None = typer.Option(None, "--pin", help="A post's Instagram id to show first (in the "
@@ -194,11 +195,13 @@ def edit(slug: str = typer.Argument(..., help="The feed's slug"),
         async with database() as opened:
             current = await feed_service.show(opened, slug)
             spec = _changed(current.spec(), title=title, new_slug=new_slug, account=account, limit=limit,
-                            media_type=media_type, reels=reels, include=include, exclude=exclude, origin=origin)
+                            media_type=media_type, reels=reels, include=include, exclude=exclude, origin=origin,
+                            moderation=moderation, block_word=block_word)
             hidden = [i for i in spec.hidden if i not in (unhide or [])] + [i for i in hide or []]
             pinned = [*(pin or []), *(i for i in spec.pinned if i not in (unpin or []) + (pin or []))]
             fields = {k: getattr(spec, k) for k in ("title", "slug", "accounts", "post_limit", "media_types", "reels",
-                                                    "include_hashtags", "exclude_hashtags", "allowed_origins")}
+                                                    "include_hashtags", "exclude_hashtags", "allowed_origins",
+                                                    "moderation", "block_words")}
             return await feed_service.edit(opened, slug, {**fields, "hidden": tuple(hidden), "pinned": tuple(pinned)})
 
     _print(run(change()), _base(), as_json=as_json)

@@ -187,13 +187,14 @@ class FacebookLoginClient(InstagramLoginClient):
         return next((str(item["id"]) for item in data if isinstance(item, dict) and item.get("id")), None)
 
     async def hashtag_media(self, token: Secret, *, hashtag_id: str, user_id: str, edge: str = "recent_media",
-                            limit: int = 50, next_url: str | None = None) -> MediaPage:
+                            limit: int = 50, next_url: str | None = None,
+                            fields: Sequence[str] = HASHTAG_MEDIA_FIELDS) -> MediaPage:
         """A page of a hashtag's ``recent_media`` (the last 24 hours) or ``top_media``. Follow ``next_url``: the
         cursor value is the same on every page (it advances server-side), so it tells nothing about where it ends."""
         if next_url is not None:
             body, headers = await self._call("GET", wire.strip_access_token(next_url), token=token)
         else:
-            params = {"user_id": user_id, "fields": ",".join(HASHTAG_MEDIA_FIELDS), "limit": str(min(limit, 50))}
+            params = {"user_id": user_id, "fields": ",".join(fields), "limit": str(min(limit, 50))}
             body, headers = await self._call("GET", self._graph(f"{hashtag_id}/{edge}"), params=params, token=token)
         return wire.parse_media_page(body, wire.parse_usage(headers))
 

@@ -236,7 +236,7 @@ def _post(data: FeedData, post: MediaItem, base: str, settings: DocumentSettings
         "is_reel": post.media_product_type == "REELS", "permalink": instagram_link(post.permalink),
         "timestamp": _time(post.timestamp), "caption": caption, "pruned_caption": pruned(caption),
         "hashtags": hashtags(caption), "mentions": mentions(caption),
-        "alt_text": post.alt_text or _alt(caption, username, post.timestamp),
+        "alt_text": post.alt_text or _alt(caption, username, post.timestamp, source),
         "like_count": post.like_count, "comments_count": post.comments_count,
         **(_picture(data, post.source_id, first, base, settings) or _NO_PICTURE),
         "children": [{"id": c.ig_media_id, "type": c.media_type,
@@ -276,11 +276,18 @@ def instagram_link(url: str | None) -> str | None:
     return url
 
 
-def _alt(caption: str, username: str | None, when: datetime | None) -> str:
+def _alt(caption: str, username: str | None, when: datetime | None,
+         source: dict[str, str | None] | None = None) -> str:
     text = " ".join(pruned(caption).split())
     if text:
         return text if len(text) <= 125 else text[:124].rsplit(" ", 1)[0] + "…"
-    return f"Instagram post by @{username}" + (f" on {when:%d %B %Y}" if when else "")
+    if username:
+        by = f" by @{username}"
+    elif source is not None and source["kind"] == SourceKind.HASHTAG:
+        by = f" via #{source['name']}"  # Instagram never says whose: none is invented
+    else:
+        by = ""
+    return f"Instagram post{by}" + (f" on {when:%d %B %Y}" if when else "")
 
 
 def _picture(data: FeedData, source_id: int, ig_media_id: str, base: str,

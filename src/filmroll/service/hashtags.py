@@ -6,8 +6,9 @@ query 30 unique tags in a rolling 7 days (hashtag reference §2). So:
 - the tag's id is searched once and kept for good (``store/hashtags.py``), also after its source is removed;
 - every call on a tag is counted by the keeper first (:func:`reserve`): a 31st tag within 7 days is refused before
   any call, with the date a slot frees; a tag counted already costs nothing;
-- ``recent_media`` is polled every ``recent_poll`` (15 minutes by default, far inside the 24 hours) and walked while
-  its pages bring posts not stored yet; an unchanged first page (the same fingerprint) is one call and nothing more;
+- ``recent_media`` is polled every ``recent_poll`` (15 minutes by default, far inside the 24 hours): first its
+  newest page without URLs (:data:`ROUTINE_FIELDS`), and only when that changed (its fingerprint), in full, walked
+  while its pages bring posts not stored yet; an unchanged tag costs one call and nothing more;
   ``top_media`` is read once a day;
 - every post seen is stored and sent to the mirror at once (its CDN URLs die with the window), and stays after the
   API stops returning it: the feed is an archive, not a 24-hour view. No author is ever invented (``username`` NULL).
@@ -27,6 +28,8 @@ from filmroll.store.database import Database
 from filmroll.store.sources import SyncClaim
 
 TOP_EVERY = timedelta(days=1)
+# What posts.fingerprint compares, as the hashtag edges give it (no alt_text or product type there).
+ROUTINE_FIELDS = ("id", "caption", "like_count", "comments_count", "media_type", "permalink")
 MAX_NAME = 100
 
 
@@ -46,18 +49,21 @@ def normalize(name: str) -> str:
     return tag
 
 
-async def reserve(database: Database, account_id: int, name: str, username: str | None = None) -> None:
+async def reserve(database: Database, account_id: int, name: str, username: str | None = None) -> datetime:
     """Count a call on ``name`` for the account, or refuse it (HashtagQuotaError, with the date a slot frees) before
-    anything is sent."""
+    anything is sent. Returns until when the tag stays counted (calls on it meanwhile are free)."""
     now = database.clock.now()
     async with database.transaction() as session:
         frees_at = await hashtag_store.count(session, account_id, name, now)
+        counted = next((c.frees_at for c in await hashtag_store.ledger(session, account_id, now) if c.name == name),
+                       now) if frees_at is None else now
     if frees_at is not None:
         raise errors.HashtagQuotaError(
             f"@{username or account_id} has queried {hashtag_store.LIMIT} unique hashtags in the last 7 days, "
             f"Instagram's limit; #{name} can be searched from {frees_at:%Y-%m-%d %H:%M} UTC (or through another "
             "Facebook Login account). Nothing was sent to Instagram.", frees_at=frees_at,
             retry_after=max(60.0, (frees_at - now).total_seconds()))
+    return counted
 
 
 async def lookup(database: Database, client: FacebookLoginClient, token: Secret, *, account_id: int, ig_user_id: str,
@@ -94,18 +100,43 @@ class HashtagSyncer(PublicSync):
                  recent_poll: timedelta = timedelta(minutes=15), **kwargs: object) -> None:
         super().__init__(database, vault, clients, owner=owner, **kwargs)  # type: ignore[arg-type]
         self.recent_poll = recent_poll
+        # Kept in memory too, so an unchanged poll reads no row for them: hashtag ids never change, and a tag counted
+        # for an account stays counted until its 7 days are over.
+        self._ids: dict[str, str] = {}
+        self._counted_until: dict[tuple[int, str], datetime] = {}
+        self._ledgers_read: set[int] = set()
 
     async def poll(self, claim: SyncClaim, client: FacebookLoginClient, token: Secret, now: datetime) -> Polled:
         if claim.account_id is None or not claim.ig_user_id:
             raise errors.ConfigError(f"{claim.label} names no account to search through")
         name = claim.query
-        hashtag_id = await lookup(self.database, client, token, account_id=claim.account_id,
-                                  ig_user_id=claim.ig_user_id, name=name, username=claim.username)
-        await reserve(self.database, claim.account_id, name, claim.username)  # each week's first call counts anew
-        page = await client.hashtag_media(token, hashtag_id=hashtag_id, user_id=claim.ig_user_id)
-        newest = posts.fingerprint(page)
+        if not self._ids:  # after a start: every kept id in one read
+            async with self.database.read() as session:
+                self._ids.update(await hashtag_store.kept_ids(session))
+        hashtag_id = self._ids.get(name)
+        if hashtag_id is None:
+            hashtag_id = self._ids[name] = await lookup(self.database, client, token, account_id=claim.account_id,
+                                                        ig_user_id=claim.ig_user_id, name=name,
+                                                        username=claim.username)
+        key = (claim.account_id, name)
+        if key not in self._counted_until and claim.account_id not in self._ledgers_read:
+            # After a start: the account's whole ledger in one read, not one locked write per tag.
+            self._ledgers_read.add(claim.account_id)
+            async with self.database.read() as session:
+                for counted in await hashtag_store.counted(session, claim.account_id, now):
+                    self._counted_until[(claim.account_id, counted.name)] = counted.frees_at
+        if key not in self._counted_until or now >= self._counted_until[key]:
+            # Each week's first call on the tag counts anew: the keeper first.
+            self._counted_until[key] = await reserve(self.database, claim.account_id, name, claim.username)
+        # What tells a change first (as an account's routine sync does): a page without URLs or children, a fifth
+        # of the full one; only a changed page is read again in full, and walked.
+        narrow = await client.hashtag_media(token, hashtag_id=hashtag_id, user_id=claim.ig_user_id,
+                                            fields=ROUTINE_FIELDS)
+        newest = posts.fingerprint(narrow)
         written = 0
         if newest != claim.media_fingerprint:
+            page = await client.hashtag_media(token, hashtag_id=hashtag_id, user_id=claim.ig_user_id)
+            newest = posts.fingerprint(page)
             written += await self._walk(claim, client, token, page, now)
         values: dict[str, object] = {"media_fingerprint": newest}
         if claim.top_synced_at is None or now - claim.top_synced_at >= TOP_EVERY:

@@ -121,7 +121,10 @@ class Mirror:
         async with self.database.read() as session:
             waiting = await file_store.pending(session, claim.source_id, limit=self.policy.posts_per_pass,
                                                max_attempts=self.policy.max_attempts)
-            eager = await file_store.newest_ids(session, claim.source_id, self.policy.eager_posts)
+            # A hashtag's posts wait for an operator's approval before any site shows them: their variants are made
+            # when first asked for (web/public.py), not for every stranger's post a tag brings.
+            eager = await file_store.newest_ids(session, claim.source_id, self.policy.eager_posts) \
+                if claim.kind != SourceKind.HASHTAG else set()
         # A few posts at a time: each holds a database session at its end, and pictures in memory meanwhile.
         slots = asyncio.Semaphore(self.per_host)
 

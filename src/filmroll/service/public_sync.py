@@ -23,6 +23,7 @@ from filmroll.store import events, sources
 from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
 from filmroll.store import media as media_store
+from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database, is_damaged, is_unavailable
 from filmroll.store.sources import SyncClaim
 from filmroll.vault import Vault
@@ -47,8 +48,10 @@ class PublicSync:
     kind_label = "source"
 
     def __init__(self, database: Database, vault: Vault, clients: Any, *, owner: str,
-                 backoff: Backoff | None = None, rng: random.Random | None = None) -> None:
+                 backoff: Backoff | None = None, rng: random.Random | None = None,
+                 batch: WriteBatch | None = None) -> None:
         self.database = database
+        self.batch = batch  # a poll that found nothing new shares a commit with other jobs' bookkeeping
         self.vault = vault
         self.clients = clients
         self.owner = owner
@@ -86,6 +89,15 @@ class PublicSync:
         except errors.InstagramError as exc:
             return await self._later(claim, self.backoff.delay(claim.sync_failures, self.rng), exc,
                                      FailureKind.TEMPORARY)
+        fingerprint = polled.values.get("media_fingerprint")
+        if self.batch is not None and not polled.written and claim.stale_since is None \
+                and set(polled.values) == {"media_fingerprint"} and isinstance(fingerprint, str):
+            write = sources.polled_routinely(owner=self.owner, source_id=claim.source_id, started=now,
+                                             next_sync_at=polled.next_sync_at, media_fingerprint=fingerprint)
+            if not await self.batch.run(write):
+                log.warning("stale_lease: the sync of %s was taken over", claim.label)
+                return Outcome.STALE_LEASE
+            return Outcome.SYNCED
         values = {"last_synced_at": now, "next_sync_at": polled.next_sync_at, "stale_since": None,
                   "sync_failures": 0, "sync_error": None, "sync_failure_kind": None, **polled.values}
         async with self.database.transaction() as session:

@@ -66,12 +66,12 @@ def _account_syncer(parts: SyncParts) -> SourceSyncer:
 
 def _hashtag_syncer(parts: SyncParts) -> SourceSyncer:
     return HashtagSyncer(parts.database, parts.vault, parts.clients, owner=parts.owner,
-                         recent_poll=parts.hashtag_poll, rng=parts.rng)
+                         recent_poll=parts.hashtag_poll, rng=parts.rng, batch=parts.batch)
 
 
 def _profile_syncer(parts: SyncParts) -> SourceSyncer:
     return ProfileSyncer(parts.database, parts.vault, parts.clients, owner=parts.owner, interval=parts.policy.interval,
-                         full_interval=parts.policy.full_interval, rng=parts.rng)
+                         full_interval=parts.policy.full_interval, rng=parts.rng, batch=parts.batch)
 
 
 class SourceKinds:

@@ -41,6 +41,11 @@ async def keep_id(session: AsyncSession, name: str, hashtag_id: str, now: dateti
                           .on_conflict_do_nothing(index_elements=["name"]))
 
 
+async def kept_ids(session: AsyncSession) -> dict[str, str]:
+    """Every kept hashtag id, by name."""
+    return dict((await session.execute(select(Hashtag.name, Hashtag.hashtag_id))).tuples().all())
+
+
 async def names_of(session: AsyncSession, hashtag_ids: Sequence[str]) -> dict[str, str]:
     """The names of the kept ids among ``hashtag_ids`` (id → name)."""
     if not hashtag_ids:
@@ -56,6 +61,14 @@ async def ledger(session: AsyncSession, account_id: int, now: datetime) -> list[
     rows = await session.execute(select(HashtagSearch.name, HashtagSearch.first_searched_at)
                                  .where(HashtagSearch.account_id == account_id)
                                  .order_by(HashtagSearch.first_searched_at, HashtagSearch.name))
+    return [Counted(name, at) for name, at in rows]
+
+
+async def counted(session: AsyncSession, account_id: int, now: datetime) -> list[Counted]:
+    """The tags counting against the account now, read only (the expired ones are left for ``ledger`` to forget)."""
+    rows = await session.execute(select(HashtagSearch.name, HashtagSearch.first_searched_at)
+                                 .where(HashtagSearch.account_id == account_id,
+                                        HashtagSearch.first_searched_at > now - WINDOW))
     return [Counted(name, at) for name, at in rows]
 
 

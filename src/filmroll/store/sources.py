@@ -238,6 +238,22 @@ def synced_routinely(*, owner: str, source_id: int, account_id: int, started: da
                          **{c: profile.get(c) for c in PROFILE_COLUMNS}}))
 
 
+_ROUTINE_POLL = (
+    _SOURCES.update()
+    .where(_SOURCES.c.id == bindparam("source_id"), _SOURCES.c.sync_lease_owner == bindparam("owner"))
+    .values(sync_lease_owner=None, sync_lease_until=None, last_synced_at=bindparam("started"),
+            next_sync_at=bindparam("next_sync_at"), stale_since=None, sync_failures=0, sync_error=None,
+            sync_failure_kind=None, media_fingerprint=bindparam("media_fingerprint")))
+
+
+def polled_routinely(*, owner: str, source_id: int, started: datetime, next_sync_at: datetime,
+                     media_fingerprint: str) -> Fenced:
+    """The bookkeeping of a poll of other people's posts that found nothing new (a source without an account
+    profile to write): one prepared fenced write."""
+    return Fenced(_ROUTINE_POLL, {"owner": owner, "source_id": source_id, "started": started,
+                                  "next_sync_at": next_sync_at, "media_fingerprint": media_fingerprint})
+
+
 async def synced(session: AsyncSession, *, owner: str, source_id: int, values: dict[str, object],
                  profile: dict[str, object] | None = None, account_id: int | None = None) -> bool:
     """Record a sync's outcome on the source and give its lease back, if we still hold it; and, then only, the

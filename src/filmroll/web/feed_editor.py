@@ -129,7 +129,7 @@ async def preview(request: Request, web: Web, admin: CurrentAdmin, slug: str) ->
     query = {name: request.query_params.getlist(name) for name in request.query_params}
     try:
         if "draft" in query:
-            if not query.get("account"):
+            if not query.get("account") and not (saved and saved.sources):
                 raise errors.FeedSettingError("Choose at least one account to see the feed's posts.")
             spec = spec_from(query, saved=saved)
             spec = replace(spec, title=spec.title.strip() or "Untitled feed")  # the title is not shown here
@@ -170,8 +170,15 @@ def spec_from(values: Mapping[str, Sequence[str]], *, saved: FeedSpec | None = N
                     int(limit), tuple(values.get("media_type", ())), one("reels") == "on",
                     _words(one("include_hashtags")), _words(one("exclude_hashtags")),
                     _words(one("allowed_origins", "*")) or ("*",))
-    if saved is not None:
-        spec = replace(spec, hidden=saved.hidden, pinned=saved.pinned)
+    if saved is not None:  # the other sources (hashtags, profiles) are not fields either: kept as saved
+        spec = replace(spec, hidden=saved.hidden, pinned=saved.pinned, sources=saved.sources,
+                       moderation=saved.moderation)
+    if "moderation" in values:
+        spec = replace(spec, moderation=one("moderation") or None)
+    if "block_words" in values:
+        spec = replace(spec, block_words=tuple(w for w in re.split(r"[\n,]+", one("block_words")) if w.strip()))
+    elif saved is not None:
+        spec = replace(spec, block_words=saved.block_words)
     return spec
 
 
@@ -188,7 +195,8 @@ def _fields_of(info: FeedInfo | None) -> dict[str, list[str]]:
             "post_limit": [str(info.post_limit)], "media_type": info.media_types, "reels": ["on"] if info.reels else [],
             "include_hashtags": [" ".join("#" + t for t in info.include_hashtags)],
             "exclude_hashtags": [" ".join("#" + t for t in info.exclude_hashtags)],
-            "allowed_origins": [" ".join(info.allowed_origins)]}
+            "allowed_origins": [" ".join(info.allowed_origins)], "moderation": [info.moderation],
+            "block_words": [", ".join(info.block_words)]}
 
 
 async def _candidates(web: WebContext, info: FeedInfo) -> list[media_service.PostView]:

@@ -215,7 +215,10 @@ class FilmrollFeed extends HTMLElement {
       item.fallback ? picture(item, alt, "96vw", true) : el("p", {}, alt);
     const link = post.permalink ? el("a", {href: post.permalink, rel: "noopener", target: "_blank"},
       "View on Instagram") : null;
-    this.figure.replaceChildren(media, el("figcaption", {}, post.pruned_caption || ""), link);
+    // Whose post: the author where Instagram tells it, else the hashtag that brought it (none is invented).
+    const by = post.username ? `@${post.username}` : post.source?.kind === "hashtag" ? `via #${post.source.name}` : "";
+    this.figure.replaceChildren(media, el("figcaption", {}, by ? `${by}\n${post.pruned_caption || ""}` :
+      post.pruned_caption || ""), link);
     const count = this.items(post).length;
     this.counter.textContent = count > 1 ? `${child + 1} / ${count}` : `${index + 1} / ${this.shown}`;
     this.prev.disabled = index === 0 && child === 0;
