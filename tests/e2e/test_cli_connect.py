@@ -88,6 +88,7 @@ def _dialog_url(process: subprocess.Popen) -> str:
     raise AssertionError("no dialog URL printed")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # both databases: test_facebook_login.py
 def test_connect_with_facebook_login_connects_every_linked_account_and_is_never_refreshed(cli, sandbox):
     sandbox.control._call("POST", "/facebook/users/23/pages", {"account": 24})
     process = cli.start("connect", "--provider", "facebook", "--paste", "--json")

@@ -9,6 +9,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 from tests.helpers import facebook_owner_allows
 
 MANAGER, OTHER = 61, 62
@@ -35,6 +37,7 @@ def _fails(cli, *args: str) -> tuple[int, dict]:
     return result.returncode, json.loads(result.stdout)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # both databases: the integration tests
 def test_sources_quota_moderation_and_a_hashtag_feed_from_the_command_line(cli, sandbox):
     via = _connect_facebook(cli, sandbox, MANAGER)
     sandbox.control._call("PATCH", "/hashtags/seaglass", {"posts_per_day": 0})

@@ -50,6 +50,9 @@ async def _runtime_call(app, work):
         return await work(runtime)
 
 
+# SQLite only: every step below is covered on PostgreSQL by the integration tests (test_hashtag_archive.py,
+# test_sources.py, test_facebook_login.py); the suite's time is a budget.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_connect_with_facebook_then_moderate_a_hashtag_feed_by_keyboard(sandbox, database_url, secure_page, tmp_path):
     page = secure_page
     sandbox.control._call("PATCH", f"/hashtags/{TAG}", {"posts_per_day": 0})

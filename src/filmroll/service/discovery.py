@@ -11,14 +11,17 @@ the author is known. A personal or unknown username is ``(#110)``: the source wa
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from filmroll import errors
-from filmroll.platform import FacebookLoginClient, MediaPage, Profile
+from filmroll.platform import Clients, FacebookLoginClient, MediaPage, Profile
 from filmroll.secret import Secret
 from filmroll.service import posts
 from filmroll.service.public_sync import MAX_PAGES, Polled, PublicSync
 from filmroll.store import media as media_store
+from filmroll.store.database import Database
 from filmroll.store.sources import SyncClaim
+from filmroll.vault import Vault
 
 PAGE_SIZE = 50
 PROFILE_KEYS = ("username", "name", "profile_picture_url", "followers_count", "follows_count", "media_count")
@@ -31,10 +34,10 @@ def profile_json(profile: Profile) -> dict[str, object]:
 class ProfileSyncer(PublicSync):
     """The ``profile`` kind: synced on the deployment's interval; a full walk daily."""
 
-    def __init__(self, database: object, vault: object, clients: object, *, owner: str,
+    def __init__(self, database: Database, vault: Vault, clients: Clients, *, owner: str,
                  interval: timedelta = timedelta(minutes=10), full_interval: timedelta = timedelta(days=1),
-                 **kwargs: object) -> None:
-        super().__init__(database, vault, clients, owner=owner, **kwargs)  # type: ignore[arg-type]
+                 **kwargs: Any) -> None:
+        super().__init__(database, vault, clients, owner=owner, **kwargs)
         self.interval = interval
         self.full_interval = full_interval
 

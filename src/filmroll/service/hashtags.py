@@ -17,15 +17,17 @@ query 30 unique tags in a rolling 7 days (hashtag reference §2). So:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from filmroll import errors
-from filmroll.platform import FacebookLoginClient, MediaPage
+from filmroll.platform import Clients, FacebookLoginClient, MediaPage
 from filmroll.secret import Secret
 from filmroll.service import posts
 from filmroll.service.public_sync import MAX_PAGES, Polled, PublicSync
 from filmroll.store import hashtags as hashtag_store
 from filmroll.store.database import Database
 from filmroll.store.sources import SyncClaim
+from filmroll.vault import Vault
 
 TOP_EVERY = timedelta(days=1)
 # What posts.fingerprint compares, as the hashtag edges give it (no alt_text or product type there).
@@ -96,9 +98,9 @@ async def reconcile(database: Database, client: FacebookLoginClient, token: Secr
 class HashtagSyncer(PublicSync):
     """The ``hashtag`` kind: a tag's recent posts every ``recent_poll``, its top posts daily, kept for good."""
 
-    def __init__(self, database: Database, vault: object, clients: object, *, owner: str,
-                 recent_poll: timedelta = timedelta(minutes=15), **kwargs: object) -> None:
-        super().__init__(database, vault, clients, owner=owner, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, database: Database, vault: Vault, clients: Clients, *, owner: str,
+                 recent_poll: timedelta = timedelta(minutes=15), **kwargs: Any) -> None:
+        super().__init__(database, vault, clients, owner=owner, **kwargs)
         self.recent_poll = recent_poll
         # Kept in memory too, so an unchanged poll reads no row for them: hashtag ids never change, and a tag counted
         # for an account stays counted until its 7 days are over.

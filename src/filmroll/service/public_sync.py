@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from filmroll import errors
-from filmroll.platform import FacebookLoginClient, Media, MediaPage
+from filmroll.platform import Clients, FacebookLoginClient, Media, MediaPage
 from filmroll.secret import Secret
 from filmroll.service import posts
 from filmroll.service.policy import Backoff
@@ -47,7 +47,7 @@ class PublicSync:
 
     kind_label = "source"
 
-    def __init__(self, database: Database, vault: Vault, clients: Any, *, owner: str,
+    def __init__(self, database: Database, vault: Vault, clients: Clients, *, owner: str,
                  backoff: Backoff | None = None, rng: random.Random | None = None,
                  batch: WriteBatch | None = None) -> None:
         self.database = database

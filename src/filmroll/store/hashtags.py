@@ -43,7 +43,8 @@ async def keep_id(session: AsyncSession, name: str, hashtag_id: str, now: dateti
 
 async def kept_ids(session: AsyncSession) -> dict[str, str]:
     """Every kept hashtag id, by name."""
-    return dict((await session.execute(select(Hashtag.name, Hashtag.hashtag_id))).tuples().all())
+    rows = await session.execute(select(Hashtag.name, Hashtag.hashtag_id))
+    return {name: hashtag_id for name, hashtag_id in rows}
 
 
 async def names_of(session: AsyncSession, hashtag_ids: Sequence[str]) -> dict[str, str]:
