@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -77,3 +78,19 @@ def facebook_owner_allows(sandbox: RunningSandbox, dialog_url: str, account: int
             "username": sandbox.control.account(account)["username"]})
     assert done.status_code == 302, done.text
     return done.headers["location"]
+
+
+def printed_url(process: subprocess.Popen, pattern: str = r"/oauth/authorize\?", *, stderr: bool = False) -> str:
+    """The first URL matching ``pattern`` a running ``filmroll`` command prints (on stderr: with --json, its
+    instructions go there)."""
+    import time
+
+    stream, other = (process.stderr, process.stdout) if stderr else (process.stdout, process.stderr)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        assert line, other.read()
+        match = re.search(rf"(http\S+{pattern}\S+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError(f"no URL matching {pattern} printed")

@@ -15,20 +15,9 @@ import httpx
 import pytest
 
 from tests import aio
-from tests.helpers import facebook_owner_allows, owner_allows
+from tests.helpers import facebook_owner_allows, owner_allows, printed_url
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _authorize_url(process: subprocess.Popen) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        assert line, process.stderr.read()
-        match = re.search(r"(http\S+/oauth/authorize\?\S+)", line)
-        if match:
-            return match.group(1)
-    raise AssertionError("no authorize URL printed")
 
 
 def _finish(process: subprocess.Popen) -> tuple[str, str]:
@@ -39,7 +28,7 @@ def _finish(process: subprocess.Popen) -> tuple[str, str]:
 
 def test_connect_with_paste_then_manage_the_token(cli, sandbox):
     process = cli.start("connect", "--paste")
-    landing = owner_allows(sandbox, _authorize_url(process), account=21)
+    landing = owner_allows(sandbox, printed_url(process), account=21)
     process.stdin.write(landing + "\n")  # what the person copies from the address bar, "#_" and all
     process.stdin.flush()
     out, _ = _finish(process)
@@ -62,7 +51,7 @@ def test_connect_with_paste_then_manage_the_token(cli, sandbox):
 
 def test_connect_through_the_local_https_callback(cli, sandbox):
     process = cli.start("connect", "--no-open")
-    landing = owner_allows(sandbox, _authorize_url(process), account=22)
+    landing = owner_allows(sandbox, printed_url(process), account=22)
     assert landing.startswith(cli.env["FILMROLL_INSTAGRAM__REDIRECT_URI"] + "?") and landing.endswith("#_")
     for _ in range(50):  # the browser's part: follow Instagram's redirect to the local HTTPS server
         try:
@@ -76,23 +65,11 @@ def test_connect_through_the_local_https_callback(cli, sandbox):
     assert f"connected @{sandbox.control.account(22)['username']}" in out
 
 
-def _dialog_url(process: subprocess.Popen) -> str:
-    """With --json the instructions go to stderr."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        assert line, process.stdout.read()
-        match = re.search(r"(http\S+/dialog/oauth\?\S+)", line)
-        if match:
-            return match.group(1)
-    raise AssertionError("no dialog URL printed")
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # both databases: test_facebook_login.py
 def test_connect_with_facebook_login_connects_every_linked_account_and_is_never_refreshed(cli, sandbox):
     sandbox.control._call("POST", "/facebook/users/23/pages", {"account": 24})
     process = cli.start("connect", "--provider", "facebook", "--paste", "--json")
-    landing = facebook_owner_allows(sandbox, _dialog_url(process), account=23)
+    landing = facebook_owner_allows(sandbox, printed_url(process, r"/dialog/oauth\?", stderr=True), account=23)
     process.stdin.write(landing + "\n")
     process.stdin.flush()
     out, _ = _finish(process)
@@ -113,11 +90,11 @@ def test_connect_with_facebook_login_connects_every_linked_account_and_is_never_
 
 def test_connect_refuses_a_redirect_from_another_run(cli, sandbox):
     first = cli.start("connect", "--paste")
-    first_landing = owner_allows(sandbox, _authorize_url(first), account=23)
+    first_landing = owner_allows(sandbox, printed_url(first), account=23)
     first.kill()
     first.communicate()
     second = cli.start("connect", "--paste")
-    _authorize_url(second)
+    printed_url(second)
     second.stdin.write(first_landing + "\n")
     second.stdin.flush()
     _out, err = second.communicate(timeout=60)
@@ -191,7 +168,7 @@ def test_a_wrong_app_secret_is_named_at_the_first_connect_and_doctor_says_it_can
     doctor = cli("doctor", "--offline", check=False)
     assert doctor.returncode == 0 and "cannot be checked without an owner's sign-in" in doctor.stdout
     process = cli.start("connect", "--paste")
-    process.stdin.write(owner_allows(sandbox, _authorize_url(process), account=22) + "\n")
+    process.stdin.write(owner_allows(sandbox, printed_url(process), account=22) + "\n")
     process.stdin.flush()
     out, err = process.communicate(timeout=60)
     assert process.returncode == 2, (out, err)  # a configuration error
@@ -275,7 +252,7 @@ def test_unknown_account_is_exit_3(cli):
 
 def test_urls_printed_carry_no_secret(cli, sandbox):
     process = cli.start("connect", "--paste")
-    url = _authorize_url(process)
+    url = printed_url(process)
     process.kill()
     out, err = process.communicate()
     assert sandbox.app_secret not in url + out + err

@@ -5,26 +5,18 @@ and nothing sent to Facebook."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
-import time
 
 import pytest
 
-from tests.helpers import facebook_owner_allows
+from tests.helpers import facebook_owner_allows, printed_url
 
 MANAGER, OTHER = 61, 62
 
 
 def _connect_facebook(cli, sandbox, account: int) -> str:
     process = cli.start("connect", "--provider", "facebook", "--paste", "--json")
-    deadline = time.monotonic() + 60
-    url = None
-    while url is None and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        assert line, process.stdout.read()
-        found = re.search(r"(http\S+/dialog/oauth\?\S+)", line)
-        url = found.group(1) if found else None
+    url = printed_url(process, r"/dialog/oauth\?", stderr=True)
     process.stdin.write(facebook_owner_allows(sandbox, url, account) + "\n")
     process.stdin.flush()
     out, err = process.communicate(timeout=60)

@@ -43,20 +43,26 @@ def _added(view: SourceView, as_json: bool) -> None:
                   f"--{view.kind} {view.query}`.")
 
 
+def _add(kind: str, value: str, via: str, as_json: bool) -> None:
+    json_output(as_json)
+    from filmroll.runtime import open_runtime
+    from filmroll.service import sources
+
+    add = sources.add_hashtag if kind == "hashtag" else sources.add_profile
+
+    async def body() -> SourceView:
+        async with open_runtime(settings()) as runtime:
+            return await add(runtime.database, runtime.vault, runtime.clients, value, via=via)
+
+    _added(run(body()), as_json)
+
+
 @add_app.command("hashtag")
 def add_hashtag(name: str = typer.Argument(..., help="The tag, with or without #"), via: str = _VIA,
                 as_json: bool = _JSON) -> None:
     """A hashtag's public posts, every one kept with its pictures (Instagram shows them for 24 hours only). Costs
     one of the account's 30 unique tags a week, unless it was searched before; a 31st is refused before any call."""
-    json_output(as_json)
-    from filmroll.runtime import open_runtime
-    from filmroll.service import sources
-
-    async def body() -> SourceView:
-        async with open_runtime(settings()) as runtime:
-            return await sources.add_hashtag(runtime.database, runtime.vault, runtime.clients, name, via=via)
-
-    _added(run(body()), as_json)
+    _add("hashtag", name, via, as_json)
 
 
 @add_app.command("profile")
@@ -64,15 +70,7 @@ def add_profile(username: str = typer.Argument(..., help="Another professional a
                 via: str = _VIA, as_json: bool = _JSON) -> None:
     """Another professional account's profile and every post (Business Discovery). A personal or unknown account
     is refused (exit 8) and nothing is kept."""
-    json_output(as_json)
-    from filmroll.runtime import open_runtime
-    from filmroll.service import sources
-
-    async def body() -> SourceView:
-        async with open_runtime(settings()) as runtime:
-            return await sources.add_profile(runtime.database, runtime.vault, runtime.clients, username, via=via)
-
-    _added(run(body()), as_json)
+    _add("profile", username, via, as_json)
 
 
 @app.command("list")

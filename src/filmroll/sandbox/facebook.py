@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from filmroll.sandbox import auth as tokens
+from filmroll.sandbox import oauth
 from filmroll.sandbox.oauth import DEAD_TOKEN_MESSAGES, MAX_BODY, resolve_for, token_from_request
 from filmroll.sandbox.state import Sandbox
 from filmroll.sandbox.wire import WireError, graph_error, json_response, parse_form, parse_query
@@ -36,15 +37,8 @@ def app_for(sandbox: Sandbox, client_id: str) -> tokens.App | None:
 # ----- the dialog (www.facebook.com) -----------------------------------------------------------------------------
 
 
-def _page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
-    response = request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
-
-
 def _message(request: Request, title: str, text: str, status: int = 400) -> Response:
-    return _page(request, "message.html", status, title=title, text=text)
+    return oauth.page(request, "message.html", status, title=title, text=text)
 
 
 def _redirect(redirect_uri: str, params: dict[str, str]) -> RedirectResponse:
@@ -99,7 +93,7 @@ def _dialog_page(request: Request, sandbox: Sandbox, app: tokens.App, pending: t
     account = sandbox.world.account(user) if user is not None else None
     pages = [(page, sandbox.world.account(page.ig_account) if page.ig_account is not None else None)
              for page in sandbox.pages.of(user)] if user is not None else []
-    return _page(request, "facebook_dialog.html", app=app, pending=pending, user=account, pages=pages, error=error,
+    return oauth.page(request, "facebook_dialog.html", app=app, pending=pending, user=account, pages=pages, error=error,
                  action=request.url.path)
 
 

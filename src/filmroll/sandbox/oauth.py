@@ -97,7 +97,7 @@ def token_from_request(params: dict[str, str], request: Request) -> str | None:
 # ----- authorize page (www.instagram.com) ----------------------------------------------------------------------
 
 
-def _page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+def page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     templates = request.app.state.templates
     response = templates.TemplateResponse(request, template, context, status_code=status)
     response.headers["Cache-Control"] = "no-store"
@@ -106,7 +106,7 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
 
 
 def _unavailable(request: Request) -> Response:
-    return _page(request, "message.html", 404, title="Sorry, this page isn't available.",
+    return page(request, "message.html", 404, title="Sorry, this page isn't available.",
                  text="The link you followed may be broken, or the page may have been removed.")
 
 
@@ -135,7 +135,7 @@ async def authorize(request: Request) -> Response:
     try:
         params = parse_query(request.scope["query_string"])
     except ValueError:
-        return _page(request, "message.html", 400, title="Something went wrong",
+        return page(request, "message.html", 400, title="Something went wrong",
                      text="The request could not be read. Go back to the app and try again.")
     request.state.call = ("authorize", None, params.get("client_id"))
     app = sandbox.auth.apps.get(params.get("client_id", ""))
@@ -163,7 +163,7 @@ async def authorize(request: Request) -> Response:
     force = params.get("force_reauth", "").lower() in ("true", "1") or params.get("force_authentication") == "1"
     logged_in = None if force else sandbox.auth.sessions.get(request.cookies.get(LOGIN_COOKIE, ""))
     account = sandbox.world.account(logged_in) if logged_in is not None else None
-    return _page(request, "authorize.html", app=app, pending=pending, account=account, error=None,
+    return page(request, "authorize.html", app=app, pending=pending, account=account, error=None,
                  show_facebook=params.get("enable_fb_login", "true").lower() not in ("false", "0"))
 
 
@@ -185,7 +185,7 @@ async def _consent(request: Request, sandbox: Sandbox) -> Response:
     request.state.call = ("consent", None, None)
     pending = sandbox.auth.pending.get(form.get("request_id", ""))
     if pending is None:
-        return _page(request, "message.html", 400, title="This page has expired",
+        return page(request, "message.html", 400, title="This page has expired",
                      text="Go back to the app you were using and start again.")
     app = sandbox.auth.apps[pending.app_id]
     if form.get("action") == "cancel":
@@ -196,17 +196,17 @@ async def _consent(request: Request, sandbox: Sandbox) -> Response:
             params["state"] = pending.state
         return _redirect(pending.redirect_uri, params, fragment=False)
     if form.get("action") != "allow":
-        return _page(request, "message.html", 400, title="Something went wrong", text="Choose Allow or Cancel.")
+        return page(request, "message.html", 400, title="Something went wrong", text="Choose Allow or Cancel.")
     session = request.cookies.get(LOGIN_COOKIE, "")
     account_index = sandbox.auth.sessions.get(session) if not form.get("username") else None
     if account_index is None:
         account = sandbox.world.account_by_username(form.get("username", "").strip().lstrip("@"))
         if account is None:
-            return _page(request, "authorize.html", 200, app=app, pending=pending, account=None,
+            return page(request, "authorize.html", 200, app=app, pending=pending, account=None,
                          error="The username you entered doesn't belong to an account. Please check your "
                          "username and try again.", show_facebook=True)
         if not secrets.compare_digest(form.get("password", "").encode(), account.password.encode()):
-            return _page(request, "authorize.html", 200, app=app, pending=pending, account=None,
+            return page(request, "authorize.html", 200, app=app, pending=pending, account=None,
                          error="Sorry, your password was incorrect. Please double-check your password.",
                          show_facebook=True)
         account_index = account.index
