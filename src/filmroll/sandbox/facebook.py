@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -39,11 +38,6 @@ def app_for(sandbox: Sandbox, client_id: str) -> tokens.App | None:
 
 def _message(request: Request, title: str, text: str, status: int = 400) -> Response:
     return oauth.page(request, "message.html", status, title=title, text=text)
-
-
-def _redirect(redirect_uri: str, params: dict[str, str]) -> RedirectResponse:
-    separator = "&" if urlsplit(redirect_uri).query else "?"
-    return RedirectResponse(redirect_uri + separator + urlencode(params) + "#_=_", status_code=302)
 
 
 def _scopes(raw: str) -> tuple[str, ...] | str:
@@ -105,7 +99,7 @@ def _issue_code(sandbox: Sandbox, app: tokens.App, user: int, redirect_uri: str,
     params = {"code": code.value}
     if state is not None:
         params["state"] = state
-    return _redirect(redirect_uri, params)
+    return oauth.redirect(redirect_uri, params, "#_=_")
 
 
 async def _consent(request: Request, sandbox: Sandbox) -> Response:
@@ -124,7 +118,7 @@ async def _consent(request: Request, sandbox: Sandbox) -> Response:
                   "error_description": "Permissions error"}
         if pending.state is not None:
             params["state"] = pending.state
-        return _redirect(pending.redirect_uri, params)
+        return oauth.redirect(pending.redirect_uri, params, "#_=_")
     if form.get("action") != "allow":
         return _message(request, "Something went wrong", "Choose Continue or Cancel.")
     session = request.cookies.get(LOGIN_COOKIE, "")

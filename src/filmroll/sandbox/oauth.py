@@ -122,10 +122,10 @@ def _scopes(raw: str) -> tuple[str, ...] | str:
     return tuple(dict.fromkeys(requested))
 
 
-def _redirect(redirect_uri: str, params: dict[str, str], fragment: bool) -> RedirectResponse:
+def redirect(redirect_uri: str, params: dict[str, str], suffix: str = "") -> RedirectResponse:
+    """Back to the app: ``suffix`` is what the provider appends (Instagram's ``#_`` on a code, Facebook's ``#_=_``)."""
     separator = "&" if urlsplit(redirect_uri).query else "?"
-    location = redirect_uri + separator + urlencode(params) + ("#_" if fragment else "")
-    return RedirectResponse(location, status_code=302)
+    return RedirectResponse(redirect_uri + separator + urlencode(params) + suffix, status_code=302)
 
 
 async def authorize(request: Request) -> Response:
@@ -173,7 +173,7 @@ def _issue_code(sandbox: Sandbox, app_id: str, account: int, redirect_uri: str, 
     params = {"code": code.value}
     if state is not None:
         params["state"] = state
-    return _redirect(redirect_uri, params, fragment=True)
+    return redirect(redirect_uri, params, "#_")
 
 
 async def _consent(request: Request, sandbox: Sandbox) -> Response:
@@ -194,7 +194,7 @@ async def _consent(request: Request, sandbox: Sandbox) -> Response:
                   "error_description": "The user denied your request"}
         if pending.state is not None:
             params["state"] = pending.state
-        return _redirect(pending.redirect_uri, params, fragment=False)
+        return redirect(pending.redirect_uri, params)
     if form.get("action") != "allow":
         return page(request, "message.html", 400, title="Something went wrong", text="Choose Allow or Cancel.")
     session = request.cookies.get(LOGIN_COOKIE, "")

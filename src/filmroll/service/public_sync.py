@@ -18,16 +18,16 @@ from filmroll.platform import Clients, FacebookLoginClient, Media, MediaPage
 from filmroll.secret import Secret
 from filmroll.service import posts
 from filmroll.service.policy import Backoff
-from filmroll.service.transitions import transition
-from filmroll.store import events, sources
+from filmroll.service.sync import failed, owner_needed
 from filmroll.store import feeds as feed_store
 from filmroll.store import files as file_store
 from filmroll.store import media as media_store
+from filmroll.store import sources
 from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database, is_damaged, is_unavailable
 from filmroll.store.sources import SyncClaim
 from filmroll.vault import Vault
-from filmroll.vocabulary import AccountStatus, FailureKind, Outcome, Provider
+from filmroll.vocabulary import FailureKind, Outcome, Provider
 
 log = logging.getLogger("filmroll.sync")
 MAX_PAGES = 40
@@ -151,31 +151,8 @@ class PublicSync:
 
     async def _later(self, claim: SyncClaim, wait: timedelta, exc: errors.FilmrollError,
                      failure: FailureKind) -> Outcome:
-        now = self.database.clock.now()
-        error = f"{type(exc).__name__}: {exc.message}"[:500]
-        values: dict[str, object] = {"next_sync_at": now + max(wait, self.backoff.floor), "sync_error": error,
-                                     "sync_failure_kind": failure}
-        counted = failure is FailureKind.TEMPORARY
-        if counted:
-            values["sync_failures"] = claim.sync_failures + 1
-        starts_failing = claim.stale_since is None
-        if starts_failing:
-            values["stale_since"] = now
-        async with self.database.transaction() as session:
-            if await sources.synced(session, owner=self.owner, source_id=claim.source_id,
-                                   values=values) and starts_failing:
-                await events.record(session, "sync.failing", f"{claim.label}: syncing failed, retrying; the stored "
-                                    f"posts are kept as they are ({error})", at=now, account_id=claim.account_id,
-                                    actor=self.owner)
-        return Outcome.SYNC_RETRY if counted else Outcome.SYNC_THROTTLED
+        return await failed(self.database, claim, owner=self.owner, wait=max(wait, self.backoff.floor), exc=exc,
+                            failure=failure)
 
     async def _needs_reauth(self, claim: SyncClaim, reason: str) -> Outcome:
-        now = self.database.clock.now()
-        async with self.database.transaction() as session:
-            if not await sources.synced(session, owner=self.owner, source_id=claim.source_id,
-                                       values={"stale_since": claim.stale_since or now}):
-                return Outcome.STALE_LEASE
-            if claim.account_id is not None:
-                await transition(session, claim.account_id, AccountStatus.NEEDS_REAUTH, reason=reason, now=now,
-                                 actor=self.owner)
-        return Outcome.NEEDS_REAUTH
+        return await owner_needed(self.database, claim, owner=self.owner, reason=reason)

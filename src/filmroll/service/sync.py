@@ -34,7 +34,7 @@ from filmroll.store.batch import WriteBatch
 from filmroll.store.database import Database, is_damaged, is_unavailable
 from filmroll.store.sources import SyncClaim
 from filmroll.vault import Vault
-from filmroll.vocabulary import AccountStatus, FailureKind, Outcome
+from filmroll.vocabulary import AccountStatus, FailureKind, Outcome, SourceKind
 
 log = logging.getLogger("filmroll.sync")
 PROFILE_COLUMNS = sources.PROFILE_COLUMNS
@@ -279,33 +279,45 @@ class Syncer:
 
     async def _later(self, claim: SyncClaim, wait: timedelta, exc: errors.FilmrollError,
                      failure: FailureKind) -> Outcome:
-        now = self.database.clock.now()
-        error = f"{type(exc).__name__}: {exc.message}"[:500]
-        values: dict[str, object] = {"next_sync_at": now + max(wait, self.backoff.floor), "sync_error": error,
-                                     "sync_failure_kind": failure}
-        counted = failure is FailureKind.TEMPORARY  # being throttled is no failure of ours
-        if counted:
-            values["sync_failures"] = claim.sync_failures + 1
-        starts_failing = claim.stale_since is None  # only our lease writes it, so the claim's value is current
-        if starts_failing:
-            values["stale_since"] = now  # feeds keep serving the last good copy, saying since when
-        async with self.database.transaction() as session:
-            if await sources.synced(session, owner=self.owner, source_id=claim.source_id,
-                                   values=values) and starts_failing:
-                await feed_store.touch(session, [claim.source_id], now)  # the feeds say since when they are stale
-                await events.record(session, "sync.failing", f"syncing failed, retrying; the stored posts are kept "
-                                    f"as they are ({error})", at=now, account_id=claim.account_id, actor=self.owner)
-        return Outcome.SYNC_RETRY if counted else Outcome.SYNC_THROTTLED
+        return await failed(self.database, claim, owner=self.owner, wait=max(wait, self.backoff.floor), exc=exc,
+                            failure=failure)
 
     async def _needs_reauth(self, claim: SyncClaim, reason: str) -> Outcome:
-        now = self.database.clock.now()
-        async with self.database.transaction() as session:
-            if not await sources.synced(session, owner=self.owner, source_id=claim.source_id,
-                                       values={"stale_since": claim.stale_since or now}):
-                return Outcome.STALE_LEASE
-            await transition(session, _account_of(claim), AccountStatus.NEEDS_REAUTH, reason=reason, now=now,
-                             actor=self.owner)
-        return Outcome.NEEDS_REAUTH
+        return await owner_needed(self.database, claim, owner=self.owner, reason=reason)
+
+
+async def failed(database: Database, claim: SyncClaim, *, owner: str, wait: timedelta, exc: errors.FilmrollError,
+                 failure: FailureKind) -> Outcome:
+    """A source's sync failed (every kind's): say why, retry after ``wait``, and, as it starts failing, tell its
+    feeds since when their posts are stale and leave an event."""
+    now = database.clock.now()
+    error = f"{type(exc).__name__}: {exc.message}"[:500]
+    values: dict[str, object] = {"next_sync_at": now + wait, "sync_error": error, "sync_failure_kind": failure}
+    counted = failure is FailureKind.TEMPORARY  # being throttled is no failure of ours
+    if counted:
+        values["sync_failures"] = claim.sync_failures + 1
+    starts_failing = claim.stale_since is None  # only our lease writes it, so the claim's value is current
+    if starts_failing:
+        values["stale_since"] = now  # feeds keep serving the last good copy, saying since when
+    async with database.transaction() as session:
+        if await sources.synced(session, owner=owner, source_id=claim.source_id, values=values) and starts_failing:
+            await feed_store.touch(session, [claim.source_id], now)  # the feeds say since when they are stale
+            what = "" if claim.kind == SourceKind.ACCOUNT else f"{claim.label}: "
+            await events.record(session, "sync.failing", f"{what}syncing failed, retrying; the stored posts are "
+                                f"kept as they are ({error})", at=now, account_id=claim.account_id, actor=owner)
+    return Outcome.SYNC_RETRY if counted else Outcome.SYNC_THROTTLED
+
+
+async def owner_needed(database: Database, claim: SyncClaim, *, owner: str, reason: str) -> Outcome:
+    """The account a source belongs to or reads through must be signed in again: its status says why."""
+    now = database.clock.now()
+    async with database.transaction() as session:
+        if not await sources.synced(session, owner=owner, source_id=claim.source_id,
+                                   values={"stale_since": claim.stale_since or now}):
+            return Outcome.STALE_LEASE
+        await transition(session, _account_of(claim), AccountStatus.NEEDS_REAUTH, reason=reason, now=now,
+                         actor=owner)
+    return Outcome.NEEDS_REAUTH
 
 
 def _account_of(claim: SyncClaim) -> int:
