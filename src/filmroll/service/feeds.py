@@ -208,7 +208,10 @@ async def preview(database: Database, spec: FeedSpec, settings: DocumentSettings
     spec = await _with_moderation(database, spec)
     now = database.clock.now()
     draft = Feed(**_values(spec), changed_at=now, created_at=now, updated_at=now)  # never added to a session
-    decisions = feed_posts.Decisions(spec.hidden, spec.pinned)
+    async with database.read() as session:  # a saved feed's moderation decisions hold in its preview too
+        saved = await feed_store.by_slug(session, spec.slug)
+        stored = (await feed_posts.of_feeds(session, [saved.id]))[saved.id] if saved else feed_posts.Decisions()
+    decisions = feed_posts.Decisions(spec.hidden, spec.pinned, stored.approved, stored.rejected)
     data = await feed_documents.gather_draft(database, draft, source_ids, decisions, settings)
     return feed_documents.render(data, settings)
 
