@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from filmroll import errors
 from filmroll.platform import wire
-from filmroll.platform.instagram_login import CHILD_FIELDS, MEDIA_FIELDS, InstagramLoginClient
+from filmroll.platform.instagram_login import MEDIA_FIELDS, InstagramLoginClient
 from filmroll.platform.models import (
     Child,
     Insight,
@@ -269,4 +269,4 @@ class IgUserReader:
                                                   metric_type=metric_type, since=since, until=until)
 
 
-__all__ = ["CHILD_FIELDS", "FacebookLoginClient", "IgUserReader", "LinkedAccount"]
+__all__ = ["FacebookLoginClient", "IgUserReader", "LinkedAccount"]

@@ -56,16 +56,15 @@ async def reserve(database: Database, account_id: int, name: str, username: str 
     anything is sent. Returns until when the tag stays counted (calls on it meanwhile are free)."""
     now = database.clock.now()
     async with database.transaction() as session:
-        frees_at = await hashtag_store.count(session, account_id, name, now)
-        counted = next((c.frees_at for c in await hashtag_store.ledger(session, account_id, now) if c.name == name),
-                       now) if frees_at is None else now
-    if frees_at is not None:
+        allowed, until = await hashtag_store.count(session, account_id, name, now)
+    if not allowed:
+        frees_at = until
         raise errors.HashtagQuotaError(
             f"@{username or account_id} has queried {hashtag_store.LIMIT} unique hashtags in the last 7 days, "
             f"Instagram's limit; #{name} can be searched from {frees_at:%Y-%m-%d %H:%M} UTC (or through another "
             "Facebook Login account). Nothing was sent to Instagram.", frees_at=frees_at,
             retry_after=max(60.0, (frees_at - now).total_seconds()))
-    return counted
+    return until
 
 
 async def lookup(database: Database, client: FacebookLoginClient, token: Secret, *, account_id: int, ig_user_id: str,

@@ -73,18 +73,20 @@ async def counted(session: AsyncSession, account_id: int, now: datetime) -> list
     return [Counted(name, at) for name, at in rows]
 
 
-async def count(session: AsyncSession, account_id: int, name: str, now: datetime) -> datetime | None:
-    """Count a query of ``name`` by the account, if it may be made: None when it may (free, or counted now), else
-    when a slot frees. Takes the account's row lock, so two workers never both take the 30th slot."""
+async def count(session: AsyncSession, account_id: int, name: str, now: datetime) -> tuple[bool, datetime]:
+    """Count a query of ``name`` by the account, if it may be made: (True, until when the tag stays counted) when it
+    may (free, or counted now), else (False, when a slot frees). Takes the account's row lock, so two workers never
+    both take the 30th slot."""
     await session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
     counted = await ledger(session, account_id, now)
-    if any(c.name == name for c in counted):
-        return None
+    found = next((c for c in counted if c.name == name), None)
+    if found is not None:
+        return True, found.frees_at
     if len(counted) >= LIMIT:
-        return counted[0].frees_at
+        return False, counted[0].frees_at
     session.add(HashtagSearch(account_id=account_id, name=name, first_searched_at=now))
     await session.flush()
-    return None
+    return True, now + WINDOW
 
 
 async def reconcile(session: AsyncSession, account_id: int, names: Sequence[str], now: datetime) -> int:
