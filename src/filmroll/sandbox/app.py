@@ -33,7 +33,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmroll.sandbox import control, delivery, facebook, facebook_control, facebook_graph, graph, oauth
-from filmroll.sandbox.cdn import PATH_PREFIX, PROFILE_SIZE, VIDEO_PLACEHOLDER, CdnError, size_for
+from filmroll.sandbox.cdn import PATH_PREFIX, PROFILE_SIZE, CdnError, size_for
 from filmroll.sandbox.state import Sandbox, SandboxConfig
 from filmroll.sandbox.traffic import ConnectionReset, CutShort
 from filmroll.sandbox.wire import WireError, graph_error, json_response
@@ -55,8 +55,8 @@ async def cdn(request: Request) -> Response:
     except CdnError as exc:
         return PlainTextResponse(exc.text, exc.status)
     headers = {"Cache-Control": "max-age=1209600, no-transform", "Access-Control-Allow-Origin": "*"}
-    body, kind = ((VIDEO_PLACEHOLDER, "video/mp4") if name.endswith(".mp4")
-                  else (sandbox.cdn.image(name, _picture_size(sandbox, name)), "image/jpeg"))
+    body = sandbox.cdn.body(name, _picture_size(sandbox, name))
+    kind = "video/mp4" if name.endswith(".mp4") else "image/jpeg"
     if cut is not None:
         return _CutShortResponse(body, cut, request.scope.get("extensions", {}).get(TRANSPORT_KEY), headers, kind)
     return Response(body, headers=headers, media_type=kind)

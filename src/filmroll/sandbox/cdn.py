@@ -7,7 +7,9 @@ query parameters (``_nc_rid``, ``ccb``) change on every API read, so clients mus
 
 Images are real JPEGs at Instagram's sizes (1080x1350, 1080x1080, 1440x1800, 1080x566; 1080x1920 for reels), drawn
 from the object id, so the same object always looks the same, with detail at every scale as a photograph has:
-a flat gradient would make every resizer and encoder look fast, and every file small.
+a flat gradient would make every resizer and encoder look fast, and every file small. Videos are real too: an
+H.264 MP4 (one frame of the same kind of scene, 720 px wide) that a browser plays and a decoder can take a poster
+from, as a client must for a hashtag's videos, which come without one.
 """
 
 from __future__ import annotations
@@ -29,19 +31,6 @@ _CACHE_BYTES = 64 * 1024 * 1024
 FEED_SIZES = ((1080, 1350), (1080, 1080), (1440, 1800), (1080, 566))  # portrait 4:5, square, large 4:5, landscape
 REEL_SIZE = (1080, 1920)
 PROFILE_SIZE = (150, 150)
-
-# A minimal ISO-BMFF file: the boxes of an MP4 (ftyp, moov with its movie header, mdat), enough for a client to
-# check, store and serve "a video", not to play one.
-_MVHD = (b"\x00\x00\x00\x6cmvhd" + bytes(12) + (1000).to_bytes(4, "big") + (1000).to_bytes(4, "big")
-         + b"\x00\x01\x00\x00\x01\x00" + bytes(10)
-         + b"".join(v.to_bytes(4, "big") for v in (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000))
-         + bytes(24) + (2).to_bytes(4, "big"))
-VIDEO_PLACEHOLDER = (
-    b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
-    + (8 + len(_MVHD)).to_bytes(4, "big") + b"moov" + _MVHD
-    + b"\x00\x00\x00\x10mdat" + b"filmroll"
-)
-
 
 class CdnError(Exception):
     def __init__(self, status: int, text: str) -> None:
@@ -85,12 +74,13 @@ class Cdn:
         if now >= expires:
             raise CdnError(403, "URL signature expired")
 
-    def image(self, name: str, size: tuple[int, int]) -> bytes:
+    def body(self, name: str, size: tuple[int, int]) -> bytes:
+        """The file behind ``name``: a picture (``.jpg``) or a video (``.mp4``) of ``size``, made once and kept."""
         cached = self._images.get(name)
         if cached is not None:
             self._images.move_to_end(name)
             return cached
-        data = draw(name, size)
+        data = film(name, size) if name.endswith(".mp4") else draw(name, size)
         self._images[name] = data
         self._cached_bytes += len(data)
         while self._cached_bytes > _CACHE_BYTES:
@@ -108,8 +98,33 @@ def size_for(seed_id: str, *, reel: bool) -> tuple[int, int]:
 
 
 def draw(name: str, size: tuple[int, int]) -> bytes:
-    """A deterministic picture of ``size`` for ``name``: a two-colour scene with value noise at five scales (from
-    broad shapes to film grain), a sun and a horizon, as a JPEG at Instagram's quality."""
+    """A deterministic picture of ``size`` for ``name`` as a JPEG at Instagram's quality."""
+    out = io.BytesIO()
+    scene(name, size).save(out, "JPEG", quality=88)
+    return out.getvalue()
+
+
+def film(name: str, size: tuple[int, int]) -> bytes:
+    """A deterministic video for ``name``: one frame of its scene, scaled to 720 px wide (Instagram's usual video
+    width), as H.264 in MP4, the format Instagram serves."""
+    import av  # FFmpeg's libraries load when the first video is asked for, not with the sandbox
+
+    width, height = size
+    if width > 720:
+        width, height = 720, round(height * 720 / width / 2) * 2  # H.264's 4:2:0 wants even sides
+    picture = scene(name, size).resize((width, height), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=1, options={"preset": "ultrafast", "crf": "32"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for packet in [*stream.encode(av.VideoFrame.from_image(picture)), *stream.encode()]:
+            container.mux(packet)
+    return out.getvalue()
+
+
+def scene(name: str, size: tuple[int, int]) -> Image.Image:
+    """A two-colour scene with value noise at five scales (from broad shapes to film grain), a sun and a horizon,
+    the same for the same ``name``."""
     rng = random.Random(hashlib.sha256(name.encode()).digest())
     width, height = size
     detail = Image.new("L", size, 128)
@@ -130,7 +145,4 @@ def draw(name: str, size: tuple[int, int]) -> bytes:
     x, y = width * rng.uniform(0.2, 0.8), horizon * rng.uniform(0.3, 0.8)
     scene.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(255, 236, 200))
     # The ground keeps its texture: the polygon is flat, so lay the detail back over it.
-    picture = Image.blend(picture, ImageOps.colorize(detail, black=(0, 0, 0), white=(255, 255, 255)), 0.25)
-    out = io.BytesIO()
-    picture.save(out, "JPEG", quality=88)
-    return out.getvalue()
+    return Image.blend(picture, ImageOps.colorize(detail, black=(0, 0, 0), white=(255, 255, 255)), 0.25)

@@ -229,7 +229,10 @@ def _post(data: FeedData, post: MediaItem, base: str, settings: DocumentSettings
     username, source = _author(row, post)
     caption = post.caption or ""
     children = data.children.get(post.id, [])
-    first = children[0].ig_media_id if children else post.ig_media_id
+    pictures = [_picture(data, post.source_id, c.ig_media_id, base, settings) for c in children]
+    # An album's cover is its first child with a stored picture: a video first, with no poster, is passed over.
+    cover = next(filter(None, pictures), None) if children else _picture(data, post.source_id, post.ig_media_id,
+                                                                        base, settings)
     entry: dict[str, Any] = {
         "id": post.ig_media_id, "account": username, "username": username, "source": source,
         "type": post.media_type,
@@ -238,10 +241,9 @@ def _post(data: FeedData, post: MediaItem, base: str, settings: DocumentSettings
         "hashtags": hashtags(caption), "mentions": mentions(caption),
         "alt_text": post.alt_text or _alt(caption, username, post.timestamp, source),
         "like_count": post.like_count, "comments_count": post.comments_count,
-        **(_picture(data, post.source_id, first, base, settings) or _NO_PICTURE),
-        "children": [{"id": c.ig_media_id, "type": c.media_type,
-                      **(_picture(data, post.source_id, c.ig_media_id, base, settings) or _NO_PICTURE)}
-                     for c in children],
+        **(cover or _NO_PICTURE),
+        "children": [{"id": c.ig_media_id, "type": c.media_type, **(picture or _NO_PICTURE)}
+                     for c, picture in zip(children, pictures, strict=True)],
     }
     return entry
 

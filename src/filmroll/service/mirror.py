@@ -4,7 +4,8 @@ One pass holds a source's mirror lease (``store.sources.MIRROR``) and does, in o
 
     profile picture   an account source's: stored again only when its CDN file name changed
     pending posts     the newest first, up to ``posts_per_pass`` (then the source is due again at once):
-                      each picture (a post's, each carousel child's, a video's poster; the video by setting) is
+                      each picture (a post's, each carousel child's, a video's poster; the video by setting, and
+                      the poster made from its first frame when Instagram gave none) is
                       fetched from the CDN only (platform/cdn.py), identified from its bytes, stored under the
                       SHA-256 of its bytes, and, for the ``eager_posts`` newest, rendered into variants in a process
                       pool; the post's file rows and its ``mirrored_at`` are written together, after the objects
@@ -58,7 +59,8 @@ ORPHAN_GRACE = timedelta(hours=1)  # an object this young without a row may be a
 
 def wanted_files(post: PendingPost, *, videos: bool) -> list[WantedFile]:
     """The files a post needs: its picture, or each child's; a video's poster (and the video, by setting). A video
-    given without a poster (a hashtag's: those edges give none) has the video alone, or nothing: a video tile."""
+    given without a poster (a hashtag's: those edges give none) has the video alone, its poster made from its first
+    frame (``Mirror._store``), or, when videos are not mirrored, nothing: a video tile."""
     items = [(c[0], c[1], c[2], c[3]) for c in post.children] or [
         (post.ig_media_id, post.media_type, post.media_url, post.thumbnail_url)]
     found: list[WantedFile] = []
@@ -222,8 +224,10 @@ class Mirror:
             if not wanted or any(s.url is None for s in wanted):
                 raise errors.DownloadRefusedError("Instagram gives no picture URL for this post (a reel with licensed "
                                                   "audio, or a post the token may not see in full)")
+            given = {w.ig_media_id for w in wanted if w.role is FileRole.POSTER}
             try:
-                return [row for s in wanted for row in await self._store(claim.source_id, s, eager, now)]
+                return [row for w in wanted for row in await self._store(
+                    claim.source_id, w, eager, now, poster=w.role is FileRole.VIDEO and w.ig_media_id not in given)]
             except errors.UrlExpiredError:
                 if fresh:
                     raise
@@ -256,8 +260,9 @@ class Mirror:
             return await self.cdn.fetch(url, max_bytes=cap)
 
     async def _store(self, source_id: int, wanted: WantedFile, eager: bool, now: datetime,
-                      widths: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
-        """Fetch, check and store one file (and its variants); returns its rows, for the caller to record."""
+                     widths: tuple[int, ...] | None = None, *, poster: bool = False) -> list[dict[str, Any]]:
+        """Fetch, check and store one file (and its variants); ``poster``: a video's poster is made from its first
+        frame, as Instagram gave none. Returns the rows, for the caller to record."""
         assert wanted.url is not None
         data = await self._fetch(wanted.url, wanted.role)
         found = pictures.identify(data, max_pixels=self.policy.max_pixels)
@@ -266,23 +271,36 @@ class Mirror:
             raise errors.DownloadRefusedError(f"refused {describe(wanted.url)}: a "
                                               f"{'video' if is_video else 'picture'} where a "
                                               f"{'video' if wanted.role is FileRole.VIDEO else 'picture'} belongs")
-        sha = hashlib.sha256(data).hexdigest()
-        key = original_key(source_id, sha, found.content_type)
-        await self.storage.put(key, data, found.content_type)
-        row: dict[str, Any] = {"source_id": source_id, "ig_media_id": wanted.ig_media_id, "role": wanted.role,
-                               "variant": "", "sha256": sha, "storage_key": key, "content_type": found.content_type,
-                               "storage": self.storage.description,
-                               "bytes": len(data), "width": found.width, "height": found.height,
-                               "source_name": file_name(wanted.url), "created_at": now}
-        if is_video:
+        row = await self._put(source_id, wanted.ig_media_id, wanted.role, data, found.content_type,
+                              file_name(wanted.url), now)
+        options: dict[str, Any] = {"widths": widths or self.policy.widths, "max_pixels": self.policy.max_pixels,
+                                   "formats": self.policy.formats if eager else ()}
+        if not is_video:
+            rendered = await self.renderer.render(data, fallback_jpeg=eager and not found.clean, **options)
+            return await self._with_variants(row, rendered)
+        if not poster:
             return [row]
-        rendered = await self.renderer.render(
-            data, widths=widths or self.policy.widths, formats=self.policy.formats if eager else (),
-            max_pixels=self.policy.max_pixels, fallback_jpeg=eager and not found.clean)
-        row.update(color=rendered.color, palette=rendered.palette, placeholder=rendered.placeholder)
+        made, rendered = await self.renderer.poster(data, fallback_jpeg=False, **options)
+        still = await self._put(source_id, wanted.ig_media_id, FileRole.POSTER, made, "image/jpeg",
+                                row["source_name"], now)
+        return [row, *await self._with_variants(still, rendered)]
+
+    async def _put(self, source_id: int, ig_media_id: str, role: FileRole, data: bytes, content_type: str,
+                   source_name: str | None, now: datetime) -> dict[str, Any]:
+        """One original stored under its bytes' SHA-256; its row (width and height a picture's render gives)."""
+        sha = hashlib.sha256(data).hexdigest()
+        key = original_key(source_id, sha, content_type)
+        await self.storage.put(key, data, content_type)
+        return {"source_id": source_id, "ig_media_id": ig_media_id, "role": role, "variant": "", "sha256": sha,
+                "storage_key": key, "content_type": content_type, "storage": self.storage.description,
+                "bytes": len(data), "width": None, "height": None, "source_name": source_name, "created_at": now}
+
+    async def _with_variants(self, row: dict[str, Any], rendered: pictures.Rendered) -> list[dict[str, Any]]:
+        row.update(width=rendered.width, height=rendered.height, color=rendered.color, palette=rendered.palette,
+                   placeholder=rendered.placeholder)
         rows = [row]
         for variant in rendered.variants:
-            name = variant_key(key, variant.variant)
+            name = variant_key(row["storage_key"], variant.variant)
             await self.storage.put(name, variant.data, variant.content_type)
             rows.append({**row, "role": FileRole.VARIANT, "variant": variant.variant, "storage_key": name,
                          "content_type": variant.content_type, "bytes": len(variant.data), "width": variant.width,

@@ -114,6 +114,43 @@ def identify(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Identified
     return Identified(FORMATS[kind], width, height, clean)
 
 
+# The codecs Instagram's videos come in; any other is refused before FFmpeg decodes a byte of it (each decoder is
+# attack surface, and the bytes are a stranger's).
+POSTER_CODECS = frozenset({"h264", "hevc", "vp9", "av1"})
+
+
+def poster(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """A JPEG of a video's first frame, upright (as its display matrix turns it): the poster of a video Instagram
+    gives none for. Only an MP4 (:func:`identify`) in one of :data:`POSTER_CODECS` is decoded, and only a frame of
+    at most ``max_pixels``. CPU work (and FFmpeg's): runs in the renderer's processes."""
+    import av  # FFmpeg's libraries load in the processes that make posters only
+
+    if identify(data, max_pixels=max_pixels).content_type != "video/mp4":
+        raise errors.DownloadRefusedError("refused a poster from a file that is not a video")
+    try:
+        with av.open(io.BytesIO(data), "r", format="mp4") as container:
+            if not container.streams.video:
+                raise errors.DownloadRefusedError("refused a video without a picture track: no poster to make")
+            stream = container.streams.video[0]
+            codec, width, height = stream.codec_context.name, stream.codec_context.width, stream.codec_context.height
+            if codec not in POSTER_CODECS:
+                raise errors.DownloadRefusedError(f"refused a video in {codec}: posters come from "
+                                                  f"{', '.join(sorted(POSTER_CODECS))} only")
+            if not width or not height or width * height > max_pixels:
+                raise errors.DownloadRefusedError(f"refused a {width}x{height} video: more than {max_pixels} pixels")
+            frame = next(container.decode(stream), None)
+            if frame is None:
+                raise errors.DownloadRefusedError("refused a video without a single frame: no poster to make")
+            image = frame.to_image()  # type: ignore[no-untyped-call]
+            if frame.rotation:  # counterclockwise, as Pillow turns too
+                image = image.rotate(frame.rotation, expand=True)
+    except av.FFmpegError as exc:
+        raise errors.DownloadRefusedError(f"refused a video FFmpeg cannot decode ({type(exc).__name__})") from None
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
 # JPEG segments that carry no picture: APP1 (EXIF: location, camera, serial numbers; XMP), APP3-APP13 (IPTC and
 # others) and APP15, and comments. APP0 (JFIF), APP2 (the ICC colour profile) and APP14 (Adobe's colour transform)
 # are part of how the picture looks and stay.

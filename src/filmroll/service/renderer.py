@@ -9,11 +9,14 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
+from typing import TypeVar
 
 from filmroll.service import pictures
+
+T = TypeVar("T")
 
 
 def _die_with_parent() -> None:
@@ -23,6 +26,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the parent died before the line above ran
         os._exit(0)
+
+
+def _poster(data: bytes, *, widths: tuple[int, ...], formats: tuple[str, ...], max_pixels: int,
+            fallback_jpeg: bool) -> tuple[bytes, pictures.Rendered]:
+    made = pictures.poster(data, max_pixels=max_pixels)
+    return made, pictures.render(made, widths=widths, formats=formats, max_pixels=max_pixels,
+                                 fallback_jpeg=fallback_jpeg)
 
 
 class Renderer:
@@ -41,12 +51,20 @@ class Renderer:
 
     async def render(self, data: bytes, *, widths: Sequence[int], formats: Sequence[str], max_pixels: int,
                      fallback_jpeg: bool = False) -> pictures.Rendered:
+        return await self._run(partial(pictures.render, data, widths=tuple(widths), formats=tuple(formats),
+                                       max_pixels=max_pixels, fallback_jpeg=fallback_jpeg))
+
+    async def poster(self, data: bytes, *, widths: Sequence[int], formats: Sequence[str], max_pixels: int,
+                     fallback_jpeg: bool = False) -> tuple[bytes, pictures.Rendered]:
+        """A video's poster made from its first frame, and that poster rendered: one trip to the pool."""
+        return await self._run(partial(_poster, data, widths=tuple(widths), formats=tuple(formats),
+                                       max_pixels=max_pixels, fallback_jpeg=fallback_jpeg))
+
+    async def _run(self, job: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         if self._slots is None or self._slots[0] is not loop:  # the pool outlives a loop (a test's, the CLI's)
             self._slots = (loop, asyncio.Semaphore(self.in_flight))
         async with self._slots[1]:
-            job = partial(pictures.render, data, widths=tuple(widths), formats=tuple(formats), max_pixels=max_pixels,
-                          fallback_jpeg=fallback_jpeg)
             return await loop.run_in_executor(self._executor(), job)
 
     def close(self) -> None:

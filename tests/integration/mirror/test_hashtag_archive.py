@@ -5,15 +5,19 @@ over loopback HTTP, real storage, the worker's own sync and mirror jobs."""
 
 from __future__ import annotations
 
+import io
 import json
 
+import av
 import httpx
 import pytest
+from PIL import Image, ImageChops, ImageStat
+from sqlalchemy import select
 
 from filmroll.service import feed_documents, moderation, sources
 from filmroll.service import feeds as feed_service
 from filmroll.service.feed_documents import DocumentSettings
-from filmroll.store.tables import Source
+from filmroll.store.tables import MediaFile, Source
 from filmroll.vocabulary import Outcome, PostState
 
 pytestmark = pytest.mark.anyio
@@ -82,3 +86,47 @@ async def test_hashtag_posts_outlive_the_window_and_show_only_once_approved(rig,
     assert [p["id"] for p in later["posts"]] == [p["id"] for p in shown["posts"]]
     for post in later["posts"]:
         assert (await rig.storage.get(post["fallback"]["url"].removeprefix("/media/"))) is not None
+
+
+@pytest.mark.parametrize("videos", [True, False])
+@pytest.mark.parametrize("storage", ["local"], indirect=True)
+async def test_a_hashtag_video_gets_a_poster_from_its_first_frame_when_videos_are_mirrored(rig, harness, sandbox,
+                                                                                           videos):
+    """Hashtag edges give a video no thumbnail_url: with videos mirrored, the poster is the video's own first frame
+    (decoded from the stored file, rendered with colours and a placeholder); without, the post is a video tile."""
+    via = f"@{(await harness.connect_facebook(MANAGER)).first.username}"
+    sandbox.control._call("PATCH", "/hashtags/tidepool", {"posts_per_day": 0})
+    for _ in range(2):
+        sandbox.control._call("POST", "/hashtags/tidepool/media", {"media_type": "VIDEO"})
+    sandbox.control._call("POST", "/hashtags/tidepool/media", {"media_type": "CAROUSEL_ALBUM",
+                                                               "children": ["VIDEO", "IMAGE"]})
+    source = await sources.add_hashtag(harness.database, harness.vault, harness.clients, "tidepool", via=via)
+    await feed_service.create(harness.database, feed_service.FeedSpec("Tide", "tide", (), sources=(source.id,),
+                                                                      moderation="open"))
+    await harness.sync_sources()
+    assert (await rig.run(videos=videos)).get(Outcome.MIRRORED, 0) >= 1
+    page = await _page(harness, "tide")
+    assert len(page["posts"]) == 3
+    if not videos:  # nothing to make a poster from: the two videos are video tiles, the album shows its picture
+        assert sorted(p["fallback"] is None for p in page["posts"]) == [False, True, True]
+        assert all(p["video"] is None for p in page["posts"])
+        return
+
+    async with harness.database.read() as session:
+        files = list((await session.execute(select(MediaFile).where(MediaFile.source_id == source.id,
+                                                                    MediaFile.variant == ""))).scalars())
+    videos = {f.ig_media_id: f for f in files if f.role == "video"}
+    posters = {f.ig_media_id: f for f in files if f.role == "poster"}
+    assert len(videos) == 3 and set(posters) == set(videos)  # two videos and the album's video child
+    for ig_id, poster in posters.items():
+        assert poster.content_type == "image/jpeg" and poster.placeholder and poster.color
+        video = await rig.storage.get(videos[ig_id].storage_key)
+        made = Image.open(io.BytesIO(await rig.storage.get(poster.storage_key)))
+        # The frame the sandbox encoded: the same scene, so the same size and nearly the same colours.
+        frame = next(av.open(io.BytesIO(video)).decode(video=0)).to_image()
+        assert made.size == frame.size == (poster.width, poster.height)
+        difference = ImageStat.Stat(ImageChops.difference(made.convert("RGB"), frame)).mean
+        assert max(difference) < 6, difference
+    page = await _page(harness, "tide")
+    assert all(p["fallback"]["url"].startswith("/media/sources/") for p in page["posts"])
+    assert all(p["video"]["url"].endswith(".mp4") for p in page["posts"])  # the album's first child is its video

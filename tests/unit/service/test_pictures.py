@@ -75,13 +75,15 @@ def test_not_a_picture_and_a_decompression_bomb_are_refused_from_their_bytes():
     with pytest.raises(errors.DownloadRefusedError, match="decompression bomb"):
         pictures.identify(bomb.getvalue())
     # A video by its box structure (ftyp, moov, mdat tiling the file), never by a four-byte magic number.
-    from filmroll.sandbox.cdn import VIDEO_PLACEHOLDER
+    from filmroll.sandbox.cdn import film
 
-    assert pictures.identify(VIDEO_PLACEHOLDER).content_type == "video/mp4"
+    video = film("1_n.mp4", (1080, 1920))
+    ftyp = int.from_bytes(video[:4], "big")
+    assert pictures.identify(video).content_type == "video/mp4"
     for fake in (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 20,  # only the magic (once taken for a video)
-                 VIDEO_PLACEHOLDER[:-3],  # its last box cut short
-                 VIDEO_PLACEHOLDER[:24] + b"\x00\x00\x00\x10mdatfilmroll",  # no moov: nothing to play
-                 VIDEO_PLACEHOLDER + b"<html>"):  # trailing bytes that are no box
+                 video[:-3],  # its last box cut short
+                 video[:ftyp] + b"\x00\x00\x00\x10mdatfilmroll",  # no moov: nothing to play
+                 video + b"<html>"):  # trailing bytes that are no box
         with pytest.raises(errors.DownloadRefusedError, match="neither a picture"):
             pictures.identify(fake)
 
@@ -134,3 +136,41 @@ def test_an_original_is_served_without_its_location_camera_or_comments(fmt, orie
     clean = io.BytesIO()
     Image.new("RGB", (8, 8)).save(clean, "JPEG")
     assert pictures.public_copy(clean.getvalue()) == clean.getvalue()
+
+
+def _video(picture: Image.Image, codec: str = "libx264", *, turned: bool = False) -> bytes:
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=1)
+        stream.width, stream.height, stream.pix_fmt = *picture.size, "yuv420p"
+        for packet in [*stream.encode(av.VideoFrame.from_image(picture)), *stream.encode()]:
+            container.mux(packet)
+    data = out.getvalue()
+    if turned:  # a phone's portrait video: stored sideways, the track header's matrix turns it 90° clockwise
+        at = data.index(b"tkhd") - 4 + 8 + 4 + 4 * 5 + 8 + 8
+        matrix = (0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+        data = data[:at] + b"".join(v.to_bytes(4, "big", signed=True) for v in matrix) + data[at + 36:]
+    return data
+
+
+def test_a_poster_is_the_videos_first_frame_upright():
+    halves = Image.new("RGB", (320, 160), (220, 30, 30))
+    halves.paste((30, 30, 220), (160, 0, 320, 160))  # red on the left, blue on the right
+    made = Image.open(io.BytesIO(pictures.poster(_video(halves))))
+    assert made.format == "JPEG" and made.size == (320, 160)
+    assert made.getpixel((40, 80))[0] > 180 and made.getpixel((280, 80))[2] > 180
+    turned = Image.open(io.BytesIO(pictures.poster(_video(halves, turned=True))))
+    assert turned.size == (160, 320)  # turned clockwise: the left (red) half is now on top
+    assert turned.getpixel((80, 40))[0] > 180 and turned.getpixel((80, 280))[2] > 180
+
+
+def test_a_poster_is_made_only_from_a_video_it_may_decode():
+    picture = Image.new("RGB", (320, 160), (90, 90, 90))
+    with pytest.raises(errors.DownloadRefusedError, match="not a video"):
+        pictures.poster(_jpeg_with_orientation((320, 160), 1))
+    with pytest.raises(errors.DownloadRefusedError, match="in mpeg4: posters come from"):
+        pictures.poster(_video(picture, "mpeg4"))
+    with pytest.raises(errors.DownloadRefusedError, match="320x160 video: more than 10000 pixels"):
+        pictures.poster(_video(picture), max_pixels=10_000)
