@@ -35,6 +35,7 @@ ENCODERS: dict[str, dict[str, object]] = {"webp": {"quality": 80, "method": 1},
                                           "avif": {"quality": 60, "speed": 9, "max_threads": 1}}
 CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg"}
 DEFAULT_WIDTHS = (320, 640, 1080)
+COLOUR_SIDE = 96  # the colours and the placeholder are taken from a copy this size
 DEFAULT_MAX_PIXELS = 40_000_000  # 6x Instagram's largest picture (1440x1800 is 2.6 MP)
 
 
@@ -270,11 +271,13 @@ def render(data: bytes, *, widths: Sequence[int] = DEFAULT_WIDTHS, formats: Sequ
 def _render(data: bytes, *, widths: Sequence[int], formats: Sequence[str], max_pixels: int,
             fallback_jpeg: bool) -> Rendered:
     chosen = sorted({w for w in widths if w > 0})
-    if not formats and not fallback_jpeg:
-        # Nothing to encode (a post past the eager ones): only the colours and the placeholder, which come from the
-        # narrowest width, so decode no larger than that and skip the wider ones (half the CPU of such a post).
-        chosen = chosen[:1]
-    image = upright(data, largest=max(chosen) if chosen else None, max_pixels=max_pixels)
+    idle = not formats and not fallback_jpeg
+    if idle:
+        # Nothing to encode (a post past the eager ones, a hashtag's before approval): only the colours and the
+        # placeholder, which come from a copy of COLOUR_SIDE pixels, so a JPEG decodes at 1/8 scale and nothing is
+        # resized to a width no one gets.
+        chosen = []
+    image = upright(data, largest=COLOUR_SIDE if idle else max(chosen) if chosen else None, max_pixels=max_pixels)
     full = identify(data, max_pixels=max_pixels)
     full_width, full_height = full.width or image.width, full.height or image.height
     icc = image.info.get("icc_profile")
@@ -282,7 +285,8 @@ def _render(data: bytes, *, widths: Sequence[int], formats: Sequence[str], max_p
     if fallback_jpeg:
         variants.append(_encode(image.convert("RGB"), f"{image.width}.jpg", "jpg", icc))
     current = image
-    for width, height in reversed(ladder(chosen, full_width, full_height)):  # each from the next larger one
+    steps = [] if idle else ladder(chosen, full_width, full_height)
+    for width, height in reversed(steps):  # each from the next larger one
         if current.size != (width, height):
             current = current.resize((width, height), Image.Resampling.LANCZOS,
                                      reducing_gap=None if current is image and image.width < 2 * width else 3.0)
@@ -305,10 +309,10 @@ def _encode(image: Image.Image, name: str, fmt: str, icc: bytes | None) -> Varia
 
 
 def _placeholder(image: Image.Image) -> str:
-    """A BlurHash of 4x3 components, from a 32-pixel copy (the components are that coarse: more pixels change
-    nothing visible and cost the pure-Python encoder quadratically more)."""
+    """A BlurHash of 4x3 components, from a 24-pixel copy (the components are that coarse, at most two cosine
+    periods across: more pixels change nothing visible and cost the pure-Python encoder in proportion)."""
     thumb = image.convert("RGB")
-    thumb.thumbnail((32, 32))
+    thumb.thumbnail((24, 24))
     data, width = thumb.tobytes(), thumb.width
     rows = [[tuple(data[3 * (y * width + x):3 * (y * width + x) + 3]) for x in range(width)]
             for y in range(thumb.height)]
@@ -324,7 +328,7 @@ _TARGETS = (("vibrantDark", 0.0, 0.26, 0.45, 0.35, 1.0, 1.0), ("vibrant", 0.3, 0
 def _colours(image: Image.Image) -> tuple[str, str]:
     """The dominant colour and the seven swatches, each ``"r,g,b"``, from a 16-colour median cut of the picture."""
     thumb = image.copy()
-    thumb.thumbnail((96, 96))
+    thumb.thumbnail((COLOUR_SIDE, COLOUR_SIDE))
     quantized = thumb.quantize(colors=16, method=Image.Quantize.MEDIANCUT)
     flat = quantized.getpalette() or []
     swatches: list[tuple[int, tuple[int, ...]]] = sorted(
