@@ -16,6 +16,7 @@ from filmroll.cli import (
     demo,
     doctor,
     feeds,
+    insights,
     keys,
     media,
     moderation,
@@ -45,6 +46,7 @@ app.command("connect")(connect.connect)
 app.command("accounts")(accounts.accounts)
 app.command("sync")(sync.sync)
 app.command("media")(media.media)
+app.command("insights")(insights.insights)
 app.command("mirror")(media.mirror)
 app.command("publish")(publish.publish)
 app.command("disconnect")(accounts.disconnect)

@@ -38,6 +38,8 @@ from filmroll.vocabulary import AccountStatus, FailureKind, Outcome, SourceKind
 
 log = logging.getLogger("filmroll.sync")
 PROFILE_COLUMNS = sources.PROFILE_COLUMNS
+HISTORY_COLUMNS = ("followers_count", "follows_count", "media_count")  # kept a row a day (insight_snapshots)
+HISTORY_EVERY = timedelta(hours=1)
 
 
 # The fields a routine sync asks for: what :func:`posts.fingerprint` and :func:`posts.changed` look at.
@@ -70,6 +72,9 @@ class Syncer:
         self.policy = policy or SyncPolicy()
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
+        # The profile counts each account last had recorded in its daily history, by this process: (day, counts,
+        # when). A routine sync that changes none of them writes no history row.
+        self._recorded: dict[int, tuple[str, tuple[int | None, ...], datetime]] = {}
 
     async def run(self, claim: SyncClaim, *, full: bool = False) -> Outcome:
         """Sync one claimed account; ``full`` asks for the full pass now, whenever the last one was. A failure of
@@ -231,7 +236,8 @@ class Syncer:
             # Stretch up to 4x as the budget fills, so the account is never the one Instagram throttles.
             interval *= 1 + 3 * (usage - self.policy.slow_down_above) / (100 - self.policy.slow_down_above)
         next_sync_at = started + interval
-        if full_gone is None and self.batch is not None and claim.stale_since is None:
+        history = self._history(_account_of(claim), profile, started)
+        if full_gone is None and self.batch is not None and claim.stale_since is None and not history:
             # Only bookkeeping (one fenced UPDATE) is left: share a commit with the other jobs finishing now.
             write = sources.synced_routinely(
                 owner=self.owner, source_id=claim.source_id, account_id=_account_of(claim), started=started,
@@ -257,6 +263,10 @@ class Syncer:
             if not await sources.synced(session, owner=self.owner, source_id=claim.source_id, values=values,
                                         profile=fresh, account_id=claim.account_id):
                 raise _StaleLease
+            await media_store.record_insights(session, _account_of(claim), history)
+        if history:
+            self._recorded[_account_of(claim)] = (started.strftime("%Y-%m-%d"),
+                                                  tuple(getattr(profile, c) for c in HISTORY_COLUMNS), started)
             if claim.stale_since is not None:
                 await feed_store.touch(session, [claim.source_id], started)  # fresh again
                 await events.record(session, "sync.recovered",
@@ -264,6 +274,21 @@ class Syncer:
                                     "UTC)", at=started, account_id=claim.account_id, actor=self.owner)
         log.debug("%s synced: %s written, %s deleted", claim.label, written, deleted)
         return Outcome.SYNCED_FULL if full_gone is not None else Outcome.SYNCED
+
+    def _history(self, account_id: int, profile: Profile, now: datetime) -> list[dict[str, object]]:
+        """The day's row of the account's profile counts (followers, follows, posts), when it is due: the first
+        sync of a day, or counts that changed at least HISTORY_EVERY after the last write (the day's row ends up
+        holding the day's last counts, within that time). Instagram keeps 30 days of follower history; these rows
+        are kept for good."""
+        counts = tuple(getattr(profile, c) for c in HISTORY_COLUMNS)
+        if all(c is None for c in counts):
+            return []
+        day = now.strftime("%Y-%m-%d")
+        last = self._recorded.get(account_id)
+        if last is not None and last[0] == day and (last[1] == counts or now - last[2] < HISTORY_EVERY):
+            return []
+        return [{"ig_media_id": "", "metric": name, "period": "day", "day": day, "value": value, "taken_at": now}
+                for name, value in zip(HISTORY_COLUMNS, counts, strict=True) if value is not None]
 
     def _token(self, claim: SyncClaim) -> Secret:
         if claim.ciphertext is None or claim.key_id is None:

@@ -20,7 +20,7 @@ from filmroll.service.alerts import mint_link
 from filmroll.store import events
 from filmroll.store.tables import Account
 from filmroll.vocabulary import Outcome, Provider
-from filmroll.web import security
+from filmroll.web import insights, security
 from filmroll.web.deps import CheckedForm, CurrentAdmin, FormFields, OptionalAdmin, RowId, Web, secure, session_id
 from filmroll.web.rendering import STYLESHEET_PATH, Audience, page, problem, route_class
 from filmroll.web.throttle import client_of
@@ -155,8 +155,11 @@ async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_
         return problem(request, 404, "Not found", "There is no such account.", "not_found")
     mirrored = sum(p.mirror_state == "mirrored" for p in posts)
     avatar, mirror_error = await media_service.profile_picture(web.database, account.id)
+    numbers = insights.context(await insights.history(web, account.id),
+                               await account_service.describe(web.database, str(account.id)), web.database.clock.now())
     return page(request, "account.html", admin=admin, account=account, posts=posts, mirrored=mirrored, avatar=avatar,
-                mirror_error=mirror_error, csrf_token=web.csrf.token(session_id(request, web) or ""))
+                mirror_error=mirror_error, csrf_token=web.csrf.token(session_id(request, web) or ""),
+                by_id={p.ig_media_id: p for p in posts}, **numbers)
 
 
 async def sync_soon(web: Web, form: CheckedForm, account_id: RowId) -> Response:

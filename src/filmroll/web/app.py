@@ -32,7 +32,7 @@ from filmroll import __version__, errors
 from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
-from filmroll.web import admin, feed_editor, feeds, meta, moderation, oauth, public, security
+from filmroll.web import admin, feed_editor, feeds, insights, meta, moderation, oauth, public, security
 from filmroll.web.access import NAME as ACCESS
 from filmroll.web.access import AccessLog, RequestLog
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
@@ -187,6 +187,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     app.include_router(admin.router())
     app.include_router(feed_editor.router())
     app.include_router(moderation.router())
+    app.include_router(insights.router())
     app.include_router(oauth.router(urlsplit(settings.instagram.redirect_uri).path or "/callback"))
     app.include_router(meta.router(settings))
     for error, handler in ((SignInRequired, _sign_in), (FormRejected, _form_rejected),
