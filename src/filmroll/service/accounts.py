@@ -65,6 +65,7 @@ class AccountView:
     sync_failures: int
     sync_error: str | None
     data_access_expires_at: datetime | None = None  # Facebook Login: the owner reconnects before it
+    token_issued_at: datetime | None = None
 
 
 def view(account: Account, token: Token | None, source: Source | None, posts: int) -> AccountView:
@@ -79,7 +80,7 @@ def view(account: Account, token: Token | None, source: Source | None, posts: in
         source.sync_interval_minutes if source else None, source.last_synced_at if source else None,
         source.next_sync_at if source else None, source.stale_since if source else None,
         source.sync_failures if source else 0, source.sync_error if source else None,
-        token.data_access_expires_at if token else None)
+        token.data_access_expires_at if token else None, token.issued_at if token else None)
 
 
 async def _view(session: AsyncSession, account_id: int) -> AccountView:

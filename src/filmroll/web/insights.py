@@ -33,7 +33,9 @@ def context(found: insight_service.Insights, view: AccountView, now: datetime) -
     followers = charts.line_chart(days, [d.followers_count for d in found.days],
                                   partial_last=found.days[-1].partial, what="followers")
     rated = [p.engagement_rate for p in found.posts if p.engagement_rate is not None]
-    token = charts.timeline(now, view.refreshed_at or now, [
+    began = view.refreshed_at or view.token_issued_at
+    token = charts.timeline(now, began or now, [
+        (began, "refreshed" if view.refreshed_at else "issued", "start"),
         (view.next_refresh_at, "refresh due", "refresh"), (view.token_expires_at, "token expires", "expiry"),
         (view.data_access_expires_at, "data access ends", "data-access")])
     return {"insights": found, "followers_chart": followers, "best_rate": max(rated, default=0.0),
