@@ -16,6 +16,7 @@
     ├── AccountNotFoundError             no connected account matches
     ├── AccountStateError                the account cannot do that now (needs re-authorisation, busy); ``status``
     ├── FeedNotFoundError                no feed has that slug
+    ├── ApiKeyNotFoundError              no live management API key has that id or name
     ├── MediaError                       the media mirror could not store a picture
     │   ├── DownloadRefusedError         a URL or an answer filmroll does not take (host, scheme, size, type,
     │   │   │                            decompression bomb): never fetched or stored, never retried as is
@@ -116,6 +117,10 @@ class AccountStateError(FilmrollError):
 
 class FeedNotFoundError(FilmrollError):
     """There is no such feed; `filmroll feeds list` shows the feeds there are."""
+
+
+class ApiKeyNotFoundError(FilmrollError):
+    """No live API key matches; `filmroll api-keys list` shows the keys there are."""
 
 
 class FeedSettingError(InputError):

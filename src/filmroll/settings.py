@@ -70,6 +70,11 @@ class HashtagSettings(BaseModel):
                                      "often; Instagram shows them for 24 hours only, so every post is caught")
 
 
+class ApiSettings(BaseModel):
+    requests_per_minute: int = Field(600, ge=1, le=1_000_000, description="Requests each management API key may "
+                                     "make a minute (RateLimit-* headers say how many are left; then 429)")
+
+
 class VaultSettings(BaseModel):
     keys: SecretStr = Field(SecretStr(""), description="Comma-separated base64 keys; the first one encrypts")
     keys_file: Path = Path("filmroll.keys")
@@ -241,6 +246,7 @@ class Settings(BaseSettings):
     publish: PublishSettings = Field(default_factory=PublishSettings)
     meta: MetaSettings = Field(default_factory=MetaSettings)
     accounts: AccountSettings = Field(default_factory=AccountSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     def facebook_redirect_uri(self) -> str:
         return self.facebook.redirect_uri or self.instagram.redirect_uri

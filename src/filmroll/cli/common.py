@@ -11,7 +11,6 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -20,7 +19,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from filmroll import errors, eventloop
-from filmroll.vocabulary import AccountStatus
+from filmroll.exits import ExitStatus, status_of
 
 if TYPE_CHECKING:
     from filmroll.settings import Settings
@@ -51,25 +50,6 @@ def table(*columns: str | Column, **options: Any) -> Table:
     for column in made:
         column.overflow = "fold"
     return Table(*made, **options)
-
-
-class ExitStatus(IntEnum):
-    """The exit codes, one per condition, the same every time (the README's table and `filmroll --help`)."""
-
-    OK = 0
-    ERROR = 1  # anything else (the message says what)
-    CONFIG = 2  # the configuration is missing or wrong (a setting, the keys file, the redirect URI, the app secret)
-    NOT_FOUND = 3  # no such account or feed
-    INSTAGRAM = 4  # Instagram refused or did not answer
-    NEEDS_REAUTH = 5  # the account's owner must sign in again
-    VAULT = 6  # a stored token's key is missing, or a ciphertext failed its check
-    BUSY = 7  # a worker holds the lease on what was asked for: try again when it is done
-    INVALID = 8  # a value filmroll does not take (an account reference, a feed setting): nothing was changed
-    DATABASE = 9  # the database cannot be reached, is damaged or locked, or has no (current) filmroll schema
-    THROTTLED = 10  # Instagram's rate limit, or filmroll waiting it out: try again later
-    TOO_EARLY = 11  # Instagram does not allow it yet (a token under 24 hours old): the message says from when
-    STORAGE = 12  # the file storage (a directory, S3) cannot be written or read: the message says why
-    INTERRUPTED = 130  # Ctrl-C
 
 
 EXIT_CODES_HELP = "Exit codes: " + ", ".join(f"{s.value} {s.name.lower().replace('_', ' ')}" for s in ExitStatus)
@@ -173,41 +153,11 @@ def report(message: str, status: ExitStatus, **facts: object) -> None:
         err_console.print(f"[red]error:[/red] {message}")
 
 
-def _status(exc: errors.FilmrollError) -> ExitStatus:
-    if isinstance(exc, errors.ConfigError | errors.AppCredentialsError):  # Instagram finds the app's settings wrong
-        return ExitStatus.CONFIG
-    if isinstance(exc, errors.DatabaseError):
-        return ExitStatus.DATABASE
-    if isinstance(exc, errors.StorageError):
-        return ExitStatus.STORAGE
-    if isinstance(exc, errors.VaultError):
-        return ExitStatus.VAULT
-    if isinstance(exc, errors.AccountNotFoundError | errors.FeedNotFoundError):
-        return ExitStatus.NOT_FOUND
-    if isinstance(exc, errors.InputError | errors.ProfileNotFoundError) or (
-            isinstance(exc, errors.AccountStateError) and exc.status == "not_refreshed"):
-        return ExitStatus.INVALID
-    if isinstance(exc, errors.TokenInvalidError) or (
-            isinstance(exc, errors.AccountStateError) and exc.status == AccountStatus.NEEDS_REAUTH):
-        return ExitStatus.NEEDS_REAUTH
-    if isinstance(exc, errors.AccountStateError) and exc.status == "busy":
-        return ExitStatus.BUSY
-    if isinstance(exc, errors.RefreshTooEarlyError) or (
-            isinstance(exc, errors.AccountStateError) and exc.status == "too_early"):
-        return ExitStatus.TOO_EARLY
-    if isinstance(exc, errors.RateLimitedError) or (
-            isinstance(exc, errors.AccountStateError) and exc.status == "throttled"):
-        return ExitStatus.THROTTLED
-    if isinstance(exc, errors.InstagramError):
-        return ExitStatus.INSTAGRAM
-    return ExitStatus.ERROR
-
-
 def explain(exc: BaseException) -> tuple[str, ExitStatus] | None:
     """The one funnel from an exception to what a person reads and the exit code; None: not one filmroll knows
     (a bug), which ``main`` reports without a traceback unless logging is at DEBUG."""
     if isinstance(exc, errors.FilmrollError):
-        return exc.message, _status(exc)
+        return exc.message, status_of(exc)
     from filmroll.store.database import explain as explain_database
 
     url = settings_quietly()

@@ -11,6 +11,7 @@ import typer
 from filmroll.cli import (
     accounts,
     admin,
+    api_keys,
     connect,
     database,
     demo,
@@ -57,6 +58,7 @@ app.command("probe")(accounts.probe)
 app.command("doctor")(doctor.doctor)
 app.add_typer(accounts.token_app, name="token")
 app.add_typer(keys.app, name="keys")
+app.add_typer(api_keys.app, name="api-keys")
 app.add_typer(database.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(media.storage_app, name="storage")

@@ -87,6 +87,23 @@ async def listing(session: AsyncSession) -> list[Account]:
     return list((await session.execute(select(Account).order_by(Account.id))).scalars())
 
 
+async def page(session: AsyncSession, *, after: int | None, limit: int, status: str | None = None,
+               provider: str | None = None, username: str | None = None) -> list[Account]:
+    """Accounts by id after ``after`` (keyset paging: as fast on the last page as on the first), filtered by
+    status, provider, and a part of the username (case-insensitive)."""
+    query = select(Account).order_by(Account.id).limit(limit)
+    if after is not None:
+        query = query.where(Account.id > after)
+    if status is not None:
+        query = query.where(Account.status == status)
+    if provider is not None:
+        query = query.where(Account.provider == provider)
+    if username:
+        escaped = username.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(func.lower(Account.username).like(f"%{escaped}%", escape="\\"))
+    return list((await session.execute(query)).scalars())
+
+
 async def ids(session: AsyncSession) -> list[int]:
     return list((await session.execute(select(Account.id))).scalars())
 

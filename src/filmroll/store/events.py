@@ -25,6 +25,16 @@ async def recent(session: AsyncSession, *, account_id: int | None = None, limit:
     return list((await session.execute(query)).scalars())
 
 
+async def page(session: AsyncSession, *, before: int | None, limit: int, account_id: int | None = None) -> list[Event]:
+    """Events newest first, older than the event ``before`` (keyset paging by id)."""
+    query = select(Event).order_by(Event.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Event.id < before)
+    if account_id is not None:
+        query = query.where(Event.account_id == account_id)
+    return list((await session.execute(query)).scalars())
+
+
 async def get(session: AsyncSession, event_id: int) -> Event | None:
     return await session.get(Event, event_id)
 

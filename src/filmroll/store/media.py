@@ -130,10 +130,12 @@ async def count(session: AsyncSession, source_id: int, *, live: bool = True) -> 
     return (await session.execute(query)).scalar_one()
 
 
-async def live_counts(session: AsyncSession) -> dict[int, int]:
-    """Live posts per source, for every source at once."""
-    rows = await session.execute(select(MediaItem.source_id, func.count()).where(MediaItem.deleted_at.is_(None))
-                                 .group_by(MediaItem.source_id))
+async def live_counts(session: AsyncSession, source_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """Live posts per source, for every source at once (or for ``source_ids``)."""
+    query = select(MediaItem.source_id, func.count()).where(MediaItem.deleted_at.is_(None))
+    if source_ids is not None:
+        query = query.where(MediaItem.source_id.in_(source_ids))
+    rows = await session.execute(query.group_by(MediaItem.source_id))
     return {source_id: live for source_id, live in rows}
 
 

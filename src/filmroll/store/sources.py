@@ -60,8 +60,16 @@ async def of_account(session: AsyncSession, account_id: int, *, for_update: bool
 
 async def own(session: AsyncSession) -> dict[int, Source]:
     """account id -> its own source, for every account."""
+    return await of_accounts(session, None)
+
+
+async def of_accounts(session: AsyncSession, account_ids: Sequence[int] | None) -> dict[int, Source]:
+    """account id -> its own source, for ``account_ids`` (None: every account)."""
+    query = select(Source).where(Source.kind == SourceKind.ACCOUNT)
+    if account_ids is not None:
+        query = query.where(Source.account_id.in_(account_ids))
     found: dict[int, Source] = {}
-    for source in (await session.execute(select(Source).where(Source.kind == SourceKind.ACCOUNT))).scalars():
+    for source in (await session.execute(query)).scalars():
         if source.account_id is not None:
             found[source.account_id] = source
     return found

@@ -430,6 +430,25 @@ class AdminSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class ApiKey(Base):
+    """A management API key (``/api/v1``): only the SHA-256 of the key is kept, with what a person needs to tell
+    keys apart (name, the key's first characters) and to retire one (last used, revoked)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(16))  # read · write
+    prefix: Mapped[str] = mapped_column(String(16))  # "flr_" and the next 8 characters, to recognise the key
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("sha256", name="uq_api_keys_sha256"),)
+
+
 class LoginThrottle(Base):
     """Sign-in attempts per key: ``account:`` or ``client:`` and a keyed hash (``web/throttle.py``), never the
     username or address itself."""

@@ -32,6 +32,12 @@ async def get(session: AsyncSession, account_id: int) -> Token | None:
     return await session.get(Token, account_id)
 
 
+async def of_accounts(session: AsyncSession, account_ids: Sequence[int]) -> list[Token]:
+    if not account_ids:
+        return []
+    return list((await session.execute(select(Token).where(Token.account_id.in_(account_ids)))).scalars())
+
+
 async def put(session: AsyncSession, account_id: int, sealed: Sealed, *, kind: str, permissions: tuple[str, ...],
               issued_at: datetime, expires_at: datetime, next_refresh_at: datetime | None,
               next_probe_at: datetime | None = None, provider: str = Provider.INSTAGRAM_LOGIN,

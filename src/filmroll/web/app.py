@@ -32,7 +32,7 @@ from filmroll import __version__, errors
 from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.settings import Settings
-from filmroll.web import admin, feed_editor, feeds, insights, meta, moderation, oauth, public, security
+from filmroll.web import admin, api, feed_editor, feeds, insights, meta, moderation, oauth, public, security
 from filmroll.web.access import NAME as ACCESS
 from filmroll.web.access import AccessLog, RequestLog
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
@@ -143,6 +143,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
             runtime = await stack.enter_async_context(open_runtime(settings, upgrade=upgrade))
             app.state.runtime = runtime
             app.state.web = context = _context(runtime)
+            api.bind(management, context)
             stop = asyncio.Event()
             tasks = [asyncio.create_task(context.feeds.run(stop))]
             if worker:  # the embedded worker: one process does everything on a single machine (design §5)
@@ -190,6 +191,8 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     app.include_router(insights.router())
     app.include_router(oauth.router(urlsplit(settings.instagram.redirect_uri).path or "/callback"))
     app.include_router(meta.router(settings))
+    management = api.create_api(settings.api.requests_per_minute)
+    app.mount("/api/v1", management)
     for error, handler in ((SignInRequired, _sign_in), (FormRejected, _form_rejected),
                            (errors.CallbackError, _callback_error), (errors.InstagramError, _instagram_error),
                            (errors.SignedRequestError, _signed_request),

@@ -1,0 +1,41 @@
+"""`filmroll api-keys` as a person runs it: a key printed once and never again, listed by its first characters,
+several live at once for a rotation, revoked by id or name; bad input changes nothing, with the README's codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from filmroll.service.api_keys import well_formed
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_create_list_rotate_and_revoke_keys(cli):
+    made = json.loads(cli("api-keys", "create", "ci deploys", "--scope", "write", "--json").stdout)
+    key = made["key"]
+    assert key.startswith("flr_") and len(key) == 53 and well_formed(key)
+    assert made["scope"] == "write" and key.startswith(made["prefix"]) and len(made["prefix"]) == 12
+    shown = cli("api-keys", "create", "ci deploys", "--scope", "read")  # its successor, live beside it
+    second = next(line for line in shown.stdout.splitlines() if line.startswith("flr_"))
+    assert well_formed(second) and second != key
+
+    listed = cli("api-keys", "list", "--json").stdout
+    assert key not in listed and second not in listed  # never shown again
+    assert [(k["name"], k["scope"]) for k in json.loads(listed)] == [("ci deploys", "write"), ("ci deploys", "read")]
+    assert "flr_" in cli("api-keys", "list").stdout
+
+    assert json.loads(cli("api-keys", "revoke", str(made["id"]), "--json").stdout) == {"revoked": [made["id"]]}
+    assert [k["scope"] for k in json.loads(cli("api-keys", "list", "--json").stdout)] == ["read"]
+    revoked = json.loads(cli("api-keys", "list", "--revoked", "--json").stdout)
+    assert revoked[0]["revoked_at"] is not None
+
+    for args, code, said in ((("create", "x", "--scope", "admin"), 8, "scope is read or write"),
+                             (("create", "", "--scope", "read"), 8, "1 to 64 characters"),
+                             (("revoke", "999"), 3, "no live API key")):
+        before = cli("api-keys", "list", "--json").stdout
+        refused = cli("api-keys", *args, check=False)
+        assert refused.returncode == code and said in refused.stderr, (args, refused.stderr)
+        assert cli("api-keys", "list", "--json").stdout == before  # nothing changed
