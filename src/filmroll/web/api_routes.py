@@ -201,7 +201,9 @@ def router() -> APIRouter:
                             cursor: Annotated[str | None, Query(max_length=40)] = None,
                             limit: Annotated[int, Query(ge=1, le=200)] = 50,
                             status: Status | None = None, provider: ProviderName | None = None,
-                            username: Annotated[str | None, Query(max_length=64)] = None) -> AccountPage:
+                            username: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._]+$",
+                                                                  description="A part of the username")] = None,
+                            ) -> AccountPage:
         found = await account_service.page(web.database, after=after_of(cursor), limit=limit + 1, status=status,
                                            provider=provider, username=username)
         shown = found[:limit]
@@ -260,15 +262,6 @@ def router() -> APIRouter:
     async def list_feeds(key: Caller, web: Context) -> list[FeedOut]:
         return [_feed(f) for f in await feed_service.list_feeds(web.database)]
 
-    @routes.get("/feeds/{slug}", response_model=FeedOut, summary="One feed")
-    async def get_feed(slug: Slug, key: Caller, web: Context) -> FeedOut:
-        return _feed(await feed_service.show(web.database, slug))
-
-    @routes.delete("/feeds/{slug}", response_model=Accepted, summary="Delete a feed (its sources stay)")
-    async def delete_feed(slug: Slug, key: Caller, web: Context) -> Accepted:
-        await feed_service.delete(web.database, slug)
-        return Accepted(status="deleted")
-
     @routes.get("/feeds/{slug}/posts", response_model=list[PostStateOut],
                 summary="The feed's posts from hashtags and other profiles, with their moderation states")
     async def feed_posts(slug: Slug, key: Caller, web: Context,
@@ -285,6 +278,15 @@ def router() -> APIRouter:
                           decision: Annotated[Decision, Body()]) -> DecisionOut:
         changed = await moderation.decide(web.database, slug, [post_id], PostState(decision.state), by=actor(key))
         return DecisionOut(changed=changed)
+
+    @routes.get("/feeds/{slug}", response_model=FeedOut, summary="One feed")
+    async def get_feed(slug: Slug, key: Caller, web: Context) -> FeedOut:
+        return _feed(await feed_service.show(web.database, slug))
+
+    @routes.delete("/feeds/{slug}", response_model=Accepted, summary="Delete a feed (its sources stay)")
+    async def delete_feed(slug: Slug, key: Caller, web: Context) -> Accepted:
+        await feed_service.delete(web.database, slug)
+        return Accepted(status="deleted")
 
     @routes.get("/events", response_model=EventPage, summary="What happened, newest first")
     async def list_events(key: Caller, web: Context,
