@@ -75,6 +75,11 @@ class ApiSettings(BaseModel):
                                      "make a minute (RateLimit-* headers say how many are left; then 429)")
 
 
+class MetricsSettings(BaseModel):
+    database_gauges: bool = Field(True, description="Export the database's gauges on /metrics (accounts, token "
+                                  "expiries, sync lag…); set false on every serve process but one")
+
+
 class VaultSettings(BaseModel):
     keys: SecretStr = Field(SecretStr(""), description="Comma-separated base64 keys; the first one encrypts")
     keys_file: Path = Path("filmroll.keys")
@@ -247,6 +252,7 @@ class Settings(BaseSettings):
     meta: MetaSettings = Field(default_factory=MetaSettings)
     accounts: AccountSettings = Field(default_factory=AccountSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     def facebook_redirect_uri(self) -> str:
         return self.facebook.redirect_uri or self.instagram.redirect_uri

@@ -87,6 +87,7 @@ class Job:
 class WorkerStats:
     claimed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    jobs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (job kind, outcome): what /metrics counts
     crashed: int = 0
     abandoned: int = 0  # jobs given up because their leases could not be renewed in time
     outages: int = 0  # times the database became unreachable
@@ -282,6 +283,7 @@ class Worker:
                 self.stats.crashed += 1
                 outcome = Outcome.CRASHED
         self.stats.outcomes[outcome] += 1
+        self.stats.jobs[(job.kind, str(outcome))] += 1
 
     async def _give_back(self) -> None:
         """Give back the leases an outage left us holding with nothing running on them: jobs it interrupted, and

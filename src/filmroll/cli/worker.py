@@ -20,6 +20,12 @@ def worker(
     until_idle: bool = typer.Option(False, "--until-idle", help="Exit once nothing is due (for cron and tests)"),
     as_json: bool = typer.Option(False, "--json", help="Print the final statistics as JSON"),
     sync: bool = typer.Option(True, "--sync/--no-sync", help="Also sync profiles and media when due"),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", min=1, max=65535,
+                                            help="Serve Prometheus metrics on this port (GET /metrics)"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
+                                     help="The address /metrics listens on (default: this machine only)"),
+    database_gauges: bool = typer.Option(False, "--database-gauges",
+                                         help="Export the database's gauges too (from one process only)"),
 ) -> None:
     """Keep tokens alive (refresh, daily probe, alerts) and media synced, with leases so any number of workers share
     one database."""
@@ -37,7 +43,18 @@ def worker(
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
-            stats = await engine.run(stop, until_idle=until_idle)
+            exporter = None
+            if metrics_port is not None:
+                from filmroll.service.metrics import Metrics, serve_metrics
+
+                metrics = Metrics(runtime.database, jobs=lambda: engine.stats.jobs, database_gauges=database_gauges,
+                                  max_attempts=runtime.mirror_policy.max_attempts)
+                exporter = await serve_metrics(metrics, metrics_host, metrics_port)
+            try:
+                stats = await engine.run(stop, until_idle=until_idle)
+            finally:
+                if exporter is not None:
+                    await exporter.cleanup()
             return {"owner": engine.owner, "claimed": stats.claimed, "outcomes": dict(stats.outcomes),
                     "crashed": stats.crashed, "abandoned": stats.abandoned, "database_outages": stats.outages,
                     "leased_elsewhere": stats.leased_elsewhere,

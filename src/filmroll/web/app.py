@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from filmroll import __version__, errors
 from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
+from filmroll.service.metrics import Metrics
 from filmroll.settings import Settings
 from filmroll.web import admin, api, feed_editor, feeds, insights, meta, moderation, oauth, public, security
 from filmroll.web.access import NAME as ACCESS
@@ -146,8 +147,13 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
             api.bind(management, context)
             stop = asyncio.Event()
             tasks = [asyncio.create_task(context.feeds.run(stop))]
-            if worker:  # the embedded worker: one process does everything on a single machine (design §5)
-                tasks.append(asyncio.create_task(run_supervised(runtime.worker(), stop)))
+            engine = runtime.worker() if worker else None
+            if engine is not None:  # the embedded worker: one process does everything on a single machine (§5)
+                tasks.append(asyncio.create_task(run_supervised(engine, stop)))
+            app.state.metrics = Metrics(runtime.database, jobs=(lambda: engine.stats.jobs) if engine else None,
+                                        answered=context.feeds.answered,
+                                        database_gauges=settings.metrics.database_gauges,
+                                        max_attempts=runtime.mirror_policy.max_attempts)
             if freeze_gc:
                 gc.collect()
                 gc.freeze()
@@ -191,7 +197,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     app.include_router(insights.router())
     app.include_router(oauth.router(urlsplit(settings.instagram.redirect_uri).path or "/callback"))
     app.include_router(meta.router(settings))
-    management = api.create_api(settings.api.requests_per_minute)
+    management = app.state.api = api.create_api(settings.api.requests_per_minute)
     app.mount("/api/v1", management)
     for error, handler in ((SignInRequired, _sign_in), (FormRejected, _form_rejected),
                            (errors.CallbackError, _callback_error), (errors.InstagramError, _instagram_error),

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -92,6 +93,7 @@ class FeedCache:
         self.versions: dict[str, Version] | None = None  # None until the first poll answered
         self.entries: dict[str, Entry] = {}
         self.renders = 0  # how many times a feed was rendered (tests and benchmarks read it)
+        self.answered: Counter[int] = Counter()  # feed documents answered, by status (200, 304): /metrics reads it
         self._locks: dict[str, asyncio.Lock] = {}
         self._polling = asyncio.Lock()
         self._polled_at = -1e9
@@ -256,6 +258,7 @@ async def _answer(request: Request, web: WebContext, slug: str, kind: str, after
         return problem(request, 404, "Not found", "That post is not in this feed (any more): start again from the "
                        "feed's first page.", "not_found")
     status, headers, body = found
+    web.feeds.answered[status] += 1
     return Response(body, status_code=status, headers=headers)
 
 
@@ -364,6 +367,7 @@ class FeedFastPath:
                                 "headers": reply.not_modified if fresh else reply.headers})
                     await send({"type": "http.response.body", "body": b"" if fresh else reply.body})
                     self.log.note(scope, 304 if fresh else 200, started)
+                    web.feeds.answered[304 if fresh else 200] += 1
                     return
         await self.app(scope, receive, send)
 

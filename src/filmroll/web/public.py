@@ -76,6 +76,7 @@ def router() -> APIRouter:
     routes = APIRouter(route_class=route_class(Audience.PUBLIC))
     routes.add_api_route("/healthz", health.healthz, methods=["GET"], include_in_schema=False)
     routes.add_api_route("/readyz", health.readyz, methods=["GET"], include_in_schema=False)
+    routes.add_api_route("/metrics", health.metrics, methods=["GET"], include_in_schema=False)
     routes.add_api_route("/media/{key:path}", media_file, methods=["GET"], include_in_schema=False)
     return routes
 

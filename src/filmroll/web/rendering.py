@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 
 AUDIENCE_KEY = "filmroll.audience"
 STYLESHEET_PATH = "/static/filmroll.css"
-PUBLIC_PREFIXES = ("/feeds", "/media", "/widget.js", "/meta", "/api", "/healthz", "/readyz")
+PUBLIC_PREFIXES = ("/feeds", "/media", "/widget.js", "/meta", "/api", "/healthz", "/readyz", "/metrics")
 
 
 class Audience(StrEnum):
