@@ -78,6 +78,8 @@ class ApiSettings(BaseModel):
 class MetricsSettings(BaseModel):
     database_gauges: bool = Field(True, description="Export the database's gauges on /metrics (accounts, token "
                                   "expiries, sync lag…); set false on every serve process but one")
+    cache_seconds: float = Field(10.0, ge=0, le=3600, description="Read the database's gauges at most this often, "
+                                 "whatever the scrape rate")
 
 
 class VaultSettings(BaseModel):

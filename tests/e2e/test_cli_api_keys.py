@@ -39,3 +39,37 @@ def test_create_list_rotate_and_revoke_keys(cli):
         refused = cli("api-keys", *args, check=False)
         assert refused.returncode == code and said in refused.stderr, (args, refused.stderr)
         assert cli("api-keys", "list", "--json").stdout == before  # nothing changed
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_standalone_worker_serves_its_metrics_on_loopback(cli):
+    import signal
+    import time
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.webapp import free_port
+
+    port = free_port()
+    worker = cli.start("worker", "--metrics-port", str(port), "--database-gauges", "--no-sync")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+                break
+            except httpx.TransportError:
+                assert worker.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        families = {f.name for f in text_string_to_metric_families(answer.text)}
+        assert answer.status_code == 200 and {"filmroll_jobs", "filmroll_accounts", "filmroll_sync_lag_seconds",
+                                              "filmroll_token_expiry_seconds"} <= families, families
+        assert "filmroll_feed_responses" not in families  # a worker answers no feed
+        taken = cli.start("worker", "--metrics-port", str(port), "--no-sync")  # the port is in use: said so
+        _, said = taken.communicate(timeout=60)
+        assert taken.returncode == 2 and f"--metrics-port {port}" in said, said
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, said = worker.communicate(timeout=60)
+    assert worker.returncode == 0, said

@@ -153,6 +153,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
             app.state.metrics = Metrics(runtime.database, jobs=(lambda: engine.stats.jobs) if engine else None,
                                         answered=context.feeds.answered,
                                         database_gauges=settings.metrics.database_gauges,
+                                        cache_seconds=settings.metrics.cache_seconds,
                                         max_attempts=runtime.mirror_policy.max_attempts)
             if freeze_gc:
                 gc.collect()

@@ -53,6 +53,8 @@ def nice_step(span: float, ticks: int = 4) -> int:
 
 
 def line_chart(days: Sequence[date], values: Sequence[int | None], *, partial_last: bool, what: str) -> LineChart:
+    """A line over ``days`` (dates, a value each; or datetimes, for a series sampled through a day: labelled by
+    the time)."""
     known = [(d, v) for d, v in zip(days, values, strict=True) if v is not None]
     count = len(days)
 
@@ -112,19 +114,27 @@ def date_ticks(days: Sequence[date], most: int = 5) -> list[Tick]:
     if count == 0:
         return []
     if count == 1:
-        return [Tick(50.0, f"{days[0]:%-d %b}")]
+        return [Tick(50.0, _short(days[0]))]
     shown = sorted({round(i * (count - 1) / (most - 1)) for i in range(most)}) if count >= most else range(count)
-    return [Tick(100 * n / (count - 1), f"{days[n]:%-d %b}",
+    return [Tick(100 * n / (count - 1), _short(days[n]),
                  "start" if n == 0 else "end" if n == count - 1 else "middle") for n in shown]
+
+
+def _short(moment: date) -> str:
+    return f"{moment:%H:%M:%S}" if isinstance(moment, datetime) else f"{moment:%-d %b}"
+
+
+def _long(moment: date) -> str:
+    return f"at {moment:%H:%M:%S}" if isinstance(moment, datetime) else f"on {moment:%-d %B %Y}"
 
 
 def _summary(what: str, days: Sequence[date], known: list[tuple[date, int]]) -> str:
     if not known:
-        return f"No {what} recorded between {days[0]:%-d %B %Y} and {days[-1]:%-d %B %Y}."
+        return f"No {what} recorded from {_short(days[0])} to {_short(days[-1])}."
     (first_day, first), (last_day, last) = known[0], known[-1]
     low, high = min(v for _, v in known), max(v for _, v in known)
     missing = len(days) - len(known)
-    return (f"{what.capitalize()} from {first:,} on {first_day:%-d %B} to {last:,} on {last_day:%-d %B %Y} "
+    return (f"{what.capitalize()} from {first:,} {_long(first_day)} to {last:,} {_long(last_day)} "
             f"({last - first:+,}); lowest {low:,}, highest {high:,}; {len(known)} of {len(days)} days recorded"
             + (f", {missing} without a snapshot." if missing else "."))
 
