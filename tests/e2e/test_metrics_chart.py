@@ -4,6 +4,7 @@ to zero as the stored bytes climb to what the database holds, and filmroll's own
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from datetime import UTC, datetime
@@ -47,7 +48,7 @@ def test_the_mirror_queue_drains_on_the_metrics_chart(sandbox, database_url, bro
     queue = [int(s["filmroll_mirror_queue_posts"]) for _, s in samples]
     stored = [int(s["filmroll_mirror_stored_bytes"] / 1e6) for _, s in samples]
     assert max(queue) > 0 and queue[-1] == 0 and stored[-1] > stored[0]
-    assert all(b >= a for a, b in zip(stored, stored[1:], strict=False))  # bytes only ever grow here
+    assert all(b >= a for a, b in itertools.pairwise(stored))  # bytes only ever grow here
 
     moments = [when for when, _ in samples]
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
