@@ -93,7 +93,9 @@ def test_the_accounts_list_reads_well_on_a_phone_and_a_desktop_and_copies_a_reco
             page.reload()
             rows = page.locator("#accounts tbody tr")
             assert rows.count() == 2
-            assert "not working" in rows.nth(1).inner_text() and "days" not in rows.nth(1).inner_text()
+            # The account whose owner must sign in again comes first, before the working one connected earlier.
+            assert "not working" in rows.nth(0).inner_text() and "days" not in rows.nth(0).inner_text()
+            assert "in 59 days" in rows.nth(1).inner_text() or "in 60 days" in rows.nth(1).inner_text()
             assert page.evaluate("document.scrollingElement.scrollWidth") <= width  # no sideways scrolling
             card = page.evaluate("document.querySelector('.card').getBoundingClientRect().right")
             table = page.evaluate("document.querySelector('#accounts').getBoundingClientRect().right")

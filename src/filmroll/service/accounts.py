@@ -112,11 +112,37 @@ async def page(database: Database, *, after: int | None, limit: int, status: str
     async with database.read() as session:
         found = await accounts.page(session, after=after, limit=limit, status=status, provider=provider,
                                     username=username)
-        ids = [a.id for a in found]
-        held = {t.account_id: t for t in await tokens.of_accounts(session, ids)}
-        own = await sources.of_accounts(session, ids)
-        counts = await media.live_counts(session, [s.id for s in own.values()])
+        return await _views(session, found)
+
+
+async def _views(session: AsyncSession, found: list[Account]) -> list[AccountView]:
+    ids = [a.id for a in found]
+    held = {t.account_id: t for t in await tokens.of_accounts(session, ids)}
+    own = await sources.of_accounts(session, ids)
+    counts = await media.live_counts(session, [s.id for s in own.values()])
     return [view(a, held.get(a.id), own.get(a.id), counts.get(own[a.id].id, 0) if a.id in own else 0) for a in found]
+
+
+@dataclass(frozen=True)
+class AccountsPage:
+    """A page of the admin UI's accounts list: those that need someone first, then by id."""
+
+    accounts: list[AccountView]
+    counts: dict[str, int]  # accounts per status (with the username filter, not the status one)
+    next_after: tuple[str, int] | None  # where the next page starts; None on the last
+
+
+async def in_status_order(database: Database, *, after: tuple[str, int] | None, limit: int,
+                          status: str | None = None, username: str | None = None) -> AccountsPage:
+    if status is not None and status not in {s.value for s in AccountStatus}:
+        raise errors.InputError(f"{status[:20]!r} is not an account status")
+    async with database.read() as session:
+        found = await accounts.in_status_order(session, after=after, limit=limit + 1, status=status,
+                                               username=username)
+        shown = await _views(session, found[:limit])
+        counts = await accounts.status_counts(session, username)
+    last = shown[-1] if len(found) > limit else None
+    return AccountsPage(shown, counts, (last.status, last.id) if last else None)
 
 
 def check_reference(ref: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -98,10 +98,41 @@ async def page(session: AsyncSession, *, after: int | None, limit: int, status: 
         query = query.where(Account.status == status)
     if provider is not None:
         query = query.where(Account.provider == provider)
-    if username:
-        escaped = username.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(func.lower(Account.username).like(f"%{escaped}%", escape="\\"))
-    return list((await session.execute(query)).scalars())
+    return list((await session.execute(_named(query, username))).scalars())
+
+
+# The accounts page's order: those that need someone first.
+STATUS_ORDER = (AccountStatus.NEEDS_REAUTH, AccountStatus.REVOKED, AccountStatus.ACTIVE, AccountStatus.DISCONNECTED)
+
+
+async def in_status_order(session: AsyncSession, *, after: tuple[str, int] | None, limit: int,
+                          status: str | None = None, username: str | None = None) -> list[Account]:
+    """Accounts a status at a time (STATUS_ORDER), by id within one, after ``after`` (status, id): keyset paging
+    on the (status, id) index, as fast on the last page as on the first."""
+    statuses = [s.value for s in STATUS_ORDER] if status is None else [status]
+    start = statuses.index(after[0]) if after is not None and after[0] in statuses else 0
+    found: list[Account] = []
+    for current in statuses[start:]:
+        query = _named(select(Account).where(Account.status == current), username).order_by(Account.id)
+        if after is not None and current == after[0]:
+            query = query.where(Account.id > after[1])
+        found += (await session.execute(query.limit(limit - len(found)))).scalars()
+        if len(found) >= limit:
+            break
+    return found
+
+
+async def status_counts(session: AsyncSession, username: str | None = None) -> dict[str, int]:
+    query = _named(select(Account.status, func.count()), username).group_by(Account.status)
+    return {status: count for status, count in await session.execute(query)}
+
+
+def _named(query: Any, username: str | None) -> Any:
+    """``query`` narrowed to usernames holding ``username`` (case-insensitive), when one is given."""
+    if not username:
+        return query
+    escaped = username.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return query.where(func.lower(Account.username).like(f"%{escaped}%", escape="\\"))
 
 
 async def ids(session: AsyncSession) -> list[int]:

@@ -76,7 +76,8 @@ class Account(Base):
 
     # One person's Instagram account connected through two providers is two accounts: each provider's token reads
     # it, each has its own lifecycle.
-    __table_args__ = (UniqueConstraint("provider", "ig_user_id", name="uq_accounts_provider_ig_user_id"),)
+    __table_args__ = (UniqueConstraint("provider", "ig_user_id", name="uq_accounts_provider_ig_user_id"),
+                      Index("ix_accounts_status_id", "status", "id"))  # the accounts page, a status at a time
 
 
 class Source(Base):

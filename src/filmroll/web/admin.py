@@ -5,6 +5,7 @@ parse, call a use-case, render or redirect; signing in and CSRF are dependencies
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -18,8 +19,9 @@ from filmroll.service import deletion
 from filmroll.service import media as media_service
 from filmroll.service.alerts import mint_link
 from filmroll.store import events
+from filmroll.store.accounts import STATUS_ORDER
 from filmroll.store.tables import Account
-from filmroll.vocabulary import Outcome, Provider
+from filmroll.vocabulary import AccountStatus, Outcome, Provider
 from filmroll.web import insights, security
 from filmroll.web.deps import CheckedForm, CurrentAdmin, FormFields, OptionalAdmin, RowId, Web, secure, session_id
 from filmroll.web.rendering import STYLESHEET_PATH, Audience, page, problem, route_class
@@ -110,10 +112,27 @@ async def logout(request: Request, web: Web, form: FormFields) -> Response:
     return response
 
 
-async def accounts_page(request: Request, web: Web, admin: CurrentAdmin, refreshed: RowId | None = None) -> Response:
-    listing = await account_service.listing(web.database)
-    return page(request, "accounts.html", admin=admin, accounts=listing, now=web.database.clock.now(),
-                csrf_token=web.csrf.token(session_id(request, web) or ""), refreshed=refreshed)
+PAGE_SIZE = 50
+_AFTER = re.compile(r"(needs_reauth|revoked|active|disconnected):([0-9]{1,12})")
+_SEARCH = re.compile(r"[A-Za-z0-9._]{0,64}")
+
+
+async def accounts_page(request: Request, web: Web, admin: CurrentAdmin, refreshed: RowId | None = None,
+                        status: str | None = None, q: str = "", after: str | None = None) -> Response:
+    """The accounts, 50 a page: those that need their owner first, then by id; by status and username."""
+    cursor = _AFTER.fullmatch(after) if after is not None else None
+    if (after is not None and cursor is None) or not _SEARCH.fullmatch(q) or (
+            status is not None and status not in {s.value for s in AccountStatus}):
+        return problem(request, 400, "Not a page of accounts", "That status, search or page is not one this list "
+                       "makes; start again from the accounts page.", "invalid")
+    found = await account_service.in_status_order(
+        web.database, after=(cursor[1], int(cursor[2])) if cursor else None, limit=PAGE_SIZE, status=status,
+        username=q or None)
+    return page(request, "accounts.html", admin=admin, accounts=found.accounts, counts=found.counts,
+                statuses=[s.value for s in STATUS_ORDER], filtered=status, q=q, first_page=after is None,
+                next_after=f"{found.next_after[0]}:{found.next_after[1]}" if found.next_after else None,
+                now=web.database.clock.now(), csrf_token=web.csrf.token(session_id(request, web) or ""),
+                refreshed=refreshed)
 
 
 async def refresh_now(request: Request, web: Web, form: CheckedForm, account_id: RowId) -> Response:

@@ -98,3 +98,45 @@ def test_copy_reconnect_link_mints_a_single_use_link_shown_once(filmroll, sandbo
     assert "Why: the owner changed their Instagram password." in landing.text and "))" not in landing.text
     assert len(_query(database_url, select(ReconnectLink.id).where(ReconnectLink.account_id == dead))) == 1
     assert admin.post("/accounts/999999/reconnect-link", data={"csrf_token": csrf(admin)}).status_code == 404
+
+
+def test_the_list_pages_those_that_need_their_owner_first_and_finds_by_username(filmroll, database_url, sandbox):
+    async def run() -> list[int]:
+        database = Database(database_url)
+        try:
+            vault = Vault(Keyring(parse_keys(filmroll.settings.vault.keys.get_secret_value())))
+            ids = await seed_accounts(database, vault, sandbox, 120, first=200, due=False)
+            async with database.transaction() as session:
+                await session.execute(update(Account).where(Account.id.in_(ids[100:107])).values(
+                    status="needs_reauth"))
+                await session.execute(update(Account).where(Account.id.in_(ids[5:8])).values(status="disconnected"))
+            return ids
+        finally:
+            await database.dispose()
+
+    ids = aio.run(run())
+    admin = signed_in(filmroll)
+    seen, url = [], "/accounts"
+    while url:
+        page = admin.get(url)
+        assert page.status_code == 200, page.text
+        rows = [int(i) for i in re.findall(r'<td data-label="Account"><a href="/accounts/(\d+)"', page.text)]
+        assert len(rows) <= 50
+        seen += rows
+        found = re.search(r'href="(/accounts\?after=[^"]+)" id="next-page"', page.text)
+        url = found[1].replace("&amp;", "&") if found else None
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))  # every account exactly once
+    assert seen[:7] == ids[100:107]  # those whose owner must sign in again first
+    assert seen[-3:] == ids[5:8]  # disconnected ones last
+    first = admin.get("/accounts").text
+    assert 'All <span class="count">120</span>' in first and "Need their owner <span class=\"count\">7</span>" in first
+
+    only = admin.get("/accounts?status=needs_reauth").text
+    assert sorted(int(i) for i in re.findall(r'href="/accounts/(\d+)"', only)) == ids[100:107]
+    name = admin.get(f"/accounts/{ids[42]}").text
+    username = re.search(r"<h1>@([\w.]+)</h1>", name)[1]
+    found = admin.get(f"/accounts?q={username[-5:].upper()}").text
+    assert ids[42] in [int(i) for i in re.findall(r'href="/accounts/(\d+)"', found)]
+    assert "No account matches" in admin.get("/accounts?q=zzzzzzzz").text
+    for bad in ("after=active:x", "after=gone:3", "status=gone", "q=%27%3B"):
+        assert admin.get(f"/accounts?{bad}").status_code == 400, bad

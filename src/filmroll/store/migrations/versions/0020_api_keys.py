@@ -1,4 +1,5 @@
-"""The management API's keys: their SHA-256 only, with name, scope, prefix, created, last used and revoked
+"""The management API's keys: their SHA-256 only, with name, scope, prefix, created, last used and revoked; the
+accounts page's index (a status at a time, by id)
 
 Revision ID: 0020
 Revises: 0019
@@ -27,7 +28,9 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("sha256", name="uq_api_keys_sha256"),
     )
+    op.create_index("ix_accounts_status_id", "accounts", ["status", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_accounts_status_id", table_name="accounts")
     op.drop_table("api_keys")
