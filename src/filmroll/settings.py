@@ -73,6 +73,8 @@ class HashtagSettings(BaseModel):
 class ApiSettings(BaseModel):
     requests_per_minute: int = Field(600, ge=1, le=1_000_000, description="Requests each management API key may "
                                      "make a minute (RateLimit-* headers say how many are left; then 429)")
+    return_origins: list[str] = Field(default_factory=list, description="Origins a connect link may send the "
+                                      "account owner back to afterwards (e.g. [\"https://agency.example\"])")
 
 
 class MetricsSettings(BaseModel):

@@ -13,6 +13,7 @@ from filmroll.cli import (
     admin,
     api_keys,
     connect,
+    connect_links,
     database,
     demo,
     doctor,
@@ -59,6 +60,7 @@ app.command("doctor")(doctor.doctor)
 app.add_typer(accounts.token_app, name="token")
 app.add_typer(keys.app, name="keys")
 app.add_typer(api_keys.app, name="api-keys")
+app.add_typer(connect_links.app, name="connect-link")
 app.add_typer(database.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(media.storage_app, name="storage")

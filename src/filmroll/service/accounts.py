@@ -66,6 +66,7 @@ class AccountView:
     sync_error: str | None
     data_access_expires_at: datetime | None = None  # Facebook Login: the owner reconnects before it
     token_issued_at: datetime | None = None
+    custom_id: str | None = None  # an agency's own id for the account (its connect link's)
 
 
 def view(account: Account, token: Token | None, source: Source | None, posts: int) -> AccountView:
@@ -80,7 +81,7 @@ def view(account: Account, token: Token | None, source: Source | None, posts: in
         source.sync_interval_minutes if source else None, source.last_synced_at if source else None,
         source.next_sync_at if source else None, source.stale_since if source else None,
         source.sync_failures if source else 0, source.sync_error if source else None,
-        token.data_access_expires_at if token else None, token.issued_at if token else None)
+        token.data_access_expires_at if token else None, token.issued_at if token else None, account.custom_id)
 
 
 async def _view(session: AsyncSession, account_id: int) -> AccountView:
@@ -106,12 +107,13 @@ _REFERENCE = re.compile(r"[0-9]{1,32}|@?[A-Za-z0-9._-]{1,64}", re.ASCII)
 
 
 async def page(database: Database, *, after: int | None, limit: int, status: str | None = None,
-               provider: str | None = None, username: str | None = None) -> list[AccountView]:
+               provider: str | None = None, username: str | None = None,
+               custom_id: str | None = None) -> list[AccountView]:
     """A page of accounts by id (keyset paging), each with its token's and its sync's facts, read in four queries
     whatever the page's size."""
     async with database.read() as session:
         found = await accounts.page(session, after=after, limit=limit, status=status, provider=provider,
-                                    username=username)
+                                    username=username, custom_id=custom_id)
         return await _views(session, found)
 
 

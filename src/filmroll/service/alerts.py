@@ -30,6 +30,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll.secret import Secret
+from filmroll.service import connect_links
 from filmroll.service.policy import Backoff
 from filmroll.store import alerts, events, links
 from filmroll.store.alerts import AlertClaim
@@ -117,8 +118,12 @@ class Alerter:
             async with self.database.transaction() as session:
                 await alerts.finished(session, claim.alert_id, owner=self.owner, status=AlertStatus.OBSOLETE)
             return Outcome.ALERT_OBSOLETE
-        secret, link = await mint_link(self.database, claim.account_id, self.webhook.link_ttl)
-        body = json.dumps(self._payload(claim, account, token, secret, link.expires_at, now)).encode()
+        if claim.kind == connect_links.CONNECTED:  # news, not a request: no reconnect link to carry
+            secret, expires = None, None
+        else:
+            secret, link = await mint_link(self.database, claim.account_id, self.webhook.link_ttl)
+            expires = link.expires_at
+        body = json.dumps(self._payload(claim, account, token, secret, expires, now)).encode()
         error = await self._post(claim, body)
         attempts = claim.attempts + 1
         async with self.database.transaction() as session:
@@ -141,22 +146,23 @@ class Alerter:
         log.info("%s not delivered (%s); retrying", claim.label, error)
         return Outcome.ALERT_RETRY
 
-    def _payload(self, claim: AlertClaim, account: Account, token: Token | None, secret: str,
-                 link_expires: datetime, now: datetime) -> dict[str, Any]:
+    def _payload(self, claim: AlertClaim, account: Account, token: Token | None, secret: str | None,
+                 link_expires: datetime | None, now: datetime) -> dict[str, Any]:
         return {
             "id": claim.alert_id,
             "type": claim.kind,
             "created_at": claim.created_at.isoformat(),
             "sent_at": now.isoformat(),
             "attempt": claim.attempts + 1,
-            "account": {"id": account.id, "ig_user_id": account.ig_user_id, "username": account.username},
+            "account": {"id": account.id, "ig_user_id": account.ig_user_id, "username": account.username,
+                        "custom_id": account.custom_id},
             "reason": claim.reason,
             "token_expires_at": token.expires_at.isoformat() if token is not None else None,
             # Facebook Login's: the app's data access ends before the token may (the owner reconnects either way)
             "data_access_expires_at": (token.data_access_expires_at.isoformat()
                                        if token is not None and token.data_access_expires_at else None),
-            "reconnect_url": f"{self.webhook.link_base.rstrip('/')}/reconnect?link={secret}",
-            "reconnect_expires_at": link_expires.isoformat(),
+            "reconnect_url": f"{self.webhook.link_base.rstrip('/')}/reconnect?link={secret}" if secret else None,
+            "reconnect_expires_at": link_expires.isoformat() if link_expires else None,
         }
 
     async def _post(self, claim: AlertClaim, body: bytes) -> str | None:
@@ -169,6 +175,8 @@ class Alerter:
 def _still_true(claim: AlertClaim, account: Account, token: Token | None) -> bool:
     if claim.kind == alerts.NEEDS_REAUTH:
         return account.status == AccountStatus.NEEDS_REAUTH
+    if claim.kind == connect_links.CONNECTED:
+        return account.status == AccountStatus.ACTIVE
     if claim.kind == alerts.REVOKED:
         return account.status == AccountStatus.REVOKED
     return account.status == AccountStatus.ACTIVE and token is not None and token.version == claim.token_version

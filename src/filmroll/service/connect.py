@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from filmroll import errors
 from filmroll.platform import Clients, LongLivedGrant, Profile, ProviderClient, wire
 from filmroll.secret import Secret
+from filmroll.service import connect_links
 from filmroll.service.policy import RefreshPolicy
 from filmroll.service.transitions import transition
 from filmroll.store import accounts, events, links, states, tokens
 from filmroll.store.database import Database
-from filmroll.store.tables import Account, OAuthState, ReconnectLink
+from filmroll.store.tables import Account, ConnectLink, OAuthState, ReconnectLink
 from filmroll.vault import Vault
 from filmroll.vocabulary import AccountStatus, Provider
 
@@ -66,7 +67,8 @@ class Connector:
         self.policy = policy or RefreshPolicy()
 
     async def begin(self, *, flow: str, session_id: str | None, force_reauth: bool = False,
-                    reconnect_link_id: int | None = None, provider: str = Provider.INSTAGRAM_LOGIN) -> str:
+                    reconnect_link_id: int | None = None, connect_link_id: int | None = None,
+                    provider: str = Provider.INSTAGRAM_LOGIN) -> str:
         """Create a state and return the authorize URL to send the owner to (full-page, never a popup). The state
         remembers the provider, so the one callback route knows whose code it receives."""
         client = self.clients[provider]
@@ -74,7 +76,7 @@ class Connector:
         async with self.database.transaction() as session:
             await states.create(session, state, session_id=session_id, flow=flow, provider=client.provider,
                                 redirect_uri=client.redirect_uri, now=self.database.clock.now(), ttl=STATE_TTL,
-                                reconnect_link_id=reconnect_link_id)
+                                reconnect_link_id=reconnect_link_id, connect_link_id=connect_link_id)
         scopes = self.scopes.get(client.provider)
         if scopes is None:
             return client.authorize_url(state, force_reauth=force_reauth)
@@ -98,6 +100,12 @@ class Connector:
     async def flow_of(self, state: str) -> str | None:
         async with self.database.read() as session:
             return await states.flow_of(session, state[:200])
+
+    async def connect_link_of(self, state: str) -> ConnectLink | None:
+        """The connect link a sign-in was started from (where its owner goes back to), if any."""
+        async with self.database.read() as session:
+            link_id = await states.connect_link_of(session, state[:200])
+            return await session.get(ConnectLink, link_id) if link_id is not None else None
 
     async def reconnected(self, session_id: str) -> Account | None:
         """The account a finished reconnect in this browser was for (for its confirmation page)."""
@@ -125,6 +133,7 @@ class Connector:
         async with self.database.transaction() as session:
             row = await states.consume(session, result.state, session_id=session_id, flow=flow, now=now)
             link_id, client = row.reconnect_link_id, self.clients[row.provider]
+            connect_link_id = row.connect_link_id
             if link_id is not None and not await links.take(session, link_id, now):
                 raise errors.CallbackError("This reconnect link was already used or has expired. Ask for a new "
                                            "one.", code="used_link")
@@ -155,7 +164,8 @@ class Connector:
             exc.event_id = event.id
             raise
         return Connection(await self._store(client.provider, profiles, grant, permissions, actor=actor,
-                                            how="connected", data_access_expires_at=data_access_expires_at))
+                                            how="connected", data_access_expires_at=data_access_expires_at,
+                                            connect_link_id=connect_link_id))
 
     async def _same_account(self, link_id: int, provider: str, profiles: tuple[Profile, ...]) -> None:
         async with self.database.read() as session:
@@ -190,18 +200,23 @@ class Connector:
 
     async def _store(self, provider: str, profiles: tuple[Profile, ...], grant: LongLivedGrant,
                      permissions: tuple[str, ...], *, actor: str | None, how: str,
-                     data_access_expires_at: datetime | None = None) -> tuple[Connected, ...]:
-        """Every account one sign-in reads, with its own sealed copy of the token, in one transaction."""
+                     data_access_expires_at: datetime | None = None,
+                     connect_link_id: int | None = None) -> tuple[Connected, ...]:
+        """Every account one sign-in reads, with its own sealed copy of the token, in one transaction (with the
+        connect link that started it spent on them: a link spent meanwhile stores nothing)."""
         if any(profile.user_id is None for profile in profiles):
             raise errors.MalformedResponseError("Instagram's profile carries no user_id; nothing was stored")
         now = self.database.clock.now()
         issued_at = grant.expires_at - timedelta(seconds=grant.expires_in)
         refreshes = Provider(provider).refreshes
         async with self.database.transaction() as session:
-            return tuple([await self._store_one(session, provider, profile, grant, permissions, actor=actor, how=how,
-                                                now=now, issued_at=issued_at, refreshes=refreshes,
-                                                data_access_expires_at=data_access_expires_at)
-                          for profile in profiles])
+            stored = tuple([await self._store_one(session, provider, profile, grant, permissions, actor=actor,
+                                                  how=how, now=now, issued_at=issued_at, refreshes=refreshes,
+                                                  data_access_expires_at=data_access_expires_at)
+                            for profile in profiles])
+            if connect_link_id is not None:
+                await connect_links.attach(session, connect_link_id, [c.account_id for c in stored], now, actor)
+            return stored
 
     async def _store_one(self, session: AsyncSession, provider: str, profile: Profile, grant: LongLivedGrant,
                          permissions: tuple[str, ...], *, actor: str | None, how: str, now: datetime,

@@ -88,7 +88,8 @@ async def listing(session: AsyncSession) -> list[Account]:
 
 
 async def page(session: AsyncSession, *, after: int | None, limit: int, status: str | None = None,
-               provider: str | None = None, username: str | None = None) -> list[Account]:
+               provider: str | None = None, username: str | None = None,
+               custom_id: str | None = None) -> list[Account]:
     """Accounts by id after ``after`` (keyset paging: as fast on the last page as on the first), filtered by
     status, provider, and a part of the username (case-insensitive)."""
     query = select(Account).order_by(Account.id).limit(limit)
@@ -98,6 +99,8 @@ async def page(session: AsyncSession, *, after: int | None, limit: int, status: 
         query = query.where(Account.status == status)
     if provider is not None:
         query = query.where(Account.provider == provider)
+    if custom_id is not None:
+        query = query.where(Account.custom_id == custom_id)
     return list((await session.execute(_named(query, username))).scalars())
 
 

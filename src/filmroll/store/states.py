@@ -22,18 +22,26 @@ def digest(value: str) -> str:
 
 
 async def create(session: AsyncSession, state: str, *, session_id: str | None, flow: str, provider: str,
-                 redirect_uri: str, now: datetime, ttl: timedelta, reconnect_link_id: int | None = None) -> None:
+                 redirect_uri: str, now: datetime, ttl: timedelta, reconnect_link_id: int | None = None,
+                 connect_link_id: int | None = None) -> None:
     await session.execute(delete(OAuthState).where(OAuthState.expires_at < now - timedelta(days=1)))
     session.add(OAuthState(state_hash=digest(state), session_hash=digest(session_id) if session_id else None,
                            flow=flow, provider=provider, redirect_uri=redirect_uri, created_at=now,
-                           expires_at=now + ttl, reconnect_link_id=reconnect_link_id))
+                           expires_at=now + ttl, reconnect_link_id=reconnect_link_id,
+                           connect_link_id=connect_link_id))
     await session.flush()
 
 
 async def flow_of(session: AsyncSession, state: str) -> str | None:
-    """Which flow started this state (``web``, ``cli``, ``reconnect``), so the callback knows whom to ask."""
+    """Which flow started this state (``web``, ``cli``, ``reconnect``, ``connect_link``), so the callback knows
+    whom to ask."""
     row = await session.get(OAuthState, digest(state))
     return row.flow if row is not None else None
+
+
+async def connect_link_of(session: AsyncSession, state: str) -> int | None:
+    row = await session.get(OAuthState, digest(state))
+    return row.connect_link_id if row is not None else None
 
 
 async def consume(session: AsyncSession, state: str, *, session_id: str | None, flow: str,

@@ -70,6 +70,7 @@ class Account(Base):
     status: Mapped[str] = mapped_column(String(20), default=AccountStatus.ACTIVE)  # an AccountStatus
     status_reason: Mapped[str | None] = mapped_column(Text)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
+    custom_id: Mapped[str | None] = mapped_column(String(100))  # an agency's own id for it (a connect link's)
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -77,7 +78,8 @@ class Account(Base):
     # One person's Instagram account connected through two providers is two accounts: each provider's token reads
     # it, each has its own lifecycle.
     __table_args__ = (UniqueConstraint("provider", "ig_user_id", name="uq_accounts_provider_ig_user_id"),
-                      Index("ix_accounts_status_id", "status", "id"))  # the accounts page, a status at a time
+                      Index("ix_accounts_status_id", "status", "id"),  # the accounts page, a status at a time
+                      Index("ix_accounts_custom_id", "custom_id"))
 
 
 class Source(Base):
@@ -363,6 +365,8 @@ class OAuthState(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set for an owner's reconnect: the sign-in must end on that link's Instagram account.
     reconnect_link_id: Mapped[int | None] = mapped_column(ForeignKey("reconnect_links.id", ondelete="CASCADE"))
+    # Set for a sign-in a connect link started: its custom id goes on the account it connects.
+    connect_link_id: Mapped[int | None] = mapped_column(ForeignKey("connect_links.id", ondelete="CASCADE"))
 
 
 class Alert(Base):
@@ -390,6 +394,24 @@ class Alert(Base):
 
     __table_args__ = (UniqueConstraint("account_id", "kind", "token_version", name="uq_alerts_account_kind_version"),
                       Index("ix_alerts_due", "status", "next_attempt_at"))
+
+
+class ConnectLink(Base):
+    """A single-use, expiring link an agency gives a client: it connects the client's account with no admin login,
+    and the account carries the agency's ``custom_id``. Only a SHA-256 of the link's secret is kept."""
+
+    __tablename__ = "connect_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    custom_id: Mapped[str] = mapped_column(String(100))
+    provider: Mapped[str] = mapped_column(String(32))
+    return_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
 
 
 class ReconnectLink(Base):

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from filmroll import errors
 from filmroll.service import accounts as account_service
-from filmroll.service import deletion, moderation
+from filmroll.service import connect_links, deletion, moderation
 from filmroll.service import feeds as feed_service
 from filmroll.service import insights as insight_service
 from filmroll.service.accounts import AccountView
@@ -41,6 +41,7 @@ class ErrorOut(BaseModel):
 class AccountOut(BaseModel):
     id: int
     username: str | None
+    custom_id: str | None = Field(description="Your own id for it, from the connect link that connected it")
     name: str | None
     provider: str
     status: str
@@ -61,9 +62,10 @@ class AccountOut(BaseModel):
 
     @classmethod
     def of(cls, v: AccountView) -> AccountOut:
-        return cls(id=v.id, username=v.username, name=v.name, provider=v.provider, status=v.status,
-                   status_reason=v.status_reason, followers_count=v.followers_count, follows_count=v.follows_count,
-                   media_count=v.media_count, posts=v.posts, permissions=list(v.permissions),
+        return cls(id=v.id, username=v.username, custom_id=v.custom_id, name=v.name, provider=v.provider,
+                   status=v.status, status_reason=v.status_reason, followers_count=v.followers_count,
+                   follows_count=v.follows_count, media_count=v.media_count, posts=v.posts,
+                   permissions=list(v.permissions),
                    token_expires_at=v.token_expires_at, data_access_expires_at=v.data_access_expires_at,
                    refreshed_at=v.refreshed_at, next_refresh_at=v.next_refresh_at, last_synced_at=v.last_synced_at,
                    next_sync_at=v.next_sync_at, stale_since=v.stale_since, sync_error=v.sync_error)
@@ -158,6 +160,25 @@ class EventPage(BaseModel):
     next_cursor: str | None
 
 
+class ConnectLinkIn(BaseModel):
+    custom_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@+-]+$",
+                           description="Your own id for the client; the account will carry it")
+    return_url: str | None = Field(None, max_length=2000, description="Where the owner lands afterwards, with "
+                                   "?outcome=connected|<error code>&custom_id=…[&account=@…]; only on an origin in "
+                                   "FILMROLL_API__RETURN_ORIGINS")
+    expires_in: int = Field(7 * 86_400, ge=300, le=30 * 86_400, description="Seconds the link stays usable")
+    provider: ProviderName = "instagram_login"
+
+
+class ConnectLinkOut(BaseModel):
+    id: int
+    url: str = Field(description="Send this to the account's owner; shown once (only its hash is kept)")
+    custom_id: str
+    provider: str
+    return_url: str | None
+    expires_at: datetime
+
+
 class Accepted(BaseModel):
     status: str
 
@@ -201,11 +222,13 @@ def router() -> APIRouter:
                             cursor: Annotated[str | None, Query(max_length=40)] = None,
                             limit: Annotated[int, Query(ge=1, le=200)] = 50,
                             status: Status | None = None, provider: ProviderName | None = None,
+                            custom_id: Annotated[str | None, Query(max_length=100,
+                                                                   pattern=r"^[A-Za-z0-9._:@+-]+$")] = None,
                             username: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._]+$",
                                                                   description="A part of the username")] = None,
                             ) -> AccountPage:
         found = await account_service.page(web.database, after=after_of(cursor), limit=limit + 1, status=status,
-                                           provider=provider, username=username)
+                                           provider=provider, username=username, custom_id=custom_id)
         shown = found[:limit]
         return AccountPage(data=[AccountOut.of(v) for v in shown],
                            next_cursor=cursor_of(shown[-1].id) if len(found) > limit else None)
@@ -287,6 +310,16 @@ def router() -> APIRouter:
     async def delete_feed(slug: Slug, key: Caller, web: Context) -> Accepted:
         await feed_service.delete(web.database, slug)
         return Accepted(status="deleted")
+
+    @routes.post("/connect-links", response_model=ConnectLinkOut, status_code=201,
+                 summary="A single-use link an account's owner opens to connect it, with no admin login")
+    async def create_connect_link(link: ConnectLinkIn, request: Request, key: Caller, web: Context) -> ConnectLinkOut:
+        made = await connect_links.create(
+            web.database, custom_id=link.custom_id, provider=link.provider, return_url=link.return_url,
+            expires_in=timedelta(seconds=link.expires_in), allowed_origins=request.app.state.return_origins,
+            public_origin=request.app.state.public_origin, actor=actor(key))
+        return ConnectLinkOut(id=made.id, url=made.url, custom_id=made.custom_id, provider=made.provider,
+                              return_url=made.return_url, expires_at=made.expires_at)
 
     @routes.get("/events", response_model=EventPage, summary="What happened, newest first")
     async def list_events(key: Caller, web: Context,

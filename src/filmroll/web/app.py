@@ -199,6 +199,8 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     app.include_router(oauth.router(urlsplit(settings.instagram.redirect_uri).path or "/callback"))
     app.include_router(meta.router(settings))
     management = app.state.api = api.create_api(settings.api.requests_per_minute)
+    app.state.return_origins = management.state.return_origins = list(settings.api.return_origins)
+    management.state.public_origin = settings.public_origin()
     app.mount("/api/v1", management)
     for error, handler in ((SignInRequired, _sign_in), (FormRejected, _form_rejected),
                            (errors.CallbackError, _callback_error), (errors.InstagramError, _instagram_error),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from filmroll import errors
+from filmroll.service import connect_links
 from filmroll.web import security
 from filmroll.web.deps import FormFields, Web, optional_admin, secure, session_id
 from filmroll.web.rendering import AUDIENCE_KEY, Audience, page, problem, route_class
@@ -25,6 +26,8 @@ def router(callback_path: str) -> APIRouter:
     routes.add_api_route("/reconnect", reconnect_page, methods=["GET"])
     routes.add_api_route("/reconnect", reconnect, methods=["POST"])
     routes.add_api_route("/reconnected", reconnected, methods=["GET"])
+    routes.add_api_route("/connect-link", connect_link_page, methods=["GET"])
+    routes.add_api_route("/connect-link", connect_link, methods=["POST"])
     return routes
 
 
@@ -40,8 +43,11 @@ async def callback(request: Request, web: Web) -> Response:
         raise errors.CallbackError("This redirect names a place to go next; filmroll never follows those.",
                                    code="return_target")
     state = next((value for name, value in parse_qsl(query) if name == "state"), "")
-    if state and await web.connector.flow_of(state) == "reconnect":
+    flow = await web.connector.flow_of(state) if state else None
+    if flow == "reconnect":
         return await _finish_reconnect(request, web, query)
+    if flow == "connect_link":
+        return await _finish_connect_link(request, web, query, state)
     current = session_id(request, web)
     admin = await optional_admin(request, web)  # only now: the checks above touch neither database nor network
     if admin is None or current is None:
@@ -98,3 +104,59 @@ async def reconnected(request: Request, web: Web) -> Response:
         return problem(request, 404, "Nothing to show", "This browser has not finished a reconnect recently.",
                        "no_reconnect")
     return page(request, "reconnected.html", account=account)
+
+
+# ----- an agency's connect link (service/connect_links.py) ----------------------------------------------------------
+
+def _connect_cookie(request: Request, web: Web) -> str:
+    return ("__Host-" if secure(request, web) else "") + "filmroll_connect_link"
+
+
+async def connect_link_page(request: Request, web: Web) -> Response:
+    """What the agency's link opens. A GET changes nothing (mail scanners and link previews fetch it too)."""
+    secret = request.query_params.get("link", "")
+    try:
+        link = await connect_links.usable(web.database, secret)
+    except errors.CallbackError as exc:
+        return problem(request, 404 if exc.code == "unknown_link" else 410, "This link cannot be used", exc.message,
+                       exc.code)
+    return page(request, "connect_link.html", link=link, secret=secret)
+
+
+async def connect_link(request: Request, web: Web, form: FormFields) -> Response:
+    binding = secrets.token_urlsafe(32)
+    try:
+        link = await connect_links.usable(web.database, form.get("link", ""))
+    except errors.CallbackError as exc:
+        return problem(request, 410, "This link cannot be used", exc.message, exc.code)
+    # force_reauth: the browser may be signed in to an account other than the client's; let them choose.
+    url = await web.connector.begin(flow="connect_link", session_id=binding, force_reauth=True,
+                                    connect_link_id=link.id, provider=link.provider)
+    response = RedirectResponse(url, status_code=303)
+    security.set_cookie(response, _connect_cookie(request, web), binding, secure=secure(request, web),
+                        max_age=RECONNECT_COOKIE_AGE)
+    return response
+
+
+async def _finish_connect_link(request: Request, web: Web, query: str, state: str) -> Response:
+    request.scope[AUDIENCE_KEY] = Audience.OWNER
+    binding = request.cookies.get(_connect_cookie(request, web))
+    link = await web.connector.connect_link_of(state)
+    allowed = request.app.state.return_origins
+    try:
+        connection = await web.connector.complete(query, flow="connect_link", session_id=binding,
+                                                  actor=f"connect link {link.id}" if link else "connect link")
+    except (errors.CallbackError, errors.InstagramError) as exc:
+        code = exc.code if isinstance(exc, errors.CallbackError) else type(exc).__name__
+        back = connect_links.landing(link, allowed, outcome=code) if link else None
+        if back:
+            return RedirectResponse(back, status_code=303)
+        if isinstance(exc, errors.CallbackError):
+            title = "Not connected" if not isinstance(exc, errors.AuthorizationDeniedError) else "Connect cancelled"
+            return problem(request, 400, title, exc.message, exc.code)
+        return problem(request, 502, "Instagram did not cooperate", exc.message, code)
+    names = [f"@{c.username}" for c in connection.accounts]
+    back = connect_links.landing(link, allowed, outcome="connected", account=names[0]) if link else None
+    if back:
+        return RedirectResponse(back, status_code=303)
+    return page(request, "connect_link_done.html", accounts=names)
