@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -125,6 +126,39 @@ class FeedOut(BaseModel):
     allowed_origins: list[str]
     changed_at: datetime
     created_at: datetime
+
+
+_TEXT = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class FeedChange(BaseModel):
+    """What a feed is made of; on PATCH, only the fields sent change."""
+
+    title: _TEXT | None = None
+    slug: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")] | None = None
+    accounts: list[Annotated[str, Field(min_length=1, max_length=80)]] | None = Field(
+        None, max_length=500, description="Accounts by id, @username or slug")
+    source_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None = Field(
+        None, max_length=500, description="Other sources (hashtags, profiles) by id, as `filmroll sources list` shows")
+    post_limit: Annotated[int, Field(ge=1, le=1000)] | None = None
+    media_types: list[Literal["IMAGE", "VIDEO", "CAROUSEL_ALBUM"]] | None = Field(None, min_length=1)
+    reels: bool | None = None
+    include_hashtags: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(None, max_length=50)
+    exclude_hashtags: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(None, max_length=50)
+    allowed_origins: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(None, max_length=50)
+    moderation: Literal["open", "approve"] | None = None
+    block_words: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(None, max_length=200)
+
+    def change(self) -> dict[str, object]:
+        """The FeedSpec fields this sets."""
+        names = {"source_ids": "sources"}
+        return {names.get(k, k): tuple(v) if isinstance(v, list) else v
+                for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+
+
+class NewFeed(FeedChange):
+    title: _TEXT
+    accounts: list[Annotated[str, Field(min_length=1, max_length=80)]] = Field(default_factory=list, max_length=500)
 
 
 class PostStateOut(BaseModel):
@@ -301,6 +335,20 @@ def router() -> APIRouter:
                           decision: Annotated[Decision, Body()]) -> DecisionOut:
         changed = await moderation.decide(web.database, slug, [post_id], PostState(decision.state), by=actor(key))
         return DecisionOut(changed=changed)
+
+    @routes.post("/feeds", response_model=FeedOut, status_code=201, summary="Make a feed")
+    async def create_feed(feed: NewFeed, key: Caller, web: Context) -> FeedOut:
+        change = feed.change()
+        spec = feed_service.FeedSpec(title=feed.title, slug=feed.slug or feed_service.slug_for(feed.title),
+                                     accounts=tuple(feed.accounts))
+        for name in ("title", "slug", "accounts"):
+            change.pop(name, None)
+        return _feed(await feed_service.create(web.database, replace(spec, **change),  # type: ignore[arg-type]
+                                               by=actor(key)))
+
+    @routes.patch("/feeds/{slug}", response_model=FeedOut, summary="Change some of a feed's settings")
+    async def edit_feed(slug: Slug, feed: FeedChange, key: Caller, web: Context) -> FeedOut:
+        return _feed(await feed_service.edit(web.database, slug, feed.change(), by=actor(key)))
 
     @routes.get("/feeds/{slug}", response_model=FeedOut, summary="One feed")
     async def get_feed(slug: Slug, key: Caller, web: Context) -> FeedOut:

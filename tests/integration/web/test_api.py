@@ -156,3 +156,50 @@ def test_the_management_api_has_its_own_openapi_document(sandbox, database_url):
         assert schema["openapi"].startswith("3.1") and "/accounts/{account_id}/refresh" in schema["paths"]
         public = client.get("/openapi.json").json()
         assert not any(p.startswith("/api/v1") for p in public["paths"])  # the public feed schema stays apart
+
+
+def test_feeds_made_changed_and_moderated_through_the_api(sandbox, database_url):
+    with running_filmroll(sandbox, database_url, socket=False) as app:
+        client = app.client()
+        ids = _seed(app, sandbox, database_url, 2)
+        _, key = _key(database_url, "write")
+        auth = {"Authorization": f"Bearer {key}"}
+        made = client.post("/api/v1/feeds", headers=auth, json={"title": "Café wall", "accounts": [str(ids[0])],
+                                                                   "post_limit": 9})
+        assert made.status_code == 201, made.text
+        assert made.json()["slug"] == "cafe-wall" and made.json()["post_limit"] == 9
+        before = snapshot(database_url)["feeds"]
+        for bad in ({"post_limit": 0}, {"media_types": ["GIF"]}, {"moderation": "sometimes"},
+                    {"accounts": ["@nobody"]}):
+            refused = client.patch("/api/v1/feeds/cafe-wall", headers=auth, json=bad)
+            assert refused.status_code in (404, 422) and refused.json()["error"]["code"] in ("invalid", "not_found")
+        assert snapshot(database_url)["feeds"] == before  # nothing changed
+        changed = client.patch("/api/v1/feeds/cafe-wall", headers=auth,
+                               json={"accounts": [str(ids[0]), str(ids[1])], "block_words": ["spam"]})
+        assert changed.status_code == 200 and changed.json()["block_words"] == ["spam"]
+        assert len(changed.json()["sources"]) == 2
+        taken = client.post("/api/v1/feeds", headers=auth, json={"title": "Café wall", "accounts": [str(ids[1])]})
+        assert taken.status_code == 422 and "already" in taken.json()["error"]["message"]
+        assert client.get("/api/v1/feeds/cafe-wall/posts", headers=auth).json() == []  # no stranger's posts
+        assert client.delete("/api/v1/feeds/cafe-wall", headers=auth).json() == {"status": "deleted"}
+        assert client.get("/api/v1/feeds/cafe-wall", headers=auth).status_code == 404
+
+
+def test_connect_links_are_checked_before_anything_is_made(sandbox, database_url):
+    with running_filmroll(sandbox, database_url, socket=False) as app:
+        client = app.client()
+        _, key = _key(database_url, "write")
+        auth = {"Authorization": f"Bearer {key}"}
+        before = snapshot(database_url)
+        for body in ({"custom_id": "has space"}, {"custom_id": "ok", "expires_in": 10},
+                     {"custom_id": "ok", "return_url": "https://not-allowed.example/back"},
+                     {"custom_id": "ok", "return_url": "javascript:alert(1)"}, {"custom_id": "ok", "provider": "x"}):
+            refused = client.post("/api/v1/connect-links", headers=auth, json=body)
+            assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid", (body, refused.text)
+        after = snapshot(database_url)
+        assert after["connect_links"] == before["connect_links"] == []
+        made = client.post("/api/v1/connect-links", headers=auth, json={"custom_id": "client-7"}).json()
+        secret = made["url"].split("link=")[1]
+        assert secret not in repr(snapshot(database_url))  # only its hash is kept, in no event either
+        page = client.get(made["url"].removeprefix(app.settings.public_origin()))
+        assert page.status_code == 200 and "Connect your Instagram account" in page.text
