@@ -125,3 +125,38 @@ def test_a_client_connects_through_the_agencys_link(sandbox, database_url, brows
             context.close()
     assert [p for p in landed if p.startswith("/onboarding/")] == [
         f"/onboarding/done?outcome=connected&custom_id=client-42&account=%40{account['username']}"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_api_keys_are_made_shown_once_and_revoked_in_the_admin_ui(sandbox, database_url, browser, tmp_path):
+    from tests.e2e.conftest import accessibility_violations
+    from tests.e2e.test_web_connect_browser import _sign_in
+
+    with running_filmroll(sandbox, database_url, https=True) as app:
+        context = browser.new_context(ignore_https_errors=True, bypass_csp=True)  # bypass_csp: axe-core only
+        page = context.new_page()
+        _sign_in(page, app)
+        page.click("text=API keys")
+        assert page.locator("#no-keys").count() == 1
+        page.fill("#key-name", "agency backend")
+        page.check("input[name=scope][value=write]")
+        page.click("#make-key")
+        key = page.locator("#api-key").input_value()
+        assert api_keys.well_formed(key)
+        page.click("#copy-link")
+        page.wait_for_function("document.getElementById('copied').textContent.length > 0")
+        api = app.client(headers={"Authorization": f"Bearer {key}"}, verify=False)
+        assert api.post("/api/v1/connect-links", json={"custom_id": "c-1"}).status_code == 201  # a write key
+        for width, height in ((1280, 900), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= width
+            assert accessibility_violations(page) == []
+            page.screenshot(path=str(tmp_path / f"api-keys-{width}.png"), full_page=True)
+        page.goto(app.base_url + "/admin/api-keys")
+        assert page.locator("#api-key").count() == 0 and key not in page.content()  # shown once
+        assert "flr_" in page.locator("#api-keys").inner_text() and "agency backend" in page.content()
+        page.click("#revoke-1")
+        page.wait_for_url(app.base_url + "/admin/api-keys")
+        assert page.locator("#no-keys").count() == 1
+        assert api.get("/api/v1/accounts").status_code == 401
+        context.close()

@@ -33,7 +33,19 @@ from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
 from filmroll.service.metrics import Metrics
 from filmroll.settings import Settings
-from filmroll.web import admin, api, feed_editor, feeds, insights, meta, moderation, oauth, public, security
+from filmroll.web import (
+    admin,
+    api,
+    api_keys_page,
+    feed_editor,
+    feeds,
+    insights,
+    meta,
+    moderation,
+    oauth,
+    public,
+    security,
+)
 from filmroll.web.access import NAME as ACCESS
 from filmroll.web.access import AccessLog, RequestLog
 from filmroll.web.deps import FormRejected, SignInRequired, WebContext
@@ -196,6 +208,7 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
     app.include_router(feed_editor.router())
     app.include_router(moderation.router())
     app.include_router(insights.router())
+    app.include_router(api_keys_page.router())
     app.include_router(oauth.router(urlsplit(settings.instagram.redirect_uri).path or "/callback"))
     app.include_router(meta.router(settings))
     management = app.state.api = api.create_api(settings.api.requests_per_minute)
