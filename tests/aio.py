@@ -25,3 +25,18 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def with_database(url: str, body: Any) -> Any:
+    """``await body(database)`` on a Database of its own for ``url``, disposed after: a test's direct read or
+    write beside a running filmroll."""
+    from filmroll.store.database import Database
+
+    async def go() -> Any:
+        database = Database(url)
+        try:
+            return await body(database)
+        finally:
+            await database.dispose()
+
+    return run(go())

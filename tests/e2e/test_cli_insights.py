@@ -20,7 +20,7 @@ def test_insights_prints_a_row_a_day_with_gaps_and_the_posts_rated(cli, sandbox)
     cli("sync", account["username"])
 
     found = json.loads(cli("insights", f"@{account['username']}", "--json").stdout)
-    assert found["account"] == f"@{account['username']}" and len(found["days"]) == 90
+    assert found["username"] == account["username"] and len(found["days"]) == 90
     today, before = found["days"][-1], found["days"][:-1]
     assert today["partial"] is True and today["followers_count"] == account["followers_count"]
     assert today["follows_count"] == account["follows_count"] and today["media_count"] == account["media_count"]

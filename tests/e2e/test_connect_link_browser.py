@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import update
 
 from filmroll.service import api_keys
-from filmroll.store.database import Database
 from filmroll.store.tables import ConnectLink
 from tests import aio
 from tests.e2e.test_web_connect_browser import _owner_allows
@@ -56,14 +55,6 @@ def agency_site() -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
-def _with_db(database_url: str, body):  # type: ignore[no-untyped-def]
-    async def run():  # type: ignore[no-untyped-def]
-        database = Database(database_url)
-        try:
-            return await body(database)
-        finally:
-            await database.dispose()
-    return aio.run(run())
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -73,7 +64,7 @@ def test_a_client_connects_through_the_agencys_link(sandbox, database_url, brows
         monkeypatch.setenv("FILMROLL_ALERTS__WEBHOOK_SECRET", SECRET)
         monkeypatch.setenv("FILMROLL_API__RETURN_ORIGINS", f'["{agency}"]')
         with running_filmroll(sandbox, database_url, https=True, worker=True) as app:
-            key = _with_db(database_url, lambda db: api_keys.create(db, "agency", "write", actor="test"))[1]
+            key = aio.with_database(database_url, lambda db: api_keys.create(db, "agency", "write", actor="test"))[1]
             api = app.client(headers={"Authorization": f"Bearer {key}"}, verify=False)
             refused = api.post("/api/v1/connect-links", json={"custom_id": "client-42",
                                                                "return_url": "https://evil.example/x"})
@@ -117,7 +108,7 @@ def test_a_client_connects_through_the_agencys_link(sandbox, database_url, brows
                 async with database.transaction() as session:
                     await session.execute(update(ConnectLink).where(ConnectLink.id == old["id"]).values(
                         expires_at=database.clock.now()))
-            _with_db(database_url, expire)
+            aio.with_database(database_url, expire)
             gone = page.goto(old["url"])
             assert gone.status == 410 and "expired" in page.locator("#problem-message").inner_text()
             unknown = page.goto(app.base_url + "/connect-link?link=not-a-real-link")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
@@ -70,10 +70,10 @@ class Insights:
         return sum(d.followers_count is not None for d in self.days)
 
     def as_json(self) -> dict[str, object]:
-        return {"account": f"@{self.username}" if self.username else None, "account_id": self.account_id,
-                "days": [{**asdict(d), "day": d.day.isoformat()} for d in self.days],
-                "posts": [{**asdict(p), "timestamp": p.timestamp.isoformat() if p.timestamp else None,
-                           "measured_on": p.measured_on.isoformat() if p.measured_on else None} for p in self.posts]}
+        """The JSON `filmroll insights --json` prints and ``/api/v1/accounts/{id}/insights`` answers."""
+        from pydantic import TypeAdapter  # the API's serializer, so both say the same
+
+        return dict(TypeAdapter(Insights).dump_python(self, mode="json"))
 
 
 def check_days(days: int) -> int:

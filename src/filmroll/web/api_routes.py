@@ -82,39 +82,6 @@ class TokenJobOut(BaseModel):
     account: AccountOut
 
 
-class DayOut(BaseModel):
-    day: str
-    followers_count: int | None
-    follows_count: int | None
-    media_count: int | None
-    partial: bool
-
-
-class PostEngagementOut(BaseModel):
-    ig_media_id: str
-    timestamp: str | None
-    media_type: str | None
-    caption: str | None
-    permalink: str | None
-    likes: int | None
-    comments: int | None
-    saved: int | None
-    shares: int | None
-    reach: int | None
-    views: int | None
-    engagements: int | None
-    engagement_rate: float | None
-    rate_basis: Literal["reach", "followers"] | None
-    measured_on: str | None
-
-
-class InsightsOut(BaseModel):
-    account: str | None
-    account_id: int
-    days: list[DayOut]
-    posts: list[PostEngagementOut]
-
-
 class FeedOut(BaseModel):
     slug: str
     title: str
@@ -307,13 +274,13 @@ def router() -> APIRouter:
         await deletion.request_deletion(web.database, account_id=account_id)
         return Accepted(status="deletion_requested")
 
-    @routes.get("/accounts/{account_id}/insights", response_model=InsightsOut,
+    @routes.get("/accounts/{account_id}/insights", response_model=insight_service.Insights,
                 summary="Followers a day at a time (gaps as null) and the window's posts with their engagement")
     async def account_insights(account_id: AccountId, key: Caller, web: Context,
-                               days: Annotated[int, Query(ge=1, le=insight_service.MAX_DAYS)] = 90) -> InsightsOut:
+                               days: Annotated[int, Query(ge=1, le=insight_service.MAX_DAYS)] = 90,
+                               ) -> insight_service.Insights:
         await _account(web, account_id)
-        found = await insight_service.history(web.database, str(account_id), days=days)
-        return InsightsOut.model_validate(found.as_json())
+        return await insight_service.history(web.database, str(account_id), days=days)
 
     @routes.get("/feeds", response_model=list[FeedOut], summary="Every feed")
     async def list_feeds(key: Caller, web: Context) -> list[FeedOut]:

@@ -22,8 +22,7 @@ DAYS = 90
 
 def router() -> APIRouter:
     routes = APIRouter(route_class=route_class(Audience.ADMIN), include_in_schema=False)
-    routes.add_api_route("/accounts/{account_id}/followers.csv", followers_csv, methods=["GET"])
-    routes.add_api_route("/accounts/{account_id}/engagement.csv", engagement_csv, methods=["GET"])
+    routes.add_api_route("/accounts/{account_id}/{chart}.csv", chart_csv, methods=["GET"])
     return routes
 
 
@@ -57,24 +56,16 @@ async def history(web: Web, account_id: int) -> insight_service.Insights:
     return await insight_service.history(web.database, str(account_id), days=DAYS)
 
 
-def _csv(text: str, name: str) -> Response:
-    return Response(text, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+_CSV = {"followers": insight_service.days_csv, "engagement": insight_service.posts_csv}
 
 
-async def followers_csv(request: Request, web: Web, admin: CurrentAdmin, account_id: RowId) -> Response:
-    """The follower chart's numbers: a row a day, an empty cell for a day without a snapshot."""
+async def chart_csv(request: Request, web: Web, admin: CurrentAdmin, account_id: RowId, chart: str) -> Response:
+    """A chart's numbers as CSV: an empty cell is a day without a snapshot, or a metric Instagram did not give."""
+    if chart not in _CSV:
+        return problem(request, 404, "Not found", "There is no such chart.", "not_found")
     try:
         found = await history(web, account_id)
     except errors.AccountNotFoundError:
         return problem(request, 404, "Not found", "There is no such account.", "not_found")
-    return _csv(insight_service.days_csv(found), f"{found.username or account_id}-followers.csv")
-
-
-async def engagement_csv(request: Request, web: Web, admin: CurrentAdmin, account_id: RowId) -> Response:
-    """The engagement chart's numbers: a row a post, an empty cell for a metric Instagram did not give."""
-    try:
-        found = await history(web, account_id)
-    except errors.AccountNotFoundError:
-        return problem(request, 404, "Not found", "There is no such account.", "not_found")
-    return _csv(insight_service.posts_csv(found), f"{found.username or account_id}-engagement.csv")
+    return Response(_CSV[chart](found), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{found.username or account_id}-{chart}.csv"'})

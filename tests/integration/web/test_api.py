@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from filmroll.service import api_keys
-from filmroll.store.database import Database
 from filmroll.store.tables import Event, Token
 from filmroll.vault import Keyring, Vault, parse_keys
 from tests import aio
@@ -17,18 +16,8 @@ from tests.seeding import seed_accounts
 from tests.webapp import running_filmroll
 
 
-def _with_db(database_url: str, body):
-    async def run():
-        database = Database(database_url)
-        try:
-            return await body(database)
-        finally:
-            await database.dispose()
-    return aio.run(run())
-
-
 def _key(database_url: str, scope: str, name: str = "agency backend") -> tuple[int, str]:
-    view, key = _with_db(database_url, lambda db: api_keys.create(db, name, scope, actor="test"))
+    view, key = aio.with_database(database_url, lambda db: api_keys.create(db, name, scope, actor="test"))
     return view.id, key
 
 
@@ -36,7 +25,7 @@ def _seed(app, sandbox, database_url: str, count: int, first: int = 30) -> list[
     async def body(database):
         vault = Vault(Keyring(parse_keys(app.settings.vault.keys.get_secret_value())))
         return await seed_accounts(database, vault, sandbox, count, first=first, due=False)
-    return _with_db(database_url, body)
+    return aio.with_database(database_url, body)
 
 
 def test_keys_scopes_and_the_error_shape(sandbox, database_url):
@@ -72,7 +61,7 @@ def test_keys_scopes_and_the_error_shape(sandbox, database_url):
 
         synced = client.post(f"/api/v1/accounts/{ids[0]}/sync", headers={"Authorization": f"Bearer {write}"})
         assert synced.status_code == 202 and synced.json()["id"] == ids[0]
-        kinds = _with_db(database_url, lambda db: _events(db))
+        kinds = aio.with_database(database_url, lambda db: _events(db))
         assert any(actor.startswith("api:") and "deployer" in actor for _, actor in kinds)
         assert write not in repr(snapshot(database_url))  # the key is in no row, no event
         stored = snapshot(database_url)["api_keys"]
@@ -112,7 +101,7 @@ def test_cursor_paging_filters_and_revocation(sandbox, database_url):
         older = client.get("/api/v1/events", params={"limit": 1, "cursor": events["next_cursor"]}, headers=auth)
         assert older.json()["data"][0]["id"] < events["data"][0]["id"]
 
-        _with_db(database_url, lambda db: api_keys.revoke(db, str(key_id), actor="test"))
+        aio.with_database(database_url, lambda db: api_keys.revoke(db, str(key_id), actor="test"))
         gone = client.get("/api/v1/accounts", headers=auth)
         assert gone.status_code == 401 and gone.json()["error"]["code"] == "unauthorized"
 
@@ -128,7 +117,7 @@ def test_a_refresh_while_a_worker_holds_the_lease_is_busy_and_calls_nobody(sandb
                 token = await session.get(Token, account_id)
                 token.lease_owner, token.lease_until = "worker-x", database.clock.now() + timedelta(minutes=5)
 
-        _with_db(database_url, hold)
+        aio.with_database(database_url, hold)
         calls = len(sandbox.control.calls(endpoint="refresh_access_token"))
         busy = client.post(f"/api/v1/accounts/{account_id}/refresh", headers={"Authorization": f"Bearer {key}"})
         assert busy.status_code == 409 and busy.json()["error"]["code"] == "busy", busy.text
