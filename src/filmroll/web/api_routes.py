@@ -7,6 +7,7 @@ import base64
 import binascii
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -218,6 +219,12 @@ def router() -> APIRouter:
                 raise errors.AccountNotFoundError(f"there is no account {account_id}")
         return await account_service.describe(web.database, str(account_id))
 
+    async def _token_job(web: Any, account_id: int, job: Any) -> TokenJobOut:
+        """A refresh or a probe now, through the workers' own leased path (409 busy while one holds it)."""
+        await _account(web, account_id)
+        report = await job(str(account_id))
+        return TokenJobOut(outcome=str(report.outcome), account=AccountOut.of(report.account))
+
     @routes.get("/accounts", response_model=AccountPage, summary="Accounts, a page at a time")
     async def list_accounts(key: Caller, web: Context,
                             cursor: Annotated[str | None, Query(max_length=40)] = None,
@@ -246,19 +253,14 @@ def router() -> APIRouter:
 
     @routes.post("/accounts/{account_id}/refresh", response_model=TokenJobOut,
                  summary="Refresh the token now, under the same lease as the workers (409 busy while one holds it)")
-    async def refresh_account(account_id: AccountId, key: Caller,
-                              web: Context) -> TokenJobOut:
-        await _account(web, account_id)
-        report = await account_service.refresh_now(web.runtime.refresher(owner(key)), str(account_id))
-        return TokenJobOut(outcome=str(report.outcome), account=AccountOut.of(report.account))
+    async def refresh_account(account_id: AccountId, key: Caller, web: Context) -> TokenJobOut:
+        return await _token_job(web, account_id, partial(account_service.refresh_now,
+                                                         web.runtime.refresher(owner(key))))
 
     @routes.post("/accounts/{account_id}/probe", response_model=TokenJobOut,
                  summary="Ask Instagram now whether the token still works")
-    async def probe_account(account_id: AccountId, key: Caller,
-                            web: Context) -> TokenJobOut:
-        await _account(web, account_id)
-        report = await account_service.probe_now(web.runtime.prober(owner(key)), str(account_id))
-        return TokenJobOut(outcome=str(report.outcome), account=AccountOut.of(report.account))
+    async def probe_account(account_id: AccountId, key: Caller, web: Context) -> TokenJobOut:
+        return await _token_job(web, account_id, partial(account_service.probe_now, web.runtime.prober(owner(key))))
 
     @routes.post("/accounts/{account_id}/disconnect", response_model=AccountOut,
                  summary="Disconnect: the token is forgotten, the posts kept for the retention period")
