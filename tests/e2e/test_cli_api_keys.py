@@ -73,3 +73,25 @@ def test_a_standalone_worker_serves_its_metrics_on_loopback(cli):
         worker.send_signal(signal.SIGTERM)
         _, said = worker.communicate(timeout=60)
     assert worker.returncode == 0, said
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_connect_links_from_the_cli_and_accounts_by_custom_id(cli, sandbox):
+    cli.env["FILMROLL_API__RETURN_ORIGINS"] = '["https://agency.example"]'
+    made = json.loads(cli("connect-link", "create", "--custom-id", "client-9", "--return-url",
+                          "https://agency.example/done", "--json").stdout)
+    assert made["custom_id"] == "client-9" and "/connect-link?link=" in made["url"]
+    secret = made["url"].split("link=")[1]
+    assert secret not in cli("accounts", "--json").stdout
+    for args, said in ((("--custom-id", "has space"), "a custom id is 1 to 100"),
+                       (("--custom-id", "c", "--return-url", "https://elsewhere.example/x"),
+                        "FILMROLL_API__RETURN_ORIGINS"),
+                       (("--custom-id", "c", "--expires-in", "5"), "between 300 seconds and 30 days")):
+        refused = cli("connect-link", "create", *args, check=False)
+        assert refused.returncode == 8 and said in refused.stderr, (args, refused.stderr)
+    cli("connect", "--token", stdin=sandbox.control.mint_token(3, kind="long")["access_token"] + "\n")
+    assert json.loads(cli("accounts", "--custom-id", "client-9", "--json").stdout) == []
+    everyone = json.loads(cli("accounts", "--status", "active", "--json").stdout)
+    assert len(everyone) == 1 and everyone[0]["custom_id"] is None
+    refused = cli("accounts", "--status", "gone", check=False)
+    assert refused.returncode == 8 and "--status is active" in refused.stderr

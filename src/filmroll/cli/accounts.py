@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from filmroll import errors
 from filmroll.cli import common
 from filmroll.cli.common import ExitStatus, console, emit, fail, json_output, run, settings
-from filmroll.vocabulary import Outcome
+from filmroll.vocabulary import AccountStatus, Outcome
 
 if TYPE_CHECKING:
     from filmroll.service.accounts import AccountView, RefreshReport
@@ -46,7 +47,8 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _json(view: AccountView, default_interval_minutes: int) -> dict[str, object]:
     return {
-        "id": view.id, "username": view.username, "ig_user_id": view.ig_user_id, "status": view.status,
+        "id": view.id, "username": view.username, "ig_user_id": view.ig_user_id, "custom_id": view.custom_id,
+        "status": view.status,
         "status_reason": view.status_reason, "slug": view.slug,
         "token_expires_at": view.token_expires_at.isoformat() if view.token_expires_at else None,
         "token_expires_in_seconds": int((view.token_expires_at - datetime.now(UTC)).total_seconds())
@@ -70,14 +72,20 @@ def _ago(moment: datetime | None) -> str:
     return f"{minutes:.0f} min ago" if minutes < 120 else f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
-def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
+def accounts(as_json: bool = typer.Option(False, "--json", help="Machine-readable output"),
+             status: str | None = typer.Option(None, "--status", help="Only accounts in this status (active, "
+                                               "needs_reauth, revoked, disconnected)"),
+             custom_id: str | None = typer.Option(None, "--custom-id", help="Only the accounts a connect link with "
+                                                  "this custom id connected")) -> None:
     """List connected accounts: status, token expiry and last refresh, posts stored and last sync."""
     open_runtime, account_service = _lazy()
     current = settings()
 
     async def body() -> list[AccountView]:
+        if status is not None and status not in {s.value for s in AccountStatus}:
+            raise errors.InputError(f"--status is active, needs_reauth, revoked or disconnected, not {status[:20]!r}")
         async with open_runtime(current) as runtime:
-            return await account_service.listing(runtime.database)
+            return await account_service.listing(runtime.database, status=status, custom_id=custom_id)
 
     views = run(body())
     if as_json:
