@@ -264,14 +264,14 @@ class Syncer:
                                         profile=fresh, account_id=claim.account_id):
                 raise _StaleLease
             await media_store.record_insights(session, _account_of(claim), history)
-        if history:
-            self._recorded[_account_of(claim)] = (started.strftime("%Y-%m-%d"),
-                                                  tuple(getattr(profile, c) for c in HISTORY_COLUMNS), started)
             if claim.stale_since is not None:
                 await feed_store.touch(session, [claim.source_id], started)  # fresh again
                 await events.record(session, "sync.recovered",
                                     f"syncing works again (it had failed since {claim.stale_since:%Y-%m-%d %H:%M} "
                                     "UTC)", at=started, account_id=claim.account_id, actor=self.owner)
+        if history:
+            self._recorded[_account_of(claim)] = (started.strftime("%Y-%m-%d"),
+                                                  tuple(getattr(profile, c) for c in HISTORY_COLUMNS), started)
         log.debug("%s synced: %s written, %s deleted", claim.label, written, deleted)
         return Outcome.SYNCED_FULL if full_gone is not None else Outcome.SYNCED
 

@@ -20,9 +20,11 @@ from tests.seeding import seed_accounts
 
 pytestmark = pytest.mark.anyio
 BEFORE = "0014"  # the last schema before sources, providers and feed_posts
-CHANGED = {"feeds": {"hidden", "pinned", "moderation", "block_words"}, "oauth_states": {"provider"},
-           "tokens": {"data_access_expires_at"}, "media": {"username"}}  # columns that move or are new
-LEFT_OUT = {"alembic_version", "feed_posts", "sources", "hashtags", "hashtag_searches"}  # new tables
+CHANGED = {"feeds": {"hidden", "pinned", "moderation", "block_words"},
+           "oauth_states": {"provider", "connect_link_id"}, "tokens": {"data_access_expires_at"},
+           "media": {"username"}, "accounts": {"custom_id"}}  # columns that move or are new
+LEFT_OUT = {"alembic_version", "feed_posts", "sources", "hashtags", "hashtag_searches", "api_keys",
+            "connect_links"}  # new tables
 # Since 0017 the sync and mirror columns are the account source's, and posts, files and feeds' sources point at
 # sources: read at the head through them, each row has the shape it had before.
 MOVED = ("sync_interval_minutes", "next_sync_at", "last_synced_at", "stale_since", "sync_lease_owner",

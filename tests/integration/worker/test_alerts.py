@@ -40,7 +40,8 @@ async def test_a_dead_token_sends_one_signed_alert_with_a_working_link(harness, 
     body = delivery.json()
     account = sandbox.control.account(1)
     assert body["type"] == "account.needs_reauth" and body["attempt"] == 1
-    assert body["account"] == {"id": ids[1], "ig_user_id": account["ig_id"], "username": "sandbox1"}
+    assert body["account"] == {"id": ids[1], "ig_user_id": account["ig_id"], "username": "sandbox1",
+                               "custom_id": None}
     assert "password" in body["reason"]
     assert body["reconnect_url"].startswith(LINK_BASE + "/reconnect?link=")
     assert await harness.link_state(body["reconnect_url"]) == "usable"
