@@ -151,3 +151,28 @@ def test_api_keys_are_made_shown_once_and_revoked_in_the_admin_ui(sandbox, datab
         assert page.locator("#no-keys").count() == 1
         assert api.get("/api/v1/accounts").status_code == 401
         context.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_without_a_return_url_the_owner_lands_on_filmrolls_own_page(sandbox, database_url, browser):
+    from filmroll.service import connect_links
+
+    with running_filmroll(sandbox, database_url, https=True) as app:
+        async def make(database):  # type: ignore[no-untyped-def]
+            return await connect_links.create(database, custom_id="walk-in", allowed_origins=[],
+                                              public_origin=app.settings.public_origin(), actor="test")
+        link = aio.with_database(database_url, make)
+        context = browser.new_context(ignore_https_errors=True)
+        page = context.new_page()
+        page.goto(link.url)
+        page.click("#connect-link")
+        account = sandbox.control.account(INDEX + 1)
+        _owner_allows(page, sandbox, account)
+        page.wait_for_url(app.base_url + "/connect-link/done*")  # Instagram's "#_" rides along the redirect
+        said = f"@{account['username']} is connected"
+        assert page.locator("#result").inner_text() == said
+        assert page.reload().status == 200 and page.locator("#result").inner_text() == said  # no replay
+        stranger = browser.new_context(ignore_https_errors=True).new_page()
+        assert stranger.goto(app.base_url + "/connect-link/done").status == 404  # another browser sees nothing
+        stranger.context.close()
+        context.close()

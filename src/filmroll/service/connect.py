@@ -116,6 +116,18 @@ class Connector:
                 .where(OAuthState.session_hash == states.digest(session_id[:100]), OAuthState.used_at.is_not(None),
                        ReconnectLink.used_at.is_not(None)))
 
+    async def connected_through_link(self, session_id: str) -> list[Account]:
+        """The accounts a connect link finished in this browser connected (for its confirmation page)."""
+        async with self.database.read() as session:
+            link = await session.scalar(
+                select(ConnectLink).join(OAuthState, OAuthState.connect_link_id == ConnectLink.id)
+                .where(OAuthState.session_hash == states.digest(session_id[:100]), OAuthState.used_at.is_not(None),
+                       ConnectLink.used_at.is_not(None)))
+            if link is None:
+                return []
+            return list((await session.execute(select(Account).where(Account.custom_id == link.custom_id)
+                                               .order_by(Account.id))).scalars())
+
     async def begin_reconnect(self, secret: str, *, session_id: str) -> str:
         """An owner pressed Continue on a reconnect link: send them to Instagram, bound to their browser."""
         link, account = await self.check_link(secret)

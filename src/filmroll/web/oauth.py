@@ -28,6 +28,7 @@ def router(callback_path: str) -> APIRouter:
     routes.add_api_route("/reconnected", reconnected, methods=["GET"])
     routes.add_api_route("/connect-link", connect_link_page, methods=["GET"])
     routes.add_api_route("/connect-link", connect_link, methods=["POST"])
+    routes.add_api_route("/connect-link/done", connect_link_done, methods=["GET"])
     return routes
 
 
@@ -155,8 +156,16 @@ async def _finish_connect_link(request: Request, web: Web, query: str, state: st
             title = "Not connected" if not isinstance(exc, errors.AuthorizationDeniedError) else "Connect cancelled"
             return problem(request, 400, title, exc.message, exc.code)
         return problem(request, 502, "Instagram did not cooperate", exc.message, code)
-    names = [f"@{c.username}" for c in connection.accounts]
-    back = connect_links.landing(link, allowed, outcome="connected", account=names[0]) if link else None
-    if back:
-        return RedirectResponse(back, status_code=303)
-    return page(request, "connect_link_done.html", accounts=names)
+    first = f"@{connection.first.username}"
+    back = connect_links.landing(link, allowed, outcome="connected", account=first) if link else None
+    # A page of its own either way: a reload must not replay the callback.
+    return RedirectResponse(back or "/connect-link/done", status_code=303)
+
+
+async def connect_link_done(request: Request, web: Web) -> Response:
+    binding = request.cookies.get(_connect_cookie(request, web))
+    found = await web.connector.connected_through_link(binding) if binding else []
+    if not found:
+        return problem(request, 404, "Nothing to show", "This browser has not finished a connect link recently.",
+                       "no_connect_link")
+    return page(request, "connect_link_done.html", accounts=[f"@{a.username}" for a in found])
