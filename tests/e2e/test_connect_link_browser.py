@@ -154,7 +154,7 @@ def test_api_keys_are_made_shown_once_and_revoked_in_the_admin_ui(sandbox, datab
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_without_a_return_url_the_owner_lands_on_filmrolls_own_page(sandbox, database_url, browser):
+def test_without_a_return_url_the_owner_lands_on_filmrolls_own_page(sandbox, database_url, browser, tmp_path):
     from filmroll.service import connect_links
 
     with running_filmroll(sandbox, database_url, https=True) as app:
@@ -165,6 +165,10 @@ def test_without_a_return_url_the_owner_lands_on_filmrolls_own_page(sandbox, dat
         context = browser.new_context(ignore_https_errors=True)
         page = context.new_page()
         page.goto(link.url)
+        for width, height in ((1280, 900), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= width
+            page.screenshot(path=str(tmp_path / f"connect-link-{width}.png"))
         page.click("#connect-link")
         account = sandbox.control.account(INDEX + 1)
         _owner_allows(page, sandbox, account)
@@ -172,6 +176,7 @@ def test_without_a_return_url_the_owner_lands_on_filmrolls_own_page(sandbox, dat
         said = f"@{account['username']} is connected"
         assert page.locator("#result").inner_text() == said
         assert page.reload().status == 200 and page.locator("#result").inner_text() == said  # no replay
+        page.screenshot(path=str(tmp_path / "connect-link-done-390.png"))
         stranger = browser.new_context(ignore_https_errors=True).new_page()
         assert stranger.goto(app.base_url + "/connect-link/done").status == 404  # another browser sees nothing
         stranger.context.close()

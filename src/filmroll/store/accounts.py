@@ -83,10 +83,6 @@ async def find(session: AsyncSession, ref: str, *, provider: str | None = None) 
     return rows[0] if len(rows) == 1 else None
 
 
-async def listing(session: AsyncSession) -> list[Account]:
-    return list((await session.execute(select(Account).order_by(Account.id))).scalars())
-
-
 async def page(session: AsyncSession, *, after: int | None, limit: int, status: str | None = None,
                provider: str | None = None, username: str | None = None,
                custom_id: str | None = None) -> list[Account]:

@@ -49,15 +49,20 @@ def context(request: Request) -> WebContext:
     return web
 
 
+def bearer(request: Request) -> str | None:
+    """The key an ``Authorization: Bearer …`` header carries, if it carries one (the API's and /metrics')."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" and key.strip() else None
+
+
 async def caller(request: Request) -> ApiKeyView:
     """The key the request carries, checked, counted against its budget, and allowed to do what is asked."""
-    said = request.headers.get("authorization", "")
-    scheme, _, key = said.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = bearer(request)
+    if key is None:
         raise ApiRefused(401, "unauthorized", "send a management API key: Authorization: Bearer flr_… "
                          "(`filmroll api-keys create NAME --scope read|write`)", {"WWW-Authenticate": "Bearer"})
     checker: KeyChecker = request.app.state.keys
-    found = await checker.check(key.strip())
+    found = await checker.check(key)
     if found is None:
         raise ApiRefused(401, "unauthorized", "this API key is not valid: mistyped, or revoked",
                          {"WWW-Authenticate": 'Bearer error="invalid_token"'})

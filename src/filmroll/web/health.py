@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from filmroll.runtime import Runtime
 from filmroll.service.health import readiness
 from filmroll.service.metrics import CONTENT_TYPE, Metrics
+from filmroll.web.api_auth import bearer
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -23,9 +24,8 @@ async def healthz() -> JSONResponse:
 
 async def metrics(request: Request) -> Response:
     if not _local(request):
-        said = request.headers.get("authorization", "")
-        scheme, _, key = said.partition(" ")
-        if scheme.lower() != "bearer" or await request.app.state.api.state.keys.check(key.strip()) is None:
+        key = bearer(request)
+        if key is None or await request.app.state.api.state.keys.check(key) is None:
             return JSONResponse({"error": {"code": "unauthorized", "message": "send a management API key "
                                            "(Authorization: Bearer flr_…), or scrape from this machine"}},
                                 status_code=401, headers={**NO_STORE, "WWW-Authenticate": "Bearer"})
