@@ -32,7 +32,6 @@ from filmroll.store.tables import Account, Feed, MediaChild, MediaFile, MediaIte
 from filmroll.vocabulary import AccountStatus, FileRole, PostState, SourceKind
 
 SCHEMA_VERSION = 1
-FRAGMENT_COLUMNS = 3  # feed.css: the fragment's grid
 _HASHTAG = re.compile(r"(?<![\w&])#(\w+)")
 _USERNAME = re.compile(r"[A-Za-z0-9._]{1,30}")
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9._]{1,30})(?<!\.)")
@@ -176,17 +175,13 @@ def render(data: FeedData, settings: DocumentSettings, *, base_url: str = "") ->
         after = posts[start - 1]["id"] if start else None
         chunk = posts[start:start + limit]
         more = start + limit < len(posts)
-        pages[after] = _json({**header, "posts": chunk, "next": f"{base}/feeds/{data.feed.slug}/after-"
-                              f"{chunk[-1]['id']}.json" if more else None})
-    # The fragment's pages hold whole rows of its three columns (a phone shows no lone tile): a page of 10 shows 9.
-    rows = max(limit - limit % FRAGMENT_COLUMNS, min(limit, FRAGMENT_COLUMNS))
-    for start in range(0, max(len(posts), 1), rows):
-        after = posts[start - 1]["id"] if start else None
-        chunk = posts[start:start + rows]
-        more = start + rows < len(posts)
+        last = chunk[-1]["id"] if chunk else None
+        document = {**header, "posts": chunk,
+                    "next": f"{base}/feeds/{data.feed.slug}/after-{last}.json" if more else None}
+        pages[after] = _json(document)
         context = {"feed": header["feed"], "accounts": header["accounts"], "posts": chunk, "base": base,
                    "first_page": start == 0,
-                   "more": f"{base}/feeds/{data.feed.slug}/embed/after-{chunk[-1]['id']}" if more else None}
+                   "more": f"{base}/feeds/{data.feed.slug}/embed/after-{last}" if more else None}
         fragment = templates.get_template("feed.html").render(context)
         html[after] = fragment.encode()
         embed[after] = templates.get_template("embed.html").render(context, fragment=fragment).encode()

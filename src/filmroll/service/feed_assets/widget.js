@@ -68,14 +68,15 @@ font-weight:700;background:rgb(0 0 0/.45);opacity:0;transition:opacity .15s}
 :host([layout=carousel]) ul{grid-auto-flow:column;grid-template-columns:none;--k:var(--filmroll-columns);
 grid-auto-columns:calc((100% - (var(--k) - 1) * var(--filmroll-gap)) / var(--k));overflow-x:auto;
 scroll-snap-type:x mandatory;scroll-behavior:smooth;scrollbar-width:none;overscroll-behavior-x:contain}
-@container filmroll (max-width:560px){:host([layout=carousel]) ul{--k:var(--filmroll-narrow)}}
-@container filmroll (max-width:300px){:host([layout=carousel]) ul{--k:var(--filmroll-tiny)}}
+@container filmroll (max-width:560px){:host([layout=carousel]) ul{--k:var(--filmroll-tiny)}}
+@container filmroll (max-width:300px){:host([layout=carousel]) ul{--k:1}}
 :host([layout=carousel]) ul::-webkit-scrollbar{display:none}
 :host([layout=carousel]) li{scroll-snap-align:start}
 .arrow{position:absolute;top:50%;transform:translateY(-50%);width:44px;height:44px;border-radius:50%;border:0;
 background:rgb(255 255 255/.92);color:#111;box-shadow:0 1px 4px rgb(0 0 0/.35);cursor:pointer;display:flex;
 align-items:center;justify-content:center;padding:0}
 .arrow[disabled]{opacity:0;pointer-events:none}
+ul:empty~.arrow{display:none}
 .arrow.back{left:6px}.arrow.on{right:6px}
 .dots{display:flex;justify-content:center;flex-wrap:wrap;gap:2px;margin-top:8px}
 .dot{all:unset;width:24px;height:24px;display:flex;align-items:center;justify-content:center;cursor:pointer}
@@ -306,7 +307,6 @@ class FilmrollFeed extends HTMLElement {
         el("span", {}, el("b", {}, number(n)), " ", word === "following" ? word : n === 1 ? word : `${word}s`))) :
         null), follow);
     this.head.classList.toggle("compact", compact);
-    this.head.classList.remove("hidden");
   }
 
   async grow() {
@@ -331,6 +331,7 @@ class FilmrollFeed extends HTMLElement {
     for (let n = this.list.children.length; n < upTo; n++) {
       this.list.append(this.tile(this.posts[n], n, first && n < this.columns));
     }
+    this.head.classList.toggle("hidden", !this.head.childElementCount);  // shown with the tiles, in one frame
     this.fit();
     if (!first && this.shown > before) this.list.children[before]?.querySelector("button")?.focus();
     this.dispatchEvent(new CustomEvent("load", {detail: {posts: this.shown}}));
@@ -346,7 +347,7 @@ class FilmrollFeed extends HTMLElement {
 
   // Shows whole rows while more posts wait; at the feed's very end a lone last tile spans its row instead.
   fit() {
-    if (!this.list) return;
+    if (!this.list || !this.list.children.length) return;  // nothing to lay out before the first page
     const row = this.perRow();
     const loaded = this.list.children.length;
     const end = !this.next && loaded === this.posts.length && this.wanted >= loaded;
@@ -419,7 +420,8 @@ class FilmrollFeed extends HTMLElement {
   // The carousel's dots: one a screenful, the current one marked; the arrows off at either end.
   paginate() {
     const width = this.list.clientWidth || 1;
-    const pages = Math.max(1, Math.ceil((this.list.scrollWidth - 2) / width));
+    const gap = parseFloat(getComputedStyle(this.list).columnGap) || 0;
+    const pages = Math.max(1, Math.ceil((this.list.scrollWidth + gap) / (width + gap) - 0.01));
     const page = Math.min(pages - 1, Math.round(this.list.scrollLeft / width));
     if (this.dots.children.length !== pages) {
       this.dots.replaceChildren(...Array.from({length: pages}, (_, n) => el("button", {class: "dot", type: "button",
@@ -446,13 +448,26 @@ class FilmrollFeed extends HTMLElement {
     const dialog = el("dialog", {part: "lightbox", "aria-label": "Post"},
       el("div", {class: "stage"}, this.stage, this.prev, this.forward, this.counter), this.panel, this.close);
     dialog.addEventListener("keydown", (event) => {
+      // Tab goes round the lightbox's own controls: never out to the browser's, never behind the page.
+      if (event.key === "Tab") {
+        const stops = [...dialog.querySelectorAll("button:not([disabled]),a[href],video[controls]")];
+        const at = stops.indexOf(this.root.activeElement);
+        const to = event.shiftKey ? (at <= 0 ? stops.length - 1 : null) : (at === stops.length - 1 ? 0 : null);
+        if (to !== null) { event.preventDefault(); stops[to].focus(); }
+        return;
+      }
       if (event.target.closest?.("video")) return;
       if (event.key === "ArrowRight") { event.preventDefault(); this.step(1); }
       if (event.key === "ArrowLeft") { event.preventDefault(); this.step(-1); }
     });
     dialog.addEventListener("close", () => {
       this.stage.replaceChildren();  // a playing video stops
-      this.list.children[this.current]?.querySelector("button")?.focus();
+      // The focus goes back to the tile of the post last shown (the browser gives it to the one that opened the
+      // lightbox), unless it has moved on since: this event comes a task after the Escape that closed it.
+      const now = this.root.activeElement;
+      if (!now || now === this.opener || dialog.contains(now)) {
+        this.list.children[this.current]?.querySelector("button")?.focus();
+      }
     });
     return dialog;
   }
@@ -494,7 +509,10 @@ class FilmrollFeed extends HTMLElement {
     this.counter.textContent = items.length > 1 ? `${child + 1} / ${items.length}` : `${index + 1} / ${this.shown}`;
     this.prev.disabled = index === 0 && child === 0;
     this.forward.disabled = index === this.shown - 1 && child === items.length - 1;
-    if (!this.dialog.open) this.dialog.showModal();
+    if (!this.dialog.open) {
+      this.opener = this.root.activeElement;
+      this.dialog.showModal();
+    }
     if (!this.dialog.contains(this.root.activeElement) || this.root.activeElement.disabled) this.close.focus();
   }
 
