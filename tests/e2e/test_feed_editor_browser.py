@@ -70,9 +70,31 @@ def test_the_feed_editor_previews_what_is_typed_and_saves_it(sandbox, database_u
         saved = page.request.get(f"{app.base_url}/feeds/fresh-from-the-oven.json").json()
         assert {p["type"] for p in saved["posts"]} == {"CAROUSEL_ALBUM"}
 
-        # The embed code follows the layout chosen.
+        # The preview is the real widget: it takes the layout, columns and header chosen at once, and so does the
+        # embed code; the frame grows to show the whole feed.
+        shown = _tiles(page)
+        frame = page.frame(name="preview")
+        frame.wait_for_function("() => document.getElementById('preview-widget').shadowRoot"
+                                "?.querySelectorAll('li:not(.spare)').length > 0")
         page.select_option("#layout", "carousel")
-        assert 'layout="carousel"' in page.locator("#snippet").inner_text()
+        page.select_option("#columns", "2")
+        page.select_option("#header", "compact")
+        assert 'layout="carousel" columns="2" header="compact"' in page.locator("#snippet").inner_text()
+        frame.wait_for_function("() => { const root = document.getElementById('preview-widget').shadowRoot;"
+                                " return root.querySelector('.arrow.on') && root.querySelector('.head.compact'); }")
+        drawn = frame.evaluate("""() => { const root = document.getElementById('preview-widget').shadowRoot;
+            const tiles = [...root.querySelectorAll('li:not(.spare) .tile')];
+            return {tiles: tiles.length, across: new Set(tiles.map(t => Math.round(t.getBoundingClientRect().top)))
+                    .size, width: tiles[0].getBoundingClientRect().width, frame: innerWidth}; }""")
+        assert drawn["tiles"] == shown and drawn["across"] == 1, drawn  # one row that slides
+        assert abs(drawn["width"] - (drawn["frame"] - 16 - 4) / 2) < 2, drawn  # two columns of the frame's width
+        _wait(lambda: page.evaluate("() => { const f = document.getElementById('preview');"
+                                    " return f.getBoundingClientRect().height >= Math.min(1400,"
+                                    " f.contentDocument.body.getBoundingClientRect().bottom); }"))
+        page.select_option("#layout", "list")
+        frame.wait_for_function("() => document.getElementById('preview-widget').shadowRoot"
+                                ".querySelector('.caption, .meta')")
+        page.select_option("#layout", "grid")
 
         # Hide the first post shown: the preview and the feed lose it.
         first = saved["posts"][0]["id"]
@@ -90,7 +112,7 @@ def test_the_feed_editor_previews_what_is_typed_and_saves_it(sandbox, database_u
             page.set_viewport_size({"width": width, "height": height})
             page.goto(f"{app.base_url}/admin/feeds/fresh-from-the-oven/edit")
             _tiles(page)
-            page.frame_locator("#preview").locator("img").first.wait_for()
+            page.frame_locator("#preview").locator(".tile img").first.wait_for()
             assert page.evaluate("document.scrollingElement.scrollWidth") <= width  # no sideways scrolling
             assert accessibility_violations(page) == [], name
             page.screenshot(path=str(tmp_path / f"feed-editor-{name}.png"))

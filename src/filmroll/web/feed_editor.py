@@ -2,14 +2,17 @@
 
 Admin pages live under ``/admin/feeds`` because ``/feeds/`` is the public mount (a reverse proxy or CDN can send
 all of it elsewhere). The preview is a page of its own, framed by the editor: what the feed would show with the
-form's settings, saved or not (``service.feeds.preview``), rendered as the same fragment websites get. With
-JavaScript it follows the form as it is edited (``feed-editor.js``); without, it shows the saved settings.
+form's settings, saved or not (``service.feeds.preview``), drawn by the real widget (``/widget.js``) from the
+draft's first page (inlined in the page as JSON: no request, no cookie needed) in the layout, columns and header
+chosen, with the fragment websites get inside it for a browser without JavaScript. With JavaScript it follows the form as it is edited
+(``feed-editor.js``); without, it shows the saved settings.
 A saved change is served by this process at once (its feed cache polls right away), by the others within
 ``FILMROLL_FEEDS__POLL_SECONDS``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -24,6 +27,7 @@ from filmroll import errors
 from filmroll.service import accounts as account_service
 from filmroll.service import feeds as feed_service
 from filmroll.service import media as media_service
+from filmroll.service.feed_documents import Documents
 from filmroll.service.feeds import MEDIA_TYPES, FeedInfo, FeedSpec
 from filmroll.store.tables import Admin
 from filmroll.web.deps import CheckedEditorForm, CheckedForm, CurrentAdmin, Web, WebContext, session_id
@@ -35,7 +39,10 @@ NO_FEED = "-"  # the preview of a feed not saved yet (never a slug: slugs do not
 POSTS_SHOWN = 120  # the sources' newest posts the editor lists for hide and pin
 _POST_ID = re.compile(r"[0-9A-Za-z_]{1,64}")
 _PREVIEW_CSP = ("default-src 'none'; img-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
-                "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+                "script-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+LAYOUTS = ("grid", "carousel", "masonry", "list")  # the widget's (widget.js)
+HEADERS = ("full", "compact", "none")
+DISPLAY = ("layout", "columns", "header")  # how the preview draws the feed: the widget's attributes, not settings
 _POST_ACTIONS = {"hide": ("hidden", True), "show": ("hidden", False), "pin": ("pinned", True),
                  "unpin": ("pinned", False)}
 
@@ -124,30 +131,47 @@ async def post_action(request: Request, web: Web, form: CheckedForm, slug: str, 
 
 
 async def preview(request: Request, web: Web, admin: CurrentAdmin, slug: str) -> Response:
-    """The feed's first page as websites would get it, for the settings in the query (``draft=1``) or as saved."""
-    saved = None if slug == NO_FEED else (await feed_service.show(web.database, slug)).spec()
-    query = {name: request.query_params.getlist(name) for name in request.query_params}
+    """The feed's first page as websites would get it, for the settings in the query (``draft=1``) or as saved,
+    drawn by the widget as the query's ``layout``, ``columns`` and ``header`` say."""
     try:
-        if "draft" in query:
-            if not query.get("account") and not (saved and saved.sources):
-                raise errors.FeedSettingError("Choose at least one account to see the feed's posts.")
-            spec = spec_from(query, saved=saved)
-            spec = replace(spec, title=spec.title.strip() or "Untitled feed")  # the title is not shown here
-        elif saved is not None:
-            spec = saved
-        else:
-            raise errors.FeedSettingError("Choose at least one account to see the feed's posts.")
-        documents = await feed_service.preview(web.database, spec, web.feeds.settings)
+        documents = await _preview_documents(request, web, slug)
     except (errors.FeedSettingError, errors.AccountNotFoundError) as exc:
         return _preview_page(request, 422, message=exc.message)
     fragment = documents.html[None].decode()
     shown = fragment.count('class="filmroll-post"')
-    return _preview_page(request, 200, fragment=fragment, shown=shown, pages=len(documents.pages))
+    # The widget reads the first page from the page itself; the pages after it are not rendered for a draft.
+    first = json.dumps({**json.loads(documents.pages[None]), "next": None}, ensure_ascii=True).replace("<", "\\u003c")
+    return _preview_page(request, 200, fragment=fragment, shown=shown, pages=len(documents.pages), first=first,
+                         display=display_of(request.query_params))
+
+
+async def _preview_documents(request: Request, web: WebContext, slug: str) -> Documents:
+    saved = None if slug == NO_FEED else (await feed_service.show(web.database, slug)).spec()
+    query = {name: request.query_params.getlist(name) for name in request.query_params if name not in DISPLAY}
+    if "draft" in query:
+        if not query.get("account") and not (saved and saved.sources):
+            raise errors.FeedSettingError("Choose at least one account to see the feed's posts.")
+        spec = spec_from(query, saved=saved)
+        spec = replace(spec, title=spec.title.strip() or "Untitled feed")  # the title is not shown here
+    elif saved is not None:
+        spec = saved
+    else:
+        raise errors.FeedSettingError("Choose at least one account to see the feed's posts.")
+    return await feed_service.preview(web.database, spec, web.feeds.settings)
+
+
+def display_of(query: Mapping[str, str]) -> dict[str, str]:
+    """The widget's layout, columns and header from a query, each a known value or its default."""
+    columns = query.get("columns", "")
+    return {"layout": query.get("layout") if query.get("layout") in LAYOUTS else "grid",
+            "columns": columns if columns in {str(n) for n in range(1, 7)} else "3",
+            "header": query.get("header") if query.get("header") in HEADERS else "full"}
 
 
 def _preview_page(request: Request, status: int, **context: Any) -> Response:
     context.setdefault("fragment", None)
     context.setdefault("message", None)
+    context.setdefault("display", display_of({}))
     response = page(request, "feed_preview.html", status, **context)
     response.headers["Content-Security-Policy"] = _PREVIEW_CSP  # framed by the editor, nowhere else
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
@@ -216,9 +240,10 @@ async def _editor(request: Request, web: WebContext, admin: Admin, info: FeedInf
     preview_query = urlencode({"draft": "1", **{k: v for k, v in fields.items() if k != "csrf_token"}}, doseq=True)
     base = _public_base(request, web)
     return page(request, "feed_editor.html", status, admin=admin, feed=info, fields=fields, accounts=accounts,
-                media_types=MEDIA_TYPES, posts=posts, error=error, saved=saved, base=base, script=SCRIPT_PATH,
-                preview_url=f"/admin/feeds/{info.slug if info else NO_FEED}/preview"
-                            + ("" if info and status == 200 else "?" + preview_query),
+                media_types=MEDIA_TYPES, layouts=LAYOUTS, headers=HEADERS, display=display_of(request.query_params), posts=posts, error=error, saved=saved, base=base, script=SCRIPT_PATH,
+                preview_url=f"/admin/feeds/{info.slug if info else NO_FEED}/preview?"
+                            + ("" if info and status == 200 else preview_query + "&")
+                            + urlencode(display_of(request.query_params)),
                 hidden=set(info.hidden) if info else set(), pinned=list(info.pinned) if info else [],
                 csrf_token=web.csrf.token(session_id(request, web) or ""))
 

@@ -212,7 +212,7 @@ def _the_fragment_works_without_javascript(served_feed):
         assert f'width="{post["width"]}"' in img and f'height="{post["height"]}"' in img
         assert 'decoding="async"' in img and "alt=" in img
     assert html.text.count('loading="lazy"') == len(pictures) - 3  # the first row at once, the rest lazily
-    more = re.search(r'class="filmroll-more"><a href="([^"]+)"', html.text)[1]
+    more = re.search(r'class="filmroll-more"><a class="filmroll-button" href="([^"]+)"', html.text)[1]
     assert admin.get(more.removeprefix(app.base_url)).status_code == 200
     css = admin.get("/feeds/feed.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")

@@ -1,5 +1,6 @@
 // <filmroll-feed src="https://HOST/feeds/SLUG.json" layout="grid|carousel|masonry|list" columns="3" limit="9"
-//   header="full|compact|none">
+//   header="full|compact|none">; src="#ID": the first page is the JSON text of the page's element ID (a
+//   <script type="application/json">), the pages after it are fetched.
 // A feed drawn from filmroll's JSON (docs/feeds.md), in a shadow root: no framework, no cookies, no storage, no
 // request to any origin but the feed's. Styles are a constructed stylesheet and CSSOM properties, never a style
 // attribute or an inline <style>, so a host page needs no 'unsafe-inline'. Theme it with --filmroll-* custom
@@ -257,10 +258,11 @@ class FilmrollFeed extends HTMLElement {
   async start() {
     const src = this.getAttribute("src");
     if (!src) return;
-    this.source = new URL(src, document.baseURI);
+
     this.posts = [];
     this.shown = 0;
     this.wanted = 0;
+    this.feed = null;
     this.head = el("div", {part: "header", class: "head hidden"});
     this.list = el("ul", {part: "grid"});
     this.more = el("button", {part: "more load-more", class: "btn hidden", type: "button",
@@ -271,14 +273,21 @@ class FilmrollFeed extends HTMLElement {
     this.dialog = this.lightbox();
     this.root.replaceChildren(this.head, this.track, ...(this.dots ? [this.dots] : []),
       el("div", {class: "bar"}, this.more), this.dialog);
-    this.next = this.source.href;
+    this.next = src.startsWith("#") ? src : new URL(src, document.baseURI).href;
     await this.grow();
   }
 
   async fetchPage() {
-    const response = await fetch(this.next, {credentials: "omit", mode: "cors", referrerPolicy: "no-referrer"});
-    if (!response.ok) throw new Error(`filmroll-feed: ${response.status} from ${this.next}`);
-    const page = resolve(await response.json(), response.url || this.next);
+    let page;
+    if (this.next.startsWith("#")) {  // the first page inlined in the host page: no request before the first paint
+      const inline = this.ownerDocument.getElementById(this.next.slice(1));
+      if (!inline) throw new Error(`filmroll-feed: no element ${this.next} in the page`);
+      page = resolve(JSON.parse(inline.textContent), document.baseURI);
+    } else {
+      const response = await fetch(this.next, {credentials: "omit", mode: "cors", referrerPolicy: "no-referrer"});
+      if (!response.ok) throw new Error(`filmroll-feed: ${response.status} from ${this.next}`);
+      page = resolve(await response.json(), response.url || this.next);
+    }
     if (!this.feed) this.header(page);
     this.feed = page;
     this.list.setAttribute("aria-label", page.feed?.title || "Instagram posts");
