@@ -34,7 +34,15 @@ def test_the_account_page_shows_the_mirrored_pictures_on_a_phone_and_a_desktop(s
             page.set_viewport_size({"width": width, "height": height})
             page.reload()
             images = page.locator("#posts img")
-            assert images.count() == posts
+            assert images.count() == min(posts, 24)  # pages of 24
+            # Square tiles that show the whole picture, and one word (and icon) for each kind of post.
+            squares = page.evaluate("[...document.querySelectorAll('#posts .square')].map(s => { const r ="
+                                    " s.getBoundingClientRect(); const i = s.querySelector('img'); return [r.width,"
+                                    " r.height, i && getComputedStyle(i).objectFit]; })")
+            assert all(abs(w - h) < 1 and fit == "contain" for w, h, fit in squares), squares
+            kinds = page.locator("#posts .post-meta .kind").all_inner_texts()
+            assert kinds and all(k in ("Photo", "Video", "Reel") or k.startswith("Album of ") for k in kinds), kinds
+            assert page.locator("#posts .post-meta .kind svg").count() == sum(k != "Photo" for k in kinds)
             for n in range(images.count()):
                 images.nth(n).scroll_into_view_if_needed()
             page.wait_for_function("[...document.images].every(i => i.complete)")
@@ -105,7 +113,20 @@ def test_the_accounts_list_reads_well_on_a_phone_and_a_desktop_and_copies_a_reco
             if SHOTS:
                 page.screenshot(path=os.path.join(SHOTS, f"accounts-{name}.jpg"), type="jpeg", quality=78,
                                 full_page=True)
+        # "Copy reconnect link" copies a new link at once, and says so; the link is there to see as well.
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.base_url)
+        page.set_viewport_size({"width": 1280, "height": 900})
         page.click(f"#reconnect-link-{seeded}")
+        page.wait_for_function("document.getElementById('copy-status').textContent.includes('Copied')")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied.startswith(app.settings.public_origin() + "/reconnect?link=")
+        assert page.locator("#copied-link").input_value() == copied
+        assert "@sandbox12" in page.locator("#copy-status").inner_text()
+        assert accessibility_violations(page) == []
+        assert page.request.get(copied).status == 200  # the owner's page opens
+        # Without the script, the form opens the page that shows the link.
+        page.evaluate(f"document.querySelector('#reconnect-link-{seeded}').form.submit()")
+        page.wait_for_url("**/reconnect-link")
         link = page.locator("#reconnect-url").input_value()
         assert link.startswith(app.settings.public_origin() + "/reconnect?link=")
         page.click("#copy-link")

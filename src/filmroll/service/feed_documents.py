@@ -36,9 +36,9 @@ _HASHTAG = re.compile(r"(?<![\w&])#(\w+)")
 _USERNAME = re.compile(r"[A-Za-z0-9._]{1,30}")
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9._]{1,30})(?<!\.)")
 _TRAILING_TAGS = re.compile(r"(?:[\s.·•|]*(?:#\w+|@[A-Za-z0-9._]+))+[\s.·•|]*\Z")
-_ASSETS = Path(__file__).parent / "feed_assets"  # the templates, stylesheet and widget feeds are made of
-STYLESHEET = _ASSETS / "feed.css"  # the fragment's look, served at /feeds/feed.css and published beside it
-WIDGET = _ASSETS / "widget.js"  # <filmroll-feed>, served at /widget.js and published beside the feeds
+ASSETS = Path(__file__).parent / "feed_assets"  # the templates, stylesheet and widget feeds are made of
+STYLESHEET = ASSETS / "feed.css"  # the fragment's look, served at /feeds/feed.css and published beside it
+WIDGET = ASSETS / "widget.js"  # <filmroll-feed>, served at /widget.js and published beside the feeds
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def _json(document: dict[str, Any]) -> bytes:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(_ASSETS), autoescape=True, trim_blocks=True,
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(ASSETS), autoescape=True, trim_blocks=True,
                               lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 

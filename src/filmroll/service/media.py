@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from filmroll import errors
@@ -49,14 +49,14 @@ class PostView:
     variants: list[str] = field(default_factory=list)
 
 
-async def posts(database: Database, ref: str, *, limit: int = 1000) -> tuple[Account, list[PostView]]:
-    """The account's live posts, newest first, with their mirror state."""
+async def posts(database: Database, ref: str, *, limit: int = 1000, offset: int = 0) -> tuple[Account, list[PostView]]:
+    """The account's live posts, newest first (``offset`` of them skipped), with their mirror state."""
     account = await find(database, ref)
     async with database.read() as session:
         source_id = await _own_source(session, account)
         rows = list((await session.execute(select(MediaItem).where(
             MediaItem.source_id == source_id, MediaItem.deleted_at.is_(None))
-            .order_by(MediaItem.timestamp.desc(), MediaItem.id.desc()).limit(limit))).scalars())
+            .order_by(MediaItem.timestamp.desc(), MediaItem.id.desc()).offset(offset).limit(limit))).scalars())
         stored = await file_store.of_source(session, source_id)
         children: dict[int, list[str]] = {}
         if rows:
@@ -82,6 +82,16 @@ async def posts(database: Database, ref: str, *, limit: int = 1000) -> tuple[Acc
             original.color if original else None, row.like_count, row.comments_count, len(children.get(row.id, ())),
             sorted(f.variant for f in own if f.role == FileRole.VARIANT)))
     return account, views
+
+
+async def post_counts(database: Database, account: Account) -> tuple[int, int]:
+    """(the account's live posts, how many of them are mirrored)."""
+    async with database.read() as session:
+        source_id = await _own_source(session, account)
+        live = (MediaItem.source_id == source_id) & MediaItem.deleted_at.is_(None)
+        total, mirrored = (await session.execute(select(
+            func.count(), func.count(MediaItem.mirrored_at)).where(live))).one()
+    return int(total), int(mirrored)
 
 
 async def profile_picture(database: Database, account_id: int) -> tuple[str | None, str | None]:

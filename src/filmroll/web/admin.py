@@ -10,8 +10,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from filmroll import errors
 from filmroll.service import accounts as account_service
@@ -51,6 +51,7 @@ async def stylesheet(request: Request) -> Response:
     return Response(request.app.state.stylesheet, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
 
 
+POSTS_PER_PAGE = 24  # the account page's posts a page
 COPY_SCRIPT_PATH = "/static/copy-link.js"
 _COPY_SCRIPT = (Path(__file__).parent / "templates" / "copy-link.js").read_bytes
 
@@ -160,25 +161,35 @@ async def reconnect_link(request: Request, web: Web, form: CheckedForm, account_
     settings = web.runtime.settings
     secret, link = await mint_link(web.database, account_id, timedelta(days=settings.alerts.reconnect_link_days))
     url = f"{settings.public_origin()}/reconnect?link={secret}"
+    if "application/json" in request.headers.get("accept", ""):  # copy-link.js copies it where it was asked for
+        return JSONResponse({"username": account.username, "url": url, "expires_at": link.expires_at.isoformat()},
+                            headers={"Cache-Control": "no-store"})
     response = page(request, "reconnect_link.html", admin=form.admin, account=account, url=url,
                     expires_at=link.expires_at)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_id: RowId) -> Response:
-    """One account's posts from the mirror: each picture as stored, with its type, caption, date and mirror state."""
+async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_id: RowId, page_number: int = Query(
+        1, alias="page", ge=1, le=100_000)) -> Response:
+    """One account: its profile, its numbers, and its posts from the mirror, a page of ``POSTS_PER_PAGE`` at a time
+    (each picture as stored, with its type, caption, date and mirror state)."""
     try:
-        account, posts = await media_service.posts(web.database, str(account_id), limit=240)
+        account, shown = await media_service.posts(web.database, str(account_id), limit=POSTS_PER_PAGE,
+                                                   offset=(page_number - 1) * POSTS_PER_PAGE)
     except errors.AccountNotFoundError:
         return problem(request, 404, "Not found", "There is no such account.", "not_found")
-    mirrored = sum(p.mirror_state == "mirrored" for p in posts)
+    total, mirrored = await media_service.post_counts(web.database, account)
+    recent = (await media_service.posts(web.database, str(account.id), limit=240))[1]  # the engagement's pictures
     avatar, mirror_error = await media_service.profile_picture(web.database, account.id)
     numbers = insights.context(await insights.history(web, account.id),
                                await account_service.describe(web.database, str(account.id)), web.database.clock.now())
-    return page(request, "account.html", admin=admin, account=account, posts=posts, mirrored=mirrored, avatar=avatar,
-                mirror_error=mirror_error, csrf_token=web.csrf.token(session_id(request, web) or ""),
-                by_id={p.ig_media_id: p for p in posts}, **numbers)
+    pages = max(1, -(-total // POSTS_PER_PAGE))
+    return page(request, "account.html", admin=admin, account=account, posts=shown, total=total, mirrored=mirrored,
+                avatar=avatar, mirror_error=mirror_error, page_number=page_number, pages=pages,
+                first_shown=(page_number - 1) * POSTS_PER_PAGE + 1,
+                csrf_token=web.csrf.token(session_id(request, web) or ""),
+                by_id={p.ig_media_id: p for p in recent}, **numbers)
 
 
 async def sync_soon(web: Web, form: CheckedForm, account_id: RowId) -> Response:

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from filmroll import __version__, errors
 from filmroll.passwords import PasswordChecker
 from filmroll.runtime import Runtime, open_runtime
+from filmroll.service import feed_documents
 from filmroll.service.metrics import Metrics
 from filmroll.settings import Settings
 from filmroll.web import (
@@ -193,8 +194,10 @@ def create_app(settings: Settings, *, upgrade: bool = True, worker: bool = False
         caching = feeds.Caching(settings.feeds.max_age_seconds, settings.feeds.stale_while_revalidate_seconds,
                                 settings.feeds.stale_if_error_seconds)
         return WebContext(runtime, runtime.connector(), auth, security.Csrf(secret),
-                          Jinja2Templates(directory=str(TEMPLATES)), public_url, authorize_origin, cache, caching,
-                          trusted_proxies, public.OnDemand(at_once=settings.mirror.processes))
+                          # the admin pages draw post types with the feeds' icons (feed_assets/icons.html)
+                          Jinja2Templates(directory=[TEMPLATES, feed_documents.ASSETS]), public_url,
+                          authorize_origin, cache, caching, trusted_proxies,
+                          public.OnDemand(at_once=settings.mirror.processes))
 
     # redirect_slashes off: Starlette built that redirect from the Host header (Location: http://evil.example/…).
     app = _FilmrollApp(title="filmroll", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,

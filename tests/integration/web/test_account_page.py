@@ -18,10 +18,10 @@ from tests.webapp import running_filmroll, wait_until_mirrored
 def test_the_account_page_shows_every_post_from_the_mirror(sandbox, database_url):
     with running_filmroll(sandbox, database_url, worker=True, socket=False, mirror=True) as app:
         admin, (_, _, posts) = _connect_and_wait_for_the_first_sync(app, sandbox, database_url, 3)
-        page = wait_until_mirrored(lambda: admin.get("/accounts/1").text, posts)
-        # The posts' grid (the engagement above it shows some of the same pictures again).
-        pictures = re.findall(r'<img src="(/media/[^"]+)"', page.split('id="posts"', 1)[1])
-        assert len(pictures) == posts  # one picture per post (an album's first, a video's poster)
+        wait_until_mirrored(lambda: admin.get("/accounts/1").text, posts)
+        assert posts > 48
+        pictures = _every_page_of_posts(admin, posts)
+        assert len(pictures) == len(set(pictures)) == posts  # one picture per post (an album's first, a video's poster)
         eager = [p for p in pictures if p.endswith(".webp")]
         lazy = [p for p in pictures if not p.endswith(".webp")]
         assert len(eager) == 4 and len(lazy) == posts - 4  # the four newest have variants already
@@ -46,6 +46,21 @@ def test_the_account_page_shows_every_post_from_the_mirror(sandbox, database_url
         assert admin.get("/media/accounts/1/sha256/00/00/" + "0" * 64 + "/640.webp").status_code == 404
         assert admin.get("/media/../../etc/passwd").status_code == 404
         admin.close()
+
+
+def _every_page_of_posts(admin, posts: int) -> list[str]:
+    """The pictures of the posts' grid (the engagement above it shows some of the same pictures again), 24 posts a
+    page, newest first, page after page."""
+    seen = []
+    for number in range(1, posts // 24 + 2):
+        page = admin.get(f"/accounts/1?page={number}").text
+        grid = page.split('id="posts"', 1)[1].split("</ul>", 1)[0]
+        seen += re.findall(r'<img src="(/media/[^"]+)"', grid)
+        assert grid.count('<li class="post ') == min(24, posts - 24 * (number - 1))
+        assert f"of {posts} (page {number} of {posts // 24 + 1})" in page
+        assert ('id="older-posts"' in page) == (number <= posts // 24) and ('id="newer-posts"' in page) == (number > 1)
+    assert admin.get("/accounts/1?page=0").status_code == 400
+    return seen
 
 
 def _served_at(database_url: str, key: str):
