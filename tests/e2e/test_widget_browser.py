@@ -117,9 +117,6 @@ def test_the_widget_on_a_strict_csp_page_of_another_origin(sandbox, database_url
             page.wait_for_function("() => [...document.querySelector('filmroll-feed').shadowRoot"
                                    ".querySelectorAll('li:not(.spare) img')].every(i => i.complete && i.naturalWidth)",
                                    timeout=30_000)
-            if SHOTS:
-                page.evaluate("() => window.scrollTo(0, 0)")
-                page.screenshot(path=f"{SHOTS}/widget-desktop.png", full_page=True)
             assert page.evaluate("() => window.__shifts.reduce((a, b) => a + b, 0)") == 0
             assert refused == []  # the CSP refused nothing
             assert [u for u in requested if not u.startswith((app.base_url, site))] == []  # filmroll's origin only
@@ -141,9 +138,6 @@ def test_the_widget_on_a_strict_csp_page_of_another_origin(sandbox, database_url
             page.wait_for_function("() => document.querySelector('filmroll-feed').shadowRoot"
                                    ".querySelector('dialog img')?.complete")
             assert _shadow(page, "return root.querySelector('dialog img').currentSrc").startswith(app.base_url)
-            if SHOTS:
-                page.wait_for_timeout(500)
-                page.screenshot(path=f"{SHOTS}/widget-lightbox.png")
             page.keyboard.press("ArrowLeft")
             assert _shadow(page, "return root.querySelector('[part=counter]').textContent") == f"1 / {children}"
             page.keyboard.press("Escape")
@@ -183,8 +177,6 @@ def test_the_widget_on_a_strict_csp_page_of_another_origin(sandbox, database_url
             page.wait_for_function("() => document.querySelector('filmroll-feed')?.shadowRoot"
                                    "?.querySelectorAll('li:not(.spare)').length === 9", timeout=30_000)
             assert accessibility_violations(page) == []
-            if SHOTS:
-                page.screenshot(path=f"{SHOTS}/widget-phone.png", full_page=True)
             page.goto(f"{app.base_url}/feeds/bakery/embed")
             assert accessibility_violations(page) == []
             context.close()
@@ -290,6 +282,10 @@ def _every_control_at(browser, url: str, filmroll: str, layout: str, width: int,
     assert cover["alpha"].startswith("rgb("), cover  # no alpha: opaque
     story = _shadow(page, "return root.querySelector('[part=story]').innerText")
     assert "View on Instagram" in story and f"@{every[0]['username']}" in story, story
+    told = _shadow(page, """const s = root.querySelector('[part=story]'); return {
+        tags: [...s.querySelectorAll('a[href^="https://www.instagram.com/explore/tags/"]')].map(a => a.textContent),
+        when: s.querySelector('time')?.getAttribute('datetime')}""")
+    assert set(told["tags"]) == {f"#{t}" for t in every[0]["hashtags"]} and told["when"] == every[0]["timestamp"]
     for _ in range(8):
         page.keyboard.press("Tab")
         assert _shadow(page, "return root.querySelector('dialog').contains(root.activeElement)"), name
@@ -305,8 +301,8 @@ def _every_control_at(browser, url: str, filmroll: str, layout: str, width: int,
     page.keyboard.press("Enter")
     page.wait_for_function(f"() => document.querySelector('filmroll-feed').shadowRoot"
                            f".querySelectorAll('li:not(.spare)').length > {before}")
-    assert _shadow(page, f"return [...root.querySelectorAll('li:not(.spare)')].indexOf("
-                         f"root.activeElement.closest('li'))") == before
+    assert _shadow(page, "return [...root.querySelectorAll('li:not(.spare)')].indexOf("
+                         "root.activeElement.closest('li'))") == before
     assert page.evaluate("() => window.__shifts.reduce((a, b) => a + b, 0)") == 0, name
     assert refused == [], refused
     assert [u for u in requested if not u.startswith((filmroll, url.rsplit("/", 1)[0]))] == []

@@ -4,8 +4,8 @@ Admin pages live under ``/admin/feeds`` because ``/feeds/`` is the public mount 
 all of it elsewhere). The preview is a page of its own, framed by the editor: what the feed would show with the
 form's settings, saved or not (``service.feeds.preview``), drawn by the real widget (``/widget.js``) from the
 draft's first page (inlined in the page as JSON: no request, no cookie needed) in the layout, columns and header
-chosen, with the fragment websites get inside it for a browser without JavaScript. With JavaScript it follows the form as it is edited
-(``feed-editor.js``); without, it shows the saved settings.
+chosen, with the fragment websites get inside it for a browser without JavaScript. With JavaScript it follows the
+form as it is edited (``feed-editor.js``); without, it shows the saved settings.
 A saved change is served by this process at once (its feed cache polls right away), by the others within
 ``FILMROLL_FEEDS__POLL_SECONDS``.
 """
@@ -162,10 +162,10 @@ async def _preview_documents(request: Request, web: WebContext, slug: str) -> Do
 
 def display_of(query: Mapping[str, str]) -> dict[str, str]:
     """The widget's layout, columns and header from a query, each a known value or its default."""
-    columns = query.get("columns", "")
-    return {"layout": query.get("layout") if query.get("layout") in LAYOUTS else "grid",
+    layout, columns, header = (query.get(name, "") for name in DISPLAY)
+    return {"layout": layout if layout in LAYOUTS else "grid",
             "columns": columns if columns in {str(n) for n in range(1, 7)} else "3",
-            "header": query.get("header") if query.get("header") in HEADERS else "full"}
+            "header": header if header in HEADERS else "full"}
 
 
 def _preview_page(request: Request, status: int, **context: Any) -> Response:
@@ -240,7 +240,8 @@ async def _editor(request: Request, web: WebContext, admin: Admin, info: FeedInf
     preview_query = urlencode({"draft": "1", **{k: v for k, v in fields.items() if k != "csrf_token"}}, doseq=True)
     base = _public_base(request, web)
     return page(request, "feed_editor.html", status, admin=admin, feed=info, fields=fields, accounts=accounts,
-                media_types=MEDIA_TYPES, layouts=LAYOUTS, headers=HEADERS, display=display_of(request.query_params), posts=posts, error=error, saved=saved, base=base, script=SCRIPT_PATH,
+                media_types=MEDIA_TYPES, layouts=LAYOUTS, headers=HEADERS, display=display_of(request.query_params),
+                posts=posts, error=error, saved=saved, base=base, script=SCRIPT_PATH,
                 preview_url=f"/admin/feeds/{info.slug if info else NO_FEED}/preview?"
                             + ("" if info and status == 200 else preview_query + "&")
                             + urlencode(display_of(request.query_params)),

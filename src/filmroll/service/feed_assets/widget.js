@@ -51,8 +51,8 @@ font-weight:700;background:rgb(0 0 0/.45);opacity:0;transition:opacity .15s}
 .hidden{display:none!important}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 :host([layout=masonry]) ul{display:block;columns:var(--filmroll-columns);column-gap:var(--filmroll-gap)}
-@container filmroll (max-width:560px){:host([layout=masonry]) ul{columns:var(--filmroll-narrow)}}
-@container filmroll (max-width:300px){:host([layout=masonry]) ul{columns:var(--filmroll-tiny)}}
+@container filmroll (max-width:560px){:host([layout=masonry]) ul{columns:var(--filmroll-tiny)}}
+@container filmroll (max-width:300px){:host([layout=masonry]) ul{columns:1}}
 :host([layout=masonry]) li{break-inside:avoid;margin-bottom:var(--filmroll-gap)}
 :host([layout=masonry]) .tile{aspect-ratio:auto}
 :host([layout=masonry]) img{height:auto}
@@ -193,11 +193,13 @@ function story(text) {
   let last = 0;
   for (const m of text.matchAll(/(^|[^\w&@])([#@])([\p{L}\p{N}_]+(?:\.[\p{L}\p{N}_]+)*)/gu)) {
     const start = m.index + m[1].length;
+    if (start < last) continue;
+    const name = m[2] === "#" ? m[3].split(".")[0] : m[3];  // a username may hold dots, a hashtag ends at one
     p.append(text.slice(last, start));
-    const href = m[2] === "#" ? `https://www.instagram.com/explore/tags/${encodeURIComponent(m[3])}/`
-      : `https://www.instagram.com/${encodeURIComponent(m[3])}/`;
-    p.append(el("a", {href, rel: "noopener", target: "_blank"}, m[2] + m[3]));
-    last = start + 1 + m[3].length;
+    const href = m[2] === "#" ? `https://www.instagram.com/explore/tags/${encodeURIComponent(name)}/`
+      : `https://www.instagram.com/${encodeURIComponent(name)}/`;
+    p.append(el("a", {href, rel: "noopener", target: "_blank"}, m[2] + name));
+    last = start + 1 + name.length;
   }
   p.append(text.slice(last));
   return p;
