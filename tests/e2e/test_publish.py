@@ -85,11 +85,12 @@ def _widget_shows_the_published_feed(browser, served: str, directory: Path, coun
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         page.wait_for_function("""(count) => { const feed = document.querySelector('filmroll-feed');
-            const images = feed && feed.shadowRoot ? [...feed.shadowRoot.querySelectorAll('img')] : [];
+            const images = feed && feed.shadowRoot ? [...feed.shadowRoot.querySelectorAll('li:not(.spare) img')]
+                : [];  // the rows shown
             return images.length === count && images.every(i => i.complete && i.naturalWidth > 0); }""",
                                arg=count, timeout=30_000)
         sources = page.evaluate("""() => [...document.querySelector('filmroll-feed').shadowRoot
-            .querySelectorAll('img')].map(i => i.currentSrc)""")
+            .querySelectorAll('li:not(.spare) img')].map(i => i.currentSrc)""")
         assert all(url.startswith(served + "/media/") for url in sources), sources
         assert not errors, errors
     finally:

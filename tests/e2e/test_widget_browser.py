@@ -78,6 +78,18 @@ def host_page(filmroll: str, body: str | dict[str, str]) -> Iterator[str]:
         server.server_close()
 
 
+def _watched(browser, width: int):  # type: ignore[no-untyped-def]
+    """A page at this width that counts layout shifts, and lists every request and every CSP refusal."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.add_init_script(CLS)
+    requested: list[str] = []
+    refused: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    return context, page, requested, refused
+
+
 def _shadow(page, script: str):
     return page.evaluate(f"() => {{ const root = document.querySelector('filmroll-feed').shadowRoot; {script} }}")
 
@@ -102,13 +114,7 @@ def test_the_widget_on_a_strict_csp_page_of_another_origin(sandbox, database_url
                    f'<filmroll-feed src="{app.base_url}/feeds/bakery.json" layout="{layout}" columns="4" limit="9" '
                    f'header="full"></filmroll-feed>' for layout in LAYOUTS}
         with host_page(app.base_url, {"/": snippet, **layouts}) as site:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            page = context.new_page()
-            page.add_init_script(CLS)
-            requested: list[str] = []
-            refused: list[str] = []
-            page.on("request", lambda r: requested.append(r.url))
-            page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+            context, page, requested, refused = _watched(browser, 1280)
             page.goto(site)
             page.wait_for_function("() => document.querySelector('filmroll-feed')?.shadowRoot"
                                    "?.querySelectorAll('li:not(.spare)').length === 9", timeout=30_000)
@@ -219,13 +225,7 @@ def _every_control_at(browser, url: str, filmroll: str, layout: str, width: int,
     """One layout at one width, under the host's strict CSP: no horizontal scroll, whole rows (no lone tile), the
     header with the account's numbers, every control reached and worked by the keyboard, a lightbox that covers the
     page and keeps the focus, no layout shift, no picture from anywhere but filmroll, axe-core clean."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    page.add_init_script(CLS)
-    requested: list[str] = []
-    refused: list[str] = []
-    page.on("request", lambda r: requested.append(r.url))
-    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    context, page, requested, refused = _watched(browser, width)
     page.goto(url)
     page.wait_for_function("() => document.querySelector('filmroll-feed')?.shadowRoot"
                            "?.querySelectorAll('li:not(.spare)').length > 0", timeout=30_000)
@@ -259,7 +259,13 @@ def _every_control_at(browser, url: str, filmroll: str, layout: str, width: int,
     wanted = {"follow", "tile", "more load-more"} | ({"next", "dot"} if layout == "carousel" else set())
     assert wanted <= set(reached), (name, reached)
     if layout == "carousel":  # the arrows and the dots work from the keyboard
+        # Tabbing through the tiles scrolled the row to show each; back to its start first.
+        _shadow(page, "root.querySelector('ul').scrollTo({left: 0, behavior: 'instant'})")
+        page.wait_for_function("() => { const root = document.querySelector('filmroll-feed').shadowRoot;"
+                               " return root.querySelector('.dot')?.getAttribute('aria-current') === 'true'"
+                               " && !root.querySelector('.arrow.on').disabled; }")
         _shadow(page, "root.querySelector('.arrow.on').focus()")
+        assert _shadow(page, "return root.activeElement?.getAttribute('aria-label')") == "Next posts"
         page.keyboard.press("Enter")
         page.wait_for_function("() => document.querySelector('filmroll-feed').shadowRoot.querySelector('ul')"
                                ".scrollLeft > 0")
