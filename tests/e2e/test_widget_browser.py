@@ -276,8 +276,11 @@ def _every_control_at(browser, url: str, filmroll: str, layout: str, width: int,
         page.wait_for_function("() => document.querySelector('filmroll-feed').shadowRoot.querySelector('ul')"
                                ".scrollLeft === 0")
 
-    # The lightbox: opened from the keyboard, opaque over the whole page, the focus kept inside, Escape gives it back.
-    _shadow(page, "root.querySelector('.tile').focus()")
+    # The lightbox (of the first album): opened from the keyboard, opaque over the whole page, telling the post's
+    # story, the focus kept inside; Escape gives it back.
+    album = next(n for n, p in enumerate(every[:8]) if p["type"] == "CAROUSEL_ALBUM")
+    post = every[album]
+    _shadow(page, f"root.querySelectorAll('.tile')[{album}].focus()")
     page.keyboard.press("Enter")
     assert _shadow(page, "return root.querySelector('dialog').open") is True
     cover = _shadow(page, """const d = root.querySelector('dialog'), r = d.getBoundingClientRect();
@@ -287,11 +290,12 @@ def _every_control_at(browser, url: str, filmroll: str, layout: str, width: int,
     assert cover["box"] == [0, 0, width, 900] and cover["inside"], (name, cover)
     assert cover["alpha"].startswith("rgb("), cover  # no alpha: opaque
     story = _shadow(page, "return root.querySelector('[part=story]').innerText")
-    assert "View on Instagram" in story and f"@{every[0]['username']}" in story, story
+    assert "View on Instagram" in story and f"@{post['username']}" in story, story
+    assert f"1 / {len(post['children'])}" == _shadow(page, "return root.querySelector('[part=counter]').textContent")
     told = _shadow(page, """const s = root.querySelector('[part=story]'); return {
         tags: [...s.querySelectorAll('a[href^="https://www.instagram.com/explore/tags/"]')].map(a => a.textContent),
         when: s.querySelector('time')?.getAttribute('datetime')}""")
-    assert set(told["tags"]) == {f"#{t}" for t in every[0]["hashtags"]} and told["when"] == every[0]["timestamp"]
+    assert set(told["tags"]) == {f"#{t}" for t in post["hashtags"]} and told["when"] == post["timestamp"]
     for _ in range(8):
         page.keyboard.press("Tab")
         assert _shadow(page, "return root.querySelector('dialog').contains(root.activeElement)"), name

@@ -167,7 +167,7 @@ def render(data: FeedData, settings: DocumentSettings, *, base_url: str = "") ->
     base = base_url.rstrip("/")
     header = _header(data, base)
     posts = [_post(data, p, base, settings) for p in data.posts]
-    templates = _environment()
+    environment = templates()
     pages: dict[str | None, bytes] = {}
     html: dict[str | None, bytes] = {}
     embed: dict[str | None, bytes] = {}
@@ -182,9 +182,9 @@ def render(data: FeedData, settings: DocumentSettings, *, base_url: str = "") ->
         context = {"feed": header["feed"], "accounts": header["accounts"], "posts": chunk, "base": base,
                    "first_page": start == 0,
                    "more": f"{base}/feeds/{data.feed.slug}/embed/after-{last}" if more else None}
-        fragment = templates.get_template("feed.html").render(context)
+        fragment = environment.get_template("feed.html").render(context)
         html[after] = fragment.encode()
-        embed[after] = templates.get_template("embed.html").render(context, fragment=fragment).encode()
+        embed[after] = environment.get_template("embed.html").render(context, fragment=fragment).encode()
     return Documents(pages, html, embed, tuple(data.feed.allowed_origins), data.feed.changed_at)
 
 
@@ -192,9 +192,24 @@ def _json(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(ASSETS), autoescape=True, trim_blocks=True,
-                              lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+def templates() -> jinja2.Environment:
+    """The fragment's and the embed page's templates (feed_assets/), with the filter they use."""
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(ASSETS), autoescape=True, trim_blocks=True,
+                                     lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    environment.filters["compact"] = compact
+    return environment
+
+
+def compact(n: int) -> str:
+    """A count as the widget writes it (``Intl`` compact notation from 10 000 on): 9,876 · 69K · 1.2M."""
+    if n < 10_000:
+        return f"{n:,}"
+    for size, unit in ((1_000, "K"), (1_000_000, "M"), (1_000_000_000, "B")):
+        scaled = n / size
+        shown = round(scaled, 1) if scaled < 10 else round(scaled)
+        if shown < 1000 or unit == "B":  # 999 999 is "1M", not "1000K"
+            return (f"{shown:.1f}".removesuffix(".0") if shown < 10 else f"{int(shown)}") + unit
+    raise AssertionError("unreachable: the last unit always returns")
 
 
 def _time(value: datetime | None) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 import re
 
-import jinja2
+import pytest
 
 from filmroll.service import feed_documents
 
@@ -29,8 +29,7 @@ def test_the_widget_and_the_fragment_draw_the_same_icons():
 
 
 def _tile(post: dict) -> str:
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(feed_documents.ASSETS), autoescape=True,
-                                     undefined=jinja2.StrictUndefined)
+    environment = feed_documents.templates()
     context = {"feed": {"slug": "s", "title": "T"}, "accounts": [], "base": "", "first_page": False, "more": None,
                "posts": [{"permalink": None, "username": None, "source": None, "color": None, "fallback": None,
                           "alt_text": "A post", "children": [], "is_reel": False, "like_count": None,
@@ -47,3 +46,11 @@ def test_each_kind_of_post_has_its_icon_with_a_name_and_counts_only_where_instag
     counted = _tile({"like_count": 1234, "comments_count": 0})
     assert "1,234" in counted and "(1,234 likes, 0 comments)" in counted
     assert "likes" not in _tile({"comments_count": 3}) and "(3 comments)" in _tile({"comments_count": 3})
+
+
+@pytest.mark.parametrize(("count", "written"), [
+    (9876, "9,876"), (10_000, "10K"), (12_345, "12K"), (68_706, "69K"), (999_999, "1M"), (1_234_567, "1.2M"),
+    (9_960_000, "10M"), (12_345_678, "12M")])
+def test_the_fragment_writes_counts_as_the_widget_does(count, written):
+    # The widget's are Chromium's Intl.NumberFormat("en", {notation: "compact"}) from 10 000 on, for these values.
+    assert feed_documents.compact(count) == written
