@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -49,21 +49,26 @@ class PostView:
     variants: list[str] = field(default_factory=list)
 
 
-async def posts(database: Database, ref: str, *, limit: int = 1000, offset: int = 0) -> tuple[Account, list[PostView]]:
-    """The account's live posts, newest first (``offset`` of them skipped), with their mirror state."""
+async def posts(database: Database, ref: str, *, limit: int = 1000, offset: int = 0,
+                ids: Sequence[str] | None = None) -> tuple[Account, list[PostView]]:
+    """The account's live posts, newest first (``offset`` of them skipped; only ``ids``, if given), with their
+    mirror state. Only the files of the posts asked for are read."""
     account = await find(database, ref)
     async with database.read() as session:
         source_id = await _own_source(session, account)
-        rows = list((await session.execute(select(MediaItem).where(
-            MediaItem.source_id == source_id, MediaItem.deleted_at.is_(None))
-            .order_by(MediaItem.timestamp.desc(), MediaItem.id.desc()).offset(offset).limit(limit))).scalars())
-        stored = await file_store.of_source(session, source_id)
+        query = select(MediaItem).where(MediaItem.source_id == source_id, MediaItem.deleted_at.is_(None))
+        if ids is not None:
+            query = query.where(MediaItem.ig_media_id.in_(ids))
+        rows = list((await session.execute(query.order_by(MediaItem.timestamp.desc(), MediaItem.id.desc())
+                                           .offset(offset).limit(limit))).scalars())
         children: dict[int, list[str]] = {}
         if rows:
             for media_id, ig_id in await session.execute(
                     select(MediaChild.media_id, MediaChild.ig_media_id)
                     .where(MediaChild.media_id.in_([r.id for r in rows])).order_by(MediaChild.position)):
                 children.setdefault(media_id, []).append(ig_id)
+        owners = [r.ig_media_id for r in rows] + [ig_id for parts in children.values() for ig_id in parts]
+        stored = await file_store.of_source(session, source_id, owners) if owners else []
     by_owner: dict[str, list[MediaFile]] = {}
     for f in stored:
         by_owner.setdefault(f.ig_media_id, []).append(f)

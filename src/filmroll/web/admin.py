@@ -180,16 +180,18 @@ async def account_page(request: Request, web: Web, admin: CurrentAdmin, account_
     except errors.AccountNotFoundError:
         return problem(request, 404, "Not found", "There is no such account.", "not_found")
     total, mirrored = await media_service.post_counts(web.database, account)
-    recent = (await media_service.posts(web.database, str(account.id), limit=240))[1]  # the engagement's pictures
     avatar, mirror_error = await media_service.profile_picture(web.database, account.id)
-    numbers = insights.context(await insights.history(web, account.id),
-                               await account_service.describe(web.database, str(account.id)), web.database.clock.now())
+    found = await insights.history(web, account.id)
+    numbers = insights.context(found, await account_service.describe(web.database, str(account.id)),
+                               web.database.clock.now())
+    engaged = [e.ig_media_id for e in found.posts]  # the engagement's posts, drawn with their pictures
+    pictured = (await media_service.posts(web.database, str(account.id), ids=engaged))[1] if engaged else []
     pages = max(1, -(-total // POSTS_PER_PAGE))
     return page(request, "account.html", admin=admin, account=account, posts=shown, total=total, mirrored=mirrored,
                 avatar=avatar, mirror_error=mirror_error, page_number=page_number, pages=pages,
                 first_shown=(page_number - 1) * POSTS_PER_PAGE + 1,
                 csrf_token=web.csrf.token(session_id(request, web) or ""),
-                by_id={p.ig_media_id: p for p in recent}, **numbers)
+                by_id={p.ig_media_id: p for p in pictured}, **numbers)
 
 
 async def sync_soon(web: Web, form: CheckedForm, account_id: RowId) -> Response:

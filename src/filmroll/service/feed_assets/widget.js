@@ -144,7 +144,7 @@ function icon(name, label) {
 }
 
 const number = (n) => n.toLocaleString(undefined, {notation: n >= 10000 ? "compact" : "standard"});
-const plural = (n, one) => `${number(n)} ${n === 1 ? one : one === "reply" ? "replies" : `${one}s`}`;
+const plural = (n, one) => `${number(n)} ${n === 1 ? one : `${one}s`}`;
 
 // Every URL of a feed document is resolved against the document's own URL, so a feed whose pictures are paths from
 // filmroll's root (no FILMROLL_FEEDS__BASE_URL) works on a page of any origin.
@@ -173,12 +173,14 @@ function kindOf(post) {
   return null;
 }
 
-// Likes and comments where Instagram gave them: a count it withheld is left out, never shown as zero.
-function counts(post, cls) {
-  const parts = [];
-  if (post.like_count != null) parts.push(el("span", {}, icon("heart"), plural(post.like_count, "like")));
-  if (post.comments_count != null) parts.push(el("span", {}, icon("comment"), plural(post.comments_count, "comment")));
-  return parts.length ? el("div", {class: cls}, ...parts) : null;
+// Likes and comments where Instagram gave them, as [icon, count, word]: a count it withheld is left out, never
+// shown as zero.
+function given(post) {
+  return [["heart", post.like_count, "like"], ["comment", post.comments_count, "comment"]].filter(([, n]) => n != null);
+}
+
+function counts(post) {
+  return given(post).map(([name, n, word]) => el("span", {}, icon(name), plural(n, word)));
 }
 
 function when(post) {
@@ -380,12 +382,11 @@ class FilmrollFeed extends HTMLElement {
     const columns = this.layout === "list" ? 2 : this.columns;
     const sizes = `(min-width: 900px) ${Math.ceil(900 / columns)}px, ${Math.ceil(100 / Math.min(columns, 3))}vw`;
     const kind = kindOf(post);
-    const likes = [post.like_count != null ? plural(post.like_count, "like") : null,
-      post.comments_count != null ? plural(post.comments_count, "comment") : null].filter(Boolean).join(", ");
     // The counts on hover and focus are numbers beside icons, as Instagram's own grid; the words are for screen readers.
-    const shown = [["heart", post.like_count], ["comment", post.comments_count]].filter(([, n]) => n != null);
-    const overlay = shown.length ? el("span", {class: "overlay", part: "overlay", "aria-hidden": "true"},
-      ...shown.map(([name, n]) => el("span", {}, icon(name), number(n)))) : null;
+    const known = given(post);
+    const likes = known.map(([, n, word]) => plural(n, word)).join(", ");
+    const overlay = known.length ? el("span", {class: "overlay", part: "overlay", "aria-hidden": "true"},
+      ...known.map(([name, n]) => el("span", {}, icon(name), number(n)))) : null;
     // A click with detail 2 is the second half of a double press: on "Load more" whose page came before it, it lands
     // on the tile that took the button's place, and must not open that post.
     const tile = el("button", {part: "tile", class: "tile", type: "button",
@@ -397,7 +398,7 @@ class FilmrollFeed extends HTMLElement {
     const item = el("li", {}, tile);
     if (this.layout === "list") {
       item.append(el("div", {class: "text"}, post.pruned_caption ? el("p", {part: "caption", class: "caption"},
-        post.pruned_caption) : null, el("div", {class: "meta"}, when(post), ...(counts(post, "x")?.children ?? []))));
+        post.pruned_caption) : null, el("div", {class: "meta"}, when(post), ...counts(post))));
     }
     return item;
   }
@@ -512,7 +513,7 @@ class FilmrollFeed extends HTMLElement {
         account?.name ? el("b", {}, account.name) : null, author)) : null,
       post.caption ? story(post.caption) : null,
       el("div", {class: "meta"}, when(post), kind ? el("span", {}, icon(kind[0]), kind[1]) : null),
-      counts(post, "meta"),
+      given(post).length ? el("div", {class: "meta"}, ...counts(post)) : null,
       post.permalink ? el("a", {class: "btn", href: post.permalink, rel: "noopener", target: "_blank"},
         "View on Instagram") : null);
     this.panel.scrollTop = 0;

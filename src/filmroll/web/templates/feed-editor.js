@@ -43,11 +43,15 @@ if (preview) {
     select.addEventListener("change", () => {
       const widget = preview.contentDocument?.getElementById("preview-widget");
       widget?.setAttribute(select.id, select.value);
-      const url = new URL(preview.src, location.href);
-      url.searchParams.set(select.id, select.value);
-      history.replaceState(null, "", `?${new URLSearchParams([...new URLSearchParams(location.search)]
-        .filter(([name]) => !["layout", "columns", "header"].includes(name)).concat(chosen()))}`);
-      if (!widget) preview.src = url.pathname + url.search;
+      // A reload keeps the choice: it is in the editor's own address, and in the frame's when it must reload.
+      const query = new URLSearchParams(location.search);
+      for (const [name, value] of chosen()) query.set(name, value);
+      history.replaceState(null, "", `?${query}`);
+      if (!widget) {
+        const url = new URL(preview.src, location.href);
+        url.searchParams.set(select.id, select.value);
+        preview.src = url.pathname + url.search;
+      }
     });
   }
 }
